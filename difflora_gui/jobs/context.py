@@ -1,0 +1,124 @@
+"""The context a job function receives: progress, log, metrics, partial results, cancellation.
+
+A job is a plain function ``run(params, ctx)``. It never knows whether it runs from the command
+line, a test or the GUI: three adapters subclass :class:`JobContext` and override the ``_emit_*``
+methods (:mod:`difflora_gui.jobs.cli`, :mod:`difflora_gui.jobs.recording`, and the Qt
+``JobController``). Progress is throttled here, once, for all of them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from difflora_gui.errors import JobCancelled
+
+#: progress updates closer together than this are dropped (the last one always goes through)
+PROGRESS_INTERVAL_S = 0.1
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: float
+    total: float | None
+    text: str
+    elapsed_s: float
+    eta_s: float | None
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.done / self.total))
+
+
+class JobContext:
+    """Base context; thread-safe for the calls a job makes from its worker thread."""
+
+    def __init__(self, *, progress_interval_s: float = PROGRESS_INTERVAL_S, clock=time.monotonic):
+        self._cancel_event = threading.Event()
+        self._interval = progress_interval_s
+        self._clock = clock
+        self._started = clock()
+        self._last_emit = -float("inf")
+        self._last_text = None
+        self._lock = threading.Lock()
+        self.last_progress: Progress | None = None
+
+    # --- what a job calls --------------------------------------------------------------------
+
+    def progress(self, done: float, total: float | None = None, text: str = "") -> None:
+        """Report ``done`` out of ``total`` units (``total=None``: unknown) with a status text."""
+        now = self._clock()
+        elapsed = now - self._started
+        eta = None
+        if total and done > 0:
+            eta = max(0.0, elapsed * (total - done) / done)
+        report = Progress(float(done), float(total) if total is not None else None, text, elapsed, eta)
+        with self._lock:
+            self.last_progress = report
+            finished = total is not None and done >= total
+            if not finished and text == self._last_text and now - self._last_emit < self._interval:
+                return
+            self._last_emit = now
+            self._last_text = text
+        self._emit_progress(report)
+
+    def log(self, text: str) -> None:
+        """A line for the log (the CLI prints it, the GUI shows it in the Log dock)."""
+        self._emit_log(str(text))
+
+    def metric(self, name: str, value: float, step: int | None = None) -> None:
+        """A named number over steps (loss, norm, ...) for plots."""
+        self._emit_metric(name, float(value), step)
+
+    def partial(self, result: Any) -> None:
+        """An intermediate result: a sample video, a preview frame, an analysis table."""
+        self._emit_partial(result)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel_event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`JobCancelled` if the user asked to stop; call it between units of work."""
+        if self._cancel_event.is_set():
+            raise JobCancelled()
+
+    # --- what the runner calls ---------------------------------------------------------------
+
+    def cancel(self) -> None:
+        self._cancel_event.set()
+
+    @property
+    def elapsed_s(self) -> float:
+        return self._clock() - self._started
+
+    # --- adapters override these -------------------------------------------------------------
+
+    def _emit_progress(self, progress: Progress) -> None:
+        pass
+
+    def _emit_log(self, text: str) -> None:
+        pass
+
+    def _emit_metric(self, name: str, value: float, step: int | None) -> None:
+        pass
+
+    def _emit_partial(self, result: Any) -> None:
+        pass
+
+
+class NullContext(JobContext):
+    """A context that reports nothing; for calling a job function as a plain function."""
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"

@@ -1,0 +1,65 @@
+"""Test set-up shared by every test.
+
+* Qt runs offscreen (must be set before a QApplication exists).
+* Each test gets its own config/data folders, so no test reads or writes the user's settings.
+* The process-wide plugin host is reset after each test.
+* Tests that use Qt fail if they leave a QThread running.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_API", "pyside6")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DIFFUSERS_OFFLINE", "1")
+os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    base = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("DIFFLORA_CONFIG_DIR", str(base / "config"))
+    monkeypatch.setenv("DIFFLORA_DATA_DIR", str(base / "data"))
+    yield base
+    from difflora_gui.plugin_host import set_plugin_host
+
+    set_plugin_host(None)
+
+
+@pytest.fixture(autouse=True)
+def _no_dangling_qthreads(request, monkeypatch):
+    """Fail a Qt test that leaves a QThread (or a pooled worker) running after it ends."""
+    if "qtbot" not in request.fixturenames and "qapp" not in request.fixturenames:
+        yield
+        return
+    from PySide6.QtCore import QThread, QThreadPool
+
+    started: list = []
+    original_start = QThread.start
+
+    def recording_start(self, *args, **kwargs):
+        started.append(self)
+        return original_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(QThread, "start", recording_start)
+    yield
+    still_running = []
+    for thread in started:
+        try:
+            if thread.isRunning() and not thread.wait(2000):
+                still_running.append(thread)
+        except RuntimeError:  # the C++ object is gone: it is not running
+            pass
+    pool_busy = not QThreadPool.globalInstance().waitForDone(2000)
+    if still_running or pool_busy:
+        pytest.fail(
+            f"test left {len(still_running)} QThread(s) running"
+            + (" and busy QThreadPool workers" if pool_busy else "")
+            + "; wait for jobs to finish (qtbot.waitUntil / controller.shutdown())",
+            pytrace=False,
+        )

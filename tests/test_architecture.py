@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pkgutil
-import tomllib
 from pathlib import Path
 
 import difflora_gui
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

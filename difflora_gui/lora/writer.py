@@ -280,7 +280,8 @@ def build_metadata(
 
     ``created`` (ISO-8601 text or a datetime) defaults to now; pass the recorded value to reproduce
     a file bit for bit. ``ss_network_dim``/``ss_network_alpha`` come from ``modules`` (``Dynamic``
-    when ranks or alphas differ) unless given.
+    when ranks or alphas differ) unless given; without either, :func:`write_lora` fills them in
+    from the modules it writes.
     """
     if created is None:
         created_dt = datetime.now(timezone.utc).replace(microsecond=0)
@@ -294,27 +295,31 @@ def build_metadata(
                 f"bad creation time {created!r}: use ISO-8601 like 2026-01-31T12:00:00Z"
             ) from None
     created_text = created_dt.isoformat()
+    dim: str | None = None
+    alpha: str | None = None
     if modules is not None:
         dim, alpha = network_dim_alpha(list(modules))
-    else:
-        dim, alpha = "Dynamic", "Dynamic"
     if network_dim is not None:
         dim = str(network_dim)
     if network_alpha is not None:
         alpha = network_alpha if isinstance(network_alpha, str) else _number(network_alpha)
     input_list = [i.to_json() if isinstance(i, InputFile) else dict(i) for i in inputs]
-    metadata: dict[str, str] = {
-        "ss_network_module": "networks.lora_wan",
-        "ss_network_dim": dim,
-        "ss_network_alpha": alpha,
-        "ss_base_model_version": "wan",
-        # musubi writes "wan2.1/lora" for every Wan size and generation; loaders key on it.
-        "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": "wan2.1/lora",
-        "modelspec.implementation": "https://github.com/Wan-Video/Wan2.1",
-        "modelspec.title": title or "DiffLoRA",
-        "modelspec.date": created_text,
-    }
+    metadata: dict[str, str] = {"ss_network_module": "networks.lora_wan"}
+    if dim is not None:
+        metadata["ss_network_dim"] = dim
+    if alpha is not None:
+        metadata["ss_network_alpha"] = alpha
+    metadata.update(
+        {
+            "ss_base_model_version": "wan",
+            # musubi writes "wan2.1/lora" for every Wan size and generation; loaders key on it.
+            "modelspec.sai_model_spec": "1.0.0",
+            "modelspec.architecture": "wan2.1/lora",
+            "modelspec.implementation": "https://github.com/Wan-Video/Wan2.1",
+            "modelspec.title": title or "DiffLoRA",
+            "modelspec.date": created_text,
+        }
+    )
     if description:
         metadata["modelspec.description"] = description
     if author:
@@ -407,8 +412,9 @@ def write_lora(
 ) -> Path:
     """Write ``modules`` to ``path`` atomically and return the path.
 
-    Refuses (``UserError``, nothing written) to overwrite one of ``inputs``, an existing file
-    unless ``overwrite``, unknown module names, NaN/Inf values, and full-weight modules in the
+    ``metadata``: usually from :func:`build_metadata`; None writes the default metadata (creation
+    time now). Refuses (``UserError``, nothing written) to overwrite one of ``inputs``, an existing
+    file unless ``overwrite``, unknown module names, NaN/Inf values, and full-weight modules in the
     musubi/diffusers formats. Portability problems of the chosen format are logged as warnings.
     """
     from difflora_gui.fileio import check_output_path
@@ -417,13 +423,19 @@ def write_lora(
     inputs = list(inputs)
     check_output_path(path, inputs=inputs, overwrite=overwrite)  # fail before any work
     fmt = normalize_format(format)
+    modules = list(modules)
     tensors = to_state_dict(modules, format=fmt, dtype=dtype)
     _check_finite(tensors)
+    metadata = dict(metadata) if metadata is not None else build_metadata(modules=modules)
+    if "ss_network_dim" not in metadata or "ss_network_alpha" not in metadata:
+        dim, alpha = network_dim_alpha(modules)
+        metadata.setdefault("ss_network_dim", dim)
+        metadata.setdefault("ss_network_alpha", alpha)
     names = sorted({_module_of_key(k) for k in tensors}, key=wan_layout.sort_key)
     for warning in portability_warnings(names, fmt):
         log.warning("%s: %s", path.name, warning)
     with atomic_output(path, inputs=inputs, overwrite=overwrite) as tmp:
-        save_safetensors(tmp, tensors, dict(metadata or {}))
+        save_safetensors(tmp, tensors, metadata)
     return path
 
 

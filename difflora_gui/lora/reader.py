@@ -194,8 +194,9 @@ def _build_entry(path: Path, name: str, roles: dict[str, str], tensors: dict[str
     def bad(problem: str) -> BadFileError:
         return BadFileError(path, f"module {name}: {problem}")
 
-    for key in roles.values():
-        if tensors[key].dtype_code not in _FLOAT_CODES:
+    for role, key in roles.items():
+        # alpha may be an integer (musubi's convert_lora.py writes torch.tensor(rank)); weights may not
+        if role != "alpha" and tensors[key].dtype_code not in _FLOAT_CODES:
             raise bad(f"{key} has non-float dtype {tensors[key].dtype}")
     if "dora_scale" in roles:
         raise bad("DoRA (dora_scale) is not supported: its weight change depends on the base model")
@@ -303,12 +304,12 @@ def _reject_non_wan(path: Path, all_keys: list[str]) -> BadFileError:
                 "not a LoRA: it has no lora_down/lora_up or lora_A/lora_B tensors",
             )
         if family:
-            return BadFileError(path, f"is not a LoRA: it looks like a full {family} model checkpoint")
+            return BadFileError(path, f"is not a LoRA: it looks like a full model checkpoint of {family}")
         return BadFileError(
             path, f"is not a LoRA: it has no LoRA tensors ({len(all_keys)} tensors such as {all_keys[0]!r})"
         )
     if family:
-        return BadFileError(path, f"is a {family} LoRA, not a Wan LoRA (keys such as {lora_like[0]!r})")
+        return BadFileError(path, f"is a LoRA for {family}, not for Wan (keys such as {lora_like[0]!r})")
     return BadFileError(path, f"is not a Wan LoRA: no key names a Wan module ({_sample(lora_like)})")
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -409,13 +409,15 @@ def write_lora(
     metadata: Mapping[str, str] | None = None,
     inputs: Iterable[str | Path] = (),
     overwrite: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``modules`` to ``path`` atomically and return the path.
 
     ``metadata``: usually from :func:`build_metadata`; None writes the default metadata (creation
     time now). Refuses (``UserError``, nothing written) to overwrite one of ``inputs``, an existing
     file unless ``overwrite``, unknown module names, NaN/Inf values, and full-weight modules in the
-    musubi/diffusers formats. Portability problems of the chosen format are logged as warnings.
+    musubi/diffusers formats. Portability problems of the chosen format go to ``warn`` (default:
+    logged as warnings).
     """
     from difflora_gui.fileio import check_output_path
 
@@ -433,7 +435,10 @@ def write_lora(
         metadata.setdefault("ss_network_alpha", alpha)
     names = sorted({_module_of_key(k) for k in tensors}, key=wan_layout.sort_key)
     for warning in portability_warnings(names, fmt):
-        log.warning("%s: %s", path.name, warning)
+        if warn is not None:
+            warn(warning)
+        else:
+            log.warning("%s: %s", path.name, warning)
     with atomic_output(path, inputs=inputs, overwrite=overwrite) as tmp:
         save_safetensors(tmp, tensors, metadata)
     return path

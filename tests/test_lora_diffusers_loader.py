@@ -93,7 +93,9 @@ def test_comfy_file_through_pipeline_load_lora_weights(tmp_path):
     modules = make_wan_lora("tiny", rank=4, alpha=3.0, select="attn blocks=0", seed=2)  # scale 0.75
     path = write_lora(tmp_path / "slider file.safetensors", modules)
     pipe = _tiny_pipeline("t2v")
-    change = _weight_change(pipe.transformer, lambda: pipe.load_lora_weights(str(path), adapter_name="slider"))
+    change = _weight_change(
+        pipe.transformer, lambda: pipe.load_lora_weights(str(path), adapter_name="slider")
+    )
     _assert_change_is(change, modules)
 
 
@@ -110,7 +112,9 @@ def test_musubi_format_loads_when_complete_and_is_rejected_by_diffusers_when_par
     transformer = _tiny_transformer("t2v")
     _assert_change_is(_weight_change(transformer, _load_file_into(transformer, path)), modules)
     # the pitfall the writer warns about: diffusers' musubi converter needs every module of every block
-    partial = write_lora(tmp_path / "partial.safetensors", make_wan_lora("tiny", select="attn"), format="musubi")
+    partial = write_lora(
+        tmp_path / "partial.safetensors", make_wan_lora("tiny", select="attn"), format="musubi"
+    )
     with pytest.raises(KeyError):
         _load_file_into(_tiny_transformer("t2v"), partial)()
 
@@ -126,10 +130,14 @@ def test_bfloat16_file_loads_with_the_rounded_factors(tmp_path):
 
 def test_merged_lora_read_back_and_rewritten_loads_the_same(tmp_path):
     """A musubi file read into canonical form and re-written as comfy gives diffusers the same ΔW."""
-    modules = make_wan_lora("tiny", rank=2, alpha=1.0, seed=6, path=tmp_path / "in.safetensors", format="musubi")
+    modules = make_wan_lora(
+        "tiny", rank=2, alpha=1.0, seed=6, path=tmp_path / "in.safetensors", format="musubi"
+    )
     with open_lora(tmp_path / "in.safetensors") as lora:
         canonical = list(lora.modules())
-    out = write_lora(tmp_path / "out.safetensors", canonical, format="comfy", inputs=[tmp_path / "in.safetensors"])
+    out = write_lora(
+        tmp_path / "out.safetensors", canonical, format="comfy", inputs=[tmp_path / "in.safetensors"]
+    )
     transformer = _tiny_transformer("t2v")
     _assert_change_is(_weight_change(transformer, _load_file_into(transformer, out)), modules)
 

@@ -61,7 +61,9 @@ def _comfy_apply(state_dict: dict[str, torch.Tensor], key_map: dict[str, str]) -
 
 
 @pytest.mark.parametrize("fmt", ["comfy", "musubi"])
-@pytest.mark.parametrize(("task", "select", "outside"), [("i2v", "all", True), ("t2v", "attn", False), ("t2v", "blocks=1", False)])
+@pytest.mark.parametrize(
+    ("task", "select", "outside"), [("i2v", "all", True), ("t2v", "attn", False), ("t2v", "blocks=1", False)]
+)
 def test_comfyui_core_finds_every_key_and_applies_alpha_over_rank(fmt, task, select, outside):
     modules = make_wan_lora("tiny", task=task, rank=3, alpha=5.0, select=select, outside=outside, seed=1)
     state_dict = to_state_dict(modules, format=fmt)
@@ -78,7 +80,10 @@ def test_comfyui_reads_full_weight_and_bias_entries(tmp_path):
     modules[1].dense, modules[1].down, modules[1].up = modules[1].delta(), None, None
     modules[1].kind = "diff"
     state_dict = to_state_dict(modules, format="comfy")
-    assert "diffusion_model.blocks.0.ffn.2.diff" in state_dict and "diffusion_model.blocks.0.ffn.0.diff_b" in state_dict
+    assert (
+        "diffusion_model.blocks.0.ffn.2.diff" in state_dict
+        and "diffusion_model.blocks.0.ffn.0.diff_b" in state_dict
+    )
     patches, not_loaded = _comfy_apply(state_dict, _comfy_key_map("t2v"))
     assert not_loaded == []
     torch.testing.assert_close(patches["blocks.0.ffn.0.bias"], modules[0].bias)
@@ -112,7 +117,9 @@ def test_wanvideowrapper_block_edit_sees_every_block_of_a_comfy_file():
     assert any(k.startswith("diffusion_model.blocks.1.") for k in kept)
     assert "diffusion_model.head.head.lora_up.weight" in kept
     # Kijai's attention-only filter keeps exactly our 'attn' selection
-    attn_only = _wvw_block_edit(keys, {0, 1}, ["embedding", "time_projection", "head.head", "img_emb", "ffn", ".diff"])
+    attn_only = _wvw_block_edit(
+        keys, {0, 1}, ["embedding", "time_projection", "head.head", "img_emb", "ffn", ".diff"]
+    )
     expected = set(to_state_dict(make_wan_lora("tiny", task="i2v", rank=2, select="attn"), format="comfy"))
     assert set(attn_only) == expected
 

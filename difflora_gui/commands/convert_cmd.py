@@ -28,7 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="all",
         help="modules to keep, e.g. 'attn', 'ffn blocks=0-9', 'all exclude=k_img|v_img' (docs/selectors.md)",
     )
-    parser.add_argument("--title", help="modelspec.title of the new file (default: the input's, or OUT's name)")
+    parser.add_argument(
+        "--title", help="modelspec.title of the new file (default: the input's, or OUT's name)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never an input)")
 
 

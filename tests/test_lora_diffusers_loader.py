@@ -151,3 +151,15 @@ def test_bias_change_loads_as_lora_bias(tmp_path, fmt):
     path = write_lora(tmp_path / "bias.safetensors", modules, format=fmt)
     transformer = _tiny_transformer("t2v")
     _assert_change_is(_weight_change(transformer, _load_file_into(transformer, path)), modules)
+
+
+@pytest.mark.timeout(120)  # diffusers' alpha split loops forever on an alpha <= 0: we must never write one
+@pytest.mark.parametrize("fmt", ["comfy", "musubi", "diffusers"])
+def test_negative_scale_loads(tmp_path, fmt):
+    """A − B differences carry signs; a negative scale must reach the model as a negative ΔW."""
+    modules = make_wan_lora("tiny", rank=3, seed=9)
+    for module in modules:
+        module.scale, module.alpha = -0.6, None
+    path = write_lora(tmp_path / "negative.safetensors", modules, format=fmt)
+    transformer = _tiny_transformer("t2v")
+    _assert_change_is(_weight_change(transformer, _load_file_into(transformer, path)), modules)

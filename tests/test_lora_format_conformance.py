@@ -50,8 +50,8 @@ def _comfy_apply(state_dict: dict[str, torch.Tensor], key_map: dict[str, str]) -
                 patches[weight_key] = scale * (up @ down)
                 loaded |= {up_key, down_key} | ({alpha_key} if alpha_key in state_dict else set())
         diff_key = lora_key + ".diff"
-        if diff_key in state_dict:
-            patches[weight_key] = patches.get(weight_key, 0) + state_dict[diff_key].float()
+        if diff_key in state_dict:  # one patch per weight: a .diff replaces a LoRA pair
+            patches[weight_key] = state_dict[diff_key].float()
             loaded.add(diff_key)
         if lora_key + ".diff_b" in state_dict:
             patches[weight_key.removesuffix(".weight") + ".bias"] = state_dict[lora_key + ".diff_b"].float()
@@ -161,3 +161,29 @@ def test_musubi_conversion_of_a_comfy_file_gives_our_musubi_file(tmp_path, selec
     path = write_lora(tmp_path / "m.safetensors", modules, format="musubi")
     with open_lora(path) as lora:
         assert lora.format == "musubi" and lora.names() == [m.name for m in modules]
+
+
+def test_module_with_pair_and_full_weight_is_written_as_one_diff():
+    modules = make_wan_lora("tiny", rank=2, alpha=2.0, select="blocks=0 include=self_attn\\.q", seed=4)
+    module = modules[0]
+    module.dense = torch.full(module.shape, 0.01)
+    state_dict = to_state_dict(modules, format="comfy")
+    assert list(state_dict) == ["diffusion_model.blocks.0.self_attn.q.diff"]
+    patches, not_loaded = _comfy_apply(state_dict, _comfy_key_map("t2v"))
+    assert not_loaded == []
+    torch.testing.assert_close(patches["blocks.0.self_attn.q.weight"], module.delta())
+
+
+@pytest.mark.parametrize("fmt", ["comfy", "musubi"])
+@pytest.mark.parametrize("scale", [-0.75, 0.0])
+def test_alpha_stays_positive_for_negative_or_zero_scale(fmt, scale):
+    modules = make_wan_lora("tiny", rank=4, select="ffn", seed=5)
+    for module in modules:
+        module.scale, module.alpha = scale, None
+    state_dict = to_state_dict(modules, format=fmt)
+    alphas = [float(v) for k, v in state_dict.items() if k.endswith(".alpha")]
+    assert alphas and all(a == 4.0 for a in alphas)  # alpha = rank, the scale is in the factors
+    patches, not_loaded = _comfy_apply(state_dict, _comfy_key_map("t2v"))
+    assert not_loaded == []
+    for module in modules:
+        torch.testing.assert_close(patches[f"{module.name}.weight"], module.delta())

@@ -448,3 +448,17 @@ def test_partial_musubi_file_warns(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="difflora_gui.lora.writer"):
         write_lora(tmp_path / "c.safetensors", modules, format="comfy")
     assert caplog.text == ""
+
+
+def test_other_portability_warnings():
+    from difflora_gui.lora.writer import portability_warnings
+
+    lone = ["blocks.0.cross_attn.q", "blocks.0.cross_attn.k_img"]
+    assert any("only cross_attn.k_img" in w for w in portability_warnings(lone, "comfy"))
+    assert portability_warnings(lone + ["blocks.0.cross_attn.v_img"], "comfy") == []
+    dense = portability_warnings(["blocks.0.ffn.0"], "comfy", dense=["blocks.0.ffn.0"])
+    assert any("diffusers ignores them" in w for w in dense)
+    full = VARIANTS["tiny"].module_names("t2v")
+    assert portability_warnings(full, "musubi") == [
+        "musubi-format keys are ignored by WanVideoWrapper's block edit (comfy format is not)"
+    ]

@@ -8,7 +8,9 @@ Formats (``--format``):
     ``diffusion_model.``), diffusers (its tolerant converter: partial files are fine) and musubi
     (``convert_lora.py --target default``). Modules outside the blocks get no ``.alpha``: diffusers'
     converter only consumes alphas of block modules and rejects any left over, so their scale is
-    baked into ``lora_up``. Full-weight modules are written as ``.diff`` (``.diff_b`` for biases).
+    baked into the factors; so is a zero or negative scale (alpha must stay positive). Full-weight
+    modules are written as ``.diff`` (``.diff_b`` for biases): ComfyUI and WanVideoWrapper apply
+    them, diffusers ignores them (a warning says so).
 ``musubi``
     ``lora_unet_blocks_N_<name with _>.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha``.
     diffusers' musubi converter is strict: it needs every attention and FFN module of every block
@@ -105,6 +107,8 @@ def _check_module(module: LoraModule) -> None:
 def _split_scale(scale: float) -> tuple[float, float]:
     """Split ``scale`` into (down, up) factors whose product is ``scale``, moving powers of two to
     keep both near 1 (what diffusers does), so that baking it in adds no rounding for 2^k scales."""
+    if scale == 0:
+        return 0.0, 1.0
     down, up = scale, 1.0
     while abs(down) * 2 < up:
         down *= 2
@@ -122,6 +126,18 @@ def _alpha_for(module: LoraModule) -> float:
     ):
         return float(module.alpha)
     return float(module.scale) * rank
+
+
+def _with_alpha(module: LoraModule) -> tuple[float, float, float]:
+    """(down factor, up factor, alpha) for formats that store an alpha.
+
+    A zero or negative scale is baked into the factors with alpha = rank: kohya/musubi read alpha 0
+    as alpha = rank, and diffusers' power-of-two alpha split never ends for an alpha ≤ 0.
+    """
+    if module.scale > 0:
+        return 1.0, 1.0, _alpha_for(module)
+    down, up = _split_scale(module.scale)
+    return down, up, float(module.rank)
 
 
 def to_state_dict(
@@ -156,24 +172,27 @@ def to_state_dict(
             raise UserError(f"cannot write module {name} as musubi: the format has no bias (.diff_b) entries")
         if fmt == "comfy":
             base = f"diffusion_model.{name}"
-            if low_rank:
-                if in_block:
-                    out[f"{base}.lora_down.weight"] = cast(module.down)
-                    out[f"{base}.lora_up.weight"] = cast(module.up)
-                    out[f"{base}.alpha"] = torch.tensor(_alpha_for(module), dtype=torch.float32)
-                else:
-                    s_down, s_up = _split_scale(module.scale)
-                    out[f"{base}.lora_down.weight"] = scaled(module.down, s_down)
-                    out[f"{base}.lora_up.weight"] = scaled(module.up, s_up)
             if module.dense is not None:
-                out[f"{base}.diff"] = cast(module.dense)
+                # ComfyUI keeps one patch per weight (a .diff replaces a LoRA pair), so a module with
+                # both is written as its whole ΔW
+                out[f"{base}.diff"] = cast(module.delta(dtype=torch.float32, device="cpu"))
+            elif low_rank and in_block:
+                s_down, s_up, alpha = _with_alpha(module)
+                out[f"{base}.lora_down.weight"] = scaled(module.down, s_down)
+                out[f"{base}.lora_up.weight"] = scaled(module.up, s_up)
+                out[f"{base}.alpha"] = torch.tensor(alpha, dtype=torch.float32)
+            elif low_rank:
+                s_down, s_up = _split_scale(module.scale)
+                out[f"{base}.lora_down.weight"] = scaled(module.down, s_down)
+                out[f"{base}.lora_up.weight"] = scaled(module.up, s_up)
             if module.bias is not None:
                 out[f"{base}.diff_b"] = cast(module.bias)
         elif fmt == "musubi":
             base = wan_layout.to_musubi(name)
-            out[f"{base}.lora_down.weight"] = cast(module.down)
-            out[f"{base}.lora_up.weight"] = cast(module.up)
-            out[f"{base}.alpha"] = torch.tensor(_alpha_for(module), dtype=torch.float32)
+            s_down, s_up, alpha = _with_alpha(module)
+            out[f"{base}.lora_down.weight"] = scaled(module.down, s_down)
+            out[f"{base}.lora_up.weight"] = scaled(module.up, s_up)
+            out[f"{base}.alpha"] = torch.tensor(alpha, dtype=torch.float32)
         else:
             base = f"transformer.{wan_layout.to_diffusers(name)}"
             if low_rank:
@@ -197,11 +216,21 @@ def _ordered_modules(modules: Iterable[LoraModule]) -> list[LoraModule]:
     return [by_name[n] for n in wan_layout.sorted_names(by_name)]
 
 
-def portability_warnings(names: Iterable[str], format: str, *, task: str | None = None) -> list[str]:
-    """What a loader will refuse or ignore in a file of ``names`` written as ``format``."""
+def portability_warnings(
+    names: Iterable[str], format: str, *, task: str | None = None, dense: Iterable[str] = ()
+) -> list[str]:
+    """What a loader will refuse or ignore in a file of ``names`` written as ``format``
+    (``dense``: the modules written as full-weight ``.diff`` entries)."""
     names = list(names)
+    dense = list(dense)
     fmt = normalize_format(format)
     warnings: list[str] = []
+    image = {wan_layout.block_local_name(n) for n in names} & set(wan_layout.CROSS_ATTN_IMAGE)
+    if fmt in ("comfy", "diffusers") and len(image) == 1:
+        warnings.append(
+            f"only {image.pop()} of the image cross-attention pair: diffusers loads k_img/v_img only when "
+            "both are present and rejects the file"
+        )
     if fmt == "musubi":
         blocks = sorted({b for b in (wan_layout.block_index(n) for n in names) if b is not None})
         has_image = any(wan_layout.block_local_name(n) in wan_layout.CROSS_ATTN_IMAGE for n in names)
@@ -219,6 +248,11 @@ def portability_warnings(names: Iterable[str], format: str, *, task: str | None 
             warnings.append(
                 "musubi-format keys are ignored by WanVideoWrapper's block edit (comfy format is not)"
             )
+    if fmt == "comfy" and dense:
+        warnings.append(
+            f"{len(dense)} full-weight (.diff) modules such as {dense[0]}: ComfyUI and WanVideoWrapper apply "
+            "them, diffusers ignores them"
+        )
     return warnings
 
 
@@ -434,7 +468,8 @@ def write_lora(
         metadata.setdefault("ss_network_dim", dim)
         metadata.setdefault("ss_network_alpha", alpha)
     names = sorted({_module_of_key(k) for k in tensors}, key=wan_layout.sort_key)
-    for warning in portability_warnings(names, fmt):
+    dense = [_module_of_key(k) for k in tensors if k.endswith(".diff")]
+    for warning in portability_warnings(names, fmt, dense=dense):
         if warn is not None:
             warn(warning)
         else:

@@ -67,6 +67,13 @@ def make_corrupt_header(d: Path) -> Path:
     return p
 
 
+def make_trailing_garbage(d: Path) -> Path:
+    path = _write(d / "trailing.safetensors", _valid_state_dict())
+    with open(path, "ab") as handle:
+        handle.write(b"garbage")
+    return path
+
+
 def make_not_safetensors(d: Path) -> Path:
     (p := d / "notes.safetensors").write_text("this is a text file, not a LoRA\n" * 10, encoding="utf-8")
     return p
@@ -225,6 +232,7 @@ CORPUS = {
     make_truncated: "truncated: the tensors need",
     make_truncated_header: "truncated: the header needs",
     make_corrupt_header: "corrupt safetensors header (not valid JSON",
+    make_trailing_garbage: "corrupt safetensors file: ",
     make_not_safetensors: "not a safetensors file",
     make_torch_zip_pickle: "is a PyTorch pickle checkpoint (.pt)",
     make_legacy_pickle_ckpt: "is a PyTorch pickle checkpoint (.ckpt)",

@@ -406,6 +406,8 @@ def test_input_file_hash(tmp_path):
     import hashlib
 
     assert item.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and item.name == "in put.safetensors"
+    recorded = json.loads(build_metadata(inputs=[path])["difflora.inputs"])
+    assert recorded == [{"name": "in put.safetensors", "sha256": item.sha256, "role": ""}]
 
 
 def test_write_refusals_leave_nothing_behind(tmp_path):

@@ -409,6 +409,7 @@ class LoraFile:
         self.key_styles = sorted(styles)
         self.prefixes = sorted(prefixes)
         self.format_detail = self._describe_format(namings, styles, prefixes)
+        self._open()  # safetensors' own checks (offsets cover the data exactly) fail here, not on first load
 
     def _describe_format(self, namings: Counter, styles: Counter, prefixes: Counter) -> str:
         parts = []

@@ -299,7 +299,7 @@ def build_metadata(
     modules: Iterable[LoraModule] | None = None,
     title: str | None = None,
     model: ModelInfo | None = None,
-    inputs: Iterable[InputFile | Mapping[str, str]] = (),
+    inputs: Iterable[InputFile | Mapping[str, str] | str | Path] = (),
     strategy: str | None = None,
     params: Mapping[str, Any] | None = None,
     selector: str | None = None,
@@ -312,7 +312,8 @@ def build_metadata(
 ) -> dict[str, str]:
     """Metadata for a written LoRA: kohya ``ss_*``, SAI ``modelspec.*`` and our ``difflora.*`` provenance.
 
-    ``created`` (ISO-8601 text or a datetime) defaults to now; pass the recorded value to reproduce
+    ``inputs``: :class:`InputFile` items (name, sha256, role), mappings of the same keys, or paths
+    (hashed here). ``created`` (ISO-8601 text or a datetime) defaults to now; pass the recorded value to reproduce
     a file bit for bit. ``ss_network_dim``/``ss_network_alpha`` come from ``modules`` (``Dynamic``
     when ranks or alphas differ) unless given; without either, :func:`write_lora` fills them in
     from the modules it writes.
@@ -337,7 +338,11 @@ def build_metadata(
         dim = str(network_dim)
     if network_alpha is not None:
         alpha = network_alpha if isinstance(network_alpha, str) else _number(network_alpha)
-    input_list = [i.to_json() if isinstance(i, InputFile) else dict(i) for i in inputs]
+    input_list = []
+    for item in inputs:
+        if isinstance(item, (str, Path)):
+            item = InputFile.from_path(item)  # hashes the file
+        input_list.append(item.to_json() if isinstance(item, InputFile) else dict(item))
     metadata: dict[str, str] = {"ss_network_module": "networks.lora_wan"}
     if dim is not None:
         metadata["ss_network_dim"] = dim

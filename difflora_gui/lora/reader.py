@@ -313,7 +313,7 @@ def _reject_non_wan(path: Path, all_keys: list[str]) -> BadFileError:
     return BadFileError(path, f"is not a Wan LoRA: no key names a Wan module ({_sample(lora_like)})")
 
 
-def _identify(path: Path, entries: dict[str, ModuleEntry], tensors: dict[str, TensorInfo]) -> ModelInfo:
+def _identify(path: Path, entries: dict[str, ModuleEntry]) -> ModelInfo:
     """Model size and task from the modules' shapes: a known Wan size, or a consistent Wan-like one."""
     attention = [e for e in entries.values() if wan_layout.layer_group(e.name) in ("self_attn", "cross_attn")]
     bindings: dict[str, int] = {}
@@ -401,7 +401,7 @@ class LoraFile:
         for entry in entries.values():
             entry.naming = next(lora_keys.parse_key(k).naming for k in entry.keys.values())  # type: ignore[union-attr]
         self._entries = {name: entries[name] for name in wan_layout.sorted_names(entries)}
-        self.model: ModelInfo = _identify(path, self._entries, header.tensors)
+        self.model: ModelInfo = _identify(path, self._entries)
 
         naming = namings.most_common(1)[0][0]
         self.format: str = FORMAT_OF_NAMING[naming]

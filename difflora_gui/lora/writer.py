@@ -168,6 +168,10 @@ def to_state_dict(
                 f"cannot write module {name} as {fmt}: it is a full-weight ({module.kind}) change, which only "
                 "the comfy format can hold (.diff); use --format comfy"
             )
+        if fmt == "diffusers" and not low_rank:
+            raise UserError(
+                f"cannot write module {name} as diffusers: it has only a bias change; use --format comfy"
+            )
         if fmt == "musubi" and module.bias is not None:
             raise UserError(f"cannot write module {name} as musubi: the format has no bias (.diff_b) entries")
         if fmt == "comfy":

@@ -425,6 +425,9 @@ def test_write_refusals_leave_nothing_behind(tmp_path):
     bad = LoraModule("blocks.0.self_attn.q", down=torch.full((2, 24), math.nan), up=torch.zeros(24, 2))
     with pytest.raises(UserError, match="NaN or Inf"):
         write_lora(tmp_path / "nan.safetensors", [bad])
+    big = LoraModule("blocks.0.self_attn.q", down=torch.full((2, 24), 1e5), up=torch.ones(24, 2), scale=1.0)
+    with pytest.raises(UserError, match="beyond float16's range"):
+        write_lora(tmp_path / "fp16.safetensors", [big], dtype="float16")
     with pytest.raises(UserError, match="not a Wan module"):
         write_lora(
             tmp_path / "odd.safetensors",

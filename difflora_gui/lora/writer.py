@@ -440,7 +440,10 @@ def _check_finite(tensors: Mapping[str, torch.Tensor]) -> None:
 
     for key, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise UserError(f"refusing to write {key}: it contains NaN or Inf values")
+            hint = ""
+            if tensor.dtype == torch.float16 and bool(torch.isinf(tensor).any()):
+                hint = " (values beyond float16's range of ±65504: write bfloat16 or float32)"
+            raise UserError(f"refusing to write {key}: it contains NaN or Inf values{hint}")
 
 
 def write_lora(

@@ -420,12 +420,14 @@ class LoraFile:
             parts.append(", ".join(lora_styles))
         if "diff" in styles:
             parts.append("full-weight .diff")
-        with_alpha = sum(1 for e in self._entries.values() if e.has_alpha)
-        parts.append(
-            "alpha"
-            if with_alpha == len(self._entries)
-            else ("no alpha" if not with_alpha else "alpha on some modules")
-        )
+        factored = [e for e in self._entries.values() if e.kind != "diff"]
+        with_alpha = sum(1 for e in factored if e.has_alpha)
+        if factored:
+            parts.append(
+                "alpha"
+                if with_alpha == len(factored)
+                else ("no alpha" if not with_alpha else "alpha on some modules")
+            )
         if len(namings) > 1:
             parts.append("mixed naming: " + ", ".join(f"{n} {c}" for n, c in namings.most_common()))
         return f"{self.format} ({'; '.join(parts)})"

@@ -77,11 +77,11 @@ class ModelInfo:
     """What a LoRA was trained for, derived from its key names and shapes."""
 
     family: str  # "wan" (others are refused with a clear error)
-    variant: str  # "1.3B", "14B" or "unknown"
-    task: str  # "t2v" or "i2v"
-    num_blocks: int  # blocks of the model (30 or 40; for "unknown": highest block index + 1)
-    dim: int  # hidden size (1536 / 5120)
-    ffn_dim: int | None = None  # 8960 / 13824 when an ffn module is present
+    variant: str  # "1.3B", "14B", "5B" (Wan2.2 TI2V-5B) or "unknown" (a consistent Wan-like layout)
+    task: str  # "t2v", "i2v" (has image cross-attention k_img/v_img) or "ti2v" (5B)
+    num_blocks: int  # blocks of the model (30 / 40 / 30; for "unknown": highest block index + 1)
+    dim: int  # hidden size (1536 / 5120 / 3072)
+    ffn_dim: int | None = None  # 8960 / 13824 / 14336 when an ffn module is present
 
     @property
     def label(self) -> str:

@@ -201,7 +201,7 @@ class Project:
     def from_json(cls, data: Any, *, source: str | Path = "<project>") -> Project:
         """Build a project from parsed JSON, migrating older versions; bad data → BadFileError."""
         if not isinstance(data, dict) or data.get("format") != PROJECT_FORMAT:
-            raise BadFileError(source, f"not a {APP_NAME} project file (no \"format\": \"{PROJECT_FORMAT}\")")
+            raise BadFileError(source, f'not a {APP_NAME} project file (no "format": "{PROJECT_FORMAT}")')
         version = data.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise BadFileError(source, f"bad or missing project version {version!r}")
@@ -227,11 +227,11 @@ class Project:
         output_dir = data.get("output_dir", "")
         sections = data.get("sections", {})
         if not isinstance(name, str):
-            raise BadFileError(source, "\"name\" must be a string")
+            raise BadFileError(source, '"name" must be a string')
         if not isinstance(output_dir, str):
-            raise BadFileError(source, "\"output_dir\" must be a string")
+            raise BadFileError(source, '"output_dir" must be a string')
         if not isinstance(sections, dict):
-            raise BadFileError(source, "\"sections\" must be an object")
+            raise BadFileError(source, '"sections" must be an object')
         for key, value in sections.items():
             if not isinstance(value, dict):
                 raise BadFileError(source, f"section {key!r} must be an object")

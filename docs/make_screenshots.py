@@ -70,15 +70,22 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.005)
 
     release = threading.Event()
-    done = window.jobs.submit(JobRequest("Example job: count to 50", _count, {"total": 50, "release": release}))
+    done = window.jobs.submit(
+        JobRequest("Example job: count to 50", _count, {"total": 50, "release": release, "delay": 0.02})
+    )
     while not done.is_finished:
         process(20)
     window.jobs.submit(
-        JobRequest("Example job: count to 200", _count, {"total": 200, "hold_at": 80, "release": release})
+        JobRequest(
+            "Example job: count to 200",
+            _count,
+            {"total": 200, "hold_at": 80, "release": release, "delay": 0.02},
+        )
     )
     window.jobs.submit(JobRequest("Example job: queued behind it", _count, {"total": 10, "release": release}))
     window.log("Screenshot: three example jobs in the cpu device lane (one done, one running, one queued)")
-    process(700)
+    process(2500)  # 80 steps of 20 ms, then it holds: a real ETA is on screen
+    window.stack.setFocus()
 
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / "main-window.png"

@@ -132,9 +132,12 @@ def test_unknown_top_level_keys_survive_a_round_trip(tmp_path):
         (json.dumps({"format": PROJECT_FORMAT}).encode(), "bad or missing project version"),
         (json.dumps({"format": PROJECT_FORMAT, "version": "1"}).encode(), "bad or missing project version"),
         (json.dumps({"format": PROJECT_FORMAT, "version": 99}).encode(), "made by a newer DiffLoRA Studio"),
-        (json.dumps({"format": PROJECT_FORMAT, "version": 1, "sections": []}).encode(), "\"sections\" must be"),
-        (json.dumps({"format": PROJECT_FORMAT, "version": 1, "sections": {"merge": 3}}).encode(), "section 'merge'"),
-        (json.dumps({"format": PROJECT_FORMAT, "version": 1, "name": 5}).encode(), "\"name\" must be"),
+        (json.dumps({"format": PROJECT_FORMAT, "version": 1, "sections": []}).encode(), '"sections" must be'),
+        (
+            json.dumps({"format": PROJECT_FORMAT, "version": 1, "sections": {"merge": 3}}).encode(),
+            "section 'merge'",
+        ),
+        (json.dumps({"format": PROJECT_FORMAT, "version": 1, "name": 5}).encode(), '"name" must be'),
         (b"\xff\xfe\x00garbage", "not UTF-8"),
     ],
 )

@@ -179,9 +179,9 @@ def test_jobs_in_one_device_lane_never_overlap_and_run_in_order(qtbot, controlle
     assert sum(h.state == QUEUED for h in handles) == 4
     wait_finished(qtbot, *handles)
     assert [name for name, _, _ in spans] == [0, 1, 2, 3]  # FIFO
-    for (_, _, end), (_, start, _) in zip(spans, spans[1:]):
+    for (_, _, end), (_, start, _) in zip(spans, spans[1:], strict=False):
         assert start >= end, "two jobs shared the device lane"
-    for earlier, later in zip(handles, handles[1:]):
+    for earlier, later in zip(handles, handles[1:], strict=False):
         assert later.started_at >= earlier.ended_at
 
 
@@ -238,7 +238,9 @@ def test_light_lane_runs_two_at_a_time(qtbot, controller):
 
 def test_auto_device_jobs_wait_for_device_detection(qtbot):
     known = {"ready": False}
-    jobs = JobController(resolve_device=lambda name: ("cuda:0" if known["ready"] else None) if name == "auto" else name)
+    jobs = JobController(
+        resolve_device=lambda name: ("cuda:0" if known["ready"] else None) if name == "auto" else name
+    )
     try:
         handle = jobs.submit(JobRequest("auto", lambda params, ctx: "ok", device="auto"))
         qtbot.wait(100)

@@ -137,6 +137,10 @@ def restore(recoverable: Recoverable) -> Project:
 
 
 def discard(recoverable: Recoverable) -> None:
-    for path in (recoverable.info_path, recoverable.autosave_path, recoverable.info_path.with_suffix(".lock")):
+    for path in (
+        recoverable.info_path,
+        recoverable.autosave_path,
+        recoverable.info_path.with_suffix(".lock"),
+    ):
         with contextlib.suppress(OSError):
             path.unlink()

@@ -68,7 +68,9 @@ def parse_probe_output(text: str) -> list[DeviceInfo]:
         if not isinstance(item, dict) or not str(item.get("id", "")).startswith("cuda:"):
             raise ValueError(f"unexpected device entry {item!r}")
         memory = item.get("memory_gb")
-        devices.append(DeviceInfo(str(item["id"]), str(item.get("name", "")), float(memory) if memory else None))
+        devices.append(
+            DeviceInfo(str(item["id"]), str(item.get("name", "")), float(memory) if memory else None)
+        )
     return devices
 
 

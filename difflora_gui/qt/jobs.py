@@ -210,7 +210,9 @@ class JobHandle(QObject):
         self.result = result
         if state == FAILED:
             self.error = error
-            self.error_text = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            self.error_text = (
+                str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            )
             self.traceback = "" if isinstance(error, UserError) else trace
         self._finish(state)
 

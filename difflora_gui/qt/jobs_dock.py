@@ -45,6 +45,8 @@ class JobRow(QFrame):
         self.detail_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.eta_label = QLabel()
         self.eta_label.setObjectName("mutedLabel")
+        self.eta_label.setMinimumWidth(self.eta_label.fontMetrics().horizontalAdvance("ETA 00:00:00"))
+        self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop this job (a running job stops at its next check)")
         self.cancel_button.clicked.connect(self._cancel)
@@ -198,8 +200,11 @@ class JobsDock(QDockWidget):
         queued = sum(1 for h in jobs if h.state == QUEUED)
         finished = sum(1 for h in jobs if h.is_finished)
         self.empty_label.setVisible(not jobs)
+        self.clear_button.setVisible(bool(jobs))
         self.clear_button.setEnabled(finished > 0)
-        self.summary_label.setText(f"{running} running · {queued} queued · {finished} finished" if jobs else "")
+        self.summary_label.setText(
+            f"{running} running · {queued} queued · {finished} finished" if jobs else ""
+        )
 
     def summary(self) -> str:
         return self.summary_label.text()

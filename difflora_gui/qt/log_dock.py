@@ -12,13 +12,18 @@ from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QPlainTextEdit, QPushBut
 from difflora_gui.qt.theme import COLORS
 
 MAX_LINES = 20_000
-_LEVEL_COLORS = {"info": COLORS["text"], "warning": COLORS["warning"], "error": COLORS["error"], "detail": "#9ea3ab"}
+_LEVEL_COLORS = {
+    "info": COLORS["text"],
+    "warning": COLORS["warning"],
+    "error": COLORS["error"],
+    "detail": "#9ea3ab",
+}
 
 
 class _LogBridge(QObject):
     """Carries ``logging`` records from any thread to the dock (queued into the GUI thread)."""
 
-    record = Signal(str, str)
+    record = Signal(str, str)  # text, level
 
 
 class _QtLogHandler(logging.Handler):
@@ -29,8 +34,14 @@ class _QtLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            level = "error" if record.levelno >= logging.ERROR else "warning" if record.levelno >= logging.WARNING else "info"
-            self._bridge.record.emit(level, self.format(record))
+            level = (
+                "error"
+                if record.levelno >= logging.ERROR
+                else "warning"
+                if record.levelno >= logging.WARNING
+                else "info"
+            )
+            self._bridge.record.emit(self.format(record), level)
         except RuntimeError:  # the dock is gone
             pass
         except Exception:
@@ -114,16 +125,19 @@ class LogDock(QDockWidget):
     # --- Python logging ----------------------------------------------------------------------
 
     def attach_logging(self, *names: str) -> None:
-        """Show records of these loggers (``""`` = root, warnings and up) in the dock."""
+        """Show Python ``logging`` records in the dock: these loggers from INFO up, others from WARNING.
+
+        One handler on the root logger sees everything that propagates; the named loggers are
+        set to INFO (if unset) so their info lines get that far.
+        """
+        root = logging.getLogger()
+        if self._handler not in root.handlers:
+            root.addHandler(self._handler)
+            self._loggers.append(root)
         for name in names:
             logger = logging.getLogger(name)
-            if self._handler not in logger.handlers:
-                logger.addHandler(self._handler)
-                self._loggers.append(logger)
-            if name and logger.level == logging.NOTSET:
+            if logger.level == logging.NOTSET:
                 logger.setLevel(logging.INFO)
-        if "" in names:
-            self._handler.setLevel(logging.INFO)
 
     def detach_logging(self) -> None:
         for logger in self._loggers:

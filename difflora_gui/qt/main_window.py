@@ -111,7 +111,7 @@ class MainWindow(QMainWindow):
         self._build_actions_and_menus()
         self._build_status_bar()
         self._connect_signals()
-        self.log_dock.attach_logging("", "difflora_gui", "difflora_builtin_plugins", "difflora_user_plugins")
+        self.log_dock.attach_logging("difflora_gui", "difflora_builtin_plugins", "difflora_user_plugins")
         self.build_panels()
         self._report_plugin_problems()
         if self.services.settings.load_warning:
@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
             self.pages[key] = page
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
-        self.nav.setCurrentRow(SECTIONS.index("merge"))
+        self.nav.setCurrentRow(0)
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -151,9 +151,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
     def _build_docks(self) -> None:
-        self.setDockOptions(
-            QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
-        )
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.jobs_dock)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
         self.resizeDocks([self.jobs_dock], [380], Qt.Orientation.Horizontal)
@@ -174,25 +172,47 @@ class MainWindow(QMainWindow):
 
     def _build_actions_and_menus(self) -> None:
         std = QKeySequence.StandardKey
-        self.action_new = self._action("&New project", self.new_project, std.New, "Start an empty project", "actionNew")
-        self.action_open = self._action("&Open project…", self.open_project_dialog, std.Open, "Open a .difflora file", "actionOpen")
-        self.action_save = self._action("&Save", self.save_project, std.Save, "Save the project", "actionSave")
+        self.action_new = self._action(
+            "&New project", self.new_project, std.New, "Start an empty project", "actionNew"
+        )
+        self.action_open = self._action(
+            "&Open project…", self.open_project_dialog, std.Open, "Open a .difflora file", "actionOpen"
+        )
+        self.action_save = self._action(
+            "&Save", self.save_project, std.Save, "Save the project", "actionSave"
+        )
         self.action_save_as = self._action(
-            "Save &as…", self.save_project_as_dialog, std.SaveAs, "Save the project to a new file", "actionSaveAs"
+            "Save &as…",
+            self.save_project_as_dialog,
+            std.SaveAs,
+            "Save the project to a new file",
+            "actionSaveAs",
         )
         if self.action_save_as.shortcut().isEmpty():
             self.action_save_as.setShortcut(QKeySequence("Ctrl+Shift+S"))
         self.action_project_settings = self._action(
-            "&Project settings…", self.edit_project_settings, None, "Project name and output folder", "actionProject"
+            "&Project settings…",
+            self.edit_project_settings,
+            None,
+            "Project name and output folder",
+            "actionProject",
         )
         self.action_settings = self._action(
-            "Se&ttings…", self.edit_settings, "Ctrl+,", "Model folders, Musubi Tuner, ComfyUI, device, output", "actionSettings"
+            "Se&ttings…",
+            self.edit_settings,
+            "Ctrl+,",
+            "Model folders, Musubi Tuner, ComfyUI, device, output",
+            "actionSettings",
         )
         self.action_quit = self._action("&Quit", self.close, std.Quit, "Close the window", "actionQuit")
         if self.action_quit.shortcut().isEmpty():
             self.action_quit.setShortcut(QKeySequence("Ctrl+Q"))
         self.action_plugins = self._action(
-            "&Plugins…", self.show_plugins, "Ctrl+Shift+P", "Loaded plugins, their errors; enable or disable", "actionPlugins"
+            "&Plugins…",
+            self.show_plugins,
+            "Ctrl+Shift+P",
+            "Loaded plugins, their errors; enable or disable",
+            "actionPlugins",
         )
         self.section_actions: dict[str, QAction] = {}
         for index, key in enumerate(SECTIONS):
@@ -211,8 +231,12 @@ class MainWindow(QMainWindow):
         self.action_toggle_log.setShortcut(QKeySequence("Ctrl+L"))
         self.addAction(self.action_toggle_jobs)
         self.addAction(self.action_toggle_log)
-        self.action_reset_layout = self._action("Reset &layout", self.reset_layout, None, "Put the docks back", "actionResetLayout")
-        self.action_shortcuts = self._action("&Keyboard shortcuts", self.show_shortcuts, None, "", "actionShortcuts")
+        self.action_reset_layout = self._action(
+            "Reset &layout", self.reset_layout, None, "Put the docks back", "actionResetLayout"
+        )
+        self.action_shortcuts = self._action(
+            "&Keyboard shortcuts", self.show_shortcuts, None, "", "actionShortcuts"
+        )
         self.action_about = self._action(f"&About {APP_NAME}", self.show_about, None, "", "actionAbout")
 
         menu_bar = self.menuBar()
@@ -283,7 +307,9 @@ class MainWindow(QMainWindow):
             self.log(f"Plugin '{info.name}' ({info.source}) is switched off: {info.error}", "error")
         if failed:
             names = ", ".join(info.name for info in failed)
-            self.statusBar().showMessage(f"{len(failed)} plugin(s) failed ({names}); see Tools ▸ Plugins", 15000)
+            self.statusBar().showMessage(
+                f"{len(failed)} plugin(s) failed ({names}); see Tools ▸ Plugins", 15000
+            )
 
     def show_section(self, key: str) -> None:
         self.nav.setCurrentRow(SECTIONS.index(key))
@@ -323,7 +349,9 @@ class MainWindow(QMainWindow):
     def _update_jobs_status(self, *_args) -> None:
         running = len(self.jobs.running_jobs())
         queued = len(self.jobs.active_jobs()) - running
-        self.jobs_status.setText(f"jobs: {running} running, {queued} queued" if running or queued else "jobs: idle")
+        self.jobs_status.setText(
+            f"jobs: {running} running, {queued} queued" if running or queued else "jobs: idle"
+        )
 
     @Slot(list)
     def _on_devices_detected(self, devices: list) -> None:
@@ -338,7 +366,11 @@ class MainWindow(QMainWindow):
     # --- session: autosave, recovery, devices ------------------------------------------------
 
     def start_session(
-        self, *, detect_devices: bool = True, offer_recovery: bool = True, autosave_interval_s: float | None = None
+        self,
+        *,
+        detect_devices: bool = True,
+        offer_recovery: bool = True,
+        autosave_interval_s: float | None = None,
     ) -> None:
         """What happens after the window is shown (nothing here delays the first paint)."""
         if self.autosave_session is None:
@@ -374,7 +406,9 @@ class MainWindow(QMainWindow):
             f"{APP_NAME} did not close cleanly last time. Unsaved changes were kept:\n\n"
             f"{newest.describe()}\n\nYes: restore them now.  Discard: delete them.  "
             "Ignore: keep them and ask again next time.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Ignore,
+            QMessageBox.StandardButton.Yes
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Ignore,
             QMessageBox.StandardButton.Yes,
         )
         if answer == QMessageBox.StandardButton.Discard:
@@ -416,7 +450,9 @@ class MainWindow(QMainWindow):
             self,
             "Unsaved changes",
             f"Save the changes to '{project.display_name}'?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Save,
         )
         if answer == QMessageBox.StandardButton.Save:
@@ -461,7 +497,10 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def save_project_as_dialog(self) -> bool:
-        current = self.project.path or Path(self.services.output_dir()) / f"{self.project.display_name}{PROJECT_SUFFIX}"
+        current = (
+            self.project.path
+            or Path(self.services.output_dir()) / f"{self.project.display_name}{PROJECT_SUFFIX}"
+        )
         path, _ = QFileDialog.getSaveFileName(self, "Save project as", str(current), PROJECT_FILTER)
         return self.save_project_as(path) if path else False
 
@@ -609,7 +648,12 @@ class MainWindow(QMainWindow):
             return None
         current = self.current_section()
         candidates.sort(
-            key=lambda e: (e.spec.section != current, SECTIONS.index(e.spec.section), e.spec.order, e.spec.title)
+            key=lambda e: (
+                e.spec.section != current,
+                SECTIONS.index(e.spec.section),
+                e.spec.order,
+                e.spec.title,
+            )
         )
         return candidates[0]
 
@@ -642,7 +686,9 @@ class MainWindow(QMainWindow):
             entry = self.panels[name]
             accept = getattr(entry.widget, "accept_files", None)
             if accept is None:
-                self.log(f"Panel '{entry.spec.title}' lists {entry.accepts} but has no accept_files()", "error")
+                self.log(
+                    f"Panel '{entry.spec.title}' lists {entry.accepts} but has no accept_files()", "error"
+                )
                 unhandled.extend(files)
                 continue
             self.show_section(entry.spec.section)

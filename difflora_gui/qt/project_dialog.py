@@ -25,7 +25,9 @@ class ProjectDialog(QDialog):
         form = QFormLayout()
         form.addRow("Name", self.name)
         form.addRow("Output folder", self.output_dir)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.try_accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

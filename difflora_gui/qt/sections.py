@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QScrollArea,
+    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -133,6 +134,7 @@ class ErrorCard(QFrame):
     def __init__(self, heading: str, error: str, trace: str = "", parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("errorCard")
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.error = error
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 14, 16, 14)
@@ -183,6 +185,7 @@ class SectionPage(QWidget):
         """Show these panels (already built, sorted by order), replacing the previous ones."""
         if self._body is not None:
             self._layout.removeWidget(self._body)
+            self._body.hide()  # removeWidget alone leaves it painted until the deferred delete
             self._body.deleteLater()
         self.entries = list(entries)
         if not entries:
@@ -196,7 +199,8 @@ class SectionPage(QWidget):
             for entry in entries:
                 tabs.addTab(entry.widget, entry.spec.title)
             self._body = tabs
-        self._layout.addWidget(self._body, 1)
+        alignment = Qt.AlignmentFlag.AlignTop if isinstance(self._body, ErrorCard) else Qt.AlignmentFlag(0)
+        self._layout.addWidget(self._body, 1, alignment)
 
     def show_panel(self, entry: PanelEntry) -> None:
         if isinstance(self._body, QTabWidget):

@@ -72,7 +72,9 @@ def validate_settings(values: AppSettings) -> list[str]:
         if out.exists() and not out.is_dir():
             problems.append(f"output folder is a file: {values.output_dir}")
         elif not out.exists() and not out.parent.is_dir():
-            problems.append(f"output folder cannot be created (its parent does not exist): {values.output_dir}")
+            problems.append(
+                f"output folder cannot be created (its parent does not exist): {values.output_dir}"
+            )
     return problems
 
 
@@ -161,7 +163,9 @@ class _FolderField(QWidget):
 class SettingsDialog(QDialog):
     """Edits a copy of the settings; :meth:`values` gives the result after Save (``accept``)."""
 
-    def __init__(self, settings: AppSettings, devices: list[str] | None = None, parent: QWidget | None = None):
+    def __init__(
+        self, settings: AppSettings, devices: list[str] | None = None, parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setObjectName("settingsDialog")
@@ -194,7 +198,9 @@ class SettingsDialog(QDialog):
         form.addRow("Output folder", self.output_dir)
         form.addRow("", self._hint("Where new outputs go unless a project sets its own folder."))
 
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         self.buttons.accepted.connect(self.try_accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

@@ -68,28 +68,35 @@ def make_host(plugins: Iterable[tuple[str, Any]] = ()):
     return host
 
 
-def close_window(window, dialogs: DialogAnswers | None = None) -> None:
-    """Close a window the way a user would, discarding unsaved changes and cancelling jobs."""
-    try:
-        if not window.isVisible() and window._closed:
-            return
-    except RuntimeError:  # already deleted
-        return
+def _answer_closing_questions(dialogs: DialogAnswers | None) -> None:
     if dialogs is not None:
         dialogs.answers.setdefault("Unsaved changes", Button.Discard)
         dialogs.answers.setdefault("Jobs are running", Button.Yes)
+
+
+def close_window(window, dialogs: DialogAnswers | None = None) -> None:
+    """Close a window the way a user would, discarding unsaved changes and cancelling jobs."""
+    try:
+        if window._closed:
+            return
+    except RuntimeError:  # already deleted
+        return
+    _answer_closing_questions(dialogs)
     if not window.close():
         raise AssertionError("the main window refused to close")
 
 
-def make_main_window(qtbot, monkeypatch, *, plugins: Iterable[tuple[str, Any]] = (), show: bool = True, **kwargs):
+def make_main_window(
+    qtbot, monkeypatch, *, plugins: Iterable[tuple[str, Any]] = (), show: bool = True, **kwargs
+):
     """Build a main window for a test; returns ``(window, dialogs)``. Close it with :func:`close_window`."""
     from difflora_gui.qt.main_window import MainWindow
 
     dialogs = DialogAnswers().install(monkeypatch)
     host = make_host(plugins)
     window = MainWindow(host=host, **kwargs)
-    qtbot.addWidget(window)
+    # pytest-qt closes added widgets before fixtures are torn down: answer the closing questions then
+    qtbot.addWidget(window, before_close_func=lambda _w: _answer_closing_questions(dialogs))
     if show:
         window.show()
         qtbot.waitExposed(window)

@@ -300,3 +300,20 @@ def test_shutdown_reports_a_job_that_ignores_cancel(qtbot):
     release.set()
     assert jobs.shutdown(5)
     assert handle.state == DONE  # it returned normally after all
+
+
+def test_many_short_jobs_in_every_lane_all_finish(qtbot, controller):
+    """Thread set-up and tear-down under load (this once crashed with deleteLater-based clean-up)."""
+
+    def quick(params, ctx):
+        ctx.progress(1, 1)
+        return params
+
+    handles = [
+        controller.submit(JobRequest(f"quick {i}", quick, i, lane=lane, device=device))
+        for i in range(40)
+        for lane, device in (("light", "cpu"), ("device", "cpu"), ("device", "cuda:0"))
+    ]
+    wait_finished(qtbot, *handles, timeout=60_000)
+    assert [h.result for h in handles] == [i for i in range(40) for _ in range(3)]
+    assert all(h.state == DONE for h in handles)

@@ -5,13 +5,15 @@ Lanes: every job waits in the lane named by :attr:`JobRequest.lane_key`. A devic
 never share a card; the ``light`` lane runs a few small CPU jobs side by side.
 
 Threads: each running job gets its own ``QThread`` with a worker ``QObject`` moved onto it (the
-moveToThread recipe). Unlike superqt's ``new_worker_qthread`` the worker and thread are not
+moveToThread recipe). Unlike superqt's ``new_worker_qthread``, the worker and the thread are not
 ``deleteLater``-ed: the controller keeps their Python wrappers until ``QThread.wait`` says the
-thread is over and only then lets them go, so a C++ object is never deleted from two threads at
-once (with ``deleteLater`` plus a Python reference that happened under load). The job function talks to a :class:`QtJobContext`, whose
-``_emit_*`` methods emit the worker's signals from the worker thread. Those signals are connected
-with explicit ``Qt.QueuedConnection`` to slots of the job's :class:`JobHandle`, a QObject living
-in the GUI thread, which keeps the job's state and re-emits public signals there. Panels connect
+thread is over, and only then lets them go. With ``deleteLater`` plus a Python reference, a C++
+object could be deleted from two threads at once (it crashed under load in a stress run).
+
+Signals: the job function talks to a :class:`QtJobContext`, whose ``_emit_*`` methods emit the
+worker's signals from the worker thread. Those signals are connected with explicit
+``Qt.QueuedConnection`` to slots of the job's :class:`JobHandle`, a QObject living in the GUI
+thread, which keeps the job's state and re-emits public signals there. Panels connect
 to their own job's handle. No UI code ever runs on a worker thread, and the UI thread never waits
 for a job except in :meth:`JobController.shutdown`.
 """

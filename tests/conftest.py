@@ -39,8 +39,6 @@ def _no_dangling_qthreads(request, monkeypatch):
         return
     from PySide6.QtCore import QThread, QThreadPool
 
-    import difflora_gui.qt.compat  # noqa: F401  (PySide6 6.12 drops references to None/True: see module)
-
     started: list = []
     original_start = QThread.start
 

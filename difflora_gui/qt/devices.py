@@ -86,6 +86,8 @@ class DeviceRegistry(QObject):
         self._is_detected = False
         self._process: QProcess | None = None
         self._probe_command = probe_command or [sys.executable, "-c", PROBE_CODE]
+        # torch already imported (a job ran): ask it directly instead of paying for a process
+        self._may_ask_in_process = probe_command is None
         self.error = ""
 
     @property
@@ -111,7 +113,7 @@ class DeviceRegistry(QObject):
         """Start detection (returns at once). Does nothing if it ran or is running."""
         if self._is_detected or self._process is not None:
             return
-        if "torch" in sys.modules:
+        if self._may_ask_in_process and "torch" in sys.modules:
             try:
                 self._finish([CPU, *_cuda_devices_in_process()])
             except Exception as exc:  # a broken CUDA setup must not break the app

@@ -28,7 +28,6 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QThread, Signal, Slot
 
-import difflora_gui.qt.compat  # noqa: F401  (first: fixes a PySide6 6.12 refcount bug)
 from difflora_gui.errors import JobCancelled, UserError
 from difflora_gui.jobs.context import JobContext, Progress, format_duration
 from difflora_gui.jobs.job import JobRequest

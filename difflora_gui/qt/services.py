@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-import difflora_gui.qt.compat  # noqa: F401  (first: fixes a PySide6 6.12 refcount bug)
 from difflora_gui.jobs.job import JobRequest
 from difflora_gui.plugin_host import PluginHost
 from difflora_gui.project import DIRTY_KEY, NAME_KEY, OUTPUT_DIR_KEY, Project

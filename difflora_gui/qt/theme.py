@@ -8,8 +8,6 @@ from pathlib import Path
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
-import difflora_gui.qt.compat  # noqa: F401  (first: fixes a PySide6 6.12 refcount bug)
-
 #: colours shared with code that draws (log levels, status text)
 COLORS = {
     "window": "#1f2124",

@@ -792,7 +792,9 @@ class _Merge:
         for warning in portability_warnings([m.name for m in modules], p.format, task=self.src_a.model.task):
             self.warn(warning)
         inputs = [future.result() for future in hashing[1]] if hashing is not None else []
-        recipe = self.recipe()
+        # what made the file: file names only (no user paths in a file that gets shared), and no
+        # flags that do not change its content, so a re-run of the recipe gives the same bytes
+        recipe = {k: v for k, v in self.recipe().items() if k not in ("overwrite", "analyze")}
         recipe.update(lora_a=Path(p.lora_a).name, lora_b=Path(p.lora_b).name, output=output.name)
         merged = [r for r in self.rows.values() if r.status == an.MERGED]
         extra = {

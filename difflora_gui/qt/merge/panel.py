@@ -135,9 +135,15 @@ class MergePanel(QWidget):
     def _build(self) -> None:
         outer = QHBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
+        # the whole panel scrolls when the window is smaller than it: it never sets the window's minimum size
+        frame = QScrollArea()
+        frame.setObjectName("mergePanelScroll")
+        frame.setWidgetResizable(True)
+        frame.setFrameShape(QFrame.Shape.NoFrame)
+        outer.addWidget(frame)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
-        outer.addWidget(self.splitter)
+        frame.setWidget(self.splitter)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -161,7 +167,7 @@ class MergePanel(QWidget):
         scroll.setWidget(body)
         left_layout.addWidget(scroll, 1)
         left_layout.addWidget(self._build_run_bar())
-        left.setMinimumWidth(420)
+        left.setMinimumWidth(400)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self._build_analysis_side())
         self.splitter.setStretchFactor(0, 0)
@@ -352,7 +358,7 @@ class MergePanel(QWidget):
         placeholder_layout.addStretch(1)
         self.analysis_stack.addWidget(placeholder)
         layout.addWidget(self.analysis_stack, 1)
-        side.setMinimumWidth(360)
+        side.setMinimumWidth(320)
         return side
 
     def _connect(self) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
+from difflora_gui import paths
+
 #: colours shared with code that draws (log levels, status text)
 COLORS = {
     "window": "#1f2124",
@@ -25,8 +27,8 @@ COLORS = {
 
 
 def resources_dir() -> Path:
-    """``resources/`` beside the package (a checkout, or an install that ships it there)."""
-    return Path(__file__).resolve().parent.parent.parent / "resources"
+    """The app's ``resources/`` folder (see :mod:`difflora_gui.paths`)."""
+    return paths.resources_dir()
 
 
 @cache

@@ -45,7 +45,9 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     for plugin_name, spec in host.call_register("difflora_register_cli_commands"):
         try:
             command_parser = sub.add_parser(
-                spec.name, help=spec.help, description=spec.description or spec.help,
+                spec.name,
+                help=spec.help,
+                description=spec.description or spec.help,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
             )
             resolve_callable(spec.configure)(command_parser)

@@ -51,7 +51,10 @@ class Param:
         if self.type == "choice" and not self.choices:
             raise ValueError(f"choice parameter {self.name!r} needs choices")
         if self.default is not None or not self.optional:
-            self.coerce(self.default)  # the default itself must be valid
+            try:
+                self.coerce(self.default)
+            except UserError as exc:  # a bad default is the plugin author's bug, not user input
+                raise ValueError(f"invalid default: {exc}") from None
 
     @property
     def label(self) -> str:
@@ -77,7 +80,9 @@ class Param:
             if self.maximum is not None and converted > self.maximum:
                 raise UserError(f"parameter {self.name!r} must be <= {self.maximum:g}, got {converted:g}")
         if self.type == "choice" and converted not in self.choices:
-            raise UserError(f"parameter {self.name!r} must be one of {', '.join(self.choices)}; got {converted!r}")
+            raise UserError(
+                f"parameter {self.name!r} must be one of {', '.join(self.choices)}; got {converted!r}"
+            )
         return converted
 
     def _convert(self, value: Any) -> Any:
@@ -106,7 +111,12 @@ class Param:
 
     def to_json(self) -> dict[str, Any]:
         """A plain description for docs, the GUI form and ``--help``."""
-        data: dict[str, Any] = {"name": self.name, "type": self.type, "default": self.default, "help": self.help}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "default": self.default,
+            "help": self.help,
+        }
         for key in ("minimum", "maximum", "step"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)

@@ -183,8 +183,12 @@ class PluginHost:
             self._loaded = True
             for name, module_name in ESSENTIAL_PLUGINS:
                 candidate = _Candidate(
-                    name, "built-in", module_name, lambda m=module_name: importlib.import_module(m),
-                    __version__, can_disable=False,
+                    name,
+                    "built-in",
+                    module_name,
+                    lambda m=module_name: importlib.import_module(m),
+                    __version__,
+                    can_disable=False,
                 )
                 self._load_candidate(candidate)
             candidates = _folder_candidates(self._builtin_dir, BUILTIN_PACKAGE, "built-in")
@@ -194,7 +198,10 @@ class PluginHost:
                     candidates += _entry_point_candidates()
                 except Exception as exc:  # broken package metadata must not stop the app
                     self._infos["<entry points>"] = PluginInfo(
-                        "<entry points>", "package", status="failed", error=f"reading entry points failed: {exc}"
+                        "<entry points>",
+                        "package",
+                        status="failed",
+                        error=f"reading entry points failed: {exc}",
                     )
             for candidate in candidates:
                 self._load_candidate(candidate)
@@ -205,14 +212,21 @@ class PluginHost:
         if candidate.name in self._infos:
             other = self._infos[candidate.name]
             clash = PluginInfo(
-                f"{candidate.name} ({candidate.source})", candidate.source, candidate.version, candidate.location,
+                f"{candidate.name} ({candidate.source})",
+                candidate.source,
+                candidate.version,
+                candidate.location,
                 status="failed",
                 error=f"name {candidate.name!r} is already used by the {other.source} plugin at {other.location}",
             )
             self._infos[clash.name] = clash
             return
         info = PluginInfo(
-            candidate.name, candidate.source, candidate.version, candidate.location, can_disable=candidate.can_disable
+            candidate.name,
+            candidate.source,
+            candidate.version,
+            candidate.location,
+            can_disable=candidate.can_disable,
         )
         self._infos[candidate.name] = info
         self._candidates[candidate.name] = candidate
@@ -362,8 +376,7 @@ class PluginHost:
             expected = expected or SPEC_TYPES.get(hook_name)
             results: list[tuple[str, Any]] = []
             owners: dict[str, str] = {}
-            # pluggy lists implementations last-registered first; keep discovery order instead
-            for impl in reversed(caller.get_hookimpls()):
+            for impl in caller.get_hookimpls():  # registration (= discovery) order
                 plugin_name = impl.plugin_name
                 try:
                     specs = check_specs(hook_name, impl.function(), expected)
@@ -374,7 +387,8 @@ class PluginHost:
                     key = getattr(spec, "name", None)
                     if key in owners:
                         self._fail(
-                            plugin_name, f"{hook_name}: name {key!r} is already registered by plugin {owners[key]!r}"
+                            plugin_name,
+                            f"{hook_name}: name {key!r} is already registered by plugin {owners[key]!r}",
                         )
                         results = [(p, s) for p, s in results if p != plugin_name]
                         break

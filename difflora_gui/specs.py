@@ -207,3 +207,6 @@ class PanelSpec:
             raise ValueError(f"panel {self.name!r}: section must be one of {SECTIONS}, got {self.section!r}")
         _check_target("panel", self.name, self.widget)
         object.__setattr__(self, "accepts", tuple(s.lower() for s in self.accepts))
+
+
+SPEC_TYPES["difflora_gui_register_panels"] = PanelSpec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from difflora_gui.commands._table import format_table
 from difflora_gui.specs import CliCommandSpec
 
 
@@ -15,16 +16,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--disable", metavar="NAME", help="disable a plugin (remembered)")
 
 
-def _table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
 def _short_hook(name: str) -> str:
-    return name.removeprefix("difflora_gui_register_").removeprefix("difflora_register_").removeprefix("difflora_")
+    return (
+        name.removeprefix("difflora_gui_register_")
+        .removeprefix("difflora_register_")
+        .removeprefix("difflora_")
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,19 +38,30 @@ def run(args: argparse.Namespace) -> int:
         return 0
     infos = host.infos()
     # calling the register hooks is what exposes a plugin that raises inside one
-    for hook in ("difflora_register_merge_strategies", "difflora_register_trainer_backends",
-                 "difflora_register_dataset_tools", "difflora_register_preview_backends",
-                 "difflora_register_cli_commands"):
+    for hook in (
+        "difflora_register_merge_strategies",
+        "difflora_register_trainer_backends",
+        "difflora_register_dataset_tools",
+        "difflora_register_preview_backends",
+        "difflora_register_cli_commands",
+    ):
         host.call_register(hook)
     infos = host.infos()
     if args.json:
         print(json.dumps([i.to_json() for i in infos], indent=2))
         return 0
     rows = [
-        [i.name, i.source, i.version or "-", ", ".join(_short_hook(h) for h in i.hooks) or "-", i.status, i.error]
+        [
+            i.name,
+            i.source,
+            i.version or "-",
+            ", ".join(_short_hook(h) for h in i.hooks) or "-",
+            i.status,
+            i.error,
+        ]
         for i in infos
     ]
-    print(_table(rows, ["name", "source", "version", "hooks", "status", "error"]))
+    print(format_table(rows, ["name", "source", "version", "hooks", "status", "error"]))
     return 0
 
 

@@ -30,7 +30,7 @@ class CliContext(JobContext):
                 dynamic_ncols=True,
                 leave=True,
                 disable=self._quiet,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
             )
         elif total is not None and self._bar.total != total:
             self._bar.total = total
@@ -38,8 +38,9 @@ class CliContext(JobContext):
         return self._bar
 
     def _emit_progress(self, progress: Progress) -> None:
-        bar = self._ensure_bar(progress.total)
-        bar.n = progress.done
+        total = progress.total
+        bar = self._ensure_bar(int(total) if total is not None and float(total).is_integer() else total)
+        bar.n = int(progress.done) if float(progress.done).is_integer() else progress.done
         if progress.text:
             bar.set_postfix_str(progress.text, refresh=False)
         bar.refresh()
@@ -48,7 +49,9 @@ class CliContext(JobContext):
         if self._quiet:
             return
         if self._bar is not None:
-            self._bar.write(text, file=self._stream)
+            self._bar.clear()
+            print(text, file=self._stream, flush=True)
+            self._bar.refresh()
         else:
             print(text, file=self._stream, flush=True)
 

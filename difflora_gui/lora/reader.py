@@ -194,8 +194,9 @@ def _build_entry(path: Path, name: str, roles: dict[str, str], tensors: dict[str
     def bad(problem: str) -> BadFileError:
         return BadFileError(path, f"module {name}: {problem}")
 
-    for key in roles.values():
-        if tensors[key].dtype_code not in _FLOAT_CODES:
+    for role, key in roles.items():
+        # alpha may be an integer (musubi's convert_lora.py writes torch.tensor(rank)); weights may not
+        if role != "alpha" and tensors[key].dtype_code not in _FLOAT_CODES:
             raise bad(f"{key} has non-float dtype {tensors[key].dtype}")
     if "dora_scale" in roles:
         raise bad("DoRA (dora_scale) is not supported: its weight change depends on the base model")
@@ -303,16 +304,16 @@ def _reject_non_wan(path: Path, all_keys: list[str]) -> BadFileError:
                 "not a LoRA: it has no lora_down/lora_up or lora_A/lora_B tensors",
             )
         if family:
-            return BadFileError(path, f"is not a LoRA: it looks like a full {family} model checkpoint")
+            return BadFileError(path, f"is not a LoRA: it looks like a full model checkpoint of {family}")
         return BadFileError(
             path, f"is not a LoRA: it has no LoRA tensors ({len(all_keys)} tensors such as {all_keys[0]!r})"
         )
     if family:
-        return BadFileError(path, f"is a {family} LoRA, not a Wan LoRA (keys such as {lora_like[0]!r})")
+        return BadFileError(path, f"is a LoRA for {family}, not for Wan (keys such as {lora_like[0]!r})")
     return BadFileError(path, f"is not a Wan LoRA: no key names a Wan module ({_sample(lora_like)})")
 
 
-def _identify(path: Path, entries: dict[str, ModuleEntry], tensors: dict[str, TensorInfo]) -> ModelInfo:
+def _identify(path: Path, entries: dict[str, ModuleEntry]) -> ModelInfo:
     """Model size and task from the modules' shapes: a known Wan size, or a consistent Wan-like one."""
     attention = [e for e in entries.values() if wan_layout.layer_group(e.name) in ("self_attn", "cross_attn")]
     bindings: dict[str, int] = {}
@@ -400,7 +401,7 @@ class LoraFile:
         for entry in entries.values():
             entry.naming = next(lora_keys.parse_key(k).naming for k in entry.keys.values())  # type: ignore[union-attr]
         self._entries = {name: entries[name] for name in wan_layout.sorted_names(entries)}
-        self.model: ModelInfo = _identify(path, self._entries, header.tensors)
+        self.model: ModelInfo = _identify(path, self._entries)
 
         naming = namings.most_common(1)[0][0]
         self.format: str = FORMAT_OF_NAMING[naming]
@@ -408,6 +409,7 @@ class LoraFile:
         self.key_styles = sorted(styles)
         self.prefixes = sorted(prefixes)
         self.format_detail = self._describe_format(namings, styles, prefixes)
+        self._open()  # safetensors' own checks (offsets cover the data exactly) fail here, not on first load
 
     def _describe_format(self, namings: Counter, styles: Counter, prefixes: Counter) -> str:
         parts = []
@@ -418,12 +420,14 @@ class LoraFile:
             parts.append(", ".join(lora_styles))
         if "diff" in styles:
             parts.append("full-weight .diff")
-        with_alpha = sum(1 for e in self._entries.values() if e.has_alpha)
-        parts.append(
-            "alpha"
-            if with_alpha == len(self._entries)
-            else ("no alpha" if not with_alpha else "alpha on some modules")
-        )
+        factored = [e for e in self._entries.values() if e.kind != "diff"]
+        with_alpha = sum(1 for e in factored if e.has_alpha)
+        if factored:
+            parts.append(
+                "alpha"
+                if with_alpha == len(factored)
+                else ("no alpha" if not with_alpha else "alpha on some modules")
+            )
         if len(namings) > 1:
             parts.append("mixed naming: " + ", ".join(f"{n} {c}" for n, c in namings.most_common()))
         return f"{self.format} ({'; '.join(parts)})"

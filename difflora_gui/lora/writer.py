@@ -8,7 +8,9 @@ Formats (``--format``):
     ``diffusion_model.``), diffusers (its tolerant converter: partial files are fine) and musubi
     (``convert_lora.py --target default``). Modules outside the blocks get no ``.alpha``: diffusers'
     converter only consumes alphas of block modules and rejects any left over, so their scale is
-    baked into ``lora_up``. Full-weight modules are written as ``.diff`` (``.diff_b`` for biases).
+    baked into the factors; so is a zero or negative scale (alpha must stay positive). Full-weight
+    modules are written as ``.diff`` (``.diff_b`` for biases): ComfyUI and WanVideoWrapper apply
+    them, diffusers ignores them (a warning says so).
 ``musubi``
     ``lora_unet_blocks_N_<name with _>.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha``.
     diffusers' musubi converter is strict: it needs every attention and FFN module of every block
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -105,6 +107,8 @@ def _check_module(module: LoraModule) -> None:
 def _split_scale(scale: float) -> tuple[float, float]:
     """Split ``scale`` into (down, up) factors whose product is ``scale``, moving powers of two to
     keep both near 1 (what diffusers does), so that baking it in adds no rounding for 2^k scales."""
+    if scale == 0:
+        return 0.0, 1.0
     down, up = scale, 1.0
     while abs(down) * 2 < up:
         down *= 2
@@ -122,6 +126,18 @@ def _alpha_for(module: LoraModule) -> float:
     ):
         return float(module.alpha)
     return float(module.scale) * rank
+
+
+def _with_alpha(module: LoraModule) -> tuple[float, float, float]:
+    """(down factor, up factor, alpha) for formats that store an alpha.
+
+    A zero or negative scale is baked into the factors with alpha = rank: kohya/musubi read alpha 0
+    as alpha = rank, and diffusers' power-of-two alpha split never ends for an alpha ≤ 0.
+    """
+    if module.scale > 0:
+        return 1.0, 1.0, _alpha_for(module)
+    down, up = _split_scale(module.scale)
+    return down, up, float(module.rank)
 
 
 def to_state_dict(
@@ -152,28 +168,35 @@ def to_state_dict(
                 f"cannot write module {name} as {fmt}: it is a full-weight ({module.kind}) change, which only "
                 "the comfy format can hold (.diff); use --format comfy"
             )
+        if fmt == "diffusers" and not low_rank:
+            raise UserError(
+                f"cannot write module {name} as diffusers: it has only a bias change; use --format comfy"
+            )
         if fmt == "musubi" and module.bias is not None:
             raise UserError(f"cannot write module {name} as musubi: the format has no bias (.diff_b) entries")
         if fmt == "comfy":
             base = f"diffusion_model.{name}"
-            if low_rank:
-                if in_block:
-                    out[f"{base}.lora_down.weight"] = cast(module.down)
-                    out[f"{base}.lora_up.weight"] = cast(module.up)
-                    out[f"{base}.alpha"] = torch.tensor(_alpha_for(module), dtype=torch.float32)
-                else:
-                    s_down, s_up = _split_scale(module.scale)
-                    out[f"{base}.lora_down.weight"] = scaled(module.down, s_down)
-                    out[f"{base}.lora_up.weight"] = scaled(module.up, s_up)
             if module.dense is not None:
-                out[f"{base}.diff"] = cast(module.dense)
+                # ComfyUI keeps one patch per weight (a .diff replaces a LoRA pair), so a module with
+                # both is written as its whole ΔW
+                out[f"{base}.diff"] = cast(module.delta(dtype=torch.float32, device="cpu"))
+            elif low_rank and in_block:
+                s_down, s_up, alpha = _with_alpha(module)
+                out[f"{base}.lora_down.weight"] = scaled(module.down, s_down)
+                out[f"{base}.lora_up.weight"] = scaled(module.up, s_up)
+                out[f"{base}.alpha"] = torch.tensor(alpha, dtype=torch.float32)
+            elif low_rank:
+                s_down, s_up = _split_scale(module.scale)
+                out[f"{base}.lora_down.weight"] = scaled(module.down, s_down)
+                out[f"{base}.lora_up.weight"] = scaled(module.up, s_up)
             if module.bias is not None:
                 out[f"{base}.diff_b"] = cast(module.bias)
         elif fmt == "musubi":
             base = wan_layout.to_musubi(name)
-            out[f"{base}.lora_down.weight"] = cast(module.down)
-            out[f"{base}.lora_up.weight"] = cast(module.up)
-            out[f"{base}.alpha"] = torch.tensor(_alpha_for(module), dtype=torch.float32)
+            s_down, s_up, alpha = _with_alpha(module)
+            out[f"{base}.lora_down.weight"] = scaled(module.down, s_down)
+            out[f"{base}.lora_up.weight"] = scaled(module.up, s_up)
+            out[f"{base}.alpha"] = torch.tensor(alpha, dtype=torch.float32)
         else:
             base = f"transformer.{wan_layout.to_diffusers(name)}"
             if low_rank:
@@ -197,11 +220,21 @@ def _ordered_modules(modules: Iterable[LoraModule]) -> list[LoraModule]:
     return [by_name[n] for n in wan_layout.sorted_names(by_name)]
 
 
-def portability_warnings(names: Iterable[str], format: str, *, task: str | None = None) -> list[str]:
-    """What a loader will refuse or ignore in a file of ``names`` written as ``format``."""
+def portability_warnings(
+    names: Iterable[str], format: str, *, task: str | None = None, dense: Iterable[str] = ()
+) -> list[str]:
+    """What a loader will refuse or ignore in a file of ``names`` written as ``format``
+    (``dense``: the modules written as full-weight ``.diff`` entries)."""
     names = list(names)
+    dense = list(dense)
     fmt = normalize_format(format)
     warnings: list[str] = []
+    image = {wan_layout.block_local_name(n) for n in names} & set(wan_layout.CROSS_ATTN_IMAGE)
+    if fmt in ("comfy", "diffusers") and len(image) == 1:
+        warnings.append(
+            f"only {image.pop()} of the image cross-attention pair: diffusers loads k_img/v_img only when "
+            "both are present and rejects the file"
+        )
     if fmt == "musubi":
         blocks = sorted({b for b in (wan_layout.block_index(n) for n in names) if b is not None})
         has_image = any(wan_layout.block_local_name(n) in wan_layout.CROSS_ATTN_IMAGE for n in names)
@@ -219,6 +252,11 @@ def portability_warnings(names: Iterable[str], format: str, *, task: str | None 
             warnings.append(
                 "musubi-format keys are ignored by WanVideoWrapper's block edit (comfy format is not)"
             )
+    if fmt == "comfy" and dense:
+        warnings.append(
+            f"{len(dense)} full-weight (.diff) modules such as {dense[0]}: ComfyUI and WanVideoWrapper apply "
+            "them, diffusers ignores them"
+        )
     return warnings
 
 
@@ -265,7 +303,7 @@ def build_metadata(
     modules: Iterable[LoraModule] | None = None,
     title: str | None = None,
     model: ModelInfo | None = None,
-    inputs: Iterable[InputFile | Mapping[str, str]] = (),
+    inputs: Iterable[InputFile | Mapping[str, str] | str | Path] = (),
     strategy: str | None = None,
     params: Mapping[str, Any] | None = None,
     selector: str | None = None,
@@ -278,9 +316,11 @@ def build_metadata(
 ) -> dict[str, str]:
     """Metadata for a written LoRA: kohya ``ss_*``, SAI ``modelspec.*`` and our ``difflora.*`` provenance.
 
-    ``created`` (ISO-8601 text or a datetime) defaults to now; pass the recorded value to reproduce
+    ``inputs``: :class:`InputFile` items (name, sha256, role), mappings of the same keys, or paths
+    (hashed here). ``created`` (ISO-8601 text or a datetime) defaults to now; pass the recorded value to reproduce
     a file bit for bit. ``ss_network_dim``/``ss_network_alpha`` come from ``modules`` (``Dynamic``
-    when ranks or alphas differ) unless given.
+    when ranks or alphas differ) unless given; without either, :func:`write_lora` fills them in
+    from the modules it writes.
     """
     if created is None:
         created_dt = datetime.now(timezone.utc).replace(microsecond=0)
@@ -294,27 +334,35 @@ def build_metadata(
                 f"bad creation time {created!r}: use ISO-8601 like 2026-01-31T12:00:00Z"
             ) from None
     created_text = created_dt.isoformat()
+    dim: str | None = None
+    alpha: str | None = None
     if modules is not None:
         dim, alpha = network_dim_alpha(list(modules))
-    else:
-        dim, alpha = "Dynamic", "Dynamic"
     if network_dim is not None:
         dim = str(network_dim)
     if network_alpha is not None:
         alpha = network_alpha if isinstance(network_alpha, str) else _number(network_alpha)
-    input_list = [i.to_json() if isinstance(i, InputFile) else dict(i) for i in inputs]
-    metadata: dict[str, str] = {
-        "ss_network_module": "networks.lora_wan",
-        "ss_network_dim": dim,
-        "ss_network_alpha": alpha,
-        "ss_base_model_version": "wan",
-        # musubi writes "wan2.1/lora" for every Wan size and generation; loaders key on it.
-        "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": "wan2.1/lora",
-        "modelspec.implementation": "https://github.com/Wan-Video/Wan2.1",
-        "modelspec.title": title or "DiffLoRA",
-        "modelspec.date": created_text,
-    }
+    input_list = []
+    for item in inputs:
+        if isinstance(item, (str, Path)):
+            item = InputFile.from_path(item)  # hashes the file
+        input_list.append(item.to_json() if isinstance(item, InputFile) else dict(item))
+    metadata: dict[str, str] = {"ss_network_module": "networks.lora_wan"}
+    if dim is not None:
+        metadata["ss_network_dim"] = dim
+    if alpha is not None:
+        metadata["ss_network_alpha"] = alpha
+    metadata.update(
+        {
+            "ss_base_model_version": "wan",
+            # musubi writes "wan2.1/lora" for every Wan size and generation; loaders key on it.
+            "modelspec.sai_model_spec": "1.0.0",
+            "modelspec.architecture": "wan2.1/lora",
+            "modelspec.implementation": "https://github.com/Wan-Video/Wan2.1",
+            "modelspec.title": title or "DiffLoRA",
+            "modelspec.date": created_text,
+        }
+    )
     if description:
         metadata["modelspec.description"] = description
     if author:
@@ -392,7 +440,10 @@ def _check_finite(tensors: Mapping[str, torch.Tensor]) -> None:
 
     for key, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise UserError(f"refusing to write {key}: it contains NaN or Inf values")
+            hint = ""
+            if tensor.dtype == torch.float16 and bool(torch.isinf(tensor).any()):
+                hint = " (values beyond float16's range of ±65504: write bfloat16 or float32)"
+            raise UserError(f"refusing to write {key}: it contains NaN or Inf values{hint}")
 
 
 def write_lora(
@@ -404,12 +455,15 @@ def write_lora(
     metadata: Mapping[str, str] | None = None,
     inputs: Iterable[str | Path] = (),
     overwrite: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``modules`` to ``path`` atomically and return the path.
 
-    Refuses (``UserError``, nothing written) to overwrite one of ``inputs``, an existing file
-    unless ``overwrite``, unknown module names, NaN/Inf values, and full-weight modules in the
-    musubi/diffusers formats. Portability problems of the chosen format are logged as warnings.
+    ``metadata``: usually from :func:`build_metadata`; None writes the default metadata (creation
+    time now). Refuses (``UserError``, nothing written) to overwrite one of ``inputs``, an existing
+    file unless ``overwrite``, unknown module names, NaN/Inf values, and full-weight modules in the
+    musubi/diffusers formats. Portability problems of the chosen format go to ``warn`` (default:
+    logged as warnings).
     """
     from difflora_gui.fileio import check_output_path
 
@@ -417,13 +471,23 @@ def write_lora(
     inputs = list(inputs)
     check_output_path(path, inputs=inputs, overwrite=overwrite)  # fail before any work
     fmt = normalize_format(format)
+    modules = list(modules)
     tensors = to_state_dict(modules, format=fmt, dtype=dtype)
     _check_finite(tensors)
+    metadata = dict(metadata) if metadata is not None else build_metadata(modules=modules)
+    if "ss_network_dim" not in metadata or "ss_network_alpha" not in metadata:
+        dim, alpha = network_dim_alpha(modules)
+        metadata.setdefault("ss_network_dim", dim)
+        metadata.setdefault("ss_network_alpha", alpha)
     names = sorted({_module_of_key(k) for k in tensors}, key=wan_layout.sort_key)
-    for warning in portability_warnings(names, fmt):
-        log.warning("%s: %s", path.name, warning)
+    dense = [_module_of_key(k) for k in tensors if k.endswith(".diff")]
+    for warning in portability_warnings(names, fmt, dense=dense):
+        if warn is not None:
+            warn(warning)
+        else:
+            log.warning("%s: %s", path.name, warning)
     with atomic_output(path, inputs=inputs, overwrite=overwrite) as tmp:
-        save_safetensors(tmp, tensors, dict(metadata or {}))
+        save_safetensors(tmp, tensors, metadata)
     return path
 
 

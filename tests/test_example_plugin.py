@@ -1,0 +1,100 @@
+"""The example third-party package, installed for real with pip and found through its entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "difflora-example-strategy"
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory):
+    """``pip install`` the example into its own folder (no dependencies, no network)."""
+    target = tmp_path_factory.mktemp("site-packages")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(target.glob("difflora_example_strategy-0.2.0.dist-info/entry_points.txt"))
+    return target
+
+
+def run_app(site: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+def test_installed_package_is_discovered_through_its_entry_point(installed_example):
+    listed = {p["name"]: p for p in json.loads(run_app(installed_example, "plugins", "--json").stdout)}
+    plugin = listed["cosine_filter"]
+    assert plugin["source"] == "package"
+    assert plugin["version"] == "0.2.0"
+    assert plugin["status"] == "enabled", plugin["error"]
+    assert plugin["hooks"] == ["difflora_register_merge_strategies"]
+
+
+def test_autoload_switch_hides_the_package(installed_example):
+    env_result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(installed_example), "DIFFLORA_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        cwd=ROOT,
+    )
+    assert "cosine_filter" not in {p["name"] for p in json.loads(env_result.stdout)}
+
+
+def test_the_strategy_filters_on_cosine(installed_example, monkeypatch):
+    monkeypatch.syspath_prepend(str(installed_example))
+    from difflora_gui.jobs import RecordingContext
+    from difflora_gui.plugin_host import PluginHost
+    from difflora_gui.specs import resolve_callable
+
+    host = PluginHost(
+        builtin_dir=installed_example / "none",
+        user_dir=installed_example / "none",
+        autoload=True,
+        persist=False,
+    ).load()
+    spec = host.merge_strategies()["cosine_filter"]
+    assert spec.is_filter and not spec.is_compressor
+    params = spec.params.resolve({"max_cosine": "0.3"})
+
+    class Stats:
+        def __init__(self, name, cosine):
+            self.name, self.cosine = name, cosine
+
+    ctx = RecordingContext()
+    kept = resolve_callable(spec.select)([Stats("a", 0.9), Stats("b", 0.1), Stats("c", None)], params, ctx)
+    assert kept == {"b", "c"}
+    assert ctx.logs == ["cosine_filter: kept 2 of 3 modules (cosine <= 0.3)"]

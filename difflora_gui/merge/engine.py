@@ -843,15 +843,17 @@ class _Merge:
             description=f"differential LoRA: {p.describe()}",
             extra=extra,
         )
-        write_lora(
-            output,
-            modules,
-            format=p.format,
-            dtype=self.save_dtype,
-            metadata=metadata,
-            inputs=[p.lora_a, p.lora_b],
-            overwrite=p.overwrite,
-        )
+        # the writer logs the portability warnings too; they were reported above through the job
+        with _quiet_logger("difflora_gui.lora.writer"):
+            write_lora(
+                output,
+                modules,
+                format=p.format,
+                dtype=self.save_dtype,
+                metadata=metadata,
+                inputs=[p.lora_a, p.lora_b],
+                overwrite=p.overwrite,
+            )
 
     def recipe(self) -> dict[str, Any]:
         return self.params.to_json()
@@ -918,6 +920,23 @@ class _Outcome:
     pending: _Pending | None = None
     final: Any = None
     grams: Any = None
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Drop a logger's records for the duration of a block (messages already reported elsewhere)."""
+    import logging
+
+    logger = logging.getLogger(name)
+
+    def drop(record) -> bool:
+        return False
+
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 @contextlib.contextmanager

@@ -81,14 +81,10 @@ class _Candidate:
 
 
 def app_plugins_dir() -> Path:
-    """The built-in ``plugins/`` folder: beside the package in a checkout, or installed as a package."""
-    here = Path(__file__).resolve().parent.parent / "plugins"
-    if here.is_dir():
-        return here
-    spec = importlib.util.find_spec(BUILTIN_PACKAGE)
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return here
+    """The built-in ``plugins/`` folder (see :mod:`difflora_gui.paths`)."""
+    from difflora_gui.paths import builtin_plugins_dir
+
+    return builtin_plugins_dir()
 
 
 def _ensure_namespace(package: str, folder: Path) -> None:

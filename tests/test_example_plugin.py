@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ EXAMPLE = ROOT / "examples" / "difflora-example-strategy"
 def installed_example(tmp_path_factory):
     """``pip install`` the example into its own folder (no dependencies, no network)."""
     target = tmp_path_factory.mktemp("site-packages")
+    # build from a copy: setuptools writes build/ and *.egg-info beside the sources it builds
+    source = tmp_path_factory.mktemp("source") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     result = subprocess.run(
         [
             sys.executable,
@@ -30,7 +34,7 @@ def installed_example(tmp_path_factory):
             "--no-index",
             "--target",
             str(target),
-            str(EXAMPLE),
+            str(source),
         ],
         capture_output=True,
         text=True,

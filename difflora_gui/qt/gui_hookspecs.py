@@ -16,7 +16,16 @@ if TYPE_CHECKING:
 
 @hookspec
 def difflora_gui_register_panels() -> list[PanelSpec]:
-    """Return panels for the window's sections (Dataset, Train, Merge, Preview, Compare)."""
+    """Return panels for the window's sections (Dataset, Train, Merge, Preview, Compare).
+
+    Each ``PanelSpec.widget`` is called as ``widget(services)`` with the running
+    :class:`difflora_gui.qt.services.AppServices` and returns a ``QWidget``. If it fails, an error
+    card stands in its place and the rest of the window works. A panel that lists suffixes in
+    ``PanelSpec.accepts`` receives dropped files of those types through its widget's
+    ``accept_files(paths: list[pathlib.Path])`` method. Panels keep their state in the project
+    (``services.project.section(key)`` / ``update_section``) and reload it on
+    ``services.project_replaced``.
+    """
 
 
 GUI_REGISTER_HOOKS = ("difflora_gui_register_panels",)

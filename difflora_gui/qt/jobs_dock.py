@@ -1,0 +1,210 @@
+"""The Jobs dock: one row per job with its state, progress bar, ETA, Cancel and Remove."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from difflora_gui.jobs.context import Progress, format_duration
+from difflora_gui.qt.jobs import DONE, FAILED, QUEUED, RUNNING, JobController, JobHandle
+
+_PROGRESS_STEPS = 1000
+
+
+class JobRow(QFrame):
+    """Shows one job and follows its handle's signals (all in the GUI thread)."""
+
+    def __init__(self, handle: JobHandle, controller: JobController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("jobRow")
+        self.handle = handle
+        self._controller = controller
+        self.title_label = QLabel(handle.title)
+        self.title_label.setObjectName("jobTitle")
+        self.title_label.setToolTip(f"job {handle.id} · lane {handle.lane_key}")
+        self.state_label = QLabel()
+        self.state_label.setObjectName("jobState")
+        self.lane_label = QLabel(handle.lane_key)
+        self.lane_label.setObjectName("mutedLabel")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, _PROGRESS_STEPS)
+        self.progress_bar.setTextVisible(True)
+        self.detail_label = QLabel()
+        self.detail_label.setObjectName("mutedLabel")
+        self.detail_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.eta_label = QLabel()
+        self.eta_label.setObjectName("mutedLabel")
+        self.eta_label.setMinimumWidth(self.eta_label.fontMetrics().horizontalAdvance("ETA 00:00:00"))
+        self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop this job (a running job stops at its next check)")
+        self.cancel_button.clicked.connect(self._cancel)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Remove this job from the list")
+        self.remove_button.clicked.connect(self._remove)
+
+        top = QHBoxLayout()
+        top.setSpacing(8)
+        top.addWidget(self.title_label, 1)
+        top.addWidget(self.lane_label)
+        top.addWidget(self.state_label)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(8, 6, 8, 6)
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(3)
+        grid.addLayout(top, 0, 0, 1, 4)
+        grid.addWidget(self.progress_bar, 1, 0)
+        grid.addWidget(self.eta_label, 1, 1)
+        grid.addWidget(self.cancel_button, 1, 2)
+        grid.addWidget(self.remove_button, 1, 3)
+        grid.addWidget(self.detail_label, 2, 0, 1, 4)
+        grid.setColumnStretch(0, 1)
+
+        handle.state_changed.connect(self._on_state)
+        handle.progressed.connect(self._on_progress)
+        self._on_state(handle.state)
+
+    @Slot(str)
+    def _on_state(self, _state: str) -> None:
+        handle = self.handle
+        state = handle.state_text
+        self.state_label.setText(state)
+        self.state_label.setProperty("state", handle.state)
+        self.state_label.style().unpolish(self.state_label)
+        self.state_label.style().polish(self.state_label)
+        self.cancel_button.setEnabled(not handle.is_finished and not handle.cancel_requested)
+        self.remove_button.setEnabled(handle.is_finished or handle.state == QUEUED and handle.context is None)
+        if handle.state == QUEUED:
+            self.progress_bar.setValue(0)
+            self.progress_bar.setFormat("waiting")
+            self.detail_label.setText(f"waiting for lane {handle.lane_key}")
+        elif handle.state == RUNNING and handle.progress is None:
+            self.progress_bar.setRange(0, 0)  # busy until the first report
+            self.detail_label.setText("running")
+        elif handle.is_finished:
+            self.progress_bar.setRange(0, _PROGRESS_STEPS)
+            if handle.state == DONE:
+                self.progress_bar.setValue(_PROGRESS_STEPS)
+                self.progress_bar.setFormat("100%")
+            else:
+                self.progress_bar.setFormat(handle.state)
+            elapsed = handle.elapsed_s
+            took = f"after {format_duration(elapsed)}" if elapsed is not None else ""
+            if handle.state == FAILED:
+                self.detail_label.setText(f"{handle.error_text}  (details in the Log)")
+                self.detail_label.setToolTip(handle.traceback or handle.error_text)
+            else:
+                self.detail_label.setText(f"{handle.state} {took}".strip())
+            self.eta_label.setText(format_duration(elapsed) if elapsed is not None else "")
+            self.eta_label.setToolTip("run time")
+
+    @Slot(object)
+    def _on_progress(self, progress: Progress) -> None:
+        fraction = progress.fraction
+        if fraction is None:
+            self.progress_bar.setRange(0, 0)
+        else:
+            self.progress_bar.setRange(0, _PROGRESS_STEPS)
+            self.progress_bar.setValue(round(fraction * _PROGRESS_STEPS))
+            self.progress_bar.setFormat(f"{fraction * 100:.0f}%")
+        total = f"/{progress.total:g}" if progress.total else ""
+        text = f"{progress.done:g}{total}"
+        self.detail_label.setText(f"{text} · {progress.text}" if progress.text else text)
+        self.eta_label.setText(self.handle.eta_text or format_duration(progress.elapsed_s))
+        self.eta_label.setToolTip("estimated time left" if self.handle.eta_text else "elapsed")
+
+    @Slot()
+    def _cancel(self) -> None:
+        self._controller.cancel(self.handle.id)
+
+    @Slot()
+    def _remove(self) -> None:
+        self._controller.remove(self.handle.id)
+
+
+class JobsDock(QDockWidget):
+    def __init__(self, controller: JobController, parent: QWidget | None = None):
+        super().__init__("Jobs", parent)
+        self.setObjectName("jobsDock")
+        self.controller = controller
+        self.rows: dict[int, JobRow] = {}
+
+        self.empty_label = QLabel(
+            "No jobs yet. Training, merging and preview rendering run here, one job at a time per "
+            "device; small CPU jobs run beside them."
+        )
+        self.empty_label.setObjectName("mutedLabel")
+        self.empty_label.setWordWrap(True)
+        self.summary_label = QLabel()
+        self.summary_label.setObjectName("mutedLabel")
+        self.clear_button = QPushButton("Remove finished")
+        self.clear_button.setToolTip("Remove every done, failed or cancelled job from the list")
+        self.clear_button.clicked.connect(self.controller.remove_finished)
+
+        self._rows_box = QWidget()
+        self._rows_layout = QVBoxLayout(self._rows_box)
+        self._rows_layout.setContentsMargins(0, 0, 0, 0)
+        self._rows_layout.setSpacing(6)
+        self._rows_layout.addWidget(self.empty_label)
+        self._rows_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._rows_box)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(self.summary_label, 1)
+        header.addWidget(self.clear_button)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(6)
+        layout.addLayout(header)
+        layout.addWidget(scroll, 1)
+        self.setWidget(body)
+
+        controller.job_added.connect(self._on_job_added)
+        controller.job_removed.connect(self._on_job_removed)
+        controller.job_state_changed.connect(self._update_summary)
+        self._update_summary()
+
+    @Slot(object)
+    def _on_job_added(self, handle: JobHandle) -> None:
+        row = JobRow(handle, self.controller)
+        self.rows[handle.id] = row
+        self._rows_layout.insertWidget(self._rows_layout.count() - 1, row)
+        self._update_summary()
+
+    @Slot(int)
+    def _on_job_removed(self, job_id: int) -> None:
+        row = self.rows.pop(job_id, None)
+        if row is not None:
+            self._rows_layout.removeWidget(row)
+            row.deleteLater()
+        self._update_summary()
+
+    @Slot()
+    def _update_summary(self, *_args) -> None:
+        jobs = [row.handle for row in self.rows.values()]
+        running = sum(1 for h in jobs if h.state == RUNNING)
+        queued = sum(1 for h in jobs if h.state == QUEUED)
+        finished = sum(1 for h in jobs if h.is_finished)
+        self.empty_label.setVisible(not jobs)
+        self.clear_button.setVisible(bool(jobs))
+        self.clear_button.setEnabled(finished > 0)
+        self.summary_label.setText(
+            f"{running} running · {queued} queued · {finished} finished" if jobs else ""
+        )
+
+    def summary(self) -> str:
+        return self.summary_label.text()

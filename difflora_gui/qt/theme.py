@@ -1,0 +1,89 @@
+"""The dark theme (Fusion style + a dark palette + ``resources/style.qss``) and the app's icons."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtWidgets import QApplication
+
+from difflora_gui import paths
+
+#: colours shared with code that draws (log levels, status text)
+COLORS = {
+    "window": "#1f2124",
+    "base": "#17181b",
+    "alternate": "#222428",
+    "button": "#2a2d32",
+    "text": "#e3e5e8",
+    "muted": "#8b9098",
+    "disabled": "#6d7178",
+    "accent": "#5b8def",
+    "ok": "#72d38f",
+    "warning": "#e0b060",
+    "error": "#ff7b7b",
+}
+
+
+def resources_dir() -> Path:
+    """The app's ``resources/`` folder (see :mod:`difflora_gui.paths`)."""
+    return paths.resources_dir()
+
+
+@cache
+def icon(name: str) -> QIcon:
+    """``resources/icons/<name>.svg`` as an icon (an empty icon if the file is missing)."""
+    path = resources_dir() / "icons" / f"{name}.svg"
+    return QIcon(str(path)) if path.is_file() else QIcon()
+
+
+def dark_palette() -> QPalette:
+    palette = QPalette()
+    role = QPalette.ColorRole
+    group = QPalette.ColorGroup
+    colors = {
+        role.Window: COLORS["window"],
+        role.WindowText: COLORS["text"],
+        role.Base: COLORS["base"],
+        role.AlternateBase: COLORS["alternate"],
+        role.ToolTipBase: "#2b2e33",
+        role.ToolTipText: COLORS["text"],
+        role.PlaceholderText: "#80858d",
+        role.Text: COLORS["text"],
+        role.Button: COLORS["button"],
+        role.ButtonText: COLORS["text"],
+        role.BrightText: "#ff6b6b",
+        role.Link: "#7fb0ff",
+        role.LinkVisited: "#b29cff",
+        role.Highlight: "#3d6fd1",
+        role.HighlightedText: "#ffffff",
+        role.Light: "#3a3e45",
+        role.Midlight: "#32363c",
+        role.Mid: "#2a2d32",
+        role.Dark: "#141517",
+        role.Shadow: "#0b0b0c",
+    }
+    for color_role, value in colors.items():
+        palette.setColor(color_role, QColor(value))
+    for color_role in (role.WindowText, role.Text, role.ButtonText, role.HighlightedText):
+        palette.setColor(group.Disabled, color_role, QColor(COLORS["disabled"]))
+    palette.setColor(group.Disabled, role.Highlight, QColor("#2a3550"))
+    return palette
+
+
+def style_sheet() -> str:
+    path = resources_dir() / "style.qss"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:  # a missing sheet leaves the palette-only theme, which is still usable
+        return ""
+
+
+def apply_dark_theme(app: QApplication) -> None:
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    app.setStyleSheet(style_sheet())
+    app_icon = icon("app")
+    if not app_icon.isNull():
+        app.setWindowIcon(app_icon)

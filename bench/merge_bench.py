@@ -122,6 +122,7 @@ import torch
 from difflora_gui.lora.reader import open_lora
 path_a, path_b, names = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 times = {}
+torch.linalg.svd(torch.randn(512, 512), full_matrices=False)  # warm-up: LAPACK and thread start-up are not timed
 with open_lora(path_a) as fa, open_lora(path_b) as fb:
     for name in names:
         dense = fa.load(name).delta(torch.float32) - fb.load(name).delta(torch.float32)

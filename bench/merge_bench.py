@@ -47,19 +47,41 @@ def rss_mb():
 """
 
 MERGE_CHILD = (
-    "import json, sys, time\n"
+    "import json, sys, threading, time\n"
     + _PEAK_RSS
     + """
+def rss_parts():
+    # Linux: resident anonymous (private) memory and resident file-backed pages (mapped files)
+    try:
+        with open("/proc/self/status") as status:
+            lines = dict(line.split(":", 1) for line in status if line.startswith(("RssAnon", "RssFile")))
+        return {k: int(v.split()[0]) / 1024 for k, v in lines.items()}
+    except OSError:
+        return {}
+peaks = {}
+running = True
+def sample():
+    while running:
+        for key, value in rss_parts().items():
+            peaks[key] = max(peaks.get(key, 0.0), value)
+        time.sleep(0.01)
 import torch
 from difflora_gui.merge.engine import run_merge
 from difflora_gui.merge.params import MergeParams
 params = MergeParams.from_json(json.loads(sys.argv[1]))
 base_rss = rss_mb()
+base_parts = rss_parts()
 base_peak = peak_rss_mb()
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
 start = time.perf_counter()
 result = run_merge(params)
 wall = time.perf_counter() - start
+running = False
+sampler.join()
 print(json.dumps({"wall": wall, "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base_rss, "base_peak_mb": base_peak,
+                  "anon_added_mb": peaks.get("RssAnon", 0) - base_parts.get("RssAnon", 0) if base_parts else None,
+                  "file_added_mb": peaks.get("RssFile", 0) - base_parts.get("RssFile", 0) if base_parts else None,
                   "merged": result.merged, "ranks": {str(k): v for k, v in result.ranks.items()},
                   "energy": result.retained_energy_mean}))
 """
@@ -100,6 +122,7 @@ import torch
 from difflora_gui.lora.reader import open_lora
 path_a, path_b, names = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 times = {}
+torch.linalg.svd(torch.randn(512, 512), full_matrices=False)  # warm-up: LAPACK and thread start-up are not timed
 with open_lora(path_a) as fa, open_lora(path_b) as fb:
     for name in names:
         dense = fa.load(name).delta(torch.float32) - fb.load(name).delta(torch.float32)
@@ -142,6 +165,10 @@ def generate(folder: Path, variant: str, rank: int) -> tuple[Path, Path]:
             format="musubi",
             overwrite=True,
         )
+    if hasattr(
+        os, "sync"
+    ):  # flush the new files now, so the kernel's write-back does not run during the timing
+        os.sync()
     return paths
 
 
@@ -217,26 +244,35 @@ def main(argv=None) -> int:
     walls = ", ".join(f"{r['wall']:.2f}" for r in runs)
     print(f"merge wall time (best of {len(runs)}): {best['wall']:.2f} s  (runs: {walls})")
     print(f"I/O floor: read {io['read']:.3f} s + write {io['write']:.3f} s = {io_total:.3f} s")
+    worst = max(runs, key=lambda r: r["peak_rss_mb"])
     print(
-        f"peak RSS: {best['peak_rss_mb']:.0f} MB (process after imports: {best['base_rss_mb']:.0f} MB; "
-        f"added by the merge: {best['peak_rss_mb'] - best['base_peak_mb']:.0f} MB)"
+        f"peak RSS (highest of the runs; it varies with thread scheduling): {worst['peak_rss_mb']:.0f} MB "
+        f"(process after imports: {worst['base_rss_mb']:.0f} MB; added by the merge: "
+        f"{worst['peak_rss_mb'] - worst['base_rss_mb']:.0f} MB)"
     )
+    if worst.get("anon_added_mb") is not None:
+        print(
+            f"  of which private memory (RssAnon): +{worst['anon_added_mb']:.0f} MB; pages of the memory-mapped "
+            f"inputs (RssFile, page cache the kernel can reclaim): +{worst['file_added_mb']:.0f} MB"
+        )
     rows = [
         ("wall time", f"{best['wall']:.2f} s", "≤ 5 s", best["wall"] <= 5.0),
         ("wall / I/O floor", f"{best['wall'] / io_total:.2f}×", "≤ 1.5×", best["wall"] / io_total <= 1.5),
         (
             "peak RSS / inputs",
-            f"{best['peak_rss_mb'] / inputs_mb:.2f}×",
+            f"{worst['peak_rss_mb'] / inputs_mb:.2f}×",
             "≤ 2×",
-            best["peak_rss_mb"] / inputs_mb <= 2.0,
+            worst["peak_rss_mb"] / inputs_mb <= 2.0,
         ),
         (
-            "  (merge's own RSS / inputs)",
-            f"{(best['peak_rss_mb'] - best['base_peak_mb']) / inputs_mb:.2f}×",
+            "  (added by the merge / inputs)",
+            f"{(worst['peak_rss_mb'] - worst['base_rss_mb']) / inputs_mb:.2f}×",
             "",
             None,
         ),
     ]
+    if worst.get("anon_added_mb") is not None:
+        rows.append(("  (private memory / inputs)", f"{worst['anon_added_mb'] / inputs_mb:.2f}×", "", None))
     if dense:
         per_module_ours = best["wall"] / len(names)
         attn_times = [t for n, t in dense.items() if ".ffn." not in n]

@@ -473,48 +473,38 @@ def test_bad_recipe_values_are_user_errors(tmp_path, pair):
         run_merge(params(tmp_path, a, b, output=str(a), overwrite=True))
 
 
-def _bad_files(tmp_path: Path, good: Path) -> dict[str, Path]:
-    files = {}
-    files["not safetensors"] = tmp_path / "garbage.safetensors"
-    files["not safetensors"].write_bytes(b"\x00\x01 this is not a safetensors file at all" * 10)
-    files["truncated"] = tmp_path / "truncated.safetensors"
-    files["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    files["empty"] = tmp_path / "empty.safetensors"
-    files["empty"].write_bytes(b"")
-    files["pickle"] = tmp_path / "model.ckpt"
-    files["pickle"].write_bytes(b"\x80\x04\x95 pickle")
-    files["missing"] = tmp_path / "missing.safetensors"
+def test_every_bad_input_of_the_corpus_fails_cleanly_with_nothing_written(tmp_path):
+    """The LoRA-files issue's bad-input corpus, as LoRA A and as LoRA B of a merge."""
+    from test_lora_bad_inputs import CORPUS
+
+    from difflora_gui.lora.synthetic import make_wan_lora
+
+    good = tmp_path / "good.safetensors"
+    make_wan_lora("tiny", rank=2, alpha=1.0, seed=3, path=good)
+    for make in CORPUS:
+        folder = tmp_path / make.__name__
+        folder.mkdir()
+        bad = make(folder)
+        for lora_a, lora_b in ((bad, good), (good, bad)):
+            out = folder / "out.safetensors"
+            with pytest.raises(UserError) as info:
+                run_merge(params(folder, lora_a, lora_b, analyze=True))
+            message = str(info.value)
+            assert bad.name in message and "\n" not in message, (make.__name__, message)
+            assert sorted(p.name for p in folder.iterdir()) == [bad.name], make.__name__
+            assert not out.exists()
+    # NaN/Inf found by the merge's own Gram check (the reader's value pass is skipped) name the module
+    mods = make_modules(3, rank=4)
+    mods[8].up[2, 1] = float("nan")  # blocks.0.ffn.0
+    nan_file = tmp_path / "nan.safetensors"
     from safetensors.torch import save_file
 
     from difflora_gui.lora.writer import to_state_dict
 
-    mods = make_modules(3, rank=4)
-    mods[8].up[2, 1] = float("nan")  # blocks.0.ffn.0 (our writer refuses NaN, so save the tensors directly)
-    files["nan"] = tmp_path / "nan.safetensors"
-    save_file(to_state_dict(mods), str(files["nan"]))
-    mods = make_modules(3, rank=4)
-    mods[7].down[0, 3] = float("inf")
-    files["inf"] = tmp_path / "inf.safetensors"
-    save_file(to_state_dict(mods, format="musubi"), str(files["inf"]))
-
-    files["not wan"] = tmp_path / "sdxl.safetensors"
-    save_file(
-        {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(4, 8)},
-        str(files["not wan"]),
-    )
-    return files
-
-
-def test_bad_inputs_fail_cleanly_with_nothing_written(tmp_path, pair):
-    a, b = pair
-    for label, bad in _bad_files(tmp_path, a).items():
-        for lora_a, lora_b in ((bad, b), (a, bad)):
-            out = tmp_path / "out.safetensors"
-            with pytest.raises(UserError) as info:
-                run_merge(params(tmp_path, lora_a, lora_b, analyze=True))
-            assert bad.name in str(info.value), (label, str(info.value))
-            assert "\n" not in str(info.value)
-            assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir()), label
-    # NaN/Inf are found by the Gram check and name the module
-    with pytest.raises(BadFileError, match="blocks.0.ffn.0"):
-        run_merge(params(tmp_path, a, tmp_path / "nan.safetensors"))
+    save_file(to_state_dict(mods), str(nan_file))
+    good_small = write(tmp_path / "good small.safetensors", make_modules(4, rank=4))
+    with pytest.raises(BadFileError, match="nan.safetensors: module blocks.0.ffn.0"):
+        run_merge(params(tmp_path, good_small, nan_file))
+    with pytest.raises(UserError, match="missing.safetensors"):
+        run_merge(params(tmp_path, good_small, tmp_path / "missing.safetensors"))
+    assert not (tmp_path / "out.safetensors").exists()

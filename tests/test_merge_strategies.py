@@ -276,3 +276,33 @@ def test_a_broken_compressor_fails_the_merge_cleanly(tmp_path):
     with pytest.raises(TypeError, match="Decomposition"):
         run_merge(params(tmp_path, a, b, strategy="broken"))
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_the_example_package_strategy_runs_in_a_merge(tmp_path, monkeypatch):
+    """examples/difflora-example-strategy (a filter) composes with the built-in exact compressor."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(
+        str(Path(__file__).resolve().parent.parent / "examples" / "difflora-example-strategy")
+    )
+    plugin = __import__("difflora_example_strategy.plugin", fromlist=["plugin"])
+    host = PluginHost(autoload=False, persist=False)
+    host.load()
+    host.register(plugin, "cosine_filter")
+    set_plugin_host(host)
+    base = make_modules(1, rank=4)
+    same_direction = {m.name: LoraModule(m.name, up=m.up * 2.0, down=m.down) for m in base}  # cosine 1
+    other = make_modules(2, rank=4)
+    mods_a = [
+        same_direction[m.name] if m.name.startswith("blocks.0.") else o
+        for m, o in zip(base, other, strict=True)
+    ]
+    a, b = write(tmp_path / "a.safetensors", mods_a), write(tmp_path / "b.safetensors", base)
+    result = run_merge(
+        params(
+            tmp_path, a, b, strategy="cosine_filter", strategy_params={"cosine_filter": {"max_cosine": 0.9}}
+        )
+    )
+    assert result.merged == 20 and result.filtered == 10  # block 0 agrees in direction: filtered out
+    assert (result.strategy["filter"], result.strategy["compressor"]) == ("cosine_filter", "full_svd")
+    assert result.strategy["filter_params"]["max_cosine"] == 0.9

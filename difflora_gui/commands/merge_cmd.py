@@ -199,7 +199,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     run = parser.add_argument_group("running")
     _add(run, "device", metavar="cpu|cuda|cuda:N", help="where to compute (default cpu)")
-    _add(run, "dtype", metavar="DTYPE", help="compute precision: float32 (default) or float64")
+    _add(
+        run,
+        "dtype",
+        metavar="DTYPE",
+        help="compute precision: float32 (default) or float64. LoRA inputs are factored with float64 "
+        "Gram matrices either way (that is what makes the result exact); this sets the precision of "
+        "dense (.diff, LoHa, LoKr) differences and of the factors before they are saved",
+    )
     _add(
         run,
         "analyze_blocks",

@@ -207,8 +207,10 @@ class ModuleDelta:
 
         self._require_factored()
         scaled = coeffs.to(device="cpu", dtype=torch.float64) * self._signed_coefs()[:, None]
+        # the stack is R×out (the fast layout for Grams): multiply from the left, then transpose the
+        # small q×out result (twice as fast as a product with the transposed stack)
         product = scaled.to(self.device).T @ self._stacked(torch.float64, "up")
-        return product.to(self.dtype).T
+        return product.to(self.dtype).T.contiguous()
 
     def times_right(self, coeffs: torch.Tensor) -> torch.Tensor:
         """``coeffs @ right`` (q×in) for a q×R matrix; computed in float64, returned in the compute dtype."""

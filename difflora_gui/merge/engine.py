@@ -18,7 +18,6 @@ import inspect
 import math
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -107,6 +106,9 @@ class MergeResult:
     analysis: an.AnalysisResult | None = None
     analysis_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: the mean residual an exact SVD would leave at the same ranks (known from the exact spectrum of
+    #: factored modules); reported beside ``residual_mean`` for approximate compressors
+    optimal_residual_mean: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "analysis"}
@@ -134,6 +136,12 @@ class MergeResult:
                 + (
                     f"; residual ‖diff−out‖/‖diff‖ mean {self.residual_mean:.3g}"
                     if self.residual_mean is not None
+                    else ""
+                )
+                + (
+                    f" (an exact SVD: {self.optimal_residual_mean:.3g})"
+                    if self.optimal_residual_mean is not None
+                    and self.strategy.get("compressor") != "full_svd"
                     else ""
                 )
             )
@@ -184,13 +192,10 @@ class _Pending:
 
 
 class _Merge:
-    def __init__(
-        self, params: MergeParams, ctx: JobContext, *, write: bool, open_source: Callable | None = None
-    ):
+    def __init__(self, params: MergeParams, ctx: JobContext, *, write: bool):
         self.params = params.normalized()
         self.ctx = ctx
         self.write = write
-        self._open_source = open_source
         self.warnings: list[str] = []
         self.pool: ThreadPoolExecutor | None = None
         self.workers = 1
@@ -249,8 +254,6 @@ class _Merge:
         return self._result(output, alpha, analysis, files, time.perf_counter() - started)
 
     def _open(self, path: str) -> LoraSource:
-        if self._open_source is not None:
-            return self._open_source(path)
         from difflora_gui.lora.reader import open_lora
 
         return open_lora(path)
@@ -260,7 +263,7 @@ class _Merge:
 
         p = self.params
         for label, path in (("A", p.lora_a), ("B", p.lora_b)):
-            if not Path(path).is_file() and self._open_source is None:
+            if not Path(path).is_file():
                 raise UserError(f"LoRA {label} not found: {path}")
         if not self.write:
             return None
@@ -282,7 +285,7 @@ class _Merge:
 
     def _start_hashing(self, output: Path | None):
         """Hash the inputs for the provenance metadata in a thread while the merge computes."""
-        if not self.write or self._open_source is not None:
+        if not self.write:
             return None
         from difflora_gui.lora.writer import InputFile
 
@@ -314,6 +317,10 @@ class _Merge:
                         f"module {name} is {_shape(shape_a)} in {a.path} but {_shape(shape_b)} in {b.path}: "
                         f"the two LoRAs are for different models ({a.model.label} vs {b.model.label})"
                     )
+        from difflora_gui.fileio import same_file
+
+        if same_file(p.lora_a, p.lora_b):
+            self.warn("LoRA A and LoRA B are the same file: their difference is zero")
         model_a, model_b = a.model, b.model
         if (model_a.dim, model_a.variant) != (model_b.dim, model_b.variant) and model_a.variant != "unknown":
             self.warn(f"A is for {model_a.label} but B is for {model_b.label}")
@@ -517,7 +524,7 @@ class _Merge:
             dense = None if delta is None else delta.dense
             norm = 0.0 if dense is None else float(torch.linalg.vector_norm(dense, dtype=torch.float64))
             row.norm_out, row.rank, row.retained_energy, row.residual = norm, 0, 1.0, 0.0
-            return _Outcome(name, stats=stats, row=row, pending=_Pending(name, None, None, dense, bias, norm))
+            return self._outcome(name, stats, row, _Pending(name, None, None, dense, bias, norm))
         total_sq = stats.norm_diff**2
         cap = self.policy.cap(delta.max_rank)
         decomposition = self.strategy.compress(delta, cap, dict(self.strategy.compressor_params), self.ctx)
@@ -539,9 +546,14 @@ class _Merge:
         row.norm_out = math.sqrt(kept_sq)
         row.singular_values, row.sv_exact = spectrum, sv_exact
         delta.release()
-        return _Outcome(
-            name, stats=stats, row=row, pending=_Pending(name, up, down, None, bias, math.sqrt(kept_sq))
-        )
+        return self._outcome(name, stats, row, _Pending(name, up, down, None, bias, math.sqrt(kept_sq)))
+
+    def _outcome(self, name, stats, row, pending: _Pending) -> _Outcome:
+        # With a fixed alpha the output module is finished here, in the worker: only the written
+        # (save dtype) factors are kept. Auto alpha needs every module first, so it keeps them pending.
+        if self.params.auto_alpha:
+            return _Outcome(name, stats=stats, row=row, pending=pending)
+        return _Outcome(name, stats=stats, row=row, final=self._finished(pending, self.params.alpha))
 
     def _inspect_one(self, index: int, name: str, mods, grams, stats, status: str, reason: str) -> _Outcome:
         from difflora_gui.merge import linalg
@@ -604,6 +616,7 @@ class _Merge:
         self.stats: dict[str, ModuleStats] = {}
         self.rows: dict[str, an.ModuleRow] = {}
         self.pending: dict[str, _Pending] = {}
+        self.final: dict[str, LoraModule] = {}
         self.status: dict[str, tuple[str, str]] = {}
         grams: dict[str, Any] = {}
         work = len(targeted) * (2 if strategy.select is not None else 1)
@@ -667,6 +680,8 @@ class _Merge:
             self.rows[outcome.name] = outcome.row
             if outcome.pending is not None:
                 self.pending[outcome.name] = outcome.pending
+            if outcome.final is not None:
+                self.final[outcome.name] = outcome.final
             done += 1
             self.ctx.progress(done, work, outcome.name)
 
@@ -740,10 +755,7 @@ class _Merge:
 
         from difflora_gui.lora.model import LoraModule
 
-        p = self.params
         save = getattr(torch, self.save_dtype)
-        root = math.sqrt(abs(alpha))
-        sign = -1.0 if alpha < 0 else 1.0
         modules: list[LoraModule] = []
         null_rank = self.policy.rank if (self.policy.mode == "fixed" and self.policy.rank > 0) else 1
         for name in self.names:
@@ -763,20 +775,8 @@ class _Merge:
                     )
                 )
                 continue
-            item = self.pending.pop(name)
-            bias = None if item.bias is None else (item.bias * alpha).to(device="cpu", dtype=save)
-            if bias is not None and p.format == "musubi":
-                raise UserError(
-                    f"module {name} has a bias difference (.diff_b), which the musubi format cannot hold; use --format comfy"
-                )
-            if item.up is None:
-                dense = None if item.dense is None else (item.dense * alpha).to(device="cpu", dtype=save)
-                modules.append(LoraModule(name=name, dense=dense, bias=bias, kind="diff"))
-                continue
-            up = (item.up * (sign * root)).to(device="cpu", dtype=save).contiguous()
-            down = (item.down * root).to(device="cpu", dtype=save).contiguous()
-            k = int(up.shape[1])
-            modules.append(LoraModule(name=name, down=down, up=up, scale=1.0, alpha=float(k), bias=bias))
+            final = self.final.pop(name, None)
+            modules.append(final if final is not None else self._finished(self.pending.pop(name), alpha))
         if not modules:
             raise UserError("nothing to write: every module is excluded")
         for row in self.rows.values():
@@ -785,13 +785,37 @@ class _Merge:
             row.singular_values = [v * abs(alpha) for v in row.singular_values]
         return modules
 
+    def _finished(self, item: _Pending, alpha: float) -> LoraModule:
+        """The output module: alpha applied (√|alpha| on each factor, the sign on up), in the save dtype."""
+        import torch
+
+        from difflora_gui.lora.model import LoraModule
+
+        save = getattr(torch, self.save_dtype)
+        bias = None if item.bias is None else (item.bias * alpha).to(device="cpu", dtype=save)
+        if bias is not None and self.params.format == "musubi":
+            raise UserError(
+                f"module {item.name} has a bias difference (.diff_b), which the musubi format cannot hold; "
+                "use --format comfy"
+            )
+        if item.up is None:
+            dense = None if item.dense is None else (item.dense * alpha).to(device="cpu", dtype=save)
+            return LoraModule(name=item.name, dense=dense, bias=bias, kind="diff")
+        root = math.sqrt(abs(alpha))
+        up = (item.up * (-root if alpha < 0 else root)).to(device="cpu", dtype=save).contiguous()
+        down = (item.down * root).to(device="cpu", dtype=save).contiguous()
+        return LoraModule(name=item.name, down=down, up=up, scale=1.0, alpha=float(up.shape[1]), bias=bias)
+
     def _write(self, output: Path, modules: list[LoraModule], alpha: float, hashing) -> None:
         from difflora_gui.lora.writer import build_metadata, portability_warnings, write_lora
 
         p = self.params
         for warning in portability_warnings([m.name for m in modules], p.format, task=self.src_a.model.task):
             self.warn(warning)
-        inputs = [future.result() for future in hashing[1]] if hashing is not None else []
+        try:
+            inputs = [future.result() for future in hashing[1]] if hashing is not None else []
+        except OSError as exc:  # an input vanished or became unreadable while we merged
+            raise UserError(f"cannot read an input again to record its hash: {exc}") from None
         # what made the file: file names only (no user paths in a file that gets shared), and no
         # flags that do not change its content, so a re-run of the recipe gives the same bytes
         recipe = {k: v for k, v in self.recipe().items() if k not in ("overwrite", "analyze")}
@@ -819,15 +843,17 @@ class _Merge:
             description=f"differential LoRA: {p.describe()}",
             extra=extra,
         )
-        write_lora(
-            output,
-            modules,
-            format=p.format,
-            dtype=self.save_dtype,
-            metadata=metadata,
-            inputs=[p.lora_a, p.lora_b],
-            overwrite=p.overwrite,
-        )
+        # the writer logs the portability warnings too; they were reported above through the job
+        with _quiet_logger("difflora_gui.lora.writer"):
+            write_lora(
+                output,
+                modules,
+                format=p.format,
+                dtype=self.save_dtype,
+                metadata=metadata,
+                inputs=[p.lora_a, p.lora_b],
+                overwrite=p.overwrite,
+            )
 
     def recipe(self) -> dict[str, Any]:
         return self.params.to_json()
@@ -855,6 +881,8 @@ class _Merge:
         statuses = list(self.status.values())
         energies = [r.retained_energy for r in merged if r.rank]
         residuals = [r.residual for r in merged if r.rank and r.residual is not None]
+        optimal = [_optimal_residual(r) for r in merged if r.rank]
+        optimal = [v for v in optimal if v is not None]
         return MergeResult(
             output=str(output) if output is not None else None,
             recipe=self.recipe(),
@@ -876,6 +904,9 @@ class _Merge:
             analysis=analysis,
             analysis_files=files,
             warnings=list(self.warnings),
+            optimal_residual_mean=sum(optimal) / len(optimal)
+            if optimal and len(optimal) == len(residuals)
+            else None,
         )
 
 
@@ -887,7 +918,25 @@ class _Outcome:
     stats: ModuleStats | None = None
     row: an.ModuleRow | None = None
     pending: _Pending | None = None
+    final: Any = None
     grams: Any = None
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Drop a logger's records for the duration of a block (messages already reported elsewhere)."""
+    import logging
+
+    logger = logging.getLogger(name)
+
+    def drop(record) -> bool:
+        return False
+
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 @contextlib.contextmanager
@@ -946,6 +995,19 @@ class _DenseChange:
     shape: tuple[int, ...]
     dense: Any
     dense_parts: list = field(default_factory=list)
+
+
+def _optimal_residual(row: an.ModuleRow) -> float | None:
+    """‖diff − best rank-k‖/‖diff‖ from an exact, complete spectrum (None when it is not known)."""
+    if not row.sv_exact or not row.singular_values:
+        return None
+    total = sum(v * v for v in row.singular_values)
+    if total <= 0:
+        return 0.0
+    if abs(total - row.norm_diff**2) > 1e-6 * total:  # not the whole spectrum
+        return None
+    kept = sum(v * v for v in row.singular_values[: row.rank])
+    return math.sqrt(max(total - kept, 0.0) / total)
 
 
 def _rank_of(source, name: str) -> int:

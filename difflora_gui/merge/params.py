@@ -108,8 +108,7 @@ class MergeParams:
         except (TypeError, ValueError):
             raise UserError(f"--rank must be an integer, got {self.rank!r}") from None
         p.rank_mode = str(p.rank_mode).lower()
-        self_policy = p.rank_policy()  # validates rank, mode and the dynamic parameters
-        del self_policy
+        p.rank_policy()  # raises UserError for a bad rank, mode or dynamic parameter
         if p.weight_a == 0 and p.weight_b == 0:
             raise UserError("--weight_a and --weight_b are both 0: the difference would be empty")
         p.target_norm = str(p.target_norm).strip().lower()

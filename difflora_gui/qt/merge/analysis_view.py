@@ -20,22 +20,20 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.exporters import ImageExporter
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from difflora_gui.fileio import atomic_output, atomic_write_text
-from difflora_gui.merge.analysis import MERGED, AnalysisResult
+from difflora_gui.merge.analysis import MERGED, AnalysisResult, ModuleRow
 from difflora_gui.qt.merge import analysis_data as data
 from difflora_gui.qt.theme import COLORS
 
@@ -49,6 +47,11 @@ DESELECTED_ALPHA = 70
 #: the bars' y range is this much above the tallest bar, so the legend row never covers one
 LEGEND_HEADROOM = 1.25
 PLOTS = ("blocks", "heatmap", "spectrum")
+INTRO = (
+    f"<span style='color:{COLORS['muted']}'>Analyze (nothing is written) or Merge to fill these plots: "
+    "per block ‖ΔW‖ of A, B and the output with the cancellation ratio, the output's blocks × layers "
+    "heatmap, and each module's singular values with the rank cut.</span>"
+)
 TABLE_COLUMNS = ("module", "status", "‖A‖", "‖B‖", "‖A−B‖", "‖out‖", "cancel", "rank", "energy")
 
 #: short names for the heatmap's rows
@@ -75,18 +78,85 @@ def _number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-class _NumberItem(QTableWidgetItem):
-    """A table cell that sorts by its number."""
+def _container() -> QWidget:
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    layout.setContentsMargins(0, 0, 0, 0)
+    return holder
 
-    def __init__(self, value: float | None, text: str):
-        super().__init__(text)
-        self.number = -math.inf if value is None else float(value)
-        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
-    def __lt__(self, other) -> bool:
-        if isinstance(other, _NumberItem):
-            return self.number < other.number
-        return super().__lt__(other)
+NAME_ROLE = Qt.ItemDataRole.UserRole
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+COLUMN_WIDTHS = (0, 70, 58, 58, 62, 58, 58, 42, 58)
+
+
+class ModuleTableModel(QAbstractTableModel):
+    """The analysis' modules as a table (one row per module, model order); sorts by value."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows: list[ModuleRow] = []
+        self._index: dict[str, int] = {}
+
+    def set_rows(self, rows: list[ModuleRow]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self._index = {row.name: i for i, row in enumerate(self.rows)}
+        self.endResetModel()
+
+    def row_of(self, name: str) -> int | None:
+        return self._index.get(name)
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(TABLE_COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt override
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return TABLE_COLUMNS[section]
+        return None
+
+    def _values(self, row: ModuleRow) -> list[tuple[object, str]]:
+        """(sort value, text) per column."""
+        merged = row.status == MERGED
+        energy = row.retained_energy if merged else None
+        return [
+            (row.name, row.name.removeprefix("blocks.")),
+            (row.status, row.status),
+            (row.norm_a, _number(row.norm_a)),
+            (row.norm_b, _number(row.norm_b)),
+            (row.norm_diff, _number(row.norm_diff)),
+            (row.norm_out, _number(row.norm_out)),
+            (row.cancellation, _number(row.cancellation, 3)),
+            (row.rank if merged else None, str(row.rank) if merged else "-"),
+            (energy, "-" if energy is None else f"{energy:.4f}"),
+        ]
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        column = index.column()
+        if role == NAME_ROLE:
+            return row.name
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._values(row)[column][1]
+        if role == SORT_ROLE:
+            if column == 0:
+                return index.row()  # model order
+            value = self._values(row)[column][0]
+            if isinstance(value, str):
+                return value
+            return -math.inf if value is None else float(value)
+        if role == Qt.ItemDataRole.ToolTipRole and column == 0:
+            return row.name
+        if role == Qt.ItemDataRole.TextAlignmentRole and column >= 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and column == 1 and row.status != MERGED:
+            return QColor(COLORS["muted"])
+        return None
 
 
 class AnalysisView(QWidget):
@@ -107,46 +177,45 @@ class AnalysisView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        self.title = QLabel()
+        self.title = QLabel(INTRO)
         self.title.setObjectName("analysisTitle")
         self.title.setWordWrap(True)
         self.title.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.title)
 
-        self.bars_plot = pg.PlotWidget(background=COLORS["base"])
-        self.bars_plot.setObjectName("blockBarsPlot")
-        self.bars_plot.setToolTip("Click a block to select or deselect it in the target grid")
-        _style_plot(self.bars_plot)
-        self._build_bars()
-        self.heat_plot = pg.PlotWidget(background=COLORS["base"])
-        self.heat_plot.setObjectName("heatmapPlot")
-        self.heat_plot.setToolTip("Click a column to select or deselect that block in the target grid")
-        _style_plot(self.heat_plot)
-        self._build_heatmap()
-        self.spectrum_plot = pg.PlotWidget(background=COLORS["base"])
-        self.spectrum_plot.setObjectName("spectrumPlot")
-        _style_plot(self.spectrum_plot)
-        self._build_spectrum()
+        self._fills: list = []
+        self._fill_timer = QTimer(self)
+        self._fill_timer.setSingleShot(True)
+        self._fill_timer.timeout.connect(self._fill_next)
+        # the plots are built in steps (build_step), so the panel can build them between events
+        self._containers = {name: _container() for name in PLOTS}
+        self._steps = [self._make_bars, self._make_heatmap, self._make_spectrum]
 
-        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table_model = ModuleTableModel(self)
+        self.table_proxy = QSortFilterProxyModel(self)
+        self.table_proxy.setSourceModel(self.table_model)
+        self.table_proxy.setSortRole(SORT_ROLE)
+        self.table = QTableView()
         self.table.setObjectName("moduleTable")
-        self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
+        self.table.setModel(self.table_proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(20)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(TABLE_COLUMNS)):
-            self.table.horizontalHeader().setSectionResizeMode(
-                column, QHeaderView.ResizeMode.ResizeToContents
-            )
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column, width in enumerate(COLUMN_WIDTHS):
+            if column:
+                self.table.setColumnWidth(column, width)
         self.table.setSortingEnabled(True)
-        self.table.itemSelectionChanged.connect(self._on_table_selection)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # model order until a header is clicked
+        self.table.selectionModel().currentRowChanged.connect(self._on_table_row)
 
         middle = QSplitter(Qt.Orientation.Horizontal)
         middle.setChildrenCollapsible(False)
-        middle.addWidget(self.heat_plot)
+        middle.addWidget(self._containers["heatmap"])
         spectrum_box = QWidget()
         spectrum_layout = QVBoxLayout(spectrum_box)
         spectrum_layout.setContentsMargins(0, 0, 0, 0)
@@ -156,22 +225,61 @@ class AnalysisView(QWidget):
         self.spectrum_label.setWordWrap(True)
         self.spectrum_label.setTextFormat(Qt.TextFormat.RichText)
         spectrum_layout.addWidget(self.spectrum_label)
-        spectrum_layout.addWidget(self.spectrum_plot, 1)
+        spectrum_layout.addWidget(self._containers["spectrum"], 1)
         middle.addWidget(spectrum_box)
         middle.setSizes([520, 420])
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setObjectName("analysisSplitter")
         splitter.setChildrenCollapsible(False)
-        splitter.addWidget(self.bars_plot)
+        splitter.addWidget(self._containers["blocks"])
         splitter.addWidget(middle)
         splitter.addWidget(self.table)
         splitter.setSizes([280, 250, 190])
         layout.addWidget(splitter, 1)
-        legend_row = QHBoxLayout()
         self.hint = QLabel("Click a block (bars or heatmap) to select or deselect it in the target grid.")
         self.hint.setObjectName("mutedLabel")
-        legend_row.addWidget(self.hint, 1)
-        layout.addLayout(legend_row)
+        layout.addWidget(self.hint)
+
+    # --- building in steps -------------------------------------------------------------------
+
+    @property
+    def is_built(self) -> bool:
+        return not self._steps
+
+    def build_step(self) -> bool:
+        """Build the next plot; returns True while more steps remain."""
+        if self._steps:
+            self._steps.pop(0)()
+        return bool(self._steps)
+
+    def finish_building(self) -> None:
+        while self.build_step():
+            pass
+
+    def _plot_widget(self, name: str, tooltip: str = "") -> pg.PlotWidget:
+        widget = pg.PlotWidget(background=COLORS["base"], enableMenu=False)
+        widget.setObjectName(f"{name}Plot")
+        if tooltip:
+            widget.setToolTip(tooltip)
+        _style_plot(widget)
+        self._containers[name].layout().addWidget(widget)
+        return widget
+
+    def _make_bars(self) -> None:
+        self.bars_plot = self._plot_widget(
+            "blocks", "Click a block to select or deselect it in the target grid"
+        )
+        self._build_bars()
+
+    def _make_heatmap(self) -> None:
+        self.heat_plot = self._plot_widget(
+            "heatmap", "Click a column to select or deselect that block in the target grid"
+        )
+        self._build_heatmap()
+
+    def _make_spectrum(self) -> None:
+        self.spectrum_plot = self._plot_widget("spectrum")
+        self._build_spectrum()
 
     # --- building the plots ------------------------------------------------------------------
 
@@ -262,8 +370,14 @@ class AnalysisView(QWidget):
 
     # --- filling -----------------------------------------------------------------------------
 
-    def set_analysis(self, result: AnalysisResult, heading: str = "") -> None:
-        """Show an analysis (replacing the previous one)."""
+    def set_analysis(self, result: AnalysisResult, heading: str = "", *, staged: bool = False) -> None:
+        """Show an analysis (replacing the previous one).
+
+        ``staged``: fill one plot per event-loop pass (bars now, heatmap, table and spectrum
+        next), so that no single pass of filling and repainting holds up the window.
+        :attr:`is_filled` says when everything shows the new analysis.
+        """
+        self.finish_building()
         self.result = result
         self.blocks = data.block_rows(result)
         self.heat = data.heatmap(result)
@@ -277,10 +391,25 @@ class AnalysisView(QWidget):
         if result.rank_policy:
             parts.append(html.escape(result.rank_policy))
         self.title.setText(" · ".join(parts))
-        self._fill_bars()
-        self._fill_heatmap()
-        self._fill_table()
-        top = result.most_distinct(1)
+        self._fills = [self._fill_bars, self._fill_heatmap, self._fill_table, self._select_most_distinct]
+        if staged:
+            self._fill_next()
+        else:
+            while self._fills:
+                self._fills.pop(0)()
+
+    @property
+    def is_filled(self) -> bool:
+        return not self._fills
+
+    def _fill_next(self) -> None:
+        if self._fills:
+            self._fills.pop(0)()
+        if self._fills:
+            self._fill_timer.start(0)
+
+    def _select_most_distinct(self) -> None:
+        top = self.result.most_distinct(1) if self.result is not None else []
         self.select_module(top[0].name if top else "")
 
     def _fill_bars(self) -> None:
@@ -332,60 +461,28 @@ class AnalysisView(QWidget):
         plot.setYRange(-0.5, len(heat.layers) - 0.5, padding=0)
 
     def _fill_table(self) -> None:
-        result = self.result
-        self.table.setSortingEnabled(False)
-        self.table.clearContents()
-        rows = result.rows if result is not None else []
-        self.table.setRowCount(len(rows))
-        for i, row in enumerate(rows):
-            name = QTableWidgetItem(row.name.removeprefix("blocks."))
-            name.setToolTip(row.name)
-            name.setData(Qt.ItemDataRole.UserRole, row.name)
-            name.setData(Qt.ItemDataRole.UserRole + 1, i)  # model order
-            status = QTableWidgetItem(row.status)
-            if row.status != MERGED:
-                status.setForeground(QColor(COLORS["muted"]))
-            merged = row.status == MERGED
-            cells = [
-                name,
-                status,
-                _NumberItem(row.norm_a, _number(row.norm_a)),
-                _NumberItem(row.norm_b, _number(row.norm_b)),
-                _NumberItem(row.norm_diff, _number(row.norm_diff)),
-                _NumberItem(row.norm_out, _number(row.norm_out)),
-                _NumberItem(row.cancellation, _number(row.cancellation, 3)),
-                _NumberItem(row.rank if merged else None, str(row.rank) if merged else "-"),
-                _NumberItem(
-                    row.retained_energy if merged else None,
-                    f"{row.retained_energy:.4f}" if merged and row.retained_energy is not None else "-",
-                ),
-            ]
-            for column, item in enumerate(cells):
-                self.table.setItem(i, column, item)
-        self.table.setSortingEnabled(True)
+        self.table_model.set_rows(self.result.rows if self.result is not None else [])
 
     # --- the spectrum ------------------------------------------------------------------------
 
     def select_module(self, name: str) -> None:
         """Show a module's spectrum and select its table row."""
         self.current_module = name
-        for i in range(self.table.rowCount()):
-            item = self.table.item(i, 0)
-            if item is not None and item.data(Qt.ItemDataRole.UserRole) == name:
-                self.table.blockSignals(True)
-                self.table.selectRow(i)
-                self.table.blockSignals(False)
-                self.table.scrollToItem(item)
-                break
+        source_row = self.table_model.row_of(name)
+        if source_row is not None:
+            index = self.table_proxy.mapFromSource(self.table_model.index(source_row, 0))
+            self.table.selectionModel().blockSignals(True)
+            self.table.selectRow(index.row())
+            self.table.selectionModel().blockSignals(False)
+            self.table.scrollTo(index)
         self._fill_spectrum()
 
-    def _on_table_selection(self) -> None:
-        items = self.table.selectedItems()
-        if not items:
+    def _on_table_row(self, current, _previous) -> None:
+        if not current.isValid():
             return
-        item = self.table.item(items[0].row(), 0)
-        if item is not None:
-            self.current_module = str(item.data(Qt.ItemDataRole.UserRole))
+        name = self.table_proxy.data(current.siblingAtColumn(0), NAME_ROLE)
+        if name:
+            self.current_module = str(name)
             self._fill_spectrum()
 
     def _fill_spectrum(self) -> None:

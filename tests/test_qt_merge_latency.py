@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
+from merge_panel_helpers import PanelWindow
 from PySide6.QtCore import QTimer
 
 from difflora_gui.lora.synthetic import make_wan_lora
-from merge_panel_helpers import PanelWindow
 
 PROBE_INTERVAL_MS = 5
 MAX_STALL_S = 0.100

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from merge_panel_helpers import PanelWindow
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QCheckBox
 from superqt import QCollapsible, QLabeledDoubleSlider, QLabeledSlider
@@ -25,7 +26,6 @@ from difflora_gui.params import Param
 from difflora_gui.qt.merge.demo import make_demo_pair
 from difflora_gui.qt.merge.panel import script_path
 from difflora_gui.specs import MergeStrategySpec
-from merge_panel_helpers import PanelWindow
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from merge_panel_helpers import PanelWindow
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
@@ -13,7 +14,6 @@ from PySide6.QtTest import QTest
 from difflora_gui.merge.analysis import MERGED, AnalysisResult
 from difflora_gui.qt.merge import analysis_data
 from difflora_gui.qt.merge.demo import make_demo_pair
-from merge_panel_helpers import PanelWindow
 
 
 @pytest.fixture

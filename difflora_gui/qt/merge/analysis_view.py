@@ -238,6 +238,7 @@ class AnalysisView(QWidget):
         layout.addWidget(splitter, 1)
         self.hint = QLabel("Click a block (bars or heatmap) to select or deselect it in the target grid.")
         self.hint.setObjectName("mutedLabel")
+        self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
 
     # --- building in steps -------------------------------------------------------------------
@@ -303,6 +304,8 @@ class AnalysisView(QWidget):
         plot.scene().addItem(self.cancel_box)
         plot.getAxis("right").linkToView(self.cancel_box)
         plot.getAxis("right").setLabel("cancellation ratio", color=CANCEL_COLOR)
+        # the ratio lies in [0, 1]; the headroom above 1 is for the legend, so no ticks there
+        plot.getAxis("right").setTicks([[(v, f"{v:g}") for v in (0.0, 0.25, 0.5, 0.75, 1.0)]])
         self.cancel_box.setXLink(plot)
         self.cancel_box.setYRange(0.0, LEGEND_HEADROOM, padding=0)
         self.cancel_box.setMouseEnabled(x=False, y=False)
@@ -504,10 +507,10 @@ class AnalysisView(QWidget):
         self.spectrum_dropped.setOpts(x=index[kept:], height=values[kept:])
         self.spectrum_curve.setData(index, values)
         if kept:
+            self.rank_line.show()  # first: a hidden line's label ignores value changes
             self.rank_line.label.setFormat(f"rank {kept}")
             self.rank_line.setValue(kept + 0.5)
             self.rank_line.label.valueChanged()
-            self.rank_line.show()
         else:
             self.rank_line.hide()
         self.spectrum_text = spectrum.label

@@ -93,5 +93,5 @@ def make_demo_pair(
     for path, modules, extra in ((path_a, mods_a, metadata_a), (path_b, mods_b, metadata_b)):
         metadata = {**DEMO_TRAINING, "ss_network_dim": str(rank), "ss_network_alpha": str(rank)}
         metadata.update(extra or {})
-        write_lora(path, modules, format=format, metadata=metadata)
+        write_lora(path, modules, format=format, metadata=metadata, warn=lambda _text: None)
     return Path(path_a), Path(path_b)

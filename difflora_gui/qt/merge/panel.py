@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
@@ -112,6 +112,12 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def short_name(path: str | Path, limit: int = 22) -> str:
+    """A file's stem, shortened for job titles (the Jobs dock shows a title on one line)."""
+    stem = Path(path).stem
+    return stem if len(stem) <= limit else stem[: limit - 1] + "…"
+
+
 def script_path() -> str:
     """``main.py`` of this app (absolute when running from a checkout), for Copy command."""
     candidate = Path(difflora_gui.__file__).resolve().parent.parent / "main.py"
@@ -166,6 +172,10 @@ class MergePanel(QWidget):
         self.strategy.set_state(self._default_strategy())
         self._restoring = False
         self.restore_from_project()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        # modest, so the window keeps its docks at their widths; the panel scrolls when it is short of room
+        return QSize(900, 640)
 
     # --- building ----------------------------------------------------------------------------
 
@@ -462,7 +472,9 @@ class MergePanel(QWidget):
             return
         self._start_preparing_plots()
         handle = self.services.jobs.submit(
-            JobRequest(f"Inspect {path.name}", f"{TASKS}:inspect_lora", {"path": str(path)}, lane="light")
+            JobRequest(
+                f"Inspect {short_name(path)}", f"{TASKS}:inspect_lora", {"path": str(path)}, lane="light"
+            )
         )
         self._inspect_jobs[role] = handle
         handle.progressed.connect(
@@ -888,7 +900,7 @@ class MergePanel(QWidget):
             if not folder.is_dir() and self._is_default_folder(folder):
                 folder.mkdir(parents=True, exist_ok=True)
         self._start_preparing_plots()
-        a, b = Path(params.lora_a).name, Path(params.lora_b).name
+        a, b = short_name(params.lora_a), short_name(params.lora_b)
         title = f"Merge {a} − {b}" if kind == "merge" else f"Analyze {a} − {b}"
         function = f"{TASKS}:merge" if kind == "merge" else f"{TASKS}:analyze"
         request = JobRequest(title, function, params, lane="device", device=params.device)

@@ -73,12 +73,14 @@ class _Contribution:
 class MergeStrategySpec(_Contribution):
     """A merge strategy: a *compressor*, a *module filter*, or both.
 
-    ``compress(delta, rank_cap, params, ctx)`` re-factors one module's difference and returns a
-    :class:`difflora_gui.merge.api.Decomposition`. ``select(stats, params, ctx)`` receives a
-    :class:`difflora_gui.merge.api.ModuleStats` for every targeted module and returns the names
-    that take part; the others are treated like non-targeted modules. A strategy with only
-    ``select`` hands the kept modules to ``default_compressor`` (or the compressor named by its
-    own ``compressor`` parameter, when it declares one). See ``docs/plugins.md``.
+    ``compress(delta, rank_cap, params, ctx)`` re-factors one module's difference (a
+    :class:`difflora_gui.merge.api.ModuleDelta`) and returns a
+    :class:`difflora_gui.merge.api.Decomposition`; it may run on worker threads, several modules at
+    once. ``select(stats, params, ctx)`` receives a :class:`difflora_gui.merge.api.ModuleStats` for
+    every targeted module and returns the names that take part; the others are treated like
+    non-targeted modules. A strategy with only ``select`` hands the kept modules to
+    ``default_compressor`` (or the compressor named by its own ``compressor`` parameter, when it
+    declares one). See ``docs/merge-strategies.md``.
     """
 
     compress: Callable | str | None = None

@@ -483,6 +483,7 @@ class LoraFile:
 
     def _open(self):
         if self._handle is None:
+            self._bytes_since_open = 0
             from safetensors import safe_open
 
             try:
@@ -503,6 +504,11 @@ class LoraFile:
 
             if not bool(torch.isfinite(tensor).all()):
                 raise BadFileError(self.path, f"module {name}: {key} contains NaN or Inf values")
+        # safe_open maps the whole file and every page read stays resident until the map is
+        # dropped; re-opening now and then keeps memory near one module, not near the file size.
+        self._bytes_since_open += tensor.numel() * tensor.element_size()
+        if self._bytes_since_open > REMAP_EVERY_BYTES:
+            self.close()
         return tensor
 
     def load(self, name: str, *, check_finite: bool = True) -> LoraModule:
@@ -571,6 +577,10 @@ class LoraFile:
     @property
     def tensor_infos(self) -> dict[str, TensorInfo]:
         return dict(self._tensors)
+
+
+#: bytes read through one memory map before it is dropped and the file re-opened
+REMAP_EVERY_BYTES = 32 << 20
 
 
 def open_lora(path: str | Path) -> LoraFile:

@@ -410,3 +410,57 @@ def test_a_filter_strategy_says_it_hands_modules_to_a_compressor(make_window, pa
     assert json.loads(json.dumps(window.window.project.section("merge")["recipe"]))["strategy_params"] == {
         "magnitude_filter": {"top_k_layers": 3}
     }
+
+
+def test_analysis_files_are_written_beside_the_output_when_asked(make_window, pair):
+    a, b = pair
+    window = make_window()
+    panel = window.panel
+    window.load(a, b)
+    panel.output_form.editors["analyze"].editor.setChecked(True)
+    window.run("merge")
+    output = Path(panel.last_result.output)
+    stem = output.name.removesuffix(".safetensors")
+    saved = json.loads((output.parent / f"{stem}.analysis.json").read_text(encoding="utf-8"))
+    assert [m["name"] for m in saved["modules"]] == [r.name for r in panel.analysis.rows]
+    assert (output.parent / f"{stem}.analysis.csv").read_text(encoding="utf-8") == panel.analysis.to_csv()
+
+
+def test_a_file_dropped_on_a_card_goes_to_that_card(make_window, pair):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    a, b = pair
+    window = make_window()
+    panel = window.panel
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(b))])
+    event = QDropEvent(
+        QPointF(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    panel.cards["b"].dropEvent(event)
+    assert event.isAccepted()
+    window.wait_inputs()
+    assert panel.paths == {"a": None, "b": b} and panel.summaries["b"] is not None
+
+
+def test_new_and_opened_projects_are_not_marked_changed_by_the_panel(make_window, pair, tmp_path):
+    a, b = pair
+    window = make_window()
+    main = window.window
+    window.load(a, b)
+    window.qtbot.wait(400)  # the edit is written into the project after a short delay
+    assert main.project.section("merge")["settings"]["lora_a"] == str(a)
+    path = tmp_path / "p.difflora"
+    assert main.save_project_as(path)
+    assert main.new_project()
+    window.qtbot.wait(400)
+    assert not main.project.dirty and main.project.section("merge") == {}
+    assert main.open_project(path)
+    window.wait_inputs()
+    window.qtbot.wait(400)
+    assert not main.project.dirty

@@ -149,6 +149,7 @@ class MergePanel(QWidget):
         self._inspect_jobs: dict[str, Any] = {"a": None, "b": None}
         self.job = None  # the running Analyze or Merge job's handle
         self.job_kind = ""
+        self._job_project = None
         self.last_result = None  # MergeResult of the last merge
         self.analysis = None  # the AnalysisResult on show
         self.analysis_view = None
@@ -770,6 +771,7 @@ class MergePanel(QWidget):
             problems = self.apply_recipe(settings, output_auto=bool(data.get("output_auto", False)))
             for problem in problems:
                 self.services.log(f"Merge: {problem}", "warning")
+        self._save_timer.stop()  # what was just shown came from the project: nothing to write back
         self._update_run_state()
 
     def reset(self) -> None:
@@ -777,7 +779,9 @@ class MergePanel(QWidget):
         self._save_timer.stop()
         self.apply_recipe(MergeParams(strategy=self._default_strategy()), output_auto=True)
         index = self.device_combo.findData(self.services.default_device())
+        self._restoring = True
         self.device_combo.setCurrentIndex(max(index, 0))
+        self._restoring = False
         self._created = None
         self._last_status = ""
         self.status_label.clear()
@@ -905,6 +909,7 @@ class MergePanel(QWidget):
         function = f"{TASKS}:merge" if kind == "merge" else f"{TASKS}:analyze"
         request = JobRequest(title, function, params, lane="device", device=params.device)
         self.job_kind = kind
+        self._job_project = self.services.project  # the recipe goes to this project, even if another opens
         self.job = handle = self.services.jobs.submit(request)
         handle.progressed.connect(self._on_progress)
         handle.succeeded.connect(self._on_succeeded)
@@ -934,10 +939,10 @@ class MergePanel(QWidget):
     def _on_succeeded(self, result) -> None:
         if self.job_kind == "merge":
             self.last_result = result
-            project = self.services.project
-            project.update_section(SECTION, recipe=result.recipe, last_output=result.output)
-            self._created = result.recipe.get("created")
-            self.save_settings()
+            self._job_project.update_section(SECTION, recipe=result.recipe, last_output=result.output)
+            if self._job_project is self.services.project:
+                self._created = result.recipe.get("created")
+                self.save_settings()
             for line in result.summary().splitlines():
                 self.services.log(f"Merge: {line}")
             for warning in result.warnings:

@@ -14,11 +14,7 @@ recipe reproduces its file bit for bit).
 
 from __future__ import annotations
 
-import gc
 import html
-import importlib
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +27,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMenu,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
-    QStackedWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -45,77 +37,21 @@ from PySide6.QtWidgets import (
 import difflora_gui
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.job import JobRequest
-from difflora_gui.lora.inspect import LoraSummary
 from difflora_gui.merge.params import DEFAULT_STRATEGY, MergeParams
 from difflora_gui.qt.merge import options
-from difflora_gui.qt.merge.checks import ERROR, INFO, WARNING, Issue, compare_inputs, default_output_name
-from difflora_gui.qt.merge.input_card import LoraCard
+from difflora_gui.qt.merge.analysis_side import AnalysisSide
+from difflora_gui.qt.merge.checks import default_output_name
+from difflora_gui.qt.merge.inputs import ROLES, InputsBox, short_name
+from difflora_gui.qt.merge.plotting import freeze_startup_heap
+from difflora_gui.qt.merge.run_bar import RunBar
 from difflora_gui.qt.merge.strategy import StrategyChooser
 from difflora_gui.qt.merge.targets import TargetSelector
 from difflora_gui.qt.param_form import ParamForm
 
 SECTION = "merge"
 TASKS = "difflora_gui.qt.merge.tasks"
-ROLES = ("a", "b")
-ROLE_TITLES = {
-    "a": "LoRA A: trained WITH the concept (added)",
-    "b": "LoRA B: trained WITHOUT it (subtracted)",
-}
-ISSUE_STYLE = {
-    ERROR: ("✖", "#ff8a8a"),
-    WARNING: ("⚠", "#e0b060"),
-    INFO: ("ℹ", "#8b9098"),
-}
 #: how long after the last edit the settings are written into the project
 SAVE_DELAY_MS = 250
-
-_plotting_started = False
-_plotting_ready = threading.Event()
-
-
-def _import_plotting() -> None:
-    try:
-        importlib.import_module("pyqtgraph")
-    finally:
-        _plotting_ready.set()  # a failed import shows up (with its error) when the plots are built
-
-
-def warm_up_plotting() -> None:
-    """Import pyqtgraph on a background thread so the first plot does not freeze the window.
-
-    (Importing it on the UI thread takes about 0.35 s on a 2-core machine; it creates no QObject.)
-    """
-    global _plotting_started
-    if _plotting_started:
-        return
-    _plotting_started = True
-    threading.Thread(target=_import_plotting, name="difflora-warm-plots", daemon=True).start()
-
-
-_heap_frozen = False
-
-
-def freeze_startup_heap() -> None:
-    """Exempt the objects of the heavy imports (torch, pyqtgraph, Qt) from Python's full collections.
-
-    A full (generation 2) garbage collection walks every object; with torch and pyqtgraph loaded
-    that takes 100-150 ms on a 2-core machine, holding the GIL: the window freezes that long at
-    random moments, also while a merge runs. ``gc.freeze()`` moves the objects alive now into a
-    permanent generation that later collections skip (after one last collection here, while the
-    user is reading the input cards). Done once, after torch and pyqtgraph are in.
-    """
-    global _heap_frozen
-    if _heap_frozen or "torch" not in sys.modules or "pyqtgraph" not in sys.modules:
-        return
-    _heap_frozen = True
-    gc.collect()
-    gc.freeze()
-
-
-def short_name(path: str | Path, limit: int = 22) -> str:
-    """A file's stem, shortened for job titles (the Jobs dock shows a title on one line)."""
-    stem = Path(path).stem
-    return stem if len(stem) <= limit else stem[: limit - 1] + "…"
 
 
 def script_path() -> str:
@@ -143,29 +79,17 @@ class MergePanel(QWidget):
         super().__init__(parent)
         self.setObjectName("mergeWorkbench")
         self.services = services
-        self.paths: dict[str, Path | None] = {"a": None, "b": None}
-        self.summaries: dict[str, LoraSummary | None] = {"a": None, "b": None}
-        self.errors: dict[str, str] = {"a": "", "b": ""}
-        self._inspect_jobs: dict[str, Any] = {"a": None, "b": None}
         self.job = None  # the running Analyze or Merge job's handle
         self.job_kind = ""
         self._job_project = None
         self.last_result = None  # MergeResult of the last merge
-        self.analysis = None  # the AnalysisResult on show
-        self.analysis_view = None
-        self.issues: list[Issue] = []
         self._created: str | None = None  # the recipe's creation time while the form shows that recipe
         self._output_auto = True
         self._restoring = False
-        self._last_status = ""
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(SAVE_DELAY_MS)
         self._save_timer.timeout.connect(self.save_settings)
-        # builds the plots one piece per event-loop pass while the first job runs
-        self._plot_timer = QTimer(self)
-        self._plot_timer.setSingleShot(True)
-        self._plot_timer.timeout.connect(self._prepare_plots)
 
         self._build()
         self._connect()
@@ -223,25 +147,11 @@ class MergePanel(QWidget):
         self.splitter.setSizes([470, 700])
 
     def _build_inputs(self) -> QWidget:
-        frame, layout = _card("Inputs")
-        self.cards = {role: LoraCard(role, ROLE_TITLES[role]) for role in ROLES}
-        layout.addWidget(self.cards["a"])
-        swap_row = QHBoxLayout()
-        self.swap_button = QPushButton("⇅ Swap A and B")
-        self.swap_button.setObjectName("swapButton")
-        self.swap_button.setToolTip("Exchange LoRA A and LoRA B (the slider then works the other way)")
-        swap_row.addStretch(1)
-        swap_row.addWidget(self.swap_button)
-        swap_row.addStretch(1)
-        layout.addLayout(swap_row)
-        layout.addWidget(self.cards["b"])
-        self.issues_label = QLabel()
-        self.issues_label.setObjectName("inputIssues")
-        self.issues_label.setWordWrap(True)
-        self.issues_label.setTextFormat(Qt.TextFormat.RichText)
-        self.issues_label.hide()
-        layout.addWidget(self.issues_label)
-        return frame
+        self.inputs = box = InputsBox(self.services)
+        # the inputs' state, by name (the same objects the box keeps up to date)
+        self.paths, self.summaries, self.errors = box.paths, box.summaries, box.errors
+        self.cards, self.swap_button, self.issues_label = box.cards, box.swap_button, box.issues_label
+        return box
 
     def _build_strategy(self) -> QWidget:
         frame, layout = _card("Strategy")
@@ -304,116 +214,40 @@ class MergePanel(QWidget):
         return frame
 
     def _build_run_bar(self) -> QWidget:
-        bar = QFrame()
-        bar.setObjectName("sectionCard")
-        layout = QVBoxLayout(bar)
-        layout.setContentsMargins(10, 8, 10, 8)
-        layout.setSpacing(5)
-        buttons = QHBoxLayout()
-        self.analyze_button = QPushButton("Analyze")
-        self.analyze_button.setObjectName("analyzeButton")
-        self.analyze_button.setToolTip(
-            "Compute the analysis for these inputs and targets; nothing is written"
+        self.run_bar = bar = RunBar()
+        # the buttons and labels, by name (tests and screenshots use them)
+        self.analyze_button, self.merge_button, self.cancel_button = (
+            bar.analyze_button,
+            bar.merge_button,
+            bar.cancel_button,
         )
-        self.merge_button = QPushButton("Merge")
-        self.merge_button.setObjectName("mergeButton")
-        self.merge_button.setDefault(True)
-        self.merge_button.setToolTip("Merge A − B and write the output file")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("cancelButton")
-        self.cancel_button.setEnabled(False)
-        self.copy_button = QPushButton("Copy command")
-        self.copy_button.setObjectName("copyCommandButton")
-        self.copy_button.setToolTip("Copy the equivalent 'python main.py merge …' command line")
-        self.rerun_button = QPushButton("Re-run recipe")
-        self.rerun_button.setObjectName("rerunButton")
-        self.rerun_button.setToolTip(
-            "Run the last merge's recipe again exactly (same settings and creation time): same file, bit for bit"
-        )
-        for button in (self.analyze_button, self.merge_button, self.cancel_button):
-            buttons.addWidget(button)
-        self.progress = QProgressBar()
-        self.progress.setObjectName("mergeProgress")
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.progress.setTextVisible(False)
-        self.eta_label = QLabel()
-        self.eta_label.setObjectName("etaLabel")
-        self.eta_label.setMinimumWidth(70)
-        buttons.addWidget(self.progress, 1)
-        buttons.addWidget(self.eta_label)
-        layout.addLayout(buttons)
-        recipe_row = QHBoxLayout()
-        recipe_row.addWidget(self.copy_button)
-        recipe_row.addWidget(self.rerun_button)
-        recipe_row.addStretch(1)
-        layout.addLayout(recipe_row)
-        self.reason_label = QLabel()
-        self.reason_label.setObjectName("runReason")
-        self.reason_label.setWordWrap(True)
-        self.reason_label.setStyleSheet("color: #e0b060;")
-        layout.addWidget(self.reason_label)
-        self.status_label = QLabel()
-        self.status_label.setObjectName("runStatus")
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextFormat(Qt.TextFormat.RichText)
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.status_label)
+        self.copy_button, self.rerun_button = bar.copy_button, bar.rerun_button
+        self.reason_label, self.status_label = bar.reason_label, bar.status_label
         return bar
 
     def _build_analysis_side(self) -> QWidget:
-        side = QWidget()
-        layout = QVBoxLayout(side)
-        layout.setContentsMargins(6, 0, 0, 0)
-        layout.setSpacing(6)
-        header = QHBoxLayout()
-        heading = QLabel("Analysis")
-        heading.setObjectName("cardHeading")
-        self.export_png_button = QToolButton()
-        self.export_png_button.setObjectName("exportPngButton")
-        self.export_png_button.setText("Export PNG")
-        self.export_png_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.export_png_button)
-        self.export_actions = {}
-        for name, text in (("blocks", "Block bars…"), ("heatmap", "Heatmap…"), ("spectrum", "Spectrum…")):
-            action = menu.addAction(text)
-            action.triggered.connect(lambda _checked=False, name=name: self.export_png_dialog(name))
-            self.export_actions[name] = action
-        self.export_png_button.setMenu(menu)
-        self.export_csv_button = QPushButton("Export CSV…")
-        self.export_csv_button.setObjectName("exportCsvButton")
-        self.export_csv_button.setToolTip(
-            "Save the per-module table (norms, cancellation, ranks, energies, spectra)"
-        )
-        for widget in (self.export_png_button, self.export_csv_button):
-            widget.setEnabled(False)
-        header.addWidget(heading)
-        header.addStretch(1)
-        header.addWidget(self.export_png_button)
-        header.addWidget(self.export_csv_button)
-        layout.addLayout(header)
-        self.analysis_stack = QStackedWidget()
-        placeholder, placeholder_layout = _card("Where does the concept live?")
-        text = QLabel(
-            "Analyze (nothing is written) or Merge to see, block by block, how large LoRA A, LoRA B and their "
-            "difference are, how much of A cancels against B, a blocks × layers heatmap of the output and the "
-            "singular values of each module with the rank cut.<br><br>Click a block in the plots to select or "
-            "deselect it in the target grid."
-        )
-        text.setWordWrap(True)
-        text.setObjectName("mutedLabel")
-        placeholder_layout.addWidget(text)
-        placeholder_layout.addStretch(1)
-        self.analysis_stack.addWidget(placeholder)
-        layout.addWidget(self.analysis_stack, 1)
-        side.setMinimumWidth(320)
+        self.analysis_side = side = AnalysisSide(self._export_base)
+        side.block_clicked.connect(self.targets.toggle_block)
+        side.exported.connect(self._on_exported)
+        side.export_failed.connect(lambda message: self._set_status(message, "error"))
+        self.export_png_button, self.export_csv_button = side.export_png_button, side.export_csv_button
+        self.export_actions = side.export_actions
         return side
 
+    @property
+    def analysis_view(self):
+        """The plots (None until they are first needed)."""
+        return self.analysis_side.view
+
+    @property
+    def analysis(self):
+        """The analysis on show (of the last Analyze or Merge)."""
+        return self.analysis_side.result
+
     def _connect(self) -> None:
-        for role, card in self.cards.items():
-            card.file_chosen.connect(lambda path, role=role: self.set_input(role, path))
-            card.clear_requested.connect(lambda role=role: self.clear_input(role))
-        self.swap_button.clicked.connect(self.swap_inputs)
+        self.inputs.changed.connect(self._on_inputs_changed)
+        self.inputs.reading_started.connect(self.analysis_side.prepare)
+        self.inputs.summary_read.connect(self._on_summary_read)
         for signal in (
             self.strategy.changed,
             self.rank_form.changed,
@@ -433,7 +267,6 @@ class MergePanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.copy_button.clicked.connect(self.copy_command)
         self.rerun_button.clicked.connect(self.rerun_recipe)
-        self.export_csv_button.clicked.connect(self.export_csv_dialog)
         self.services.project_replaced.connect(self._on_project_replaced)
         self.services.project_info_changed.connect(self._update_default_output)
         self.services.devices.detected.connect(self._on_devices_detected)
@@ -441,141 +274,31 @@ class MergePanel(QWidget):
     # --- inputs ------------------------------------------------------------------------------
 
     def accept_files(self, paths: list[Path]) -> None:
-        """Files dropped on the window: the first two fill A and B (one file: the first empty slot)."""
-        loras = [Path(p) for p in paths if Path(p).suffix.lower() == ".safetensors"]
-        if not loras:
-            return
-        if len(loras) >= 2:
-            self.set_input("a", loras[0])
-            self.set_input("b", loras[1])
-            if len(loras) > 2:
-                self.services.log(
-                    f"Merge: took {loras[0].name} and {loras[1].name}; ignored {len(loras) - 2} more",
-                    "warning",
-                )
-            return
-        role = "a" if self.paths["a"] is None else "b"
-        if self.paths["a"] is not None and self.paths["b"] is not None:
-            self.services.show_status(f"Replaced LoRA B with {loras[0].name}")
-        self.set_input(role, loras[0])
+        """Files dropped on the window (``PanelSpec.accepts``): they fill LoRA A and LoRA B."""
+        self.inputs.accept_files(paths)
 
     def set_input(self, role: str, path: str | Path) -> None:
-        """Use this file as LoRA A or B and read its summary (a light job)."""
-        path = Path(path)
-        self._cancel_inspect(role)
-        self.paths[role] = path
-        self.summaries[role] = None
-        self.errors[role] = ""
-        self.cards[role].show_loading(path)
-        self._inputs_changed(paths_changed=True)
-        if not path.is_file():
-            self._show_input_error(role, path, f"{path}: file not found")
-            return
-        self._start_preparing_plots()
-        handle = self.services.jobs.submit(
-            JobRequest(
-                f"Inspect {short_name(path)}", f"{TASKS}:inspect_lora", {"path": str(path)}, lane="light"
-            )
-        )
-        self._inspect_jobs[role] = handle
-        handle.progressed.connect(
-            lambda progress, role=role, h=handle: self._on_inspect_progress(role, h, progress)
-        )
-        handle.succeeded.connect(lambda summary, role=role, h=handle: self._on_inspected(role, h, summary))
-        handle.failed.connect(
-            lambda message, _trace, role=role, h=handle: self._on_inspect_failed(role, h, message)
-        )
+        self.inputs.set_input(role, path)
 
     def clear_input(self, role: str) -> None:
-        self._cancel_inspect(role)
-        self.paths[role] = None
-        self.summaries[role] = None
-        self.errors[role] = ""
-        self.cards[role].show_empty()
-        self._inputs_changed(paths_changed=True)
+        self.inputs.clear_input(role)
 
-    def swap_inputs(self) -> None:
-        """A becomes B and B becomes A (summaries and running reads follow)."""
-        for store in (self.paths, self.summaries, self.errors, self._inspect_jobs):
-            store["a"], store["b"] = store["b"], store["a"]
-        for role in ROLES:
-            self._show_card(role)
-        self._inputs_changed(paths_changed=True)
+    @property
+    def issues(self):
+        return self.inputs.issues
 
-    def _cancel_inspect(self, role: str) -> None:
-        handle = self._inspect_jobs.get(role)
-        self._inspect_jobs[role] = None
-        if handle is not None and not handle.is_finished:
-            handle.cancel()
-
-    def _show_card(self, role: str) -> None:
-        card, path = self.cards[role], self.paths[role]
-        if path is None:
-            card.show_empty()
-        elif self.summaries[role] is not None:
-            card.show_summary(self.summaries[role])
-        elif self.errors[role]:
-            card.show_error(path, self.errors[role])
-        else:
-            card.show_loading(path)
-
-    def _role_of(self, handle) -> str | None:
-        for role, current in self._inspect_jobs.items():
-            if current is handle:
-                return role
-        return None
-
-    def _on_inspect_progress(self, _role: str, handle, progress) -> None:
-        role = self._role_of(handle)  # after a swap the job belongs to the other card
-        if role is not None:
-            self.cards[role].show_progress(progress.fraction)
-
-    def _on_inspected(self, _role: str, handle, summary: LoraSummary) -> None:
-        role = self._role_of(handle)
-        if role is None:
-            return  # a newer file replaced this one
-        self._inspect_jobs[role] = None
-        self.summaries[role] = summary
-        self.cards[role].show_summary(summary)
-        if self.analysis_view is not None and self.analysis_view.is_built:
-            freeze_startup_heap()
-        self._inputs_changed()
-
-    def _on_inspect_failed(self, _role: str, handle, message: str) -> None:
-        role = self._role_of(handle)
-        if role is None:
-            return
-        self._inspect_jobs[role] = None
-        self._show_input_error(role, self.paths[role], message)
-
-    def _show_input_error(self, role: str, path: Path | None, message: str) -> None:
-        self.errors[role] = message
-        self.cards[role].show_error(path, message)
-        self._inputs_changed()
-
-    def _inputs_changed(self, *, paths_changed: bool = False) -> None:
-        a, b = self.summaries["a"], self.summaries["b"]
-        self.issues = compare_inputs(a, b) if a is not None and b is not None else []
-        if self.issues:
-            lines = []
-            for issue in self.issues:
-                mark, color = ISSUE_STYLE[issue.level]
-                lines.append(
-                    f"<div style='color:{color}; margin-bottom:3px'>{mark} {html.escape(issue.text)}</div>"
-                )
-            self.issues_label.setText("".join(lines))
-            self.issues_label.show()
-        else:
-            self.issues_label.hide()
-        known = [s for s in (a, b) if s is not None]
-        self.targets.set_block_count(max((s.model.num_blocks for s in known), default=0))
-        names = sorted({m.name for s in known for m in s.modules})
-        self.targets.set_module_names(names)
+    def _on_inputs_changed(self, paths_changed: bool) -> None:
+        self.targets.set_block_count(self.inputs.block_count())
+        self.targets.set_module_names(self.inputs.module_names())
         if paths_changed:
             self._update_default_output()
             self._on_settings_changed()
         else:
             self._update_run_state()
+
+    def _on_summary_read(self) -> None:
+        if self.analysis_view is not None and self.analysis_view.is_built:
+            freeze_startup_heap()  # torch came with this job
 
     # --- settings ----------------------------------------------------------------------------
 
@@ -616,8 +339,7 @@ class MergePanel(QWidget):
         self._save_timer.start()
 
     def _on_targets_changed(self) -> None:
-        if self.analysis_view is not None:
-            self.analysis_view.set_selected_blocks(self._selected_blocks())
+        self.analysis_side.set_selected_blocks(self._selected_blocks())
 
     def _selected_blocks(self) -> set[int] | None:
         selector = self.targets.selector()
@@ -783,8 +505,7 @@ class MergePanel(QWidget):
         self.device_combo.setCurrentIndex(max(index, 0))
         self._restoring = False
         self._created = None
-        self._last_status = ""
-        self.status_label.clear()
+        self.run_bar.clear_status()
 
     def _default_strategy(self) -> str:
         names = list(self.strategy.strategies)
@@ -809,16 +530,9 @@ class MergePanel(QWidget):
         """Why Merge (or Analyze) cannot run now ("" when it can)."""
         if self.job is not None:
             return f"{self.job_kind} is running"
-        for role in ROLES:
-            if self.paths[role] is None:
-                return f"choose LoRA {role.upper()} (drop a .safetensors file or click Open…)"
-            if self.errors[role]:
-                return f"LoRA {role.upper()}: {self.errors[role]}"
-            if self.summaries[role] is None:
-                return f"reading LoRA {role.upper()}…"
-        for issue in self.issues:
-            if issue.blocks_run:
-                return issue.text
+        problem = self.inputs.problem()
+        if problem:
+            return problem
         try:
             params = self.build_params(for_merge=for_merge)
         except UserError as exc:
@@ -842,21 +556,11 @@ class MergePanel(QWidget):
 
     def _update_run_state(self) -> None:
         running = self.job is not None
-        merge_problem = self.run_problem(for_merge=True)
-        analyze_problem = self.run_problem(for_merge=False)
-        self.merge_button.setEnabled(not merge_problem)
-        self.analyze_button.setEnabled(not analyze_problem)
-        self.merge_button.setToolTip(merge_problem or "Merge A − B and write the output file")
-        self.analyze_button.setToolTip(
-            analyze_problem or "Compute the analysis for these inputs and targets; nothing is written"
+        self.run_bar.set_problems(
+            merge=self.run_problem(for_merge=True), analyze=self.run_problem(for_merge=False), running=running
         )
-        self.cancel_button.setEnabled(running)
         self.copy_button.setEnabled(self.paths["a"] is not None and self.paths["b"] is not None)
         self.rerun_button.setEnabled(not running and self.stored_recipe() is not None)
-        self.reason_label.setText(
-            "" if running or not merge_problem else f"Merge is disabled: {merge_problem}"
-        )
-        self.reason_label.setVisible(bool(self.reason_label.text()))
 
     def analyze(self) -> None:
         """Compute the analysis of the current inputs and targets (nothing is written)."""
@@ -903,7 +607,7 @@ class MergePanel(QWidget):
             folder = Path(params.output).parent
             if not folder.is_dir() and self._is_default_folder(folder):
                 folder.mkdir(parents=True, exist_ok=True)
-        self._start_preparing_plots()
+        self.analysis_side.prepare()
         a, b = short_name(params.lora_a), short_name(params.lora_b)
         title = f"Merge {a} − {b}" if kind == "merge" else f"Analyze {a} − {b}"
         function = f"{TASKS}:merge" if kind == "merge" else f"{TASKS}:analyze"
@@ -915,26 +619,21 @@ class MergePanel(QWidget):
         handle.succeeded.connect(self._on_succeeded)
         handle.failed.connect(self._on_failed)
         handle.finished.connect(self._on_finished)
-        self.progress.setRange(0, 0)
-        self.eta_label.setText("queued")
+        self.run_bar.show_queued()
         self._set_status(f"{'Merging' if kind == 'merge' else 'Analyzing'} on {params.device}…", "info")
         self._update_run_state()
 
     def cancel(self) -> None:
         if self.job is not None:
             self.job.cancel()
-            self.eta_label.setText("cancelling…")
+            self.run_bar.eta_label.setText("cancelling…")
 
     def _on_progress(self, progress) -> None:
         if self.job is None:
             return
-        fraction = progress.fraction
-        if fraction is None:
-            self.progress.setRange(0, 0)
-        else:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(1000 * fraction))
-        self.eta_label.setText(self.job.eta_text or f"{progress.done:.0f}/{progress.total or 0:.0f}")
+        self.run_bar.show_progress(
+            progress.fraction, self.job.eta_text or f"{progress.done:.0f}/{progress.total or 0:.0f}"
+        )
 
     def _on_succeeded(self, result) -> None:
         if self.job_kind == "merge":
@@ -968,9 +667,7 @@ class MergePanel(QWidget):
         kind = self.job_kind
         self.job = None
         self.job_kind = ""
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(1000 if state == "done" else 0)
-        self.eta_label.setText("")
+        self.run_bar.show_ended(state == "done")
         if state == "cancelled":
             self._set_status(
                 f"{'Merge' if kind == 'merge' else 'Analyze'} cancelled; nothing was written.", "warning"
@@ -978,49 +675,16 @@ class MergePanel(QWidget):
         self._update_run_state()
 
     def _set_status(self, text: str, level: str, *, rich: bool = False) -> None:
-        color = {"error": "#ff8a8a", "warning": "#e0b060", "ok": "#72d38f"}.get(level, "#aeb2b9")
-        body = text if rich else html.escape(text)
-        self._last_status = f"<span style='color:{color}'>{body}</span>"
-        self.status_label.setText(self._last_status)
+        self.run_bar.set_status(text, level, rich=rich)
 
     # --- analysis ----------------------------------------------------------------------------
 
-    def _start_preparing_plots(self) -> None:
-        warm_up_plotting()
-        if self.analysis_view is None or not self.analysis_view.is_built:
-            self._plot_timer.start(50)
-
-    def _prepare_plots(self) -> None:
-        """One step of building the plots, without freezing the window (see warm_up_plotting)."""
-        if not _plotting_ready.is_set():
-            self._plot_timer.start(100)
-            return
-        if self.analysis_view is None or self.analysis_view.build_step():
-            self.ensure_analysis_view()
-            self._plot_timer.start(0)
-            return
-        # built: show the (still empty) plots now, so their first layout and paint is not at a result
-        self.analysis_stack.setCurrentWidget(self.analysis_view)
-        freeze_startup_heap()
-
     def ensure_analysis_view(self):
-        """The plots, built on first use (this imports pyqtgraph)."""
-        if self.analysis_view is None:
-            from difflora_gui.qt.merge.analysis_view import AnalysisView
-
-            self.analysis_view = AnalysisView()
-            self.analysis_view.block_clicked.connect(self.targets.toggle_block)
-            self.analysis_stack.addWidget(self.analysis_view)
-        return self.analysis_view
+        return self.analysis_side.ensure_view()
 
     def show_analysis(self, result, heading: str) -> None:
-        view = self.ensure_analysis_view()
-        self.analysis = result
-        view.set_analysis(result, heading, staged=True)
-        view.set_selected_blocks(self._selected_blocks())
-        self.analysis_stack.setCurrentWidget(view)
-        self.export_png_button.setEnabled(True)
-        self.export_csv_button.setEnabled(True)
+        self.analysis_side.set_selected_blocks(self._selected_blocks())
+        self.analysis_side.show_analysis(result, heading)
 
     def _export_base(self) -> Path:
         output = self.output_edit.text().strip()
@@ -1029,28 +693,7 @@ class MergePanel(QWidget):
             return path.with_name(path.name[: -len(path.suffix)] if path.suffix else path.name)
         return Path(self.services.output_dir()) / "merge-analysis"
 
-    def export_png_dialog(self, name: str) -> None:
-        if self.analysis_view is None:
-            return
-        start = f"{self._export_base()}-{name}.png"
-        path, _ = QFileDialog.getSaveFileName(self, f"Export the {name} plot", start, "PNG images (*.png)")
-        if path:
-            self._export(lambda: self.analysis_view.export_png(name, path), path)
-
-    def export_csv_dialog(self) -> None:
-        if self.analysis_view is None:
-            return
-        start = f"{self._export_base()}.analysis.csv"
-        path, _ = QFileDialog.getSaveFileName(self, "Export the analysis table", start, "CSV files (*.csv)")
-        if path:
-            self._export(lambda: self.analysis_view.export_csv(path), path)
-
-    def _export(self, write, path: str) -> None:
-        try:
-            write()
-        except (OSError, UserError, ValueError) as exc:
-            self._set_status(f"cannot write {path}: {exc}", "error")
-            return
+    def _on_exported(self, path: str) -> None:
         self.services.log(f"Merge: exported {path}")
         self.services.show_status(f"Saved {Path(path).name}")
 

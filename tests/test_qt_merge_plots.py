@@ -139,7 +139,11 @@ def test_plots_export_as_png_and_the_table_as_csv(merged, tmp_path, monkeypatch)
         monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, target=target: (str(target), ""))
         panel.export_actions[name].trigger()
         image = QImage(str(target))
-        assert not image.isNull() and image.width() == 1400, name
+        widget = (
+            panel.analysis_view._spectrum_box if name == "spectrum" else panel.analysis_view.plot_widget(name)
+        )
+        assert not image.isNull() and image.width() == 2 * widget.width(), name
+        assert image.pixelColor(5, image.height() // 2) != image.pixelColor(image.width() // 2, 5) or name
     csv_path = tmp_path / "table.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args: (str(csv_path), ""))
     panel.export_csv_button.click()

@@ -19,9 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from pyqtgraph.exporters import ImageExporter
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPoint,
+    QRectF,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -47,6 +55,8 @@ DESELECTED_ALPHA = 70
 #: the bars' y range is this much above the tallest bar, so the legend row never covers one
 LEGEND_HEADROOM = 1.25
 PLOTS = ("blocks", "heatmap", "spectrum")
+#: PNG exports have this many pixels per screen pixel
+EXPORT_SCALE = 2.0
 INTRO = (
     f"<span style='color:{COLORS['muted']}'>Analyze (nothing is written) or Merge to fill these plots: "
     "per block ‖ΔW‖ of A, B and the output with the cancellation ratio, the output's blocks × layers "
@@ -216,7 +226,7 @@ class AnalysisView(QWidget):
         middle = QSplitter(Qt.Orientation.Horizontal)
         middle.setChildrenCollapsible(False)
         middle.addWidget(self._containers["heatmap"])
-        spectrum_box = QWidget()
+        self._spectrum_box = spectrum_box = QWidget()
         spectrum_layout = QVBoxLayout(spectrum_box)
         spectrum_layout.setContentsMargins(0, 0, 0, 0)
         spectrum_layout.setSpacing(2)
@@ -564,19 +574,24 @@ class AnalysisView(QWidget):
     def plot_widget(self, name: str) -> pg.PlotWidget:
         return {"blocks": self.bars_plot, "heatmap": self.heat_plot, "spectrum": self.spectrum_plot}[name]
 
-    def export_png(self, name: str, path: str | Path, width: int = 1400) -> Path:
-        """Save one plot as a PNG (``name``: blocks, heatmap or spectrum)."""
-        plot = self.plot_widget(name).getPlotItem()
-        if name == "spectrum" and self.spectrum_text:
-            # on screen the spectrum's title is a label beside the plot; the PNG carries it itself
-            plot.setTitle(html.escape(self.spectrum_text), size="9pt", color=COLORS["text"])
+    def export_png(self, name: str, path: str | Path, scale: float = EXPORT_SCALE) -> Path:
+        """Save one plot as a PNG (``name``: blocks, heatmap or spectrum), as on screen at ``scale``×.
+
+        The widget is rendered into an image of ``scale`` device pixels per pixel: a crisp copy of
+        what the user sees (legend, colour bar and, for the spectrum, its title label included).
+        pyqtgraph's ImageExporter enlarges text but not the legend, so it is not used here.
+        """
+        widget = self._spectrum_box if name == "spectrum" else self.plot_widget(name)
+        size = widget.size()
+        image = QImage(round(size.width() * scale), round(size.height() * scale), QImage.Format.Format_ARGB32)
+        image.setDevicePixelRatio(scale)
+        image.fill(QColor(COLORS["base"]))
+        painter = QPainter(image)
         try:
-            exporter = ImageExporter(plot)
-            exporter.parameters()["width"] = int(width)
-            image = exporter.export(toBytes=True)
+            # QWidget's render (the widget as painted on screen), not QGraphicsView's scene render
+            QWidget.render(widget, painter, QPoint())
         finally:
-            if name == "spectrum":
-                plot.setTitle(None)
+            painter.end()
         with atomic_output(path, overwrite=True) as tmp:
             if not image.save(str(tmp), "PNG"):
                 raise OSError(f"could not write a PNG image to {path}")

@@ -593,7 +593,13 @@ class MergePanel(QWidget):
         self.output_form.set_values({"overwrite": overwrite})
         self._restoring = False
         recipe.overwrite = overwrite
-        recipe.device = self.device()
+        if recipe.device not in self.services.devices.ids():  # the device is part of the recipe (and bits)
+            self.services.log(
+                f"Merge: the recipe ran on {recipe.device}, which is not available; running on {self.device()} "
+                "(the file may differ in its last bits)",
+                "warning",
+            )
+            recipe.device = self.device()
         output = Path(recipe.output or "")
         if output.exists() and not recipe.overwrite:
             self._set_status(f"{output.name} already exists: tick Overwrite to write it again", "error")

@@ -24,7 +24,7 @@ from difflora_gui.specs import SECTIONS, PanelSpec
 
 @pytest.fixture
 def window(qtbot, monkeypatch):
-    win, dialogs = make_main_window(qtbot, monkeypatch)
+    win, dialogs = make_main_window(qtbot, monkeypatch, builtin_panels=False)
     win.dialogs = dialogs
     yield win
     close_window(win, dialogs)
@@ -267,7 +267,9 @@ def test_devices_show_in_the_status_bar_and_auto_jobs_wait_for_them(window, qtbo
 
 @pytest.fixture
 def drop_window(qtbot, monkeypatch):
-    win, dialogs = make_main_window(qtbot, monkeypatch, plugins=[("drop", DropPlugin())])
+    win, dialogs = make_main_window(
+        qtbot, monkeypatch, plugins=[("drop", DropPlugin())], builtin_panels=False
+    )
     yield win
     close_window(win, dialogs)
 
@@ -337,7 +339,9 @@ def test_a_panel_that_raises_while_taking_files_is_contained(qtbot, monkeypatch,
         def difflora_gui_register_panels(self):
             return [PanelSpec("grumpy", "Grumpy", "merge", Grumpy, accepts=(".safetensors",))]
 
-    win, dialogs = make_main_window(qtbot, monkeypatch, plugins=[("grumpy", GrumpyPlugin())])
+    win, dialogs = make_main_window(
+        qtbot, monkeypatch, plugins=[("grumpy", GrumpyPlugin())], builtin_panels=False
+    )
     routed = win.route_files([tmp_path / "a.safetensors"])
     assert routed == {}
     assert "Panel 'Grumpy' failed to take 1 file(s): cannot read these" in win.log_dock.text()

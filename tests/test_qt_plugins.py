@@ -67,7 +67,7 @@ def window_with(qtbot, monkeypatch):
     made = []
 
     def build(*plugins):
-        win, dialogs = make_main_window(qtbot, monkeypatch, plugins=plugins)
+        win, dialogs = make_main_window(qtbot, monkeypatch, plugins=plugins, builtin_panels=False)
         made.append((win, dialogs))
         return win
 

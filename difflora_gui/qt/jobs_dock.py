@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QElidingLabel
 
 from difflora_gui.jobs.context import Progress, format_duration
 from difflora_gui.qt.jobs import DONE, FAILED, QUEUED, RUNNING, JobController, JobHandle
@@ -30,9 +31,10 @@ class JobRow(QFrame):
         self.setObjectName("jobRow")
         self.handle = handle
         self._controller = controller
-        self.title_label = QLabel(handle.title)
+        # long titles (file names) are elided so the dock never needs a horizontal scroll bar
+        self.title_label = QElidingLabel(handle.title)
         self.title_label.setObjectName("jobTitle")
-        self.title_label.setToolTip(f"job {handle.id} · lane {handle.lane_key}")
+        self.title_label.setToolTip(f"{handle.title}\njob {handle.id} · lane {handle.lane_key}")
         self.state_label = QLabel()
         self.state_label.setObjectName("jobState")
         self.lane_label = QLabel(handle.lane_key)
@@ -40,7 +42,7 @@ class JobRow(QFrame):
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, _PROGRESS_STEPS)
         self.progress_bar.setTextVisible(True)
-        self.detail_label = QLabel()
+        self.detail_label = QElidingLabel()
         self.detail_label.setObjectName("mutedLabel")
         self.detail_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.eta_label = QLabel()

@@ -347,7 +347,8 @@ class MainWindow(QMainWindow):
         self.log(f"{handle.title}: {text}")
 
     def _update_jobs_status(self, *_args) -> None:
-        running = len(self.jobs.running_jobs())
+        # a job that just finished is still in its lane while its last state change is announced
+        running = sum(1 for handle in self.jobs.running_jobs() if not handle.is_finished)
         queued = len(self.jobs.active_jobs()) - running
         self.jobs_status.setText(
             f"jobs: {running} running, {queued} queued" if running or queued else "jobs: idle"

@@ -56,12 +56,22 @@ class DialogAnswers:
         return [d.title for d in self.asked if kind is None or d.kind == kind]
 
 
-def make_host(plugins: Iterable[tuple[str, Any]] = ()):
-    """A plugin host with only the app's own plugins plus ``plugins`` (``(name, object)`` pairs)."""
+def make_host(plugins: Iterable[tuple[str, Any]] = (), *, builtin_panels: bool = True):
+    """A plugin host with only the app's own plugins plus ``plugins`` (``(name, object)`` pairs).
+
+    ``builtin_panels=False`` leaves out the app's own plugins that contribute panels (the Merge
+    workbench ...), for tests of the window itself with panels of their own.
+    """
     from difflora_gui.plugin_host import PluginHost, set_plugin_host
+    from difflora_gui.qt.gui_hookspecs import GUI_REGISTER_HOOKS
 
     host = PluginHost(autoload=False)
     host.load()
+    if not builtin_panels:
+        for info in host.infos():
+            plugin = host.pm.get_plugin(info.name)
+            if info.source == "built-in" and any(hasattr(plugin, hook) for hook in GUI_REGISTER_HOOKS):
+                host.unregister(info.name)
     for name, plugin in plugins:
         host.register(plugin, name)
     set_plugin_host(host)
@@ -87,13 +97,22 @@ def close_window(window, dialogs: DialogAnswers | None = None) -> None:
 
 
 def make_main_window(
-    qtbot, monkeypatch, *, plugins: Iterable[tuple[str, Any]] = (), show: bool = True, **kwargs
+    qtbot,
+    monkeypatch,
+    *,
+    plugins: Iterable[tuple[str, Any]] = (),
+    show: bool = True,
+    builtin_panels: bool = True,
+    **kwargs,
 ):
-    """Build a main window for a test; returns ``(window, dialogs)``. Close it with :func:`close_window`."""
+    """Build a main window for a test; returns ``(window, dialogs)``. Close it with :func:`close_window`.
+
+    ``builtin_panels=False``: without the app's own panels (see :func:`make_host`).
+    """
     from difflora_gui.qt.main_window import MainWindow
 
     dialogs = DialogAnswers().install(monkeypatch)
-    host = make_host(plugins)
+    host = make_host(plugins, builtin_panels=builtin_panels)
     window = MainWindow(host=host, **kwargs)
     # pytest-qt closes added widgets before fixtures are torn down: answer the closing questions then
     qtbot.addWidget(window, before_close_func=lambda _w: _answer_closing_questions(dialogs))

@@ -1,0 +1,143 @@
+"""The generic form generated from a Param schema (used by the Merge workbench, reusable by any panel)."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QPushButton, QSpinBox
+from superqt import QCollapsible, QLabeledDoubleSlider, QLabeledSlider
+
+from difflora_gui.errors import UserError
+from difflora_gui.params import Param
+from difflora_gui.qt.param_form import CompactDoubleSpinBox, ParamForm, float_decimals
+
+SCHEMA = (
+    Param("steps", "int", 10, "how many steps", minimum=1, maximum=100),
+    Param("seed", "int", 0, "random seed", minimum=0),
+    Param("strength", "float", 0.25, "how strong", minimum=0.0, maximum=1.0, step=0.05),
+    Param("scale", "float", 1.5, "a free number"),
+    Param("enabled", "bool", True, "switch it on"),
+    Param("mode", "choice", "fast", "which mode", choices=("fast", "exact")),
+    Param("label", "str", "hello", "a text", title="Label text"),
+    Param("config", "path", "", "a file", advanced=True),
+    Param(
+        "cutoff", "float", None, "optional cut-off (empty = off)", minimum=0.0, maximum=100.0, optional=True
+    ),
+    Param("tag", "str", None, "optional tag", optional=True, advanced=True),
+)
+
+
+@pytest.fixture
+def form(qtbot):
+    widget = ParamForm(SCHEMA)
+    qtbot.addWidget(widget)
+    return widget
+
+
+def test_each_type_gets_its_editor_with_tooltip_and_label(form):
+    editors = {name: editor.editor for name, editor in form.editors.items()}
+    assert isinstance(editors["steps"], QLabeledSlider)
+    assert (editors["steps"].minimum(), editors["steps"].maximum()) == (1, 100)
+    assert isinstance(editors["seed"], QSpinBox) and editors["seed"].minimum() == 0
+    assert isinstance(editors["strength"], QLabeledDoubleSlider)
+    assert isinstance(editors["scale"], CompactDoubleSpinBox)
+    assert isinstance(editors["enabled"], QCheckBox)
+    assert isinstance(editors["mode"], QComboBox) and editors["mode"].count() == 2
+    assert isinstance(editors["label"], QLineEdit)
+    assert isinstance(editors["config"], QLineEdit)
+    assert form.editors["config"].findChild(QPushButton).text() == "Browse…"
+    for param in SCHEMA:
+        assert form.editors[param.name].editor.toolTip() == param.help
+        assert form.labels[param.name].text() == param.label
+    assert form.labels["label"].text() == "Label text"
+
+
+def test_advanced_parameters_are_folded_into_a_collapsible(form):
+    collapsible = form.findChild(QCollapsible)
+    assert collapsible is not None
+    assert collapsible.isAncestorOf(form.editors["config"]) and collapsible.isAncestorOf(form.editors["tag"])
+    assert not collapsible.isAncestorOf(form.editors["steps"])
+    assert ParamForm(SCHEMA[:2]).findChild(QCollapsible) is None
+
+
+def test_values_start_at_the_defaults_and_round_trip(form, qtbot):
+    assert form.values() == {
+        "steps": 10,
+        "seed": 0,
+        "strength": 0.25,
+        "scale": 1.5,
+        "enabled": True,
+        "mode": "fast",
+        "label": "hello",
+        "config": "",
+        "cutoff": None,
+        "tag": None,
+    }
+    assert form.changed_values() == {}
+    with qtbot.waitSignal(form.changed):
+        form.editors["strength"].editor.setValue(0.65)
+    new = {
+        "steps": 42,
+        "seed": 7,
+        "scale": -0.125,
+        "enabled": False,
+        "mode": "exact",
+        "cutoff": 12.5,
+        "tag": "x",
+    }
+    unknown = form.set_values({**new, "nonsense": 1})
+    assert unknown == ["nonsense"]
+    values = form.values()
+    assert values["strength"] == 0.65  # the slider's binary noise is rounded away
+    assert {k: values[k] for k in new} == new
+    assert form.changed_values() == {**new, "strength": 0.65}
+    assert form.resolved()["cutoff"] == 12.5
+    form.reset_defaults()
+    assert form.changed_values() == {}
+
+
+def test_optional_values_have_a_set_box(form):
+    cutoff = form.editors["cutoff"]
+    assert cutoff.set_check is not None and not cutoff.set_check.isChecked()
+    assert not cutoff.editor.isEnabled()
+    cutoff.set_check.setChecked(True)
+    assert cutoff.editor.isEnabled() and form.value("cutoff") == 0.0
+    cutoff.set_check.setChecked(False)
+    assert form.value("cutoff") is None
+    assert form.editors["tag"].editor.text() == ""  # an optional text is "not set" when empty
+
+
+def test_values_the_editors_cannot_show_fall_back_to_valid_ones(form):
+    form.set_values({"steps": 1000, "seed": -5, "mode": "no such mode", "strength": "not a number"})
+    values = form.values()
+    assert values["steps"] == 100 and values["seed"] == 0  # clamped to the range
+    assert values["mode"] == "fast"  # unknown choice: the first one
+    assert values["strength"] == 0.0
+    assert form.errors() == {}
+    assert form.error_label.isHidden()
+    with pytest.raises(UserError):
+        form.schema.resolve({"steps": 1000})  # the schema itself still refuses it
+
+
+def test_rows_can_be_hidden(form):
+    form.set_row_visible("scale", False)
+    assert not form.is_row_visible("scale")
+    form.set_row_visible("scale", True)
+    assert form.is_row_visible("scale")
+
+
+def test_decimals_fit_the_step_range_and_default():
+    assert float_decimals(Param("x", "float", 0.99, "h", minimum=0.0, maximum=1.0, step=0.0001)) == 4
+    assert float_decimals(Param("x", "float", 0.5, "h", minimum=0.0, maximum=100.0)) == 2
+    assert float_decimals(Param("x", "float", 0.125, "h")) == 3
+
+
+def test_compact_spin_box_keeps_precision_but_hides_trailing_zeros(qtbot):
+    spin = CompactDoubleSpinBox()
+    qtbot.addWidget(spin)
+    spin.setDecimals(6)
+    spin.setRange(-10, 10)
+    spin.setValue(1.5)
+    assert spin.text() == "1.5"
+    spin.setValue(0.123456)
+    assert spin.value() == pytest.approx(0.123456) and spin.text() == "0.123456"
+    assert isinstance(spin, QDoubleSpinBox)

@@ -251,6 +251,20 @@ def test_run_analysis_writes_nothing(tmp_path, pair):
     )
 
 
+def test_keep_analysis_returns_the_analysis_without_writing_it(tmp_path, pair):
+    a, b = pair
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "kept").mkdir()
+    plain = run_merge(params(tmp_path / "plain", a, b, targets="attn"))
+    kept = run_merge(params(tmp_path / "kept", a, b, targets="attn"), keep_analysis=True)
+    assert plain.analysis is None and kept.analysis is not None
+    assert kept.analysis.row("blocks.0.ffn.0").status == an.NULLIFIED
+    assert kept.analysis_files == [] and not list(tmp_path.rglob("*.analysis.*"))
+    assert (tmp_path / "plain" / "out.safetensors").read_bytes() == (
+        tmp_path / "kept" / "out.safetensors"
+    ).read_bytes()
+
+
 def test_concept_recovery(tmp_path):
     """A = shared + concept, B = shared + independent noise: the output is the concept."""
     gen = torch.Generator().manual_seed(11)

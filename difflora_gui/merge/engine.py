@@ -167,9 +167,17 @@ def _strategy_text(info: dict[str, Any]) -> str:
 # --- the job -------------------------------------------------------------------------------------
 
 
-def run_merge(params: MergeParams | dict, ctx: JobContext | None = None) -> MergeResult:
-    """Job function: merge, write the output (and the analysis with ``analyze``), return the result."""
-    return _Merge(MergeParams.coerce(params), ctx or NullContext(), write=True).run()
+def run_merge(
+    params: MergeParams | dict, ctx: JobContext | None = None, *, keep_analysis: bool = False
+) -> MergeResult:
+    """Job function: merge, write the output (and the analysis with ``analyze``), return the result.
+
+    ``keep_analysis`` returns the analysis in the result even when no analysis files are written
+    (the GUI plots it after every merge); the LoRA file is the same either way.
+    """
+    return _Merge(
+        MergeParams.coerce(params), ctx or NullContext(), write=True, keep_analysis=keep_analysis
+    ).run()
 
 
 def run_analysis(params: MergeParams | dict, ctx: JobContext | None = None) -> an.AnalysisResult:
@@ -192,10 +200,12 @@ class _Pending:
 
 
 class _Merge:
-    def __init__(self, params: MergeParams, ctx: JobContext, *, write: bool):
+    def __init__(self, params: MergeParams, ctx: JobContext, *, write: bool, keep_analysis: bool = False):
         self.params = params.normalized()
         self.ctx = ctx
         self.write = write
+        # measure every module (not only the merged ones) and keep the analysis in the result
+        self.analyze = self.params.analyze or not write or keep_analysis
         self.warnings: list[str] = []
         self.pool: ThreadPoolExecutor | None = None
         self.workers = 1
@@ -239,12 +249,12 @@ class _Merge:
                 self.pool = None
                 alpha = self._choose_alpha()
                 out_modules = self._finalize(alpha)
-                analysis = self._analysis(alpha) if (p.analyze or not self.write) else None
+                analysis = self._analysis(alpha) if self.analyze else None
                 files: list[str] = []
                 if self.write:
                     self.ctx.raise_if_cancelled()
                     self._write(output, out_modules, alpha, hashing)
-                    if analysis is not None:
+                    if p.analyze:
                         json_path, csv_path = analysis_paths(output)
                         analysis.write(json_path, csv_path, overwrite=True)
                         files = [str(json_path), str(csv_path)]
@@ -612,7 +622,7 @@ class _Merge:
         p = self.params
         strategy = self.strategy
         targeted = [(i, n) for i, n in enumerate(self.names) if n in self.targeted]
-        analyze = p.analyze or not self.write
+        analyze = self.analyze
         self.stats: dict[str, ModuleStats] = {}
         self.rows: dict[str, an.ModuleRow] = {}
         self.pending: dict[str, _Pending] = {}

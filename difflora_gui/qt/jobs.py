@@ -31,6 +31,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QThread, S
 from difflora_gui.errors import JobCancelled, UserError
 from difflora_gui.jobs.context import JobContext, Progress, format_duration
 from difflora_gui.jobs.job import JobRequest
+from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -348,6 +349,8 @@ class JobController(QObject):
         handle.context = None
         handle._thread = None
         self._prune_threads()
+        # a job is where torch & co. get imported: keep later full collections short (qt.heap)
+        freeze_heap_after_heavy_imports()
 
     def _prune_threads(self) -> None:
         self._threads = [pair for pair in self._threads if _thread_alive(pair[0])]

@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from difflora_gui.errors import UserError
-from difflora_gui.qt.merge.plotting import freeze_startup_heap, plotting_ready, warm_up_plotting
+from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
+from difflora_gui.qt.merge.plotting import plotting_ready, warm_up_plotting
 
 PLOT_TITLES = (("blocks", "Block bars…"), ("heatmap", "Heatmap…"), ("spectrum", "Spectrum…"))
 
@@ -122,7 +123,7 @@ class AnalysisSide(QWidget):
             self._timer.start(0)
             return
         self.stack.setCurrentWidget(self.view)  # empty plots now: their first paint is not at a result
-        freeze_startup_heap()
+        freeze_heap_after_heavy_imports()
 
     def ensure_view(self):
         """The plots (imports pyqtgraph if the background import has not)."""

@@ -38,11 +38,11 @@ import difflora_gui
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.job import JobRequest
 from difflora_gui.merge.params import DEFAULT_STRATEGY, MergeParams
+from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 from difflora_gui.qt.merge import options
 from difflora_gui.qt.merge.analysis_side import AnalysisSide
 from difflora_gui.qt.merge.checks import default_output_name
 from difflora_gui.qt.merge.inputs import ROLES, InputsBox, short_name
-from difflora_gui.qt.merge.plotting import freeze_startup_heap
 from difflora_gui.qt.merge.run_bar import RunBar
 from difflora_gui.qt.merge.strategy import StrategyChooser
 from difflora_gui.qt.merge.targets import TargetSelector
@@ -298,7 +298,7 @@ class MergePanel(QWidget):
 
     def _on_summary_read(self) -> None:
         if self.analysis_view is not None and self.analysis_view.is_built:
-            freeze_startup_heap()  # torch came with this job
+            freeze_heap_after_heavy_imports()  # torch came with this job
 
     # --- settings ----------------------------------------------------------------------------
 

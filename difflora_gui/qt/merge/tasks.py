@@ -10,7 +10,6 @@ from typing import Any
 
 from difflora_gui.jobs.context import JobContext
 from difflora_gui.merge import engine
-from difflora_gui.merge.params import MergeParams
 
 
 def inspect_lora(params: dict[str, Any], ctx: JobContext):
@@ -31,28 +30,4 @@ def analyze(params, ctx: JobContext):
 
 def merge(params, ctx: JobContext):
     """Merge and write the output; the result always carries the analysis for the plots."""
-    return _MergeKeepingAnalysis(MergeParams.coerce(params), ctx, write=True).run()
-
-
-class _MergeKeepingAnalysis(engine._Merge):
-    """``run_merge`` with the analysis kept in memory even when no analysis files are asked for.
-
-    ``run_merge`` computes the analysis only when its JSON/CSV files are to be written beside the
-    output (``analyze``). The panel shows the plots after every merge, so this thin adapter also
-    measures the modules that are not merged and returns the analysis: the LoRA file is the same
-    either way (the recipe stored in it leaves ``analyze`` out), and the files are still written
-    only when asked. (Candidate for an engine option; see the workbench's report.)
-    """
-
-    def _compute(self) -> None:
-        wanted = self.params.analyze
-        self.params.analyze = True
-        try:
-            super()._compute()
-        finally:
-            self.params.analyze = wanted
-
-    def _result(self, output, alpha, analysis, files, elapsed):
-        if analysis is None:
-            analysis = self._analysis(alpha)
-        return super()._result(output, alpha, analysis, files, elapsed)
+    return engine.run_merge(params, ctx, keep_analysis=True)

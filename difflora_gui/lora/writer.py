@@ -435,8 +435,12 @@ def save_safetensors(
                 handle.write(_tensor_bytes(tensor))
 
 
+#: values checked per batch by :func:`_all_finite` (bounds its temporary memory to a few MB)
+_FINITE_BATCH = 1 << 22
+
+
 def _all_finite(tensors: list[torch.Tensor]) -> bool:
-    """True when no value is NaN or Inf, checked on the exponent bits: one pass per dtype.
+    """True when no value is NaN or Inf, checked on the exponent bits, a few MB at a time.
 
     A thousand small ``isfinite()`` calls (one per LoRA tensor) cost far more than the data, and
     torch's bfloat16 ``isfinite`` is slow; an all-ones exponent field is exactly NaN or Inf.
@@ -449,18 +453,25 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
         torch.float32: (torch.int32, 0x7F800000),
         torch.float64: (torch.int64, 0x7FF0000000000000),
     }
-    by_dtype: dict = {}
-    for tensor in tensors:
-        by_dtype.setdefault(tensor.dtype, []).append(tensor.detach().reshape(-1))
-    for dtype, parts in by_dtype.items():
+
+    def batch_finite(parts: list[torch.Tensor]) -> bool:
         flat = torch.cat(parts) if len(parts) > 1 else parts[0]
-        if dtype in exponent:
-            int_dtype, mask = exponent[dtype]
-            if bool(((flat.view(int_dtype) & mask) == mask).any()):
+        if flat.dtype not in exponent:
+            return bool(torch.isfinite(flat).all())
+        int_dtype, mask = exponent[flat.dtype]
+        return not bool(((flat.view(int_dtype) & mask) == mask).any())
+
+    pending: dict = {}
+    for tensor in tensors:
+        parts, size = pending.get(tensor.dtype, ([], 0))
+        parts.append(tensor.detach().reshape(-1))
+        size += tensor.numel()
+        if size >= _FINITE_BATCH:
+            if not batch_finite(parts):
                 return False
-        elif not bool(torch.isfinite(flat).all()):
-            return False
-    return True
+            parts, size = [], 0
+        pending[tensor.dtype] = (parts, size)
+    return all(batch_finite(parts) for parts, _ in pending.values() if parts)
 
 
 def _check_finite(tensors: Mapping[str, torch.Tensor]) -> None:

@@ -151,11 +151,15 @@ class GroupRow:
         return data
 
 
-def aggregate(rows: Iterable[ModuleRow]) -> list[GroupRow]:
-    """Per (block, group) sums, in model order."""
+#: the ``group`` of an aggregate over every layer group of a block
+ALL_GROUPS = "all"
+
+
+def aggregate(rows: Iterable[ModuleRow], *, per_group: bool = True) -> list[GroupRow]:
+    """Per (block, group) sums in model order; ``per_group=False``: per block (group ``"all"``)."""
     buckets: dict[tuple[int | None, str], list[ModuleRow]] = {}
     for row in rows:
-        buckets.setdefault((row.block, row.group), []).append(row)
+        buckets.setdefault((row.block, row.group if per_group else ALL_GROUPS), []).append(row)
     groups = []
     for (block, group), members in buckets.items():
         sq_a = sum(r.norm_a**2 for r in members)

@@ -1,64 +1,28 @@
 """The numbers behind the Merge workbench's plots, taken from an ``AnalysisResult`` (Qt-free).
 
 * :func:`block_rows`: per block, ‖ΔW_a‖, ‖ΔW_b‖, ‖ΔW_out‖ (Frobenius norms of the block's modules
-  taken together, i.e. the root of the sum of squares) and the cancellation ratio
-  ‖w_a·A − w_b·B‖ / (|w_a|·‖A‖ + |w_b|·‖B‖) of the whole block (the formula of the engine's
-  per-group aggregate, over every module of the block).
+  taken together) and the cancellation ratio of the whole block: the engine's aggregate over
+  every layer group of the block.
 * :func:`heatmap`: ‖ΔW_out‖ of each module as a blocks × layer-types matrix.
 * :func:`spectrum`: one module's singular values, its kept rank and retained energy.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from difflora_gui.lora.wan_layout import BLOCK_LAYERS
-from difflora_gui.merge.analysis import MERGED, AnalysisResult, ModuleRow
+from difflora_gui.merge.analysis import MERGED, AnalysisResult, GroupRow, ModuleRow, aggregate
+
+BlockRow = GroupRow  # a block's aggregate over all its layer groups
 
 
-@dataclass(frozen=True)
-class BlockRow:
-    block: int
-    modules: int
-    merged: int
-    norm_a: float
-    norm_b: float
-    norm_diff: float
-    norm_out: float
-    cancellation: float | None
-
-
-def block_rows(result: AnalysisResult) -> list[BlockRow]:
+def block_rows(result: AnalysisResult) -> list[GroupRow]:
     """One row per block present in the analysis, in block order (modules outside blocks are left out)."""
-    buckets: dict[int, list[ModuleRow]] = {}
-    for row in result.rows:
-        if row.block is not None:
-            buckets.setdefault(row.block, []).append(row)
-    rows = []
-    for block in sorted(buckets):
-        members = buckets[block]
-        sq_a = sum(r.norm_a**2 for r in members)
-        sq_b = sum(r.norm_b**2 for r in members)
-        wa, wb = members[0].weight_a, members[0].weight_b  # one merge: the same weights everywhere
-        # ‖w_a·A − w_b·B‖² of each module from its norms and inner product (exact, before alpha)
-        weighted_sq = sum(
-            max((wa * r.norm_a) ** 2 + (wb * r.norm_b) ** 2 - 2 * wa * wb * r.inner, 0.0) for r in members
-        )
-        denominator = abs(wa) * math.sqrt(sq_a) + abs(wb) * math.sqrt(sq_b)
-        rows.append(
-            BlockRow(
-                block=block,
-                modules=len(members),
-                merged=sum(1 for r in members if r.status == MERGED),
-                norm_a=math.sqrt(sq_a),
-                norm_b=math.sqrt(sq_b),
-                norm_diff=math.sqrt(sum(r.norm_diff**2 for r in members)),
-                norm_out=math.sqrt(sum(r.norm_out**2 for r in members)),
-                cancellation=math.sqrt(weighted_sq) / denominator if denominator > 0 else None,
-            )
-        )
-    return rows
+    return sorted(
+        (row for row in aggregate(result.rows, per_group=False) if row.block is not None),
+        key=lambda r: r.block,
+    )
 
 
 def layer_key(row: ModuleRow) -> str:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import shutil
+import subprocess
 import sys
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 STRATEGY_PLUGIN = """
@@ -78,3 +81,36 @@ class on_sys_path:
             if name in self.modules or name.startswith(("difflora_user_plugins", "difflora_test_builtin")):
                 sys.modules.pop(name, None)
         importlib.invalidate_caches()
+
+
+def pip_install_copy(source: Path, files: Iterable[str], scratch: Path) -> Path:
+    """``pip install`` a copy of ``source`` (only ``files``, relative paths) into a new folder; return it.
+
+    The copy keeps the real sources clean: setuptools writes build/ and *.egg-info beside what it
+    builds. No network and no dependencies: the build uses the setuptools already installed.
+    """
+    copy, target = scratch / "source", scratch / "site-packages"
+    for name in files:
+        if (source / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, copy / name)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(copy),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return target

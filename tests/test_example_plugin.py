@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.plugin_helpers import pip_install_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "difflora-example-strategy"
@@ -18,29 +19,8 @@ EXAMPLE = ROOT / "examples" / "difflora-example-strategy"
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory):
     """``pip install`` the example into its own folder (no dependencies, no network)."""
-    target = tmp_path_factory.mktemp("site-packages")
-    # build from a copy: setuptools writes build/ and *.egg-info beside the sources it builds
-    source = tmp_path_factory.mktemp("source") / EXAMPLE.name
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    files = [str(p.relative_to(EXAMPLE)) for p in EXAMPLE.rglob("*") if "build" not in p.parts]
+    target = pip_install_copy(EXAMPLE, files, tmp_path_factory.mktemp("example"))
     assert list(target.glob("difflora_example_strategy-0.2.0.dist-info/entry_points.txt"))
     return target
 

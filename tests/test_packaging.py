@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.plugin_helpers import pip_install_copy
 
 try:
     import tomllib
@@ -30,33 +31,8 @@ def test_every_package_is_declared():
 
 
 def test_an_installed_wheel_finds_its_plugins_and_resources(tmp_path):
-    source = tmp_path / "source"
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in filter(None, tracked.decode("utf-8").split("\0")):
-        destination = source / name
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if (ROOT / name).is_file():
-            shutil.copy2(ROOT / name, destination)
-    target = tmp_path / "site"
-    build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stderr
+    target = pip_install_copy(ROOT, filter(None, tracked.decode("utf-8").split("\0")), tmp_path)
     env = {**os.environ, "PYTHONPATH": str(target)}
     neutral = tmp_path / "elsewhere"
     neutral.mkdir()

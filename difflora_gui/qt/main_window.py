@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -117,8 +117,20 @@ class MainWindow(QMainWindow):
         if self.services.settings.load_warning:
             self.log(self.services.settings.load_warning, "warning")
         if not self.restore_window_state():
-            self.resize(1280, 820)
+            self._default_geometry()
         self._update_title()
+
+    def _default_geometry(self) -> None:
+        """First start: most of the screen (the Merge workbench wants room), at least 1280×820."""
+        screen = QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1280, 820)
+            return
+        area = screen.availableGeometry()
+        self.resize(
+            max(min(1280, area.width()), int(area.width() * 0.9)),
+            max(min(820, area.height()), int(area.height() * 0.9)),
+        )
 
     # --- building ----------------------------------------------------------------------------
 

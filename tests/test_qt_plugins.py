@@ -215,7 +215,7 @@ def test_disabling_a_plugin_in_the_dialog_removes_its_panels_and_is_remembered(w
     assert not old_tabs.isHidden()
 
     dialog.set_plugin_enabled("panels", False)
-    assert old_tabs.isHidden()  # replaced by the section's placeholder at once
+    assert old_tabs.isHidden()  # replaced by the section's introduction page at once
     assert win.host.info("panels").status == "disabled"
     assert AppSettings.load().disabled_plugins == ["panels"]
     assert not win.pages["merge"].has_panels and "first" not in win.panels

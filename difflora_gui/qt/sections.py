@@ -189,7 +189,7 @@ class SectionPage(QWidget):
             self._body.deleteLater()
         self.entries = list(entries)
         if not entries:
-            self._body = self._placeholder()
+            self._body = self._intro_page()
         elif len(entries) == 1:
             self._body = entries[0].widget
         else:
@@ -210,7 +210,7 @@ class SectionPage(QWidget):
     def has_panels(self) -> bool:
         return bool(self.entries)
 
-    def _placeholder(self) -> QWidget:
+    def _intro_page(self) -> QWidget:
         info = self.info
         items = "".join(f"<li style='margin-bottom:6px'>{html.escape(item)}</li>" for item in info.will_hold)
         drops = f"<p>{html.escape(info.drops)}</p>" if info.drops else ""
@@ -239,7 +239,7 @@ class SectionPage(QWidget):
         outer.addWidget(card)
         outer.addStretch(1)
         scroll = QScrollArea()
-        scroll.setObjectName(f"placeholder-{info.key}")
+        scroll.setObjectName(f"section-intro-{info.key}")
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(holder)

@@ -32,7 +32,7 @@ PLOT_TITLES = (("blocks", "Block bars…"), ("heatmap", "Heatmap…"), ("spectru
 
 
 class AnalysisSide(QWidget):
-    """Export buttons and the plots (a placeholder until they are built)."""
+    """Export buttons and the plots (an introduction until the first analysis arrives)."""
 
     #: a block was clicked in the bars or the heatmap
     block_clicked = Signal(int)
@@ -81,12 +81,12 @@ class AnalysisSide(QWidget):
         header.addWidget(self.export_csv_button)
         layout.addLayout(header)
         self.stack = QStackedWidget()
-        self.stack.addWidget(self._placeholder())
+        self.stack.addWidget(self._intro_page())
         layout.addWidget(self.stack, 1)
         self.setMinimumWidth(320)
 
     @staticmethod
-    def _placeholder() -> QWidget:
+    def _intro_page() -> QWidget:
         card = QFrame()
         card.setObjectName("sectionCard")
         layout = QVBoxLayout(card)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from difflora_gui import cli
+from tests.app_process import run_main
 from tests.plugin_helpers import write_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,19 +53,6 @@ def configure(parser):
 def difflora_register_cli_commands():
     return [CliCommandSpec(name="broken", help="never works", configure=configure, run=configure)]
 """
-
-
-def run_main(*args, env=None, cwd=ROOT):
-    full_env = {**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=full_env,
-        cwd=cwd,
-        timeout=120,
-    )
 
 
 def test_help_lists_commands_without_importing_torch():

@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from difflora_gui import hookspecs, params, specs
 from difflora_gui.qt import gui_hookspecs
+from tests.app_process import run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_MD = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
@@ -52,8 +51,6 @@ def test_the_minimal_plugin_example_works():
     folder = Path(os.environ["DIFFLORA_DATA_DIR"]) / "plugins"
     folder.mkdir(parents=True)
     (folder / "hello_command.py").write_text(code, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), "hello", "world"], capture_output=True, text=True, timeout=120
-    )
+    result = run_main("hello", "world")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "hello, world"

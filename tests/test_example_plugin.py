@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.app_process import run_main
 from tests.plugin_helpers import pip_install_copy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,16 +25,8 @@ def installed_example(tmp_path_factory):
     return target
 
 
-def run_app(site: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        cwd=ROOT,
-    )
+def run_app(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return run_main(*args, env={"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), **env})
 
 
 def test_installed_package_is_discovered_through_its_entry_point(installed_example):
@@ -47,14 +39,7 @@ def test_installed_package_is_discovered_through_its_entry_point(installed_examp
 
 
 def test_autoload_switch_hides_the_package(installed_example):
-    env_result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), "plugins", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(installed_example), "DIFFLORA_DISABLE_PLUGIN_AUTOLOAD": "1"},
-        cwd=ROOT,
-    )
+    env_result = run_app(installed_example, "plugins", "--json", DIFFLORA_DISABLE_PLUGIN_AUTOLOAD="1")
     assert "cosine_filter" not in {p["name"] for p in json.loads(env_result.stdout)}
 
 

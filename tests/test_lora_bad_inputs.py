@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,7 @@ from difflora_gui.errors import BadFileError
 from difflora_gui.lora.reader import open_lora
 from difflora_gui.lora.synthetic import make_wan_lora
 from difflora_gui.lora.writer import save_safetensors, to_state_dict
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.app_process import run_main
 
 
 def _valid_state_dict(**kw) -> dict[str, torch.Tensor]:
@@ -344,14 +341,7 @@ def test_integer_alpha_is_accepted(tmp_path):
 
 def test_real_subprocess_exit_code_and_message(tmp_path):
     bad = make_legacy_pickle_ckpt(tmp_path)
-    result = subprocess.run(
-        [sys.executable, str(REPO / "main.py"), "inspect", str(bad)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=REPO,
-        timeout=120,
-    )
+    result = run_main("inspect", bad)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [

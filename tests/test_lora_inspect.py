@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -14,8 +12,7 @@ from difflora_gui import cli
 from difflora_gui.lora.inspect import delta_norm, summarize
 from difflora_gui.lora.synthetic import make_wan_lora
 from difflora_gui.lora.writer import InputFile, build_metadata, save_safetensors, to_state_dict, write_lora
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.app_process import run_main
 
 
 def _merged_file(tmp_path: Path) -> Path:
@@ -130,13 +127,6 @@ def test_delta_norm_from_factors_matches_dense():
 def test_inspect_runs_as_a_real_process(tmp_path):
     path = tmp_path / "a file with spaces é.safetensors"
     make_wan_lora("tiny", path=path)
-    result = subprocess.run(
-        [sys.executable, str(REPO / "main.py"), "inspect", str(path)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=REPO,
-        timeout=120,
-    )
+    result = run_main("inspect", path)
     assert result.returncode == 0, result.stderr
     assert "a file with spaces é.safetensors" in result.stdout and "Wan-like" in result.stdout

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,22 +15,11 @@ from difflora_gui.commands.merge_cmd import params_from_args
 from difflora_gui.errors import UserError
 from difflora_gui.lora.reader import open_lora
 from difflora_gui.merge.params import MergeParams
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.app_process import run_main
 
 
 def run_cli(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
-    )
+    return run_main(*args, cwd=cwd)
 
 
 @pytest.fixture

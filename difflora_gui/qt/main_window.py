@@ -430,14 +430,8 @@ class MainWindow(QMainWindow):
             return False
         if answer != QMessageBox.StandardButton.Yes:
             return False
-        if not self.maybe_save():
+        if not self._replace_project(lambda: autosave.restore(newest), "Cannot restore"):
             return False
-        try:
-            project = autosave.restore(newest)
-        except UserError as exc:
-            self._show_error("Cannot restore", str(exc))
-            return False
-        self._set_project(project)
         if self.autosave_now():  # safe in this session's slot before the old one is removed
             autosave.discard(newest)
         self.log(f"Restored unsaved work: {newest.describe()}")
@@ -486,17 +480,23 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open project", start, PROJECT_FILTER)
         return self.open_project(path) if path else False
 
-    def open_project(self, path: str | Path) -> bool:
-        """Open a project file; a bad file gives a one-line message, never a crash."""
-        path = Path(path)
+    def _replace_project(self, load, error_title: str) -> bool:
+        """Offer to save the open project, then put ``load()`` in its place; a bad file is a message."""
         if not self.maybe_save():
             return False
         try:
-            project = Project.load(path)
+            project = load()
         except UserError as exc:
-            self._show_error("Cannot open project", str(exc))
+            self._show_error(error_title, str(exc))
             return False
         self._set_project(project)
+        return True
+
+    def open_project(self, path: str | Path) -> bool:
+        """Open a project file; a bad file gives a one-line message, never a crash."""
+        path = Path(path)
+        if not self._replace_project(lambda: Project.load(path), "Cannot open project"):
+            return False
         self._remember_recent(path)
         self.log(f"Opened {path}")
         self.statusBar().showMessage(f"Opened {path.name}", 5000)

@@ -81,10 +81,10 @@ def validate_settings(values: AppSettings) -> list[str]:
 class _PathList(QWidget):
     """A list of strings with Add / Remove (Add opens a folder picker or adds an editable entry)."""
 
-    def __init__(self, *, folders: bool, placeholder: str, parent: QWidget | None = None):
+    def __init__(self, *, folders: bool, new_value: str, parent: QWidget | None = None):
         super().__init__(parent)
         self._folders = folders
-        self._placeholder = placeholder
+        self._new_value = new_value  # what "Add" puts in a new row to edit
         self.list = QListWidget()
         self.list.setMaximumHeight(96)
         self.add_button = QPushButton("Add…" if folders else "Add")
@@ -123,7 +123,7 @@ class _PathList(QWidget):
             if folder:
                 self.add_value(folder)
         else:
-            item = self.add_value(self._placeholder)
+            item = self.add_value(self._new_value)
             self.list.setCurrentItem(item)
             self.list.editItem(item)
 
@@ -134,11 +134,11 @@ class _PathList(QWidget):
 
 
 class _FolderField(QWidget):
-    def __init__(self, caption: str, placeholder: str, parent: QWidget | None = None):
+    def __init__(self, caption: str, hint: str, parent: QWidget | None = None):
         super().__init__(parent)
         self._caption = caption
         self.edit = QLineEdit()
-        self.edit.setPlaceholderText(placeholder)
+        self.edit.setPlaceholderText(hint)
         self.edit.setClearButtonEnabled(True)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
@@ -172,9 +172,9 @@ class SettingsDialog(QDialog):
         self.resize(680, 520)
         self._settings = settings
 
-        self.model_folders = _PathList(folders=True, placeholder="")
+        self.model_folders = _PathList(folders=True, new_value="")
         self.musubi_dir = _FolderField("Musubi Tuner checkout", "folder of a kohya-ss/musubi-tuner checkout")
-        self.comfyui_servers = _PathList(folders=False, placeholder=DEFAULT_COMFYUI)
+        self.comfyui_servers = _PathList(folders=False, new_value=DEFAULT_COMFYUI)
         self.default_device = QComboBox()
         self.output_dir = _FolderField("Output folder", str(default_output_dir()))
         self.errors = QLabel()

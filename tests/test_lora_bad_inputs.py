@@ -362,3 +362,17 @@ def test_inspect_json_of_good_file(tmp_path, capsys):
     make_wan_lora("tiny", path=path)
     assert cli.main(["inspect", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["num_modules"] == 20
+
+
+def test_file_truncated_after_opening_fails_cleanly(tmp_path):
+    """The file shrinks between opening and loading (another program rewrote it): one clear error."""
+    path = tmp_path / "shrinks.safetensors"
+    make_wan_lora("tiny", rank=4, path=path)
+    with open_lora(path) as lora:
+        with open(path, "r+b") as handle:
+            handle.truncate(path.stat().st_size - 8)
+        with pytest.raises(BadFileError) as info:
+            for name in lora.names():
+                lora.load(name)
+    message = str(info.value)
+    assert "shrinks.safetensors" in message and "missing" in message and "\n" not in message

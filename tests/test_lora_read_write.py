@@ -303,22 +303,15 @@ def test_open_reads_no_tensor_until_a_module_is_loaded(tmp_path, monkeypatch):
     path = tmp_path / "x.safetensors"
     make_wan_lora("tiny", rank=4, alpha=None, path=path, format="diffusers")  # no alpha keys to read
     reads = []
-    from safetensors import safe_open as real_safe_open
+    from difflora_gui.lora.reader import LoraFile
 
-    class CountingHandle:
-        def __init__(self, *args, **kwargs):
-            self._inner = real_safe_open(*args, **kwargs)
+    real_read = LoraFile._read_bytes
 
-        def get_tensor(self, key):
-            reads.append(key)
-            return self._inner.get_tensor(key)
+    def counting_read(self, key):
+        reads.append(key)
+        return real_read(self, key)
 
-        def __exit__(self, *exc):
-            return self._inner.__exit__(*exc)
-
-    import safetensors
-
-    monkeypatch.setattr(safetensors, "safe_open", CountingHandle)
+    monkeypatch.setattr(LoraFile, "_read_bytes", counting_read)
     with open_lora(path) as lora:
         for name in lora.names():
             lora.shape(name), lora.rank(name), lora.kind(name), lora.dtype(name)

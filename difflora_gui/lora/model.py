@@ -91,7 +91,7 @@ class ModelInfo:
 
 
 class LoraSource(Protocol):
-    """An opened LoRA file, read lazily (``safetensors.safe_open``): memory stays near file size."""
+    """An opened LoRA file, read lazily (module by module): memory stays near what is loaded."""
 
     path: Path
     format: str

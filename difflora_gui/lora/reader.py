@@ -1,8 +1,9 @@
 """Open a Wan LoRA file of any trainer's format, lazily, and hand out canonical modules.
 
 ``open_lora(path)`` checks the whole file up front from its header alone (format, pairs, ranks,
-shapes, model size) and reads tensors only when a module is loaded (``safetensors.safe_open``
-memory-maps the file, so memory stays near the size of what is loaded). Every problem with the
+shapes, model size) and reads tensors only when a module is loaded: each tensor's bytes are read
+straight into its buffer at the offset the header gives (one read per tensor, no memory map, so
+memory stays near the size of what is loaded). Every problem with the
 file is a :class:`~difflora_gui.errors.BadFileError` naming the file and the problem; pickles
 (``.ckpt``/``.pt``) are recognised by their bytes or suffix and never unpickled.
 """
@@ -56,6 +57,8 @@ class TensorInfo:
 
     dtype_code: str
     shape: tuple[int, ...]
+    #: where the bytes are, counted from the start of the data section
+    begin: int = 0
 
     @property
     def dtype(self) -> str:
@@ -72,6 +75,8 @@ class SafetensorsHeader:
     size: int
     tensors: dict[str, TensorInfo]
     metadata: dict[str, str]
+    #: file offset of the data section (8 + the header's length)
+    data_start: int = 0
 
 
 # --- the header ----------------------------------------------------------------------------------
@@ -150,12 +155,12 @@ def read_header(path: str | Path) -> SafetensorsHeader:
         if end - begin != math.prod(shape) * item:
             raise BadFileError(path, f"corrupt safetensors header ({key!r}: size does not match its shape)")
         data_end = max(data_end, end)
-        tensors[key] = TensorInfo(code, shape)
+        tensors[key] = TensorInfo(code, shape, begin)
     if data_end > data_size:
         raise BadFileError(
             path, f"truncated: the tensors need {data_end} bytes of data but only {data_size} are in the file"
         )
-    return SafetensorsHeader(path, size, tensors, dict(metadata))
+    return SafetensorsHeader(path, size, tensors, dict(metadata), 8 + header_len)
 
 
 # --- modules -------------------------------------------------------------------------------------
@@ -366,6 +371,7 @@ class LoraFile:
         self.file_size = header.size
         self.metadata: dict[str, str] = header.metadata
         self._tensors = header.tensors
+        self._data_start = header.data_start
         self._handle = None
         self._alphas: dict[str, float | None] = {}
         path = self.path
@@ -409,7 +415,7 @@ class LoraFile:
         self.key_styles = sorted(styles)
         self.prefixes = sorted(prefixes)
         self.format_detail = self._describe_format(namings, styles, prefixes)
-        self._open()  # safetensors' own checks (offsets cover the data exactly) fail here, not on first load
+        self._check_layout()  # fail here, not on the first load
 
     def _describe_format(self, namings: Counter, styles: Counter, prefixes: Counter) -> str:
         parts = []
@@ -483,18 +489,40 @@ class LoraFile:
 
     def _open(self):
         if self._handle is None:
-            self._bytes_since_open = 0
-            from safetensors import safe_open
-
             try:
-                self._handle = safe_open(str(self.path), framework="pt")
-            except Exception as exc:  # safetensors raises its own error types
-                raise BadFileError(self.path, f"corrupt safetensors file: {exc}") from None
+                self._handle = open(self.path, "rb", buffering=0)  # noqa: SIM115 (closed by close())
+            except OSError as exc:
+                raise BadFileError(self.path, f"cannot be read: {exc.strerror or exc}") from None
         return self._handle
+
+    def _check_layout(self) -> None:
+        """safetensors' own checks of the layout (offsets cover the data exactly, no overlaps)."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(self.path), framework="pt"):
+                pass
+        except Exception as exc:  # safetensors raises its own error types
+            raise BadFileError(self.path, f"corrupt safetensors file: {exc}") from None
+
+    def _read_bytes(self, key: str) -> torch.Tensor:
+        """The tensor ``key`` as stored (a new CPU tensor), read with one positioned read."""
+        import torch
+
+        info = self._tensors[key]
+        dtype = getattr(torch, info.dtype)
+        count = info.numel * _DTYPES[info.dtype_code][1]
+        buffer = torch.empty(count, dtype=torch.uint8)
+        handle = self._open()
+        handle.seek(self._data_start + info.begin)
+        got = handle.readinto(memoryview(buffer.numpy()))
+        if got != count:
+            raise OSError(f"{count - (got or 0)} bytes missing at the end of the file")
+        return buffer.view(dtype).reshape(info.shape)
 
     def _read(self, key: str, name: str, *, check_finite: bool = True) -> torch.Tensor:
         try:
-            tensor = self._open().get_tensor(key)
+            tensor = self._read_bytes(key)
         except BadFileError:
             raise
         except Exception as exc:
@@ -504,11 +532,6 @@ class LoraFile:
 
             if not bool(torch.isfinite(tensor).all()):
                 raise BadFileError(self.path, f"module {name}: {key} contains NaN or Inf values")
-        # safe_open maps the whole file and every page read stays resident until the map is
-        # dropped; re-opening now and then keeps memory near one module, not near the file size.
-        self._bytes_since_open += tensor.numel() * tensor.element_size()
-        if self._bytes_since_open > REMAP_EVERY_BYTES:
-            self.close()
         return tensor
 
     def load(self, name: str, *, check_finite: bool = True) -> LoraModule:
@@ -561,7 +584,7 @@ class LoraFile:
     def close(self) -> None:
         handle, self._handle = self._handle, None
         if handle is not None:
-            handle.__exit__(None, None, None)
+            handle.close()
 
     def __enter__(self) -> LoraFile:
         return self
@@ -577,10 +600,6 @@ class LoraFile:
     @property
     def tensor_infos(self) -> dict[str, TensorInfo]:
         return dict(self._tensors)
-
-
-#: bytes read through one memory map before it is dropped and the file re-opened
-REMAP_EVERY_BYTES = 32 << 20
 
 
 def open_lora(path: str | Path) -> LoraFile:

@@ -230,3 +230,23 @@ def test_rank_policy_uses_exact_total_energy_and_edge_cases():
         RankPolicy("bogus")
     with pytest.raises(UserError):
         RankPolicy("sv_ratio", sv_ratio=0.5)
+
+
+def test_scratch_buffers_are_reused_and_give_the_same_bits():
+    """Stacks built in reused buffers (the engine's way) give exactly what fresh buffers give."""
+    from difflora_gui.merge.api import ScratchBuffers
+
+    scratch = ScratchBuffers(keep=2)
+    pairs = [_pair(96, 80, 8, 8, seed=s) for s in range(3)]
+    fresh = [linalg.factored_svd(_delta(p), 4) for p in pairs]
+    seen = set()
+    for pair, expected in zip(pairs, fresh, strict=True):
+        delta = _delta(pair)
+        delta._scratch = scratch
+        got = linalg.factored_svd(delta, 4)
+        seen.update(id(t) for t in (delta._tall(torch.float64, "up"), delta._tall(torch.float64, "down")))
+        delta.release()
+        assert torch.equal(got.U, expected.U) and torch.equal(got.Vh, expected.Vh)
+        assert torch.equal(got.S, expected.S)
+    assert len(seen) == 2  # one buffer per stack shape, handed from module to module
+    assert scratch.take((96, 16), torch.float64).shape == (96, 16)

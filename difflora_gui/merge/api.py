@@ -76,6 +76,7 @@ class ModuleDelta:
         dtype=None,
         device=None,
         labels: list[str] | None = None,
+        scratch: ScratchBuffers | None = None,
     ):
         self.name = name
         self.index = index  # position in the merge order; randomized strategies derive seeds from it
@@ -87,6 +88,7 @@ class ModuleDelta:
         self._coefs = [float(c) for c in (coefs or [])]
         self._dense = dense
         self._cache: dict[str, Any] = {}
+        self._scratch = scratch
         #: which input each factor pair comes from ("a"/"b"), for reports
         self.labels = list(labels or [])
         if dense is None and not self._ups:
@@ -114,23 +116,37 @@ class ModuleDelta:
     def _signed_coefs(self):
         import torch
 
-        pieces = [
-            torch.full((int(d.shape[0]),), c, dtype=torch.float64)
-            for d, c in zip(self._downs, self._coefs, strict=True)
-        ]
-        return torch.cat(pieces)
+        if "coefs" not in self._cache:
+            pieces = [
+                torch.full((int(d.shape[0]),), c, dtype=torch.float64)
+                for d, c in zip(self._downs, self._coefs, strict=True)
+            ]
+            self._cache["coefs"] = torch.cat(pieces)
+        return self._cache["coefs"]
 
-    def _stacked(self, dtype, side: str):
-        """[up_a, up_b] as R×out (transposed: the fast layout for Grams) or [down_a; down_b] (R×in)."""
+    def _tall(self, dtype, side: str):
+        """[up_a, up_b] (out×R) or [down_a; down_b]^T (in×R): one block of columns per input.
+
+        Both sides are kept tall, so a Gram is ``x^T x`` on a row-major tall matrix (BLAS's fast
+        case) and the stack is filled by converting copies, with no intermediate tensors.
+        """
         import torch
 
-        key = f"{side}:{dtype}"
+        key = f"tall:{side}:{dtype}"
         if key not in self._cache:
-            if side == "up":
-                parts = [u.to(device=self.device, dtype=dtype).T for u in self._ups]
+            factors = self._ups if side == "up" else [d.T for d in self._downs]
+            rows = self.shape[0] if side == "up" else self.shape[1]
+            shape = (rows, sum(int(f.shape[1]) for f in factors))
+            if self._scratch is not None and torch.device(self.device).type == "cpu":
+                stack = self._scratch.take(shape, dtype)
             else:
-                parts = [d.to(device=self.device, dtype=dtype) for d in self._downs]
-            self._cache[key] = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0].contiguous()
+                stack = torch.empty(shape, dtype=dtype, device=self.device)
+            column = 0
+            for factor in factors:
+                width = int(factor.shape[1])
+                stack[:, column : column + width].copy_(factor)
+                column += width
+            self._cache[key] = stack
         return self._cache[key]
 
     @property
@@ -143,23 +159,20 @@ class ModuleDelta:
         key = f"left:{dtype}"
         if key not in self._cache:
             coefs = self._signed_coefs().to(device=self.device, dtype=dtype)
-            self._cache[key] = (self._stacked(dtype, "up") * coefs[:, None]).T
+            self._cache[key] = self._tall(dtype, "up") * coefs[None, :]
         return self._cache[key]
 
     @property
     def right(self) -> torch.Tensor:
         """R×in factor (compute dtype)."""
         self._require_factored()
-        return self._stacked(self.dtype, "down")
+        return self._tall(self.dtype, "down").T.contiguous()
 
     def _raw_gram(self, side: str) -> torch.Tensor:
         """Gram of the stored factors without scales (float64, CPU): [up_a, up_b]^T[...] or [down;down][...]^T."""
-        import torch
-
         key = f"raw_gram:{side}"
         if key not in self._cache:
-            raw = self._stacked(torch.float64, side)
-            self._cache[key] = (raw @ raw.T).cpu()
+            self._cache[key] = _gram(self._tall(_float64(), side))
         return self._cache[key]
 
     def gram_left(self) -> torch.Tensor:
@@ -207,18 +220,15 @@ class ModuleDelta:
 
         self._require_factored()
         scaled = coeffs.to(device="cpu", dtype=torch.float64) * self._signed_coefs()[:, None]
-        # the stack is R×out (the fast layout for Grams): multiply from the left, then transpose the
-        # small q×out result (twice as fast as a product with the transposed stack)
-        product = scaled.to(self.device).T @ self._stacked(torch.float64, "up")
-        return product.to(self.dtype).T.contiguous()
+        return _product(self._tall(torch.float64, "up"), scaled).to(self.dtype)
 
     def times_right(self, coeffs: torch.Tensor) -> torch.Tensor:
         """``coeffs @ right`` (q×in) for a q×R matrix; computed in float64, returned in the compute dtype."""
         import torch
 
         self._require_factored()
-        product = coeffs.to(device=self.device, dtype=torch.float64) @ self._stacked(torch.float64, "down")
-        return product.to(self.dtype)
+        coeffs = coeffs.to(device="cpu", dtype=torch.float64)
+        return _product(self._tall(torch.float64, "down"), coeffs.T).T.to(self.dtype).contiguous()
 
     # --- as an operator (randomized methods) ------------------------------------------------------
 
@@ -227,7 +237,7 @@ class ModuleDelta:
         dtype = dtype or self.dtype
         x = x.to(device=self.device, dtype=dtype)
         if self.is_factored:
-            return self._left_as(dtype) @ (self._stacked(dtype, "down") @ x)
+            return self._left_as(dtype) @ (self._tall(dtype, "down").T @ x)
         return self._dense.to(dtype) @ x
 
     def rmatmul(self, y: torch.Tensor, dtype=None) -> torch.Tensor:
@@ -235,7 +245,7 @@ class ModuleDelta:
         dtype = dtype or self.dtype
         y = y.to(device=self.device, dtype=dtype)
         if self.is_factored:
-            return self._stacked(dtype, "down").T @ (self._left_as(dtype).T @ y)
+            return self._tall(dtype, "down") @ (self._left_as(dtype).T @ y)
         return self._dense.to(dtype).T @ y
 
     def dense(self) -> torch.Tensor:
@@ -255,6 +265,10 @@ class ModuleDelta:
 
     def release(self) -> None:
         """Drop cached copies (the engine calls this when it is done with the module)."""
+        if self._scratch is not None:
+            for key, value in self._cache.items():
+                if key.startswith("tall:"):
+                    self._scratch.give(value)
         self._cache.clear()
         self._ups, self._downs, self._dense = [], [], None
 
@@ -265,6 +279,64 @@ class ModuleDelta:
     def __repr__(self) -> str:
         kind = f"factored R={self.max_rank}" if self.is_factored else "dense"
         return f"ModuleDelta({self.name!r}, {self.shape[0]}x{self.shape[1]}, {kind})"
+
+
+class ScratchBuffers:
+    """Reusable CPU buffers for the factor stacks of one merge (shared by its worker threads).
+
+    A merge builds two stacks per module, often megabytes each. Fresh allocations of that size
+    come straight from the operating system, zeroed page by page on first touch; reusing a few
+    buffers of each shape saves that work (about a tenth of a 14B merge's time).
+    """
+
+    def __init__(self, keep: int = 4):
+        import threading
+
+        self._free: dict[tuple, list] = {}
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, int], dtype):
+        import torch
+
+        with self._lock:
+            free = self._free.get((shape, dtype))
+            if free:
+                return free.pop()
+        return torch.empty(shape, dtype=dtype)
+
+    def give(self, tensor) -> None:
+        with self._lock:
+            free = self._free.setdefault((tuple(tensor.shape), tensor.dtype), [])
+            if len(free) < self._keep:
+                free.append(tensor)
+
+
+def _float64():
+    import torch
+
+    return torch.float64
+
+
+def _gram(tall: torch.Tensor) -> torch.Tensor:
+    """``tall^T tall`` on the CPU. CPU stacks go through numpy, whose BLAS uses the symmetric
+    product here and is about 1.5× faster than torch's general one for these skinny shapes."""
+    import torch
+
+    if tall.device.type == "cpu":
+        array = tall.numpy()
+        return torch.from_numpy(array.T @ array)
+    return (tall.T @ tall).cpu()
+
+
+def _product(tall: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
+    """``tall @ small`` (n×R times R×q, float64) on the tall matrix's device. On the CPU through
+    numpy: torch's BLAS call is 4× slower for a product this narrow."""
+    import torch
+
+    if tall.device.type == "cpu":
+        return torch.from_numpy(tall.numpy() @ small.numpy())
+    return tall @ small.to(tall.device)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from difflora_gui.errors import BadFileError, UserError
 from difflora_gui.jobs.context import JobContext, NullContext
 from difflora_gui.merge import analysis as an
-from difflora_gui.merge.api import ModuleDelta, ModuleStats
+from difflora_gui.merge.api import ModuleDelta, ModuleStats, ScratchBuffers
 from difflora_gui.merge.params import MergeParams
 from difflora_gui.merge.rank import RankPolicy
 
@@ -208,6 +208,7 @@ class _Merge:
         self.analyze = self.params.analyze or not write or keep_analysis
         self.warnings: list[str] = []
         self.pool: ThreadPoolExecutor | None = None
+        self.scratch = ScratchBuffers()
         self.workers = 1
         self.threads = 1
 
@@ -243,6 +244,7 @@ class _Merge:
                 with (
                     ThreadPoolExecutor(self.workers, thread_name_prefix="difflora-merge") as pool,
                     _torch_threads(1),
+                    _blas_threads(1),
                 ):
                     self.pool = pool
                     self._compute()
@@ -436,6 +438,7 @@ class _Merge:
                 dtype=self.dtype,
                 device=self.device,
                 labels=["a" if m is mod_a else "b" for m, _, _ in weighted],
+                scratch=self.scratch,
             )
             delta.input_scales = [m.scale for m, _, _ in weighted]
             delta.input_paths = [src.path for _, _, src in weighted]
@@ -962,6 +965,19 @@ def _torch_threads(count: int):
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def _blas_threads(count: int):
+    """Limit numpy's BLAS to ``count`` threads in a block (the Gram products go through numpy).
+
+    Without it each of the merge's workers starts BLAS threads of its own and they compete for
+    the same cores (measured: no gain from the second worker).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=count, user_api="blas"):
+        yield
 
 
 _CHECK_FINITE_CACHE: dict[type, bool] = {}

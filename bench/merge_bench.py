@@ -7,14 +7,21 @@ It generates a synthetic rank-16 pair with real key names (all 400 modules of th
 bfloat16, musubi format), then measures, each in a fresh process so peak memory is the merge's own:
 
 * the merge: wall time and peak RSS (``run_merge``, rank 4, full_svd, device cpu);
-* the I/O floor: reading every tensor of both inputs (all bytes touched) and writing an output of
+* the I/O floor: reading both inputs whole (one sequential read each) and writing an output of
   the same tensors as the merge's output with the same writer;
 * the field's method, a dense ``torch.linalg.svd`` of the out×in difference, timed on sample modules
   and extrapolated to all of them.
 
 Targets (2-core CPU): wall ≤ 5 s, wall ≤ 1.5× the I/O floor, ≥ 1000× faster than dense per
-module, peak RSS ≤ 2× the inputs' size. Inputs are read from the page cache (just written), so the
-I/O floor is the warm-cache floor; on a cold cache both sides grow by the disk read time.
+module, peak RSS ≤ 2× the inputs' size.
+
+The merge and the I/O floor are measured twice (``--cache both``, the default):
+
+* warm: the inputs are in the operating system's page cache (just written), so "reading" them is a
+  memory copy and the floor is the smallest it can be;
+* cold: before every run the inputs are dropped from the page cache (``posix_fadvise``
+  DONTNEED; Linux), so both the merge and the floor read them from the disk, as a merge of LoRAs
+  that were not just written does.
 """
 
 from __future__ import annotations
@@ -88,11 +95,10 @@ print(json.dumps({"wall": wall, "peak_rss_mb": peak_rss_mb(), "base_rss_mb": bas
 )
 
 IO_CHILD = (
-    "import json, sys, time\n"
+    "import json, os, sys, time\n"
     + _PEAK_RSS
     + """
 import torch
-from safetensors import safe_open
 from difflora_gui.lora.model import LoraModule
 from difflora_gui.lora.writer import write_lora
 from difflora_gui.lora.reader import open_lora
@@ -102,17 +108,19 @@ with open_lora(like) as f:
     modules = [f.load(n) for n in f.names()]
     modules = [LoraModule(m.name, down=m.down.clone(), up=m.up.clone(), scale=1.0, alpha=float(m.rank)) for m in modules]
     dtype = str(modules[0].up.dtype).removeprefix("torch.")
+# one buffer for both files, its pages touched before the clock starts: only the reading is timed
+buffer = bytearray(max(os.path.getsize(p) for p in inputs))
+buffer[:] = b"\1" * len(buffer)
 start = time.perf_counter()
 count = 0
-for path in inputs:
-    with safe_open(path, framework="pt") as handle:
-        for key in handle.keys():
-            count += handle.get_tensor(key).clone().numel()  # clone: every byte is really read
+for path in inputs:  # the least work that brings every byte into memory: one sequential read per file
+    with open(path, "rb", buffering=0) as handle:
+        count += handle.readinto(memoryview(buffer)[: os.path.getsize(path)])
 read = time.perf_counter() - start
 start = time.perf_counter()
 write_lora(out, modules, format="comfy", dtype=dtype, overwrite=True)
 write = time.perf_counter() - start
-print(json.dumps({"read": read, "write": write, "elements": count}))
+print(json.dumps({"read": read, "write": write, "bytes": count}))
 """
 )
 
@@ -149,6 +157,21 @@ def child(code: str, *args: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def can_evict() -> bool:
+    return hasattr(os, "posix_fadvise") and hasattr(os, "POSIX_FADV_DONTNEED")
+
+
+def evict(*paths: Path) -> None:
+    """Drop the files' pages from the page cache, so the next read comes from the disk."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)  # dirty pages cannot be dropped
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def generate(folder: Path, variant: str, rank: int) -> tuple[Path, Path]:
     sys.path.insert(0, str(ROOT))
     from difflora_gui.lora.synthetic import make_wan_lora
@@ -180,7 +203,15 @@ def main(argv=None) -> int:
     parser.add_argument("--rank-in", type=int, default=16, help="rank of the two inputs")
     parser.add_argument("--rank", type=int, default=4, help="output rank")
     parser.add_argument("--strategy", default="full_svd")
-    parser.add_argument("--repeats", type=int, default=3, help="merge runs (the best is reported)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="merge runs per cache state (the best is reported)"
+    )
+    parser.add_argument(
+        "--cache",
+        choices=("both", "warm", "cold"),
+        default="both",
+        help="inputs in the page cache (warm), read from disk (cold), or both",
+    )
     parser.add_argument(
         "--dense-samples", type=int, default=1, help="attention modules timed with a dense SVD (0: skip)"
     )
@@ -208,14 +239,26 @@ def main(argv=None) -> int:
         overwrite=True,
         created="2026-01-01T00:00:00+00:00",
     )
-    runs = [child(MERGE_CHILD, json.dumps(params.to_json())) for _ in range(max(1, args.repeats))]
-    best = min(runs, key=lambda r: r["wall"])
-    io_runs = [
-        child(IO_CHILD, str(path_a), str(path_b), str(output), str(folder / "io_floor.safetensors"))
-        for _ in range(3)
-    ]
-    io = min(io_runs, key=lambda r: r["read"] + r["write"])
-    io_total = io["read"] + io["write"]
+    caches = ["warm", "cold"] if args.cache == "both" else [args.cache]
+    if "cold" in caches and not can_evict():
+        print("cold-cache runs need os.posix_fadvise (Linux); measuring warm only")
+        caches = ["warm"]
+    measured = {}
+    for cache in caches:
+        runs, io_runs = [], []
+        for _ in range(max(1, args.repeats)):
+            if cache == "cold":
+                evict(path_a, path_b)
+            runs.append(child(MERGE_CHILD, json.dumps(params.to_json())))
+        for _ in range(3):
+            if cache == "cold":
+                evict(path_a, path_b)
+            io_runs.append(
+                child(IO_CHILD, str(path_a), str(path_b), str(output), str(folder / "io_floor.safetensors"))
+            )
+        measured[cache] = (runs, min(io_runs, key=lambda r: r["read"] + r["write"]))
+    runs = [r for cache_runs, _ in measured.values() for r in cache_runs]
+    best = min(measured["warm"][0], key=lambda r: r["wall"])
 
     import torch
 
@@ -241,9 +284,18 @@ def main(argv=None) -> int:
         f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs"
     )
     print(f"inputs: 2 × {inputs_mb / 2:.1f} MB; output {output.stat().st_size / 2**20:.1f} MB")
-    walls = ", ".join(f"{r['wall']:.2f}" for r in runs)
-    print(f"merge wall time (best of {len(runs)}): {best['wall']:.2f} s  (runs: {walls})")
-    print(f"I/O floor: read {io['read']:.3f} s + write {io['write']:.3f} s = {io_total:.3f} s")
+    floor_rows = []
+    for cache, (cache_runs, io) in measured.items():
+        cache_best = min(cache_runs, key=lambda r: r["wall"])
+        io_total = io["read"] + io["write"]
+        walls = ", ".join(f"{r['wall']:.2f}" for r in cache_runs)
+        read_rate = inputs_mb / io["read"] if io["read"] > 0 else float("inf")
+        print(
+            f"{cache} cache: merge wall time (best of {len(cache_runs)}) {cache_best['wall']:.2f} s  (runs: {walls}); "
+            f"I/O floor: read {io['read']:.3f} s ({read_rate:,.0f} MB/s) + write {io['write']:.3f} s = {io_total:.3f} s"
+        )
+        ratio = cache_best["wall"] / io_total
+        floor_rows.append((f"wall / I/O floor ({cache})", f"{ratio:.2f}×", "≤ 1.5×", ratio <= 1.5))
     worst = max(runs, key=lambda r: r["peak_rss_mb"])
     print(
         f"peak RSS (highest of the runs; it varies with thread scheduling): {worst['peak_rss_mb']:.0f} MB "
@@ -256,8 +308,8 @@ def main(argv=None) -> int:
             f"inputs (RssFile, page cache the kernel can reclaim): +{worst['file_added_mb']:.0f} MB"
         )
     rows = [
-        ("wall time", f"{best['wall']:.2f} s", "≤ 5 s", best["wall"] <= 5.0),
-        ("wall / I/O floor", f"{best['wall'] / io_total:.2f}×", "≤ 1.5×", best["wall"] / io_total <= 1.5),
+        ("wall time (warm)", f"{best['wall']:.2f} s", "≤ 5 s", best["wall"] <= 5.0),
+        *floor_rows,
         (
             "peak RSS / inputs",
             f"{worst['peak_rss_mb'] / inputs_mb:.2f}×",

@@ -391,7 +391,7 @@ def main(argv=None) -> int:
     print()
     for label, value, target, ok in rows:
         verdict = "" if ok is None else ("met" if ok else "MISSED")
-        print(f"  {label:28s} {value:>12s}   target {target:8s} {verdict}")
+        print(f"  {label:36s} {value:>10s}   target {target:8s} {verdict}")
     return 0
 
 

@@ -2,7 +2,10 @@
 
 * :mod:`~difflora_gui.merge.params` — ``MergeParams``, the recipe (JSON, ``to_cli_args()``); light.
 * :mod:`~difflora_gui.merge.engine` — the job functions ``run_merge(params, ctx)`` and
-  ``run_analysis(params, ctx)``; ``MergeResult``.
+  ``run_analysis(params, ctx)``.
+* :mod:`~difflora_gui.merge.result` — ``MergeResult`` (summary, JSON) and ``analysis_paths``.
+* :mod:`~difflora_gui.merge.runtime` — the torch device (``--device``) and thread limits.
+* :mod:`~difflora_gui.merge.factors` — NaN/Inf checks from the Grams, ``√S`` split of a decomposition.
 * :mod:`~difflora_gui.merge.analysis` — ``AnalysisResult`` (per module, per block × group, most
   distinct), JSON/CSV/table; light.
 * :mod:`~difflora_gui.merge.api` — what strategies receive and return (``ModuleDelta``,

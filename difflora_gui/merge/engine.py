@@ -12,7 +12,6 @@ one atomic rename at the end: a cancelled or failed merge writes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import math
@@ -20,7 +19,6 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +26,17 @@ from difflora_gui.errors import BadFileError, UserError
 from difflora_gui.jobs.context import JobContext, NullContext
 from difflora_gui.merge import analysis as an
 from difflora_gui.merge.api import ModuleDelta, ModuleStats, ScratchBuffers
+from difflora_gui.merge.factors import check_decomposition, check_factors_finite, split_factors
 from difflora_gui.merge.params import MergeParams
 from difflora_gui.merge.rank import RankPolicy
+from difflora_gui.merge.result import (
+    MergeResult,
+    analysis_paths,
+    now_created,
+    optimal_residual,
+    strategy_text,
+)
+from difflora_gui.merge.runtime import blas_threads, quiet_logger, resolve_device, torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -39,129 +46,6 @@ if TYPE_CHECKING:
 
 #: the dtype order used to pick the output dtype when the inputs disagree (most precise wins)
 _DTYPE_RANK = {"float16": 1, "bfloat16": 1, "float32": 2, "float64": 3}
-
-
-def analysis_paths(output: str | Path) -> tuple[Path, Path]:
-    """Where ``--analyze_blocks`` writes its JSON and CSV: beside the output, same stem."""
-    output = Path(output)
-    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
-    return output.with_name(f"{stem}.analysis.json"), output.with_name(f"{stem}.analysis.csv")
-
-
-def now_created() -> str:
-    """A creation time for the recipe and metadata (UTC, whole seconds)."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-def resolve_device(text: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``cuda:N`` as a torch device; a clear ``UserError`` when CUDA is missing."""
-    import torch
-
-    text = str(text).strip().lower()
-    if text == "cpu":
-        return torch.device("cpu")
-    if not text.startswith("cuda"):
-        raise UserError(f"--device must be cpu, cuda or cuda:N, got {text!r}")
-    if torch.version.cuda is None:
-        raise UserError(
-            f"--device {text}: this PyTorch build has no CUDA support (it is a CPU-only build); use --device cpu"
-        )
-    if not torch.cuda.is_available():
-        raise UserError(
-            f"--device {text}: no CUDA GPU is available (driver missing or no NVIDIA GPU); use --device cpu"
-        )
-    device = torch.device(text)
-    index = device.index if device.index is not None else 0
-    if index >= torch.cuda.device_count():
-        raise UserError(
-            f"--device {text}: there is no CUDA device {index} ({torch.cuda.device_count()} found)"
-        )
-    return torch.device("cuda", index)
-
-
-# --- results -------------------------------------------------------------------------------------
-
-
-@dataclass
-class MergeResult:
-    """What ``run_merge`` returns: the output, the recipe to re-run it bit for bit, and a summary."""
-
-    output: str | None
-    recipe: dict[str, Any]
-    alpha: float
-    merged: int
-    nullified: int
-    excluded: int
-    filtered: int
-    only_in_a: list[str]
-    only_in_b: list[str]
-    ranks: dict[int, int]
-    retained_energy_mean: float | None
-    retained_energy_min: float | None
-    residual_mean: float | None
-    elapsed_s: float
-    strategy: dict[str, Any]
-    save_dtype: str
-    format: str
-    analysis: an.AnalysisResult | None = None
-    analysis_files: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    #: the mean residual an exact SVD would leave at the same ranks (known from the exact spectrum of
-    #: factored modules); reported beside ``residual_mean`` for approximate compressors
-    optimal_residual_mean: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "analysis"}
-        data["ranks"] = {str(k): v for k, v in sorted(self.ranks.items())}
-        data["analysis"] = self.analysis.to_json() if self.analysis is not None else None
-        return data
-
-    def summary(self) -> str:
-        ranks = ", ".join(f"{count}×rank {rank}" for rank, count in sorted(self.ranks.items())) or "-"
-        lines = [
-            f"wrote {self.output} ({self.format}, {self.save_dtype})"
-            if self.output
-            else "analysis only (nothing written)",
-            f"modules: {self.merged} merged, {self.nullified} nullified, {self.excluded} excluded"
-            + (
-                f" ({self.filtered} of them by the {self.strategy.get('filter')} filter)"
-                if self.filtered
-                else ""
-            ),
-            f"ranks: {ranks}",
-        ]
-        if self.retained_energy_mean is not None:
-            lines.append(
-                f"retained energy: mean {self.retained_energy_mean:.4f}, min {self.retained_energy_min:.4f}"
-                + (
-                    f"; residual ‖diff−out‖/‖diff‖ mean {self.residual_mean:.3g}"
-                    if self.residual_mean is not None
-                    else ""
-                )
-                + (
-                    f" (an exact SVD: {self.optimal_residual_mean:.3g})"
-                    if self.optimal_residual_mean is not None
-                    and self.strategy.get("compressor") != "full_svd"
-                    else ""
-                )
-            )
-        lines.append(
-            f"alpha: {self.alpha:.6g}; strategy: {_strategy_text(self.strategy)}; time: {self.elapsed_s:.2f} s"
-        )
-        if self.only_in_a or self.only_in_b:
-            lines.append(
-                f"modules in only one input (the other counted as zero): {len(self.only_in_a)} only in A, "
-                f"{len(self.only_in_b)} only in B"
-            )
-        for path in self.analysis_files:
-            lines.append(f"analysis: {path}")
-        return "\n".join(lines)
-
-
-def _strategy_text(info: dict[str, Any]) -> str:
-    if info.get("filter") and info.get("filter") != info.get("compressor"):
-        return f"{info['filter']} → {info['compressor']}"
-    return str(info.get("compressor", ""))
 
 
 # --- the job -------------------------------------------------------------------------------------
@@ -243,8 +127,8 @@ class _Merge:
                 self._plan()
                 with (
                     ThreadPoolExecutor(self.workers, thread_name_prefix="difflora-merge") as pool,
-                    _torch_threads(1),
-                    _blas_threads(1),
+                    torch_threads(1),
+                    blas_threads(1),
                 ):
                     self.pool = pool
                     self._compute()
@@ -465,7 +349,7 @@ class _Merge:
         norm_sq = {"a": 0.0, "b": 0.0}
         inner = 0.0
         if isinstance(delta, ModuleDelta) and delta.is_factored:
-            _check_factors_finite(delta)
+            check_factors_finite(delta)
             raw = delta.factor_inner_products()  # ⟨up_i down_i, up_j down_j⟩ of the stored factors
             scales, roles = delta.input_scales, delta.labels
             for i, role in enumerate(roles):
@@ -541,11 +425,11 @@ class _Merge:
         total_sq = stats.norm_diff**2
         cap = self.policy.cap(delta.max_rank)
         decomposition = self.strategy.compress(delta, cap, dict(self.strategy.compressor_params), self.ctx)
-        _check_decomposition(name, decomposition, delta.shape)
+        check_decomposition(name, decomposition, delta.shape)
         spectrum = [float(v) for v in decomposition.S.tolist()]
         k = self.policy.choose(spectrum, total_energy=total_sq, max_rank=decomposition.width)
         k = max(1, min(k, max(decomposition.width, 1)))
-        up, down, kept_sq = _split_factors(decomposition, k, delta.shape, self.dtype, self.device)
+        up, down, kept_sq = split_factors(decomposition, k, delta.shape, self.dtype, self.device)
         if decomposition.exact:
             residual = math.sqrt(max(total_sq - kept_sq, 0.0))
         else:
@@ -606,7 +490,7 @@ class _Merge:
                     continue
                 while window:
                     yield window.popleft().result()
-                with _torch_threads(self.threads):
+                with torch_threads(self.threads):
                     outcome = work(mods)
                 yield outcome
             while window:
@@ -849,7 +733,7 @@ class _Merge:
             title=p.title or output.stem,
             model=self.src_a.model,
             inputs=inputs,
-            strategy=_strategy_text(self.strategy.info.to_json()),
+            strategy=strategy_text(self.strategy.info.to_json()),
             params=recipe,
             selector=str(self.selector),
             created=p.created,
@@ -857,7 +741,7 @@ class _Merge:
             extra=extra,
         )
         # the writer logs the portability warnings too; they were reported above through the job
-        with _quiet_logger("difflora_gui.lora.writer"):
+        with quiet_logger("difflora_gui.lora.writer"):
             write_lora(
                 output,
                 modules,
@@ -894,7 +778,7 @@ class _Merge:
         statuses = list(self.status.values())
         energies = [r.retained_energy for r in merged if r.rank]
         residuals = [r.residual for r in merged if r.rank and r.residual is not None]
-        optimal = [_optimal_residual(r) for r in merged if r.rank]
+        optimal = [optimal_residual(r) for r in merged if r.rank]
         optimal = [v for v in optimal if v is not None]
         return MergeResult(
             output=str(output) if output is not None else None,
@@ -935,51 +819,6 @@ class _Outcome:
     grams: Any = None
 
 
-@contextlib.contextmanager
-def _quiet_logger(name: str):
-    """Drop a logger's records for the duration of a block (messages already reported elsewhere)."""
-    import logging
-
-    logger = logging.getLogger(name)
-
-    def drop(record) -> bool:
-        return False
-
-    logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        logger.removeFilter(drop)
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int):
-    """Run a block with ``count`` intra-op torch threads (restored afterwards)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if previous != count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
-
-
-@contextlib.contextmanager
-def _blas_threads(count: int):
-    """Limit numpy's BLAS to ``count`` threads in a block (the Gram products go through numpy).
-
-    Without it each of the merge's workers starts BLAS threads of its own and they compete for
-    the same cores (measured: no gain from the second worker).
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=count, user_api="blas"):
-        yield
-
-
 _CHECK_FINITE_CACHE: dict[type, bool] = {}
 
 
@@ -993,26 +832,6 @@ def _accepts_check_finite(source) -> bool:
     return _CHECK_FINITE_CACHE[kind]
 
 
-def _check_factors_finite(delta: ModuleDelta) -> None:
-    """NaN/Inf anywhere in a factor shows on the diagonal of its float64 Gram matrix (Σx² is not finite)."""
-    import torch
-
-    up, down = delta.export_grams()
-    edges = [0]
-    for rank in delta.input_ranks:
-        edges.append(edges[-1] + rank)
-    for i, path in enumerate(getattr(delta, "input_paths", [None] * len(delta.input_ranks))):
-        lo, hi = edges[i], edges[i + 1]
-        if not (
-            bool(torch.isfinite(up.diagonal()[lo:hi]).all())
-            and bool(torch.isfinite(down.diagonal()[lo:hi]).all())
-        ):
-            where = f"module {delta.name}: lora_up/lora_down contain NaN or Inf values"
-            if path is None:
-                raise UserError(where)
-            raise BadFileError(path, where)
-
-
 @dataclass
 class _DenseChange:
     """A full-weight change that is not a matrix (modulation, a bias-only module): merged as is."""
@@ -1023,19 +842,6 @@ class _DenseChange:
     dense_parts: list = field(default_factory=list)
 
 
-def _optimal_residual(row: an.ModuleRow) -> float | None:
-    """‖diff − best rank-k‖/‖diff‖ from an exact, complete spectrum (None when it is not known)."""
-    if not row.sv_exact or not row.singular_values:
-        return None
-    total = sum(v * v for v in row.singular_values)
-    if total <= 0:
-        return 0.0
-    if abs(total - row.norm_diff**2) > 1e-6 * total:  # not the whole spectrum
-        return None
-    kept = sum(v * v for v in row.singular_values[: row.rank])
-    return math.sqrt(max(total - kept, 0.0) / total)
-
-
 def _rank_of(source, name: str) -> int:
     rank = getattr(source, "rank", None)
     return int(rank(name)) if rank is not None else 0
@@ -1043,33 +849,3 @@ def _rank_of(source, name: str) -> int:
 
 def _shape(shape) -> str:
     return "×".join(str(s) for s in shape) or "scalar"
-
-
-def _check_decomposition(name: str, decomposition, shape: tuple[int, int]) -> None:
-    from difflora_gui.merge.api import Decomposition
-
-    if not isinstance(decomposition, Decomposition):
-        raise TypeError(
-            f"{name}: the compressor returned {type(decomposition).__name__}, not a Decomposition"
-        )
-    if decomposition.U.shape[0] != shape[0] or decomposition.Vh.shape[1] != shape[1]:
-        raise ValueError(
-            f"{name}: the compressor returned U {tuple(decomposition.U.shape)} and Vh {tuple(decomposition.Vh.shape)} "
-            f"for a {shape[0]}×{shape[1]} module"
-        )
-
-
-def _split_factors(decomposition, k: int, shape, dtype, device):
-    """(up, down, ‖kept‖²): ``U_k·√S_k`` and ``√S_k·Vh_k``, zero-padded when fewer than k vectors exist."""
-    import torch
-
-    width = min(k, decomposition.width)
-    s = decomposition.S[:width].to(device="cpu", dtype=torch.float64).clamp_min(0)
-    kept_sq = float((s * s).sum())
-    root = s.sqrt().to(device=device, dtype=dtype)
-    up = decomposition.U[:, :width].to(device=device, dtype=dtype) * root[None, :]
-    down = decomposition.Vh[:width].to(device=device, dtype=dtype) * root[:, None]
-    if width < k:
-        up = torch.cat([up, up.new_zeros((shape[0], k - width))], dim=1)
-        down = torch.cat([down, down.new_zeros((k - width, shape[1]))], dim=0)
-    return up, down, kept_sq

@@ -1,0 +1,82 @@
+"""Where and how a merge computes: the torch device, thread limits, quiet loggers."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from difflora_gui.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def resolve_device(text: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N`` as a torch device; a clear ``UserError`` when CUDA is missing."""
+    import torch
+
+    text = str(text).strip().lower()
+    if text == "cpu":
+        return torch.device("cpu")
+    if not text.startswith("cuda"):
+        raise UserError(f"--device must be cpu, cuda or cuda:N, got {text!r}")
+    if torch.version.cuda is None:
+        raise UserError(
+            f"--device {text}: this PyTorch build has no CUDA support (it is a CPU-only build); use --device cpu"
+        )
+    if not torch.cuda.is_available():
+        raise UserError(
+            f"--device {text}: no CUDA GPU is available (driver missing or no NVIDIA GPU); use --device cpu"
+        )
+    device = torch.device(text)
+    index = device.index if device.index is not None else 0
+    if index >= torch.cuda.device_count():
+        raise UserError(
+            f"--device {text}: there is no CUDA device {index} ({torch.cuda.device_count()} found)"
+        )
+    return torch.device("cuda", index)
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str):
+    """Drop a logger's records for the duration of a block (messages already reported elsewhere)."""
+    import logging
+
+    logger = logging.getLogger(name)
+
+    def drop(record) -> bool:
+        return False
+
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Run a block with ``count`` intra-op torch threads (restored afterwards)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if previous != count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def blas_threads(count: int):
+    """Limit numpy's BLAS to ``count`` threads in a block (the Gram products go through numpy).
+
+    Without it each of the merge's workers starts BLAS threads of its own and they compete for
+    the same cores (measured: no gain from the second worker).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=count, user_api="blas"):
+        yield

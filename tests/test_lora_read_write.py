@@ -389,7 +389,71 @@ def test_metadata_keys(tmp_path):
     # write_lora fills ss_network_dim/alpha when the caller's metadata lacks them
     path = write_lora(tmp_path / "x.safetensors", modules, metadata={"modelspec.title": "t"})
     with open_lora(path) as lora:
+        hashes = {k: lora.metadata.pop(k) for k in ("sshs_model_hash", "sshs_legacy_hash")}
         assert lora.metadata == {"modelspec.title": "t", "ss_network_dim": "4", "ss_network_alpha": "2"}
+    assert len(hashes["sshs_model_hash"]) == 64 and len(hashes["sshs_legacy_hash"]) == 8
+
+
+def _addnet_hash_safetensors(path) -> str:
+    """sd-scripts' ``addnet_hash_safetensors`` (library/train_util.py), as sd-webui-additional-networks runs it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        n = int.from_bytes(handle.read(8), "little")
+        handle.seek(n + 8)
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _addnet_hash_legacy(path) -> str:
+    """sd-scripts' ``addnet_hash_legacy``: sha256 of 64 KiB at offset 1 MiB, 8 hex digits."""
+    import hashlib
+
+    with open(path, "rb") as handle:
+        handle.seek(0x100000)
+        return hashlib.sha256(handle.read(0x10000)).hexdigest()[0:8]
+
+
+@pytest.mark.parametrize("rank", [4, 64], ids=["small-file", "over-1MiB"])
+def test_sshs_hashes_are_what_sd_scripts_computes(tmp_path, rank):
+    """sshs_model_hash: the file's own data hash; sshs_legacy_hash: the same file with only ss_* metadata."""
+    if rank == 64:  # 1.3B block 0: about 2 MB, so sd-scripts' legacy window lies inside the data
+        modules = make_wan_lora("1.3B", rank=rank, alpha=1.0, dtype="bfloat16", select="blocks=0")
+    else:
+        modules = make_wan_lora("tiny", rank=rank)
+    metadata = build_metadata(modules=modules, title="hash check", created="2026-02-03T04:05:06Z")
+    path = write_lora(tmp_path / "hashed.safetensors", modules, metadata=metadata)
+    with open_lora(path) as lora:
+        written = dict(lora.metadata)
+    assert written["sshs_model_hash"] == _addnet_hash_safetensors(path)
+    # sd-scripts hashes the file as saved with only its training (ss_*) metadata
+    training_only = {k: v for k, v in written.items() if k.startswith("ss_")}
+    bare = tmp_path / "bare.safetensors"
+    from difflora_gui.lora.writer import save_safetensors, to_state_dict
+
+    save_safetensors(
+        bare,
+        to_state_dict(modules, format="comfy", dtype="float32"),
+        training_only,  # write_lora's defaults
+    )
+    assert written["sshs_legacy_hash"] == _addnet_hash_legacy(bare)
+    assert _addnet_hash_safetensors(bare) == written["sshs_model_hash"]
+    if rank == 64:
+        assert bare.stat().st_size > 0x110000  # the legacy window lies inside the data
+
+
+def test_converted_file_gets_its_own_sshs_hashes(tmp_path):
+    """An input's hashes copied into the metadata would be stale after a conversion: they are recomputed."""
+    source = tmp_path / "in.safetensors"
+    make_wan_lora("tiny", rank=4, path=source, format="musubi")
+    with open_lora(source) as lora:
+        modules = [lora.load(n) for n in lora.names()]
+        stale = dict(lora.metadata, sshs_model_hash="0" * 64, sshs_legacy_hash="00000000")
+    out = write_lora(tmp_path / "out.safetensors", modules, format="comfy", metadata=stale)
+    with open_lora(out) as lora:
+        assert lora.metadata["sshs_model_hash"] == _addnet_hash_safetensors(out) != "0" * 64
 
 
 def test_input_file_hash(tmp_path):

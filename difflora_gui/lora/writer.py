@@ -24,14 +24,18 @@ Files are written atomically (temp file beside the target, then one rename), nev
 and never over an existing file unless ``overwrite``. The safetensors container is serialised
 here rather than by ``safetensors.torch.save_file`` because that orders the metadata differently
 on every run; writing it ourselves makes the same inputs give the same bytes (a merge recipe
-re-run reproduces its file) and streams one tensor at a time.
+re-run reproduces its file) and streams one tensor at a time. Every file carries sd-scripts'
+``sshs_model_hash``/``sshs_legacy_hash`` (:func:`addnet_hashes`), which A1111-style UIs read
+instead of hashing the file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -400,12 +404,8 @@ def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
     return memoryview(flat.numpy()).cast("B")
 
 
-def save_safetensors(
-    path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
-) -> None:
-    """Serialise ``tensors`` (in their order) and ``metadata`` (sorted) as a safetensors file."""
-    import sys
-
+def _header(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
+    """The 8-byte length and the JSON header of a safetensors file holding ``tensors`` in their order."""
     codes = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}
     header: dict[str, Any] = {}
     if metadata:
@@ -424,15 +424,53 @@ def save_safetensors(
         offset += size
     raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)  # data starts 8-byte aligned, as safetensors writes it
+    return len(raw).to_bytes(8, "little") + raw
+
+
+def _data(tensors: Mapping[str, torch.Tensor]) -> Iterator[memoryview]:
+    """The data section, tensor by tensor, as raw little-endian bytes."""
+    for tensor in tensors.values():
+        tensor = tensor.detach().to("cpu").contiguous()
+        if tensor.numel():
+            yield _tensor_bytes(tensor)
+
+
+def addnet_hashes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> tuple[str, str]:
+    """``(sshs_model_hash, sshs_legacy_hash)`` of the file these tensors make, as sd-scripts computes them.
+
+    sd-scripts' ``precalculate_safetensors_hashes``: the model hash is the sha256 of the data section
+    (what sd-webui-additional-networks computes from the file itself, and reads from the metadata
+    instead when it is there); the legacy hash is the first 8 hex digits of the sha256 of the 64 KiB
+    at offset 1 MiB of the same file written with only its ``ss_*`` metadata.
+    """
+    model = hashlib.sha256()
+    legacy = hashlib.sha256()
+    start, end = 0x100000, 0x110000
+    position = 0
+    training_only = {k: v for k, v in metadata.items() if k.startswith("ss_")}
+    for chunk in itertools.chain([memoryview(_header(tensors, training_only))], _data(tensors)):
+        if position:  # everything after the header
+            model.update(chunk)
+        low, high = max(start, position), min(end, position + len(chunk))
+        if low < high:
+            legacy.update(chunk[low - position : high - position])
+        position += len(chunk)
+    return model.hexdigest(), legacy.hexdigest()[:8]
+
+
+def save_safetensors(
+    path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
+) -> None:
+    """Serialise ``tensors`` (in their order) and ``metadata`` (sorted) as a safetensors file."""
+    import sys
+
+    header = _header(tensors, metadata)
     if sys.byteorder != "little":  # safetensors data is little-endian; so are Windows, Linux and macOS hosts
         raise UserError("writing LoRA files needs a little-endian machine")
     with open(path, "wb") as handle:
-        handle.write(len(raw).to_bytes(8, "little"))
-        handle.write(raw)
-        for tensor in tensors.values():
-            tensor = tensor.detach().to("cpu").contiguous()
-            if tensor.numel():
-                handle.write(_tensor_bytes(tensor))
+        handle.write(header)
+        for chunk in _data(tensors):
+            handle.write(chunk)
 
 
 #: values checked per batch by :func:`_all_finite` (bounds its temporary memory to a few MB)
@@ -502,7 +540,7 @@ def write_lora(
     """Write ``modules`` to ``path`` atomically and return the path.
 
     ``metadata``: usually from :func:`build_metadata`; None writes the default metadata (creation
-    time now). Refuses (``UserError``, nothing written) to overwrite one of ``inputs``, an existing
+    time now). ``sshs_model_hash``/``sshs_legacy_hash`` are always computed here. Refuses (``UserError``, nothing written) to overwrite one of ``inputs``, an existing
     file unless ``overwrite``, unknown module names, NaN/Inf values, and full-weight modules in the
     musubi/diffusers formats. Portability problems of the chosen format go to ``warn`` (default:
     logged as warnings).
@@ -521,6 +559,8 @@ def write_lora(
         dim, alpha = network_dim_alpha(modules)
         metadata.setdefault("ss_network_dim", dim)
         metadata.setdefault("ss_network_alpha", alpha)
+    # always recomputed: metadata copied from an input carries that input's hashes
+    metadata["sshs_model_hash"], metadata["sshs_legacy_hash"] = addnet_hashes(tensors, metadata)
     names = sorted({_module_of_key(k) for k in tensors}, key=wan_layout.sort_key)
     dense = [_module_of_key(k) for k in tensors if k.endswith(".diff")]
     for warning in portability_warnings(names, fmt, dense=dense):

@@ -346,8 +346,8 @@ def main(argv=None) -> int:
     )
     if worst.get("anon_added_mb") is not None:
         print(
-            f"  of which private memory (RssAnon): +{worst['anon_added_mb']:.0f} MB; pages of the memory-mapped "
-            f"inputs (RssFile, page cache the kernel can reclaim): +{worst['file_added_mb']:.0f} MB"
+            f"  of which private memory (RssAnon): +{worst['anon_added_mb']:.0f} MB; file-backed pages "
+            f"(RssFile: libraries loaded during the merge): +{worst['file_added_mb']:.0f} MB"
         )
     rows = [
         ("wall time (warm)", f"{best['wall']:.2f} s", "≤ 5 s", best["wall"] <= 5.0),

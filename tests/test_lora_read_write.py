@@ -524,3 +524,20 @@ def test_other_portability_warnings():
     assert portability_warnings(full, "musubi") == [
         "musubi-format keys are ignored by WanVideoWrapper's block edit (comfy format is not)"
     ]
+
+
+def test_modules_load_from_many_threads_at_once(tmp_path):
+    """The merge's workers share one open file: concurrent loads give exactly the sequential tensors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "shared.safetensors"
+    make_wan_lora("tiny", rank=4, alpha=2.0, seed=3, path=path)
+    with open_lora(path) as lora:
+        names = lora.names() * 20
+        expected = {n: lora.load(n) for n in lora.names()}
+        with ThreadPoolExecutor(4) as pool:
+            loaded = list(pool.map(lora.load, names))
+        assert lora.thread_safe_loads
+    for name, module in zip(names, loaded, strict=True):
+        assert torch.equal(module.up, expected[name].up) and torch.equal(module.down, expected[name].down)
+        assert module.alpha == expected[name].alpha == 2.0

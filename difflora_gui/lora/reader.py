@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -364,7 +365,11 @@ class LoraFile:
     """An opened Wan LoRA (implements :class:`~difflora_gui.lora.model.LoraSource`).
 
     Use as a context manager, or call :meth:`close` (on Windows an open file cannot be replaced).
+    Modules may be loaded from several threads at once.
     """
+
+    #: :meth:`load` may be called from several threads at once (the merge's workers read for themselves)
+    thread_safe_loads = True
 
     def __init__(self, header: SafetensorsHeader):
         self.path = header.path
@@ -373,7 +378,9 @@ class LoraFile:
         self._tensors = header.tensors
         self._data_start = header.data_start
         self._handle = None
-        self._alphas: dict[str, float | None] = {}
+        self._alphas: dict[str, float | None] | None = None
+        # one file handle shared by every thread that loads modules: a seek and its read go together
+        self._io_lock = threading.Lock()
         path = self.path
 
         parsed: dict[str, dict[str, str]] = {}
@@ -464,11 +471,19 @@ class LoraFile:
         return self.entry(name).dtype
 
     def alpha(self, name: str) -> float | None:
-        """The stored alpha (None when the module has none); reads one scalar."""
-        if name not in self._alphas:
-            key = self.entry(name).keys.get("alpha")
-            self._alphas[name] = None if key is None else float(self._read(key, name).float().item())
-        return self._alphas[name]
+        """The stored alpha (None when the module has none); the first call reads every module's."""
+        alphas = self._alphas
+        if alphas is None:
+            alphas = {}
+            for other, entry in self._entries.items():
+                key = entry.keys.get("alpha")
+                # unchecked here: a NaN alpha is refused when its own module is loaded
+                alphas[other] = (
+                    None if key is None else float(self._read(key, other, check_finite=False).float().item())
+                )
+            self._alphas = alphas
+        self.entry(name)  # an unknown name is a KeyError naming the file
+        return alphas[name]
 
     def scale(self, name: str) -> float:
         """alpha/rank as loaders apply it (1.0 without alpha; alpha 0 reads as alpha = rank)."""
@@ -513,9 +528,10 @@ class LoraFile:
         dtype = getattr(torch, info.dtype)
         count = info.numel * _DTYPES[info.dtype_code][1]
         buffer = torch.empty(count, dtype=torch.uint8)
-        handle = self._open()
-        handle.seek(self._data_start + info.begin)
-        got = handle.readinto(memoryview(buffer.numpy()))
+        with self._io_lock:
+            handle = self._open()
+            handle.seek(self._data_start + info.begin)
+            got = handle.readinto(memoryview(buffer.numpy()))
         if got != count:
             raise OSError(f"{count - (got or 0)} bytes missing at the end of the file")
         return buffer.view(dtype).reshape(info.shape)
@@ -582,7 +598,8 @@ class LoraFile:
             yield self.load(name, check_finite=check_finite)
 
     def close(self) -> None:
-        handle, self._handle = self._handle, None
+        with self._io_lock:
+            handle, self._handle = self._handle, None
         if handle is not None:
             handle.close()
 

@@ -471,23 +471,29 @@ class _Merge:
     def _pipeline(self, jobs):
         """Run ``(name, work)`` jobs, factored modules on worker threads, yielding outcomes in order.
 
-        ``work(mods)`` gets the module's tensors, loaded here in the main thread (file handles are
-        not shared between threads). Dense modules run here, with every torch thread, once the
-        workers are idle. Cancelling stops at the next module; running workers are awaited.
+        ``work(mods)`` gets the module's tensors. The workers read them themselves when both files
+        allow loads from several threads (``thread_safe_loads``); otherwise they are read here, in
+        the main thread, which then has to win the GIL back from the workers after every read.
+        Dense modules run here, with every torch thread, once the workers are idle. Cancelling
+        stops at the next module; running workers are awaited.
         """
         import collections
 
         window: collections.deque = collections.deque()
         limit = 2 * self.workers
+        workers_read = all(getattr(s, "thread_safe_loads", False) for s in (self.src_a, self.src_b))
         try:
             for name, work in jobs:
                 self.ctx.raise_if_cancelled()
-                mods = self._load(name)
                 if self.pool is not None and self._is_factored(name):
-                    window.append(self.pool.submit(work, mods))
+                    if workers_read:
+                        window.append(self.pool.submit(self._load_and_run, name, work))
+                    else:
+                        window.append(self.pool.submit(work, self._load(name)))
                     while len(window) > limit:
                         yield window.popleft().result()
                     continue
+                mods = self._load(name)
                 while window:
                     yield window.popleft().result()
                 with torch_threads(self.threads):
@@ -504,6 +510,9 @@ class _Merge:
                         future.result()
                     except BaseException:  # the first error is already propagating
                         pass
+
+    def _load_and_run(self, name: str, work):
+        return work(self._load(name))
 
     def _compute(self) -> None:
         p = self.params

@@ -62,8 +62,15 @@ MODEL_CARD = [
 ]
 
 
-def test_model_card_command_on_a_machine_without_cuda(inputs):
+def test_model_card_command_verbatim(inputs):
+    """With a CUDA GPU it merges there; without one it is a one-line error and writes nothing."""
+    import torch
+
     done = run_cli(*MODEL_CARD, cwd=inputs)
+    if torch.cuda.is_available():
+        assert done.returncode == 0, done.stderr
+        assert (inputs / "animedenser_v01rc.safetensors").is_file()
+        return
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "CUDA" in lines[0]

@@ -454,6 +454,7 @@ def test_dense_inputs_take_the_dense_path(tmp_path):
             assert row.residual >= result.analysis.row(mods_a[0].name).residual * 0.999
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA (see test_merge_cuda.py)")
 def test_cuda_without_cuda_is_a_clear_error(tmp_path, pair):
     a, b = pair
     for device in ("cuda", "cuda:1"):

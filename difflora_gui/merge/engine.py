@@ -36,7 +36,13 @@ from difflora_gui.merge.result import (
     optimal_residual,
     strategy_text,
 )
-from difflora_gui.merge.runtime import blas_threads, quiet_logger, resolve_device, torch_threads
+from difflora_gui.merge.runtime import (
+    blas_threads,
+    quiet_logger,
+    resolve_device,
+    torch_threads,
+    warm_up_linalg,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -111,6 +117,7 @@ class _Merge:
             p.created = now_created()
         self.policy: RankPolicy = p.rank_policy()
         self.device = resolve_device(p.device)
+        warm_up_linalg(self.device)
         self.dtype = getattr(torch, p.dtype)
         output = self._check_outputs()
         from difflora_gui.merge.strategies import resolve_strategy

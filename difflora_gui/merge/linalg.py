@@ -83,7 +83,9 @@ def dense_svd(delta: ModuleDelta, rank_cap: int) -> Decomposition:
     import torch
 
     matrix = delta.dense()
-    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
+    # on CUDA torch picks a Jacobi solver by default, about ten times less accurate than LAPACK's
+    driver = "gesvd" if matrix.device.type == "cuda" else None
+    u, s, vh = torch.linalg.svd(matrix, full_matrices=False, driver=driver)
     q = max(0, min(int(rank_cap), int(s.shape[0])))
     return Decomposition(U=u[:, :q], S=s.to(device="cpu", dtype=torch.float64), Vh=vh[:q], exact=True)
 

@@ -37,6 +37,24 @@ def resolve_device(text: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def warm_up_linalg(device: torch.device) -> None:
+    """Run each CUDA linear-algebra routine the strategies use once, here, in one thread.
+
+    torch loads its CUDA solver libraries lazily on the first call, and two threads making that
+    first call at the same time fail ("lazy wrapper should be called at most once"): the merge's
+    workers would, with randomized SVD's QR for instance.
+    """
+    import torch
+
+    if device.type != "cuda":
+        return
+    small = torch.eye(3, device=device) + 0.5
+    torch.linalg.qr(small)
+    torch.linalg.svd(small, full_matrices=False)
+    torch.linalg.eigh(small)
+    torch.linalg.cholesky(small @ small.T)
+
+
 @contextlib.contextmanager
 def quiet_logger(name: str):
     """Drop a logger's records for the duration of a block (messages already reported elsewhere)."""

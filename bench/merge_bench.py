@@ -169,7 +169,8 @@ print(json.dumps(times))
 
 
 def child(code: str, *args: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", DIFFLORA_DISABLE_PLUGIN_AUTOLOAD="1")
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", DIFFLORA_DISABLE_PLUGIN_AUTOLOAD="1")
     completed = subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,
@@ -229,6 +230,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rank-in", type=int, default=16, help="rank of the two inputs")
     parser.add_argument("--rank", type=int, default=4, help="output rank")
     parser.add_argument("--strategy", default="full_svd")
+    parser.add_argument("--device", default="cpu", help="where the merge computes: cpu, cuda, cuda:N")
     parser.add_argument(
         "--repeats", type=int, default=3, help="merge runs per cache state (the best is reported)"
     )
@@ -262,6 +264,7 @@ def main(argv=None) -> int:
         output=str(output),
         rank=args.rank,
         strategy=args.strategy,
+        device=args.device,
         overwrite=True,
         created="2026-01-01T00:00:00+00:00",
     )
@@ -308,7 +311,7 @@ def main(argv=None) -> int:
 
     print()
     print(
-        f"Wan {args.variant}: {len(names)} modules, rank {args.rank_in} → {args.rank}, {args.strategy}, "
+        f"Wan {args.variant}: {len(names)} modules, rank {args.rank_in} → {args.rank}, {args.strategy} on {args.device}, "
         f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs"
     )
     print(f"inputs: 2 × {inputs_mb / 2:.1f} MB; output {output.stat().st_size / 2**20:.1f} MB")

@@ -38,6 +38,7 @@ from difflora_gui.merge.result import (
 )
 from difflora_gui.merge.runtime import (
     blas_threads,
+    gc_paused,
     quiet_logger,
     resolve_device,
     torch_threads,
@@ -136,6 +137,7 @@ class _Merge:
                     ThreadPoolExecutor(self.workers, thread_name_prefix="difflora-merge") as pool,
                     torch_threads(1),
                     blas_threads(1),
+                    gc_paused(),
                 ):
                     self.pool = pool
                     self._compute()

@@ -98,3 +98,22 @@ def blas_threads(count: int):
 
     with threadpool_limits(limits=count, user_api="blas"):
         yield
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Hold off Python's cyclic garbage collector for a block (reference counting still frees).
+
+    A merge allocates thousands of small objects per second and creates no reference cycles worth
+    collecting; with torch's large heap loaded, each collection walks it all (measured: about 3 %
+    of a 14B merge's CPU time).
+    """
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

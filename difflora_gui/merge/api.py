@@ -164,15 +164,19 @@ class ModuleDelta:
 
     @property
     def right(self) -> torch.Tensor:
-        """R×in factor (compute dtype)."""
+        """R×in factor (compute dtype): a copy, never a view of a stack that is reused after release."""
+        import torch
+
         self._require_factored()
-        return self._tall(self.dtype, "down").T.contiguous()
+        return self._tall(self.dtype, "down").T.clone(memory_format=torch.contiguous_format)
 
     def _raw_gram(self, side: str) -> torch.Tensor:
         """Gram of the stored factors without scales (float64, CPU): [up_a, up_b]^T[...] or [down;down][...]^T."""
+        import torch
+
         key = f"raw_gram:{side}"
         if key not in self._cache:
-            self._cache[key] = _gram(self._tall(_float64(), side))
+            self._cache[key] = _gram(self._tall(torch.float64, side))
         return self._cache[key]
 
     def gram_left(self) -> torch.Tensor:
@@ -286,7 +290,8 @@ class ScratchBuffers:
 
     A merge builds two stacks per module, often megabytes each. Fresh allocations of that size
     come straight from the operating system, zeroed page by page on first touch; reusing a few
-    buffers of each shape saves that work (about a tenth of a 14B merge's time).
+    buffers of each shape saves that work (measured in a fresh process: the stack copies of a 14B
+    merge took 0.18 s longer than in a second merge that reused memory).
     """
 
     def __init__(self, keep: int = 4):
@@ -310,12 +315,6 @@ class ScratchBuffers:
             free = self._free.setdefault((tuple(tensor.shape), tensor.dtype), [])
             if len(free) < self._keep:
                 free.append(tensor)
-
-
-def _float64():
-    import torch
-
-    return torch.float64
 
 
 def _gram(tall: torch.Tensor) -> torch.Tensor:

@@ -52,7 +52,6 @@ def warm_up_linalg(device: torch.device) -> None:
     torch.linalg.qr(small)
     torch.linalg.svd(small, full_matrices=False)
     torch.linalg.eigh(small)
-    torch.linalg.cholesky(small @ small.T)
 
 
 @contextlib.contextmanager

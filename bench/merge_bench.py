@@ -131,6 +131,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from difflora_gui.lora.reader import open_lora
 from difflora_gui.merge.api import ModuleDelta
+from difflora_gui.merge.runtime import merge_workers
 path_a, path_b = sys.argv[1], sys.argv[2]
 with open_lora(path_a) as fa, open_lora(path_b) as fb:  # every factor in memory before the clock starts
     pairs = [(n, fa.load(n), fb.load(n)) for n in fa.names()]
@@ -139,7 +140,7 @@ def grams(item):
     delta = ModuleDelta(name, 0, a.shape, ups=[a.up, b.up], downs=[a.down, b.down], coefs=[a.scale, -b.scale],
                         dtype=torch.float32, device=torch.device("cpu"))
     delta.export_grams()  # the float64 stacks and their two Gram matrices, nothing else
-workers = max(1, min(4, os.cpu_count() or 1))  # as many as the merge uses
+workers = merge_workers()  # as many as the merge uses
 torch.set_num_threads(1)
 times = []
 with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:

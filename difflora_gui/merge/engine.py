@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from difflora_gui.merge.result import (
 from difflora_gui.merge.runtime import (
     blas_threads,
     gc_paused,
+    merge_workers,
     quiet_logger,
     resolve_device,
     torch_threads,
@@ -128,7 +128,7 @@ class _Merge:
         # Factored modules are small, single-threaded work: one worker per core beats one
         # multi-threaded stream, and single-threaded BLAS makes every re-run give the same bits.
         self.threads = torch.get_num_threads()
-        self.workers = max(1, min(4, os.cpu_count() or 1))
+        self.workers = merge_workers()
         try:
             with self._open(p.lora_a) as src_a, self._open(p.lora_b) as src_b:
                 self.src_a, self.src_b = src_a, src_b

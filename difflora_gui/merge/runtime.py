@@ -37,6 +37,13 @@ def resolve_device(text: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def merge_workers() -> int:
+    """Worker threads a merge uses: one per core, at most 4 (factored modules are small work)."""
+    import os
+
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def warm_up_linalg(device: torch.device) -> None:
     """Run each CUDA linear-algebra routine the strategies use once, here, in one thread.
 

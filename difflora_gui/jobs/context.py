@@ -4,6 +4,16 @@ A job is a plain function ``run(params, ctx)``. It never knows whether it runs f
 line, a test or the GUI: three adapters subclass :class:`JobContext` and override the ``_emit_*``
 methods (:mod:`difflora_gui.jobs.cli`, :mod:`difflora_gui.jobs.recording`, and the Qt
 ``JobController``). Progress is throttled here, once, for all of them.
+
+Besides progress and log lines a job emits typed events (:mod:`difflora_gui.jobs.events`):
+``ctx.metric``, ``ctx.artifact``, ``ctx.status``, ``ctx.frame``, or ``ctx.emit(event)``. When an
+:class:`~difflora_gui.jobs.eventlog.EventLog` is attached, every event, progress report and log
+line is appended to it first.
+
+Stopping: ``cancel()`` asks the job to abort (it raises :class:`JobCancelled` at its next check and
+leaves nothing half-written); ``cancel(keep=True)`` asks a *resumable* job to stop and keep what it
+can (a training state): such a job checks :attr:`keep_requested`, saves, emits an ``Artifact`` that
+says where, and then raises ``JobCancelled``.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from difflora_gui.errors import JobCancelled
+from difflora_gui.jobs.events import Artifact, Event, Frame, LogLine, Metric, ProgressEvent, Status
 
 #: progress updates closer together than this are dropped (the last one always goes through)
 PROGRESS_INTERVAL_S = 0.1
@@ -45,7 +56,13 @@ class JobContext:
         self._last_emit = -float("inf")
         self._last_text = None
         self._lock = threading.Lock()
+        self._keep = False
+        self.event_log = None
         self.last_progress: Progress | None = None
+
+    def attach_event_log(self, log) -> None:
+        """Append every event, progress report and log line to ``log`` (an ``EventLog``)."""
+        self.event_log = log
 
     # --- what a job calls --------------------------------------------------------------------
 
@@ -64,15 +81,38 @@ class JobContext:
                 return
             self._last_emit = now
             self._last_text = text
+        if self.event_log is not None:
+            self.event_log.append(ProgressEvent(report.done, report.total, text))
         self._emit_progress(report)
 
     def log(self, text: str) -> None:
         """A line for the log (the CLI prints it, the GUI shows it in the Log dock)."""
-        self._emit_log(str(text))
+        text = str(text)
+        if self.event_log is not None:
+            self.event_log.append(LogLine(text))
+        self._emit_log(text)
+
+    def emit(self, event: Event) -> None:
+        """Report a typed event (:mod:`difflora_gui.jobs.events`)."""
+        if self.event_log is not None:
+            self.event_log.append(event)
+        self._emit_event(event)
 
     def metric(self, name: str, value: float, step: int | None = None) -> None:
         """A named number over steps (loss, norm, ...) for plots."""
-        self._emit_metric(name, float(value), step)
+        self.emit(Metric(str(name), float(value), None if step is None else int(step)))
+
+    def artifact(self, kind: str, path, **meta: Any) -> None:
+        """A file the job wrote (``checkpoint``, ``sample``, ``video``, ``image``, ``lora``, ``file`` ...)."""
+        self.emit(Artifact(str(kind), str(path), meta))
+
+    def status(self, text: str) -> None:
+        """What the job is doing now, in a few words."""
+        self.emit(Status(str(text)))
+
+    def frame(self, index: int, image: Any, **meta: Any) -> None:
+        """A preview frame; slow viewers only get the newest one."""
+        self.emit(Frame(int(index), image, meta))
 
     def partial(self, result: Any) -> None:
         """An intermediate result: a sample video, a preview frame, an analysis table."""
@@ -89,8 +129,16 @@ class JobContext:
 
     # --- what the runner calls ---------------------------------------------------------------
 
-    def cancel(self) -> None:
+    def cancel(self, *, keep: bool = False) -> None:
+        """Ask the job to stop; ``keep=True``: a resumable job saves what it can first."""
+        if keep:
+            self._keep = True
         self._cancel_event.set()
+
+    @property
+    def keep_requested(self) -> bool:
+        """True after ``cancel(keep=True)``: save a resumable state, say where, then stop."""
+        return self._keep and self._cancel_event.is_set()
 
     @property
     def elapsed_s(self) -> float:
@@ -103,6 +151,11 @@ class JobContext:
 
     def _emit_log(self, text: str) -> None:
         pass
+
+    def _emit_event(self, event: Event) -> None:
+        """Adapters override this for all events; the default hands metrics to ``_emit_metric``."""
+        if isinstance(event, Metric):
+            self._emit_metric(event.name, event.value, event.step)
 
     def _emit_metric(self, name: str, value: float, step: int | None) -> None:
         pass

@@ -8,6 +8,7 @@ from typing import Any
 
 from difflora_gui.errors import JobCancelled
 from difflora_gui.jobs.context import JobContext, Progress
+from difflora_gui.jobs.events import Event
 from difflora_gui.specs import resolve_callable
 
 
@@ -20,6 +21,7 @@ class RecordingContext(JobContext):
         self.logs: list[str] = []
         self.metrics: list[tuple[str, float, int | None]] = []
         self.partials: list[Any] = []
+        self.events: list[Event] = []
         self._cancel_after = cancel_after_progress
 
     def _emit_progress(self, progress: Progress) -> None:
@@ -29,6 +31,10 @@ class RecordingContext(JobContext):
 
     def _emit_log(self, text: str) -> None:
         self.logs.append(text)
+
+    def _emit_event(self, event: Event) -> None:
+        self.events.append(event)
+        super()._emit_event(event)
 
     def _emit_metric(self, name: str, value: float, step: int | None) -> None:
         self.metrics.append((name, value, step))

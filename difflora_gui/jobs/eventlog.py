@@ -1,0 +1,69 @@
+"""A job's event log: one JSON object per line, appended as the job runs, read back later.
+
+The log is append-only and flushed line by line, so a crash loses at most the line being written
+and a reader skips a torn last line instead of failing. Each line carries ``t``, the seconds
+since the log was opened, so a reopened run can be replayed in time order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from difflora_gui.jobs.events import Event, event_from_json
+
+
+class EventLog:
+    """Appends events to ``path`` (the folder is made); thread-safe; use as a context manager."""
+
+    def __init__(self, path: str | Path, *, clock=time.monotonic):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8", newline="\n")
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._started = clock()
+
+    def append(self, event: Event) -> None:
+        data = event.to_json()
+        data["t"] = round(self._clock() - self._started, 3)
+        line = json.dumps(data, ensure_ascii=False, allow_nan=False, default=str)
+        with self._lock:
+            if self._file.closed:
+                return
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def read_events(path: str | Path) -> list[Event]:
+    """Every event in a log, in order. A torn or unknown line is skipped, not fatal."""
+    return [event for _t, event in iter_timed_events(path)]
+
+
+def iter_timed_events(path: str | Path) -> Iterator[tuple[float, Event]]:
+    with Path(path).open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                data = json.loads(line)
+                t = float(data.pop("t", 0.0))
+                yield t, event_from_json(data)
+            except (ValueError, TypeError):
+                continue

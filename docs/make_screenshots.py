@@ -8,7 +8,7 @@ The window is built exactly as ``python main.py`` builds it (same plugins, theme
 throw-away settings folders so your own settings and window layout are neither used nor changed.
 Both pictures use a synthetic pair of component LoRAs shaped like Wan2.1 1.3B (Musubi Tuner key
 format and metadata) whose difference, the "concept", lives in the cross-attention of blocks 8-19
-(``difflora_gui.qt.merge.demo``); LoRA B's metadata records another learning rate, so the input
+(``difflora_gui.merge.demo_pair``); LoRA B's metadata records another learning rate, so the input
 check has something to say.
 
 * ``main-window.png``: the Merge section with both inputs read and analysed, and the job system at
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtCore import QCoreApplication, QElapsedTimer
 
+    from difflora_gui.merge.demo_pair import make_demo_pair
     from difflora_gui.qt.app import create_application
     from difflora_gui.qt.main_window import MainWindow
-    from difflora_gui.qt.merge.demo import make_demo_pair
 
     app = create_application()
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from difflora_gui.lora.inspect import summarize
 from difflora_gui.lora.synthetic import make_wan_lora
-from difflora_gui.qt.merge.checks import (
+from difflora_gui.merge.demo_pair import make_demo_pair
+from difflora_gui.merge.input_checks import (
     ERROR,
     INFO,
     WARNING,
@@ -18,7 +19,6 @@ from difflora_gui.qt.merge.checks import (
     default_output_name,
     training_facts,
 )
-from difflora_gui.qt.merge.demo import make_demo_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,10 +20,10 @@ from difflora_gui import hookimpl
 from difflora_gui.errors import UserError
 from difflora_gui.lora.reader import open_lora
 from difflora_gui.lora.synthetic import make_wan_lora
+from difflora_gui.merge.demo_pair import make_demo_pair
 from difflora_gui.merge.engine import run_merge
 from difflora_gui.merge.params import MergeParams
 from difflora_gui.params import Param
-from difflora_gui.qt.merge.demo import make_demo_pair
 from difflora_gui.qt.merge.panel import script_path
 from difflora_gui.specs import MergeStrategySpec
 

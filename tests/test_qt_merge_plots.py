@@ -11,9 +11,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
+from difflora_gui.merge import plot_data as analysis_data
 from difflora_gui.merge.analysis import MERGED, AnalysisResult
-from difflora_gui.qt.merge import analysis_data
-from difflora_gui.qt.merge.demo import make_demo_pair
+from difflora_gui.merge.demo_pair import make_demo_pair
 
 
 @pytest.fixture

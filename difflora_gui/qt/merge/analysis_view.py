@@ -41,8 +41,8 @@ from PySide6.QtWidgets import (
 )
 
 from difflora_gui.fileio import atomic_output, atomic_write_text
+from difflora_gui.merge import plot_data as data
 from difflora_gui.merge.analysis import MERGED, AnalysisResult, ModuleRow
-from difflora_gui.qt.merge import analysis_data as data
 from difflora_gui.qt.theme import COLORS
 
 SERIES = (

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from difflora_gui.lora.inspect import LoraSummary
-from difflora_gui.qt.merge.checks import training_facts
+from difflora_gui.merge.input_checks import training_facts
 
 LORA_FILTER = "LoRA files (*.safetensors);;All files (*)"
 #: rows of ``LoraSummary.card()`` shown on the card; the whole card is the body's tooltip

@@ -3,7 +3,7 @@
 Each file is summarised by ``inspect`` (every tensor read once, NaN/Inf refused) in a job, never
 on the UI thread; a newer file, a swap or a clear makes a running read's result irrelevant (it is
 cancelled and ignored). :attr:`InputsBox.issues` lists the differences between A and B
-(:func:`~difflora_gui.qt.merge.checks.compare_inputs`); errors among them block Run.
+(:func:`~difflora_gui.merge.input_checks.compare_inputs`); errors among them block Run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 from difflora_gui.jobs.job import JobRequest
 from difflora_gui.lora.inspect import LoraSummary
-from difflora_gui.qt.merge.checks import ERROR, INFO, WARNING, Issue, compare_inputs
+from difflora_gui.merge.input_checks import ERROR, INFO, WARNING, Issue, compare_inputs
 from difflora_gui.qt.merge.input_card import LoraCard
 
 ROLES = ("a", "b")
@@ -29,7 +29,7 @@ ISSUE_STYLE = {
     WARNING: ("⚠", "#e0b060"),
     INFO: ("ℹ", "#8b9098"),
 }
-INSPECT_JOB = "difflora_gui.qt.merge.tasks:inspect_lora"
+INSPECT_JOB = "difflora_gui.merge.workbench_jobs:inspect_lora"
 
 
 def short_name(path: str | Path, limit: int = 22) -> str:

@@ -37,11 +37,11 @@ from PySide6.QtWidgets import (
 import difflora_gui
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.job import JobRequest
+from difflora_gui.merge.input_checks import default_output_name
 from difflora_gui.merge.params import DEFAULT_STRATEGY, MergeParams
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 from difflora_gui.qt.merge import options
 from difflora_gui.qt.merge.analysis_side import AnalysisSide
-from difflora_gui.qt.merge.checks import default_output_name
 from difflora_gui.qt.merge.inputs import ROLES, InputsBox, short_name
 from difflora_gui.qt.merge.run_bar import RunBar
 from difflora_gui.qt.merge.strategy import StrategyChooser
@@ -49,7 +49,7 @@ from difflora_gui.qt.merge.targets import TargetSelector
 from difflora_gui.qt.param_form import ParamForm
 
 SECTION = "merge"
-TASKS = "difflora_gui.qt.merge.tasks"
+TASKS = "difflora_gui.merge.workbench_jobs"
 #: how long after the last edit the settings are written into the project
 SAVE_DELAY_MS = 250
 

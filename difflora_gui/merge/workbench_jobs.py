@@ -1,6 +1,6 @@
 """The Merge workbench's job functions, ``run(params, ctx)`` (Qt-free; run on the job threads).
 
-The panel names them as ``"difflora_gui.qt.merge.tasks:<function>"`` so that torch, safetensors
+The panel names them as ``"difflora_gui.merge.workbench_jobs:<function>"`` so that torch, safetensors
 and the merge engine are imported on a job thread, never while the window starts.
 """
 

@@ -6,7 +6,9 @@ The model card's command works as written (with ``python main.py merge`` in plac
         --output out.safetensors --rank 4 --dtype float32 --alpha 1.0 --device cuda \\
         --analyze_blocks --exclude_non_targeted
 
-Import-light: the engine (and torch) are imported when the command runs.
+The recipe's flags (aliases such as ``--target_blocks`` for ``targets`` and the dashed spellings
+included) come from the merge declaration, ``difflora_gui.merge.config.MERGE_CONFIG``; this module
+adds the command's own options. Import-light: the engine (and torch) are imported when the command runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import argparse
 import json
 import sys
 
+from difflora_gui.config import ConfigDeclaration, add_arguments, values_from_args
+from difflora_gui.params import Param
 from difflora_gui.specs import CliCommandSpec
 
 DESCRIPTION = """\
@@ -49,234 +53,103 @@ exit codes: 0 done, 2 bad input (nothing written), 130 cancelled (nothing writte
 """
 
 
-def _add(parser, name: str, **kwargs) -> None:
-    """``--name`` with the dashed spelling ``--na-me`` accepted too."""
-    flags = [f"--{name}"]
-    if "_" in name:
-        flags.append(f"--{name.replace('_', '-')}")
-    parser.add_argument(*flags, dest=name, **kwargs)
+#: the command's own options: shortcuts for strategy parameters and how to run (not recipe fields)
+COMMAND_OPTIONS = ConfigDeclaration(
+    name="merge command",
+    groups=(("strategy", "strategy"), ("running", "running")),
+    params=(
+        Param(
+            "param",
+            "list",
+            [],
+            "a strategy parameter (repeatable); NAME.KEY=VALUE for a filter's compressor",
+            group="strategy",
+            repeat=True,
+            metavar="KEY=VALUE",
+        ),
+        Param("fast_svd", "bool", False, "use randomized_svd (fast approximate SVD)", group="strategy"),
+        Param(
+            "oversample",
+            "int",
+            None,
+            "randomized_svd: extra sample vectors (default 8)",
+            group="strategy",
+            optional=True,
+        ),
+        Param(
+            "niter",
+            "int",
+            None,
+            "randomized_svd: power iterations (default 2)",
+            group="strategy",
+            optional=True,
+        ),
+        Param(
+            "threshold",
+            "float",
+            None,
+            "magnitude_filter: keep modules with ‖A−B‖ ≥ X",
+            group="strategy",
+            optional=True,
+        ),
+        Param(
+            "threshold_percentile",
+            "float",
+            None,
+            "magnitude_filter: keep modules at or above the P-th percentile of ‖A−B‖",
+            group="strategy",
+            optional=True,
+            metavar="P",
+        ),
+        Param(
+            "top_k_layers",
+            "int",
+            None,
+            "magnitude_filter: keep the K most distinct modules",
+            group="strategy",
+            optional=True,
+            metavar="K",
+        ),
+        Param(
+            "list_strategies",
+            "bool",
+            False,
+            "list the registered strategies and their parameters, then exit",
+            group="strategy",
+        ),
+        Param("analyze_only", "bool", False, "print the analysis without writing anything", group="running"),
+        Param("json", "bool", False, "print the result as JSON on stdout", group="running"),
+        Param("quiet", "bool", False, "no progress bar", group="running"),
+    ),
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The recipe's flags come from its declaration (``MERGE_CONFIG``), then the command's own."""
+    from difflora_gui.merge.config import MERGE_CONFIG
+
     parser.description = DESCRIPTION
     parser.epilog = EPILOG
-    io = parser.add_argument_group("inputs and output")
-    _add(
-        io,
-        "lora_a",
-        metavar="FILE",
-        help="LoRA A: trained with the concept (.safetensors, any Wan LoRA format)",
-    )
-    _add(io, "lora_b", metavar="FILE", help="LoRA B: trained without the concept (subtracted)")
-    _add(io, "output", metavar="FILE", help="the merged LoRA to write (.safetensors)")
-    _add(
-        io,
-        "format",
-        choices=("comfy", "musubi", "diffusers"),
-        help="output key format (default comfy: loads everywhere)",
-    )
-    _add(
-        io,
-        "save_dtype",
-        metavar="DTYPE",
-        help="output dtype: float32, float16 or bfloat16 (default: the inputs')",
-    )
-    _add(io, "overwrite", action="store_true", default=None, help="replace an existing output file")
-    _add(io, "title", metavar="TEXT", help="title stored in the file's metadata (default: the output's name)")
-    _add(
-        io,
-        "created",
-        metavar="ISO_TIME",
-        help="creation time to record (re-running a recipe with it reproduces the file bit for bit)",
-    )
-
-    what = parser.add_argument_group("what to merge")
-    _add(what, "weight_a", type=float, metavar="W", help="weight of A (default 1)")
-    _add(what, "weight_b", type=float, metavar="W", help="weight of B, which is subtracted (default 1)")
-    _add(
-        what,
-        "target_blocks",
-        metavar="SELECTOR",
-        help='modules to merge (default "all"); e.g. attn, "cross_attn 0-19"',
-    )
-    _add(
-        what,
-        "exclude_non_targeted",
-        action="store_true",
-        default=None,
-        help="leave non-targeted (and filtered) modules out of the output instead of writing zeros",
-    )
-    _add(what, "alpha", type=float, metavar="X", help="multiplies the difference (default 1.0)")
-    _add(
-        what,
-        "auto_alpha",
-        action="store_true",
-        default=None,
-        help="choose alpha from --target_norm (see below)",
-    )
-    _add(
-        what,
-        "target_norm",
-        metavar="a|b|mean|VALUE",
-        help="auto alpha target: mean ‖ΔW‖ of A, of B, their mean, or a number (default a)",
-    )
-
-    rank = parser.add_argument_group("rank")
-    _add(
-        rank,
-        "rank",
-        type=int,
-        metavar="N",
-        help="output rank (default 4); 0 = no truncation (rank r_a+r_b, exact); cap of the dynamic modes",
-    )
-    _add(
-        rank,
-        "rank_mode",
-        choices=("fixed", "energy", "sv_ratio", "sv_cumulative"),
-        help="fixed (default) or per-module dynamic rank: energy = keep --energy of the Frobenius energy; "
-        "sv_ratio = keep s > s_max/--sv_ratio; sv_cumulative = keep --sv_cumulative of the sum of s (kohya's resize_lora)",
-    )
-    _add(
-        rank,
-        "energy",
-        type=float,
-        metavar="F",
-        help="fraction of the Frobenius energy to keep (default 0.99)",
-    )
-    _add(rank, "sv_ratio", type=float, metavar="R", help="keep singular values above s_max/R (default 10)")
-    _add(
-        rank,
-        "sv_cumulative",
-        type=float,
-        metavar="F",
-        help="fraction of the sum of singular values to keep (default 0.9)",
-    )
-
-    strategy = parser.add_argument_group("strategy")
-    _add(
-        strategy, "strategy", metavar="NAME", help="merge strategy (default full_svd); see --list_strategies"
-    )
-    _add(
-        strategy,
-        "param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a strategy parameter (repeatable)",
-    )
-    _add(
-        strategy,
-        "fast_svd",
-        action="store_true",
-        default=None,
-        help="use randomized_svd (fast approximate SVD)",
-    )
-    _add(
-        strategy, "oversample", type=int, metavar="N", help="randomized_svd: extra sample vectors (default 8)"
-    )
-    _add(strategy, "niter", type=int, metavar="N", help="randomized_svd: power iterations (default 2)")
-    _add(strategy, "threshold", type=float, metavar="X", help="magnitude_filter: keep modules with ‖A−B‖ ≥ X")
-    _add(
-        strategy,
-        "threshold_percentile",
-        type=float,
-        metavar="P",
-        help="magnitude_filter: keep modules at or above the P-th percentile of ‖A−B‖",
-    )
-    _add(
-        strategy,
-        "top_k_layers",
-        type=int,
-        metavar="K",
-        help="magnitude_filter: keep the K most distinct modules",
-    )
-    _add(
-        strategy,
-        "list_strategies",
-        action="store_true",
-        help="list the registered strategies and their parameters, then exit",
-    )
-
-    run = parser.add_argument_group("running")
-    _add(
-        run,
-        "device",
-        metavar="cpu|cuda|cuda:N",
-        help="where to compute (default cpu). LoRA inputs merge about as fast on the CPU; a GPU helps with "
-        "dense inputs (.diff, LoHa, LoKr), whose full SVD it runs about ten times faster",
-    )
-    _add(
-        run,
-        "dtype",
-        metavar="DTYPE",
-        help="compute precision: float32 (default) or float64. LoRA inputs are factored with float64 "
-        "Gram matrices either way (that is what makes the result exact); this sets the precision of "
-        "dense (.diff, LoHa, LoKr) differences and of the factors before they are saved",
-    )
-    _add(
-        run,
-        "analyze_blocks",
-        action="store_true",
-        default=None,
-        help="print per block/group analysis; write it as JSON and CSV beside the output",
-    )
-    _add(run, "analyze_only", action="store_true", help="print the analysis without writing anything")
-    _add(run, "json", action="store_true", help="print the result as JSON on stdout")
-    _add(run, "quiet", action="store_true", help="no progress bar")
-
-
-_FIELDS = {
-    "lora_a": "lora_a",
-    "lora_b": "lora_b",
-    "output": "output",
-    "format": "format",
-    "save_dtype": "save_dtype",
-    "overwrite": "overwrite",
-    "title": "title",
-    "created": "created",
-    "weight_a": "weight_a",
-    "weight_b": "weight_b",
-    "target_blocks": "targets",
-    "exclude_non_targeted": "exclude_non_targeted",
-    "alpha": "alpha",
-    "auto_alpha": "auto_alpha",
-    "target_norm": "target_norm",
-    "rank": "rank",
-    "rank_mode": "rank_mode",
-    "energy": "energy",
-    "sv_ratio": "sv_ratio",
-    "sv_cumulative": "sv_cumulative",
-    "strategy": "strategy",
-    "device": "device",
-    "dtype": "dtype",
-    "analyze_blocks": "analyze",
-}
+    add_arguments(parser, MERGE_CONFIG.with_fields(*COMMAND_OPTIONS.params))
 
 
 def params_from_args(args: argparse.Namespace, host=None):
     """The :class:`MergeParams` an argument namespace describes (seed shortcuts resolved)."""
     from difflora_gui.errors import UserError
-    from difflora_gui.merge.params import MergeParams
+    from difflora_gui.merge.params import MERGE_CONFIG, MergeParams
     from difflora_gui.merge.strategies import assign_cli_params, available_strategies
     from difflora_gui.params import parse_key_values
 
-    values = {}
-    for arg, field_name in _FIELDS.items():
-        value = getattr(args, arg, None)
-        if value is not None:
-            values[field_name] = value
+    values = values_from_args(MERGE_CONFIG, args)
+    options = values_from_args(COMMAND_OPTIONS, args)
     strategy = values.get("strategy")
     filter_values = {
-        k: getattr(args, k)
-        for k in ("threshold", "threshold_percentile", "top_k_layers")
-        if getattr(args, k, None) is not None
+        k: options[k] for k in ("threshold", "threshold_percentile", "top_k_layers") if k in options
     }
-    random_values = {
-        k: getattr(args, k) for k in ("oversample", "niter") if getattr(args, k, None) is not None
-    }
+    random_values = {k: options[k] for k in ("oversample", "niter") if k in options}
     if strategy is None and filter_values:
         strategy = "magnitude_filter"
-    if args.fast_svd:
+    if options.get("fast_svd"):
         if strategy in (None, "full_svd", "randomized_svd"):
             strategy = "randomized_svd"
         else:
@@ -293,7 +166,7 @@ def params_from_args(args: argparse.Namespace, host=None):
         strategy_params["magnitude_filter"] = dict(filter_values)
     if random_values:
         strategy_params["randomized_svd"] = dict(random_values)
-    pairs = parse_key_values(args.param or [])
+    pairs = parse_key_values(options.get("param") or [])
     strategy_params = assign_cli_params(strategy, pairs, strategy_params, host=host)
     if random_values:
         uses_random = (
@@ -327,7 +200,8 @@ def _list_strategies() -> int:
 def run(args: argparse.Namespace) -> int:
     from difflora_gui.errors import UserError
 
-    if args.list_strategies:
+    options = COMMAND_OPTIONS.resolve(values_from_args(COMMAND_OPTIONS, args))
+    if options["list_strategies"]:
         return _list_strategies()
     if not args.lora_a or not args.lora_b:
         raise UserError("merge needs --lora_a and --lora_b (see python main.py merge --help)")
@@ -335,14 +209,14 @@ def run(args: argparse.Namespace) -> int:
     from difflora_gui.jobs.cli import run_in_terminal
     from difflora_gui.merge.engine import run_analysis, run_merge
 
-    if args.analyze_only:
-        analysis = run_in_terminal(run_analysis, params, description="analyze", quiet=args.quiet)
-        print(json.dumps(analysis.to_json(), indent=1) if args.json else analysis.table())
+    if options["analyze_only"]:
+        analysis = run_in_terminal(run_analysis, params, description="analyze", quiet=options["quiet"])
+        print(json.dumps(analysis.to_json(), indent=1) if options["json"] else analysis.table())
         return 0
     if not params.output:
         raise UserError("merge needs --output FILE (or --analyze_only)")
-    result = run_in_terminal(run_merge, params, description="merge", quiet=args.quiet)
-    if args.json:
+    result = run_in_terminal(run_merge, params, description="merge", quiet=options["quiet"])
+    if options["json"]:
         print(json.dumps(result.to_json(), indent=1, ensure_ascii=False))
         return 0
     if result.analysis is not None:

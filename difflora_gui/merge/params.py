@@ -16,45 +16,49 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from difflora_gui.config import check_dataclass, command_args
 from difflora_gui.errors import UserError
+from difflora_gui.merge.config import (
+    COMPUTE_DTYPES,
+    DEFAULT_STRATEGY,
+    DTYPE_ALIASES,
+    MERGE_CONFIG,
+    OUTPUT_FORMATS,
+    SAVE_DTYPE_ALIASES,
+    SAVE_DTYPES,
+    TARGET_NORMS,
+)
 from difflora_gui.merge.rank import RankPolicy
+from difflora_gui.params import value_text
 
-COMPUTE_DTYPES = ("float32", "float64")
-SAVE_DTYPES = ("float32", "float16", "bfloat16")
-OUTPUT_FORMATS = ("comfy", "musubi", "diffusers")
-TARGET_NORMS = ("a", "b", "mean")
-DEFAULT_STRATEGY = "full_svd"
+__all__ = [
+    "COMPUTE_DTYPES",
+    "DEFAULT_STRATEGY",
+    "MERGE_CONFIG",
+    "OUTPUT_FORMATS",
+    "SAVE_DTYPES",
+    "TARGET_NORMS",
+    "MergeParams",
+]
+
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-_DTYPE_ALIASES = {"float": "float32", "fp32": "float32", "double": "float64", "fp64": "float64"}
-_SAVE_DTYPE_ALIASES = {
-    "float": "float32",
-    "fp32": "float32",
-    "fp16": "float16",
-    "half": "float16",
-    "bf16": "bfloat16",
-}
+_DTYPE_ALIASES = DTYPE_ALIASES
+_SAVE_DTYPE_ALIASES = SAVE_DTYPE_ALIASES
 
 
 def _number_text(value: float) -> str:
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return _number_text(value)
-    return "" if value is None else str(value)
+    return value_text(float(value))
 
 
 @dataclass
 class MergeParams:
     """A differential merge: ``ΔW_out = alpha · (weight_a·ΔW_a − weight_b·ΔW_b)``, re-factored to low rank.
 
-    Engine options live here as fields; a strategy's own options live in ``strategy_params``,
-    keyed by strategy name (``{"randomized_svd": {"niter": 4}}``), and are checked against the
-    strategy's schema when the merge runs.
+    The fields are declared (flags, form, help) in :data:`~difflora_gui.merge.config.MERGE_CONFIG`;
+    this dataclass is checked against that declaration when the module is imported. Engine options
+    live here as fields; a strategy's own options live in ``strategy_params``, keyed by strategy name
+    (``{"randomized_svd": {"niter": 4}}``), and are checked against the strategy's schema when the
+    merge runs.
     """
 
     lora_a: str = ""
@@ -187,47 +191,17 @@ class MergeParams:
     # --- command line ----------------------------------------------------------------------------
 
     def to_cli_args(self) -> list[str]:
-        """The arguments of the equivalent ``python main.py merge ...`` command (``merge`` first)."""
-        default = MergeParams()
-        args = ["merge", "--lora_a", str(self.lora_a), "--lora_b", str(self.lora_b)]
-        if self.output:
-            args += ["--output", str(self.output)]
-        simple = [
-            ("weight_a", "--weight_a"),
-            ("weight_b", "--weight_b"),
-            ("targets", "--target_blocks"),
-            ("rank", "--rank"),
-            ("rank_mode", "--rank_mode"),
-            ("energy", "--energy"),
-            ("sv_ratio", "--sv_ratio"),
-            ("sv_cumulative", "--sv_cumulative"),
-            ("alpha", "--alpha"),
-            ("target_norm", "--target_norm"),
-            ("strategy", "--strategy"),
-            ("device", "--device"),
-            ("dtype", "--dtype"),
-            ("save_dtype", "--save_dtype"),
-            ("format", "--format"),
-            ("title", "--title"),
-            ("created", "--created"),
-        ]
-        for attr, flag in simple:
-            value = getattr(self, attr)
-            if value is None or value == getattr(default, attr):
-                continue
-            args += [flag, _value_text(value)]
-        for attr, flag in (
-            ("exclude_non_targeted", "--exclude_non_targeted"),
-            ("auto_alpha", "--auto_alpha"),
-            ("analyze", "--analyze_blocks"),
-            ("overwrite", "--overwrite"),
-        ):
-            if getattr(self, attr):
-                args.append(flag)
+        """The arguments of the equivalent ``python main.py merge ...`` command (``merge`` first).
+
+        Only the fields that apply (``energy`` only in energy mode, ``target_norm`` only with auto
+        alpha, ...) and differ from their defaults, as the declaration says; then the strategies'
+        parameters as ``--param``.
+        """
+        args = ["merge", *command_args(MERGE_CONFIG, asdict(self))]
         for strategy_name, values in sorted(self.strategy_params.items()):
             for key, value in sorted(values.items()):
                 qualified = key if strategy_name == self.strategy else f"{strategy_name}.{key}"
-                args += ["--param", f"{qualified}={_value_text(value)}"]
+                args += ["--param", f"{qualified}={value_text(value)}"]
         return args
 
     def to_command_line(
@@ -251,3 +225,6 @@ class MergeParams:
             f"A − B{weights}, targets '{self.targets}', {self.rank_policy().describe()}, {alpha}, "
             f"strategy {self.strategy}"
         )
+
+
+check_dataclass(MergeParams, MERGE_CONFIG)

@@ -21,9 +21,10 @@ from difflora_gui.params import Param, ParamSchema, schema
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
-#: lanes a job can ask for: ``device`` = the compute lane of the chosen device (one job at a
-#: time per device, so two GPU jobs never share a card); ``light`` = small CPU jobs.
-LANES = ("device", "light")
+#: lane kinds a job can ask for: ``device`` = the lane of the chosen device (one job at a time per
+#: device, so two GPU jobs never share a card); ``light`` = small CPU jobs; ``cuda`` = any free GPU;
+#: ``comfy`` = any healthy ComfyUI server (see difflora_gui.jobs.scheduler).
+LANES = ("device", "light", "comfy", "cuda")
 
 
 def resolve_callable(target: Callable | str) -> Callable:

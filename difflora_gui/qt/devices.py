@@ -8,70 +8,20 @@ are untouched) and :attr:`DeviceRegistry.detected` fires when it answers.
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QProcess, Signal, Slot
 
-#: prints a JSON list of the CUDA devices torch can see
-PROBE_CODE = (
-    "import json, torch\n"
-    "found = []\n"
-    "if torch.cuda.is_available():\n"
-    "    for i in range(torch.cuda.device_count()):\n"
-    "        p = torch.cuda.get_device_properties(i)\n"
-    "        found.append({'id': f'cuda:{i}', 'name': p.name, 'memory_gb': round(p.total_memory / 2**30, 1)})\n"
-    "print(json.dumps(found))\n"
+# the probe itself is Qt-free (the command line uses it too); re-exported for the GUI
+from difflora_gui.jobs.devices import (  # noqa: F401
+    CPU,
+    PROBE_CODE,
+    DeviceInfo,
+    parse_probe_output,
 )
+from difflora_gui.jobs.devices import cuda_devices_in_process as _cuda_devices_in_process
+
 PROBE_TIMEOUT_MS = 60_000
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    id: str  # "cpu", "cuda:0", ...
-    name: str
-    memory_gb: float | None = None
-
-    @property
-    def label(self) -> str:
-        if self.id == "cpu":
-            return "cpu"
-        memory = f", {self.memory_gb:g} GB" if self.memory_gb else ""
-        return f"{self.id} ({self.name}{memory})"
-
-
-CPU = DeviceInfo("cpu", "CPU")
-
-
-def _cuda_devices_in_process() -> list[DeviceInfo]:
-    import torch  # only called when torch is already imported
-
-    found = []
-    if torch.cuda.is_available():
-        for index in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(index)
-            found.append(DeviceInfo(f"cuda:{index}", props.name, round(props.total_memory / 2**30, 1)))
-    return found
-
-
-def parse_probe_output(text: str) -> list[DeviceInfo]:
-    """The devices in the probe's output (its last line); raises ``ValueError`` if unreadable."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise ValueError("the device probe printed nothing")
-    data = json.loads(lines[-1])
-    if not isinstance(data, list):
-        raise ValueError("the device probe did not print a list")
-    devices = []
-    for item in data:
-        if not isinstance(item, dict) or not str(item.get("id", "")).startswith("cuda:"):
-            raise ValueError(f"unexpected device entry {item!r}")
-        memory = item.get("memory_gb")
-        devices.append(
-            DeviceInfo(str(item["id"]), str(item.get("name", "")), float(memory) if memory else None)
-        )
-    return devices
 
 
 class DeviceRegistry(QObject):

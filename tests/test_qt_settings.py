@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from PySide6.QtWidgets import QDialog
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QWheelEvent
+from PySide6.QtWidgets import QApplication, QDialog
 
-from difflora_gui.qt.settings_dialog import SettingsDialog, musubi_problem, url_problem, validate_settings
+from difflora_gui.qt.settings_dialog import (
+    SettingsDialog,
+    musubi_problem,
+    server_problems,
+    url_problem,
+    validate_settings,
+)
 from difflora_gui.qt.testing import close_window, make_main_window
-from difflora_gui.settings import AppSettings
+from difflora_gui.qt.theme import COLORS
+from difflora_gui.settings import AppSettings, ComfyServer
 
 
 @pytest.fixture
@@ -23,7 +32,12 @@ def musubi_checkout(tmp_path):
 def fill(dialog: SettingsDialog, *, models, musubi, servers, device, output):
     dialog.model_folders.set_values([str(m) for m in models])
     dialog.musubi_dir.setText(str(musubi))
-    dialog.comfyui_servers.set_values(servers)
+    dialog.comfyui_servers.set_servers(
+        [
+            s if isinstance(s, ComfyServer) else ComfyServer(name=f"server {i}", url=s)
+            for i, s in enumerate(servers)
+        ]
+    )
     dialog.default_device.setCurrentText(device)
     dialog.output_dir.setText(str(output))
 
@@ -42,7 +56,10 @@ def test_settings_round_trip_through_the_window(qtbot, monkeypatch, tmp_path, mu
             dialog,
             models=[models],
             musubi=musubi_checkout,
-            servers=["http://127.0.0.1:8188", "https://render.example.org:8443"],
+            servers=[
+                ComfyServer(name="local", url="http://127.0.0.1:8188", lora_dir=str(models)),
+                ComfyServer(name="render box", url="https://render.example.org:8443", enabled=False),
+            ],
             device="cpu",
             output=tmp_path / "out",
         )
@@ -54,7 +71,10 @@ def test_settings_round_trip_through_the_window(qtbot, monkeypatch, tmp_path, mu
     stored = json.loads(AppSettings.path().read_text(encoding="utf-8"))
     assert stored["model_folders"] == [str(models)]
     assert stored["musubi_tuner_dir"] == str(musubi_checkout)
-    assert stored["comfyui_servers"] == ["http://127.0.0.1:8188", "https://render.example.org:8443"]
+    assert stored["comfyui_servers"] == [
+        {"name": "local", "url": "http://127.0.0.1:8188", "lora_dir": str(models), "enabled": True},
+        {"name": "render box", "url": "https://render.example.org:8443", "lora_dir": "", "enabled": False},
+    ]
     assert stored["default_device"] == "cpu"
     assert stored["output_dir"] == str(tmp_path / "out")
     assert stored["disabled_plugins"] == ["some_plugin"]  # fields the dialog does not edit survive
@@ -66,7 +86,10 @@ def test_settings_round_trip_through_the_window(qtbot, monkeypatch, tmp_path, mu
     qtbot.addWidget(reopened)
     assert reopened.model_folders.values() == [str(models)]
     assert reopened.musubi_dir.text() == str(musubi_checkout)
-    assert reopened.comfyui_servers.values() == ["http://127.0.0.1:8188", "https://render.example.org:8443"]
+    assert reopened.comfyui_servers.servers() == [
+        ComfyServer(name="local", url="http://127.0.0.1:8188", lora_dir=str(models)),
+        ComfyServer(name="render box", url="https://render.example.org:8443", enabled=False),
+    ]
     assert reopened.default_device.currentText() == "cpu"
     assert reopened.output_dir.text() == str(tmp_path / "out")
     close_window(win, dialogs)
@@ -93,8 +116,9 @@ def test_invalid_values_are_listed_and_nothing_is_saved(qtbot, tmp_path):
     assert errors == [
         f"model folder not found: {tmp_path / 'gone'}",
         f"{not_musubi} does not look like a Musubi Tuner checkout (no src/musubi_tuner/wan_train_network.py)",
-        "ComfyUI server not an http(s) server address: '127.0.0.1:8188' (example: http://127.0.0.1:8188)",
-        "ComfyUI server bad port in 'http://host:99999'",
+        "ComfyUI server 1 (server 0): expected a URL such as http://127.0.0.1:8188 (http or https, a host, "
+        "a port), got '127.0.0.1:8188'",
+        "ComfyUI server 2 (server 1): expected a URL with a port from 1 to 65535, got 'http://host:99999'",
         f"output folder cannot be created (its parent does not exist): {tmp_path / 'missing parent' / 'out'}",
     ]
     assert AppSettings.path().read_bytes() == before
@@ -139,3 +163,141 @@ def test_validators(tmp_path, musubi_checkout):
     assert validate_settings(AppSettings(output_dir=str(file_out))) == [
         f"output folder is a file: {file_out}"
     ]
+
+
+def test_server_table_add_remove_enable_and_keep_unknown_keys(qtbot, tmp_path):
+    share = tmp_path / "loras ü"
+    share.mkdir()
+    original = AppSettings(
+        comfyui_servers=[ComfyServer(name="a", url="http://127.0.0.1:8188", extra={"api_key_env": "K"})]
+    )
+    dialog = SettingsDialog(original, ["cpu"])
+    qtbot.addWidget(dialog)
+    table = dialog.comfyui_servers
+    table.add_button.click()  # a new row with the next local port and a unique name, URL cell in edit
+    assert [s.url for s in table.servers()] == ["http://127.0.0.1:8188", "http://127.0.0.1:8189"]
+    assert table.servers()[1].name == "127.0.0.1:8189"
+    # the enabled box and the LoRA folder cell
+    enabled = table.table.item(1, table.ENABLED)
+    enabled.setCheckState(Qt.CheckState.Unchecked)
+    table.table.item(1, table.LORA_DIR).setText(str(share))
+    servers = table.servers()
+    assert servers[1] == ComfyServer(
+        name="127.0.0.1:8189", url="http://127.0.0.1:8189", lora_dir=str(share), enabled=False
+    )
+    assert servers[0].extra == {"api_key_env": "K"}  # keys this version does not know ride along
+    table.table.selectRow(0)
+    table.remove_button.click()
+    assert [s.name for s in table.servers()] == ["127.0.0.1:8189"]
+    assert validate_settings(dialog.values()) == []
+
+
+def test_a_bad_url_is_marked_in_its_cell_and_blocks_save(qtbot):
+    dialog = SettingsDialog(AppSettings(), ["cpu"])
+    qtbot.addWidget(dialog)
+    table = dialog.comfyui_servers
+    cell = table.table.item(0, table.URL)
+    cell.setText("localhost:8188")
+    assert cell.toolTip().startswith("expected a URL such as http://127.0.0.1:8188")
+    assert cell.foreground().color() == QColor(COLORS["error"])
+    dialog.try_accept()
+    assert dialog.result() != QDialog.DialogCode.Accepted
+    assert dialog.errors.text().startswith("ComfyUI server 1 (127.0.0.1:8188): expected a URL such as")
+    cell.setText("http://localhost:8188")
+    assert cell.toolTip() == ""
+    table.table.item(0, table.NAME).setText("")
+    table.add_button.click()
+    table.table.item(1, table.NAME).setText("same")
+    table.table.item(0, table.NAME).setText("same")
+    table.table.item(1, table.LORA_DIR).setText("/no/such/folder")
+    assert server_problems(dialog.values().comfyui_servers) == [
+        "ComfyUI server 2 (same): another server has the same name",
+        "ComfyUI server 2 (same): shared LoRA folder not found: /no/such/folder",
+    ]
+
+
+def test_typed_values_are_edited_and_saved(qtbot, monkeypatch):
+    win, dialogs = make_main_window(qtbot, monkeypatch)
+
+    def edit(dialog: SettingsDialog):
+        assert dialog.autosave_interval.value() == 60
+        assert (dialog.autosave_interval.minimum(), dialog.autosave_interval.maximum()) == (5, 3600)
+        assert (dialog.light_jobs.minimum(), dialog.light_jobs.maximum()) == (1, 8)
+        dialog.autosave_interval.setValue(120)
+        dialog.light_jobs.setValue(3)
+        dialog.shutdown_timeout.setValue(45.5)
+        dialog.load_user_plugins.setChecked(False)
+        dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+        return dialog.result()
+
+    monkeypatch.setattr(SettingsDialog, "exec", edit)
+    assert win.edit_settings()
+    stored = json.loads(AppSettings.path().read_text(encoding="utf-8"))
+    assert (stored["autosave_interval_s"], stored["max_parallel_light_jobs"]) == (120, 3)
+    assert stored["shutdown_timeout_s"] == 45.5 and stored["load_user_plugins"] is False
+    loaded = AppSettings.load()
+    assert (loaded.autosave_interval_s, loaded.shutdown_timeout_s, loaded.load_user_plugins) == (
+        120,
+        45.5,
+        False,
+    )
+    close_window(win, dialogs)
+
+
+def test_the_wheel_changes_a_value_only_when_the_field_has_focus(qtbot):
+    dialog = SettingsDialog(AppSettings(), ["cpu", "cuda:0"])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+
+    def wheel(widget):
+        centre = QPointF(widget.rect().center())
+        event = QWheelEvent(
+            centre,
+            widget.mapToGlobal(centre),
+            QPoint(0, 0),
+            QPoint(0, 120),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QApplication.sendEvent(widget, event)
+
+    spin = dialog.autosave_interval
+    dialog.buttons.setFocus()
+    wheel(spin)
+    assert spin.value() == 60
+    assert dialog.default_device.currentText() == "auto"
+    wheel(dialog.default_device)
+    assert dialog.default_device.currentText() == "auto"
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus)
+    wheel(spin)
+    assert spin.value() == 61
+
+
+def test_the_dialog_fits_a_1280x720_screen(qtbot, tmp_path):
+    servers = [ComfyServer(name=f"box {i}", url=f"http://10.0.0.{i}:8188") for i in range(6)]
+    dialog = SettingsDialog(AppSettings(comfyui_servers=servers, model_folders=[str(tmp_path)]), ["cpu"])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    hint = dialog.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 720 - 60  # room for a title bar and a task bar
+    assert dialog.width() <= 1280 and dialog.height() <= 720 - 60
+    dialog.resize(1280, 660)
+    assert dialog.buttons.isVisible()
+    dialog.grab().save(str(tmp_path / "settings.png"))
+    assert (tmp_path / "settings.png").stat().st_size > 0
+
+
+def test_a_damaged_settings_file_is_reported_in_the_log(qtbot, monkeypatch):
+    path = AppSettings.path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{broken", encoding="utf-8")
+    win, dialogs = make_main_window(qtbot, monkeypatch)  # the plugin host reads (and sets aside) it first
+    text = win.log_dock.view.toPlainText()
+    assert f"{path}: unreadable settings (" in text
+    assert "kept as settings.damaged-" in text
+    close_window(win, dialogs)

@@ -9,11 +9,18 @@ in a panel. Editors by type:
   otherwise a spin box bounded by whichever limit exists;
 * ``bool``: a check box; ``choice``: a combo box; ``str``: a line edit; ``path``: a line edit
   with a Browse… button;
+* ``list``: a line edit of comma-separated items; ``paths``: a list of paths with Add…/Remove;
+  ``dict``: a line edit of JSON; ``config`` (a nested declaration): its own form in a group box;
 * ``optional`` numbers and choices get a check box in front: unticked means "not set" (None);
-  an optional text is "not set" when empty.
+  an optional choice with a ``none_label`` shows "not set" as the first entry of its combo box
+  instead; an optional text is "not set" when empty.
 
 Labels come from ``Param.label``, tooltips from ``Param.help``; ``advanced`` parameters are
-folded into a ``QCollapsible``. :meth:`ParamForm.values` returns the plain values,
+folded into a ``QCollapsible``; the parameters of each ``group`` get a titled section
+(titles from a :class:`~difflora_gui.config.ConfigDeclaration`); a parameter with ``visible_when``
+is shown only while its condition holds (and one that does not apply is neither checked nor part
+of :meth:`ParamForm.changed_values`). Choices computed at run time are evaluated when the form is
+built. ``form=False`` parameters are left out. :meth:`ParamForm.values` returns the plain values,
 :meth:`ParamForm.errors` checks them with ``Param.coerce`` and :meth:`ParamForm.changed_values`
 gives only those that differ from the defaults (what a recipe or command line needs).
 """
@@ -21,6 +28,7 @@ gives only those that differ from the defaults (what a recipe or command line ne
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,9 +40,11 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -44,7 +54,7 @@ from superqt import QCollapsible, QLabeledDoubleSlider, QLabeledSlider
 from superqt.utils import signals_blocked
 
 from difflora_gui.errors import UserError
-from difflora_gui.params import Param, ParamSchema, schema
+from difflora_gui.params import Param, ParamSchema, schema, value_text
 
 _INT_LIMIT = 2**31 - 1
 _FLOAT_LIMIT = 1e12
@@ -81,6 +91,54 @@ class CompactDoubleSpinBox(QDoubleSpinBox):
         return text
 
 
+class PathListEditor(QWidget):
+    """A list of paths: Add… (one or more files), Remove (the selected ones)."""
+
+    changed = Signal()
+
+    def __init__(self, title: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title = title
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(3)
+        self.list = QListWidget()
+        self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        self.list.setMaximumHeight(96)
+        layout.addWidget(self.list)
+        buttons = QHBoxLayout()
+        self.add_button = QPushButton("Add…")
+        self.add_button.clicked.connect(self._add)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.clicked.connect(self.remove_selected)
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+
+    def paths(self) -> list[str]:
+        return [self.list.item(i).text() for i in range(self.list.count())]
+
+    def set_paths(self, paths: list[str]) -> None:
+        self.list.clear()
+        self.list.addItems([str(p) for p in paths])
+        self.changed.emit()
+
+    def add_paths(self, paths: list[str]) -> None:
+        self.list.addItems([str(p) for p in paths])
+        self.changed.emit()
+
+    def remove_selected(self) -> None:
+        for item in self.list.selectedItems():
+            self.list.takeItem(self.list.row(item))
+        self.changed.emit()
+
+    def _add(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, self.title)
+        if paths:
+            self.add_paths(paths)
+
+
 class FieldEditor(QWidget):
     """One parameter's editor. ``value()`` is the plain value (None for an unset optional)."""
 
@@ -94,7 +152,7 @@ class FieldEditor(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(6)
         self.set_check: QCheckBox | None = None
-        if param.optional and param.type in ("int", "float", "choice", "bool"):
+        if param.optional and param.type in ("int", "float", "choice", "bool") and not self._none_entry:
             self.set_check = QCheckBox()
             self.set_check.setToolTip("Tick to set a value; unticked means not set")
             self.set_check.toggled.connect(self._on_set_toggled)
@@ -111,8 +169,24 @@ class FieldEditor(QWidget):
 
     # --- building ----------------------------------------------------------------------------
 
+    @property
+    def _none_entry(self) -> bool:
+        """An optional choice whose "not set" is the combo box's first entry."""
+        return self.param.type == "choice" and self.param.optional and bool(self.param.none_label)
+
     def _make_editor(self) -> QWidget:
         p = self.param
+        if p.type == "config":
+            box = QGroupBox(p.label)
+            box_layout = QVBoxLayout(box)
+            self.nested = ParamForm(p.config)
+            self.nested.changed.connect(self._emit_changed)
+            box_layout.addWidget(self.nested)
+            return box
+        if p.type == "paths":
+            paths = PathListEditor(p.label)
+            paths.changed.connect(self._emit_changed)
+            return paths
         bounded = p.minimum is not None and p.maximum is not None
         if p.type == "int":
             if bounded:
@@ -155,12 +229,16 @@ class FieldEditor(QWidget):
             return check
         if p.type == "choice":
             combo = QComboBox()
-            combo.addItems(list(p.choices))
+            if self._none_entry:
+                combo.addItem(p.none_label)
+            combo.addItems(list(p.choice_values()))  # choices computed now, when the form is built
             combo.currentIndexChanged.connect(self._emit_changed)
             return combo
         line = QLineEdit()
         if p.optional:
             line.setPlaceholderText("not set")
+        elif p.type == "list":
+            line.setPlaceholderText(f"{p.item_type} items, separated by commas")
         line.textChanged.connect(self._emit_changed)
         return line
 
@@ -182,8 +260,19 @@ class FieldEditor(QWidget):
         if p.type == "bool":
             return editor.isChecked()
         if p.type == "choice":
+            if self._none_entry and editor.currentIndex() == 0:
+                return None
             return editor.currentText()
+        if p.type == "config":
+            return self.nested.values()
+        if p.type == "paths":
+            return editor.paths()
         text = editor.text()
+        if p.type in ("list", "dict"):
+            try:
+                return p.coerce(text)
+            except UserError:
+                return text  # shown as typed; errors() says what is wrong
         if p.optional and not text.strip():
             return None
         return text
@@ -195,17 +284,30 @@ class FieldEditor(QWidget):
             if self.set_check is not None:
                 with signals_blocked(self.set_check):
                     self.set_check.setChecked(value is not None)
+            editor = self.editor
+            if self._none_entry and value is None:
+                editor.setCurrentIndex(0)
+                self._sync_enabled()
+                self.changed.emit()
+                return
             if value is None:
                 value = p.default if p.default is not None else self._neutral()
             value = self._displayable(value)
-            editor = self.editor
-            if p.type in ("int", "float"):
+            if p.type == "config":
+                self.nested.set_values(value)
+            elif p.type == "paths":
+                editor.set_paths(value)
+            elif p.type == "list":
+                editor.setText(", ".join(value_text(item) for item in value))
+            elif p.type == "dict":
+                editor.setText(json.dumps(value, ensure_ascii=False) if value else "")
+            elif p.type in ("int", "float"):
                 editor.setValue(value)
             elif p.type == "bool":
                 editor.setChecked(bool(value))
             elif p.type == "choice":
                 index = editor.findText(str(value))
-                editor.setCurrentIndex(max(index, 0))
+                editor.setCurrentIndex(index if index >= 0 else (1 if self._none_entry else 0))
             else:
                 editor.setText("" if value is None else str(value))
         self._sync_enabled()
@@ -235,7 +337,12 @@ class FieldEditor(QWidget):
         if p.type == "bool":
             return False
         if p.type == "choice":
-            return p.choices[0]
+            choices = p.choice_values()
+            return choices[0] if choices else ""
+        if p.type in ("list", "paths"):
+            return []
+        if p.type in ("dict", "config"):
+            return {}
         return ""
 
     def _on_set_toggled(self, _checked: bool) -> None:
@@ -273,16 +380,16 @@ class ParamForm(QWidget):
         empty_text: str = "",
     ):
         super().__init__(parent)
-        self.schema = schema(params)
+        self.declaration = params
+        full = params.form_schema() if hasattr(params, "form_schema") else schema(params)
+        self.schema = ParamSchema(tuple(p for p in full if p.form))
         self.editors: dict[str, FieldEditor] = {}
         self.labels: dict[str, QLabel] = {}
+        self.group_headings: dict[str, QLabel] = {}
         self._rows: dict[str, tuple[QFormLayout, int]] = {}
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(4)
-        basic = QFormLayout()
-        basic.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        outer.addLayout(basic)
         advanced_params = [p for p in self.schema if p.advanced]
         advanced_layout: QFormLayout | None = None
         self.advanced: QCollapsible | None = None
@@ -294,8 +401,22 @@ class ParamForm(QWidget):
             advanced_layout.setContentsMargins(0, 0, 0, 0)
             advanced_layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
             self.advanced.addWidget(holder)
+        groups = list(dict.fromkeys(p.group for p in self.schema if not p.advanced))
+        sections: dict[str, QFormLayout] = {}
+        for key in groups:
+            if len(groups) > 1 and key:
+                heading = QLabel(self._group_title(key))
+                heading.setObjectName("formGroupHeading")
+                outer.addWidget(heading)
+                self.group_headings[key] = heading
+            layout = QFormLayout()
+            layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            outer.addLayout(layout)
+            sections[key] = layout
         for param in self.schema:
-            layout = advanced_layout if param.advanced and advanced_layout is not None else basic
+            layout = (
+                advanced_layout if param.advanced and advanced_layout is not None else sections[param.group]
+            )
             editor = FieldEditor(param)
             editor.changed.connect(self._on_changed)
             label = QLabel(param.label)
@@ -319,6 +440,7 @@ class ParamForm(QWidget):
         outer.addWidget(self.error_label)
         if values:
             self.set_values(values)
+        self._sync_visibility()
         self._show_errors()
 
     # --- values ------------------------------------------------------------------------------
@@ -343,10 +465,22 @@ class ParamForm(QWidget):
     def reset_defaults(self) -> None:
         self.set_values(self.schema.defaults())
 
+    def _group_title(self, key: str) -> str:
+        title = getattr(self.declaration, "group_title", None)
+        return title(key) if title is not None else key.replace("_", " ").capitalize()
+
+    def applicable(self) -> list[str]:
+        """The names of the parameters that apply with the values shown (their conditions hold)."""
+        return self.schema.applicable(self.values())
+
     def errors(self) -> dict[str, str]:
-        """``{name: message}`` for every value its parameter refuses."""
+        """``{name: message}`` for every value its parameter refuses (of the parameters that apply)."""
         problems = {}
-        for name, value in self.values().items():
+        values = self.values()
+        applicable = set(self.schema.applicable(values))
+        for name, value in values.items():
+            if name not in applicable:
+                continue
             try:
                 self.schema.get(name).coerce(value)
             except UserError as exc:
@@ -358,11 +492,13 @@ class ParamForm(QWidget):
         return self.schema.resolve(self.values(), owner=owner)
 
     def changed_values(self) -> dict[str, Any]:
-        """The values that differ from the defaults (checked; bad ones are left out)."""
+        """The values that differ from the defaults (checked; bad ones and those that do not apply
+        are left out)."""
         result = {}
         errors = self.errors()
+        applicable = set(self.applicable())
         for param in self.schema:
-            if param.name in errors:
+            if param.name in errors or param.name not in applicable:
                 continue
             value = param.coerce(self.editors[param.name].value())
             default = None if param.default is None else param.coerce(param.default)
@@ -387,8 +523,18 @@ class ParamForm(QWidget):
         editor.changed.connect(lambda: slot(editor.value()))
 
     def _on_changed(self) -> None:
+        self._sync_visibility()
         self._show_errors()
         self.changed.emit()
+
+    def _sync_visibility(self) -> None:
+        """Show each conditional row only while its ``visible_when`` holds."""
+        conditional = [p for p in self.schema if p.visible_when is not None]
+        if not conditional:
+            return
+        visible = set(self.schema.visible(self.values()))
+        for param in conditional:
+            self.set_row_visible(param.name, param.name in visible)
 
     def _show_errors(self) -> None:
         errors = self.errors()

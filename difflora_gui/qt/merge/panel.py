@@ -37,10 +37,10 @@ from PySide6.QtWidgets import (
 import difflora_gui
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.job import JobRequest
+from difflora_gui.merge.config import OUTPUT_PARAMS, RANK_PARAMS, STRENGTH_PARAMS, form_values, merge_fields
 from difflora_gui.merge.input_checks import default_output_name
 from difflora_gui.merge.params import DEFAULT_STRATEGY, MergeParams
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
-from difflora_gui.qt.merge import options
 from difflora_gui.qt.merge.analysis_side import AnalysisSide
 from difflora_gui.qt.merge.inputs import ROLES, InputsBox, short_name
 from difflora_gui.qt.merge.run_bar import RunBar
@@ -161,9 +161,9 @@ class MergePanel(QWidget):
 
     def _build_rank_strength(self) -> QWidget:
         frame, layout = _card("Rank and strength")
-        self.rank_form = ParamForm(options.RANK_PARAMS)
+        self.rank_form = ParamForm(RANK_PARAMS)
         self.rank_form.setObjectName("rankForm")
-        self.strength_form = ParamForm(options.STRENGTH_PARAMS)
+        self.strength_form = ParamForm(STRENGTH_PARAMS)
         self.strength_form.setObjectName("strengthForm")
         layout.addWidget(self.rank_form)
         line = QFrame()
@@ -171,7 +171,6 @@ class MergePanel(QWidget):
         line.setStyleSheet("color: #30333a;")
         layout.addWidget(line)
         layout.addWidget(self.strength_form)
-        self._sync_mode_rows()
         return frame
 
     def _build_targets(self) -> QWidget:
@@ -197,7 +196,7 @@ class MergePanel(QWidget):
         path_row.addWidget(self.output_edit, 1)
         path_row.addWidget(self.output_browse)
         layout.addLayout(path_row)
-        self.output_form = ParamForm(options.OUTPUT_PARAMS)
+        self.output_form = ParamForm(OUTPUT_PARAMS)
         self.output_form.setObjectName("outputForm")
         layout.addWidget(self.output_form)
         device_row = QHBoxLayout()
@@ -256,8 +255,6 @@ class MergePanel(QWidget):
             self.output_form.changed,
         ):
             signal.connect(self._on_settings_changed)
-        self.rank_form.changed.connect(self._sync_mode_rows)
-        self.strength_form.changed.connect(self._sync_mode_rows)
         self.targets.changed.connect(self._on_targets_changed)
         self.output_edit.textEdited.connect(self._on_output_edited)
         self.output_browse.clicked.connect(self.choose_output)
@@ -301,14 +298,6 @@ class MergePanel(QWidget):
             freeze_heap_after_heavy_imports()  # torch came with this job
 
     # --- settings ----------------------------------------------------------------------------
-
-    def _sync_mode_rows(self) -> None:
-        mode = self.rank_form.value("rank_mode")
-        for name in options.MODE_PARAMS.values():
-            self.rank_form.set_row_visible(name, mode == name)
-        auto = bool(self.strength_form.value("auto_alpha"))
-        self.strength_form.set_row_visible("target_norm", auto)
-        self.strength_form.set_row_visible("alpha", not auto)
 
     def _fill_devices(self) -> None:
         current = self.device_combo.currentData() or self.services.default_device()
@@ -396,9 +385,7 @@ class MergePanel(QWidget):
             errors = form.errors()
             if errors:
                 raise UserError(next(iter(errors.values())))
-        fields = options.merge_fields(
-            self.rank_form.values(), self.strength_form.values(), self.output_form.values()
-        )
+        fields = merge_fields(self.rank_form.values(), self.strength_form.values(), self.output_form.values())
         output = self.output_edit.text().strip()
         if for_merge:
             if not output:
@@ -423,9 +410,7 @@ class MergePanel(QWidget):
 
     def settings_json(self) -> dict[str, Any]:
         """The form as a recipe dict for the project (whatever is set, even if incomplete)."""
-        fields = options.merge_fields(
-            self.rank_form.values(), self.strength_form.values(), self.output_form.values()
-        )
+        fields = merge_fields(self.rank_form.values(), self.strength_form.values(), self.output_form.values())
         data = MergeParams().to_json()
         data.update(fields)
         data.update(
@@ -463,7 +448,7 @@ class MergePanel(QWidget):
                     self.clear_input(role)
                 elif self.paths[role] != Path(path):
                     self.set_input(role, path)
-            values = options.form_values(params)
+            values = form_values(params.to_json())
             self.rank_form.set_values(values["rank"])
             self.strength_form.set_values(values["strength"])
             self.output_form.set_values(values["output"])
@@ -478,7 +463,6 @@ class MergePanel(QWidget):
             else:
                 self.output_edit.clear()
                 self._update_default_output()
-            self._sync_mode_rows()
         finally:
             self._restoring = False
         self._created = params.created

@@ -301,3 +301,24 @@ def test_a_damaged_settings_file_is_reported_in_the_log(qtbot, monkeypatch):
     assert f"{path}: unreadable settings (" in text
     assert "kept as settings.damaged-" in text
     close_window(win, dialogs)
+
+
+def test_the_window_uses_the_autosave_interval_and_the_shutdown_wait(qtbot, monkeypatch):
+    AppSettings(autosave_interval_s=5, shutdown_timeout_s=2.5).save()
+    win, dialogs = make_main_window(qtbot, monkeypatch)
+    win.start_session(detect_devices=False, offer_recovery=False)
+    assert win._autosave_timer.interval() == 5000
+
+    def edit(dialog: SettingsDialog):
+        dialog.autosave_interval.setValue(90)
+        dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+        return dialog.result()
+
+    monkeypatch.setattr(SettingsDialog, "exec", edit)
+    assert win.edit_settings()
+    assert win._autosave_timer.isActive() and win._autosave_timer.interval() == 90_000
+    waits = []
+    shutdown = win.jobs.shutdown
+    monkeypatch.setattr(win.jobs, "shutdown", lambda timeout: waits.append(timeout) or shutdown(timeout))
+    close_window(win, dialogs)
+    assert waits and set(waits) == {2.5}

@@ -39,8 +39,6 @@ ORGANIZATION = APP_NAME
 PANELS_HOOK = "difflora_gui_register_panels"
 #: bump when docks are added/renamed so an old saved layout is not applied to a new window
 WINDOW_STATE_VERSION = 1
-#: how long closing the window waits for cancelled jobs to return
-SHUTDOWN_TIMEOUT_S = 30.0
 PROJECT_FILTER = f"{APP_NAME} projects (*{PROJECT_SUFFIX});;All files (*)"
 
 
@@ -388,7 +386,9 @@ class MainWindow(QMainWindow):
         """What happens after the window is shown (nothing here delays the first paint)."""
         if self.autosave_session is None:
             self.autosave_session = autosave.AutosaveSession()
-            interval = autosave.AUTOSAVE_INTERVAL_S if autosave_interval_s is None else autosave_interval_s
+            interval = autosave_interval_s
+            if interval is None:
+                interval = self.services.settings.autosave_interval_s
             self._autosave_timer.start(int(interval * 1000))
         if offer_recovery:
             self.offer_recovery()
@@ -587,6 +587,8 @@ class MainWindow(QMainWindow):
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return False
         self.services.update_settings(**dialog.changes())
+        if self._autosave_timer.isActive():  # a new interval applies now, not at the next start
+            self._autosave_timer.setInterval(self.services.settings.autosave_interval_s * 1000)
         self.log("Settings saved")
         return True
 
@@ -798,12 +800,13 @@ class MainWindow(QMainWindow):
         if active or self.jobs.has_live_threads():
             self.statusBar().showMessage("Cancelling jobs and waiting for them to stop…")
             self.log("Cancelling jobs before quitting")
-            if not self.jobs.shutdown(SHUTDOWN_TIMEOUT_S):
+            wait_s = self.services.settings.shutdown_timeout_s
+            if not self.jobs.shutdown(wait_s):
                 stuck = ", ".join(h.title for h in self.jobs.running_jobs())
                 self.jobs.reopen()
                 self._show_error(
                     "Jobs still running",
-                    f"These jobs did not stop within {SHUTDOWN_TIMEOUT_S:.0f} s: {stuck}. "
+                    f"These jobs did not stop within {wait_s:.0f} s: {stuck}. "
                     "The window stays open; try again when they have stopped.",
                 )
                 return False
@@ -811,7 +814,7 @@ class MainWindow(QMainWindow):
 
     def _end_session(self) -> None:
         self._closed = True
-        self.jobs.shutdown(SHUTDOWN_TIMEOUT_S)
+        self.jobs.shutdown(self.services.settings.shutdown_timeout_s)
         self.save_window_state()
         self._autosave_timer.stop()
         self.devices.stop()

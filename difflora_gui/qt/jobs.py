@@ -1,117 +1,112 @@
-"""The GUI job adapter: :class:`JobController` runs ``run(params, ctx)`` functions on QThreads.
+"""The GUI job adapter: :class:`JobController` is a thin Qt layer over the shared lane scheduler.
 
-Lanes: every job waits in the lane named by :attr:`JobRequest.lane_key`. A device lane
-(``device:cpu``, ``device:cuda:0`` ...) runs one job at a time, first in first out, so two jobs
-never share a card; the ``light`` lane runs a few small CPU jobs side by side.
+Lanes and order are the scheduler's (:mod:`difflora_gui.jobs.scheduler`, the same one the command
+line uses): ``device:cpu`` and ``device:cuda:N`` run one job at a time, first in first out, so two
+jobs never share a card; ``comfy:<server>`` one job per ComfyUI server; ``light`` a few small CPU
+jobs side by side. A job may ask for any lane of a kind (``lane="cuda"``: any free GPU).
 
-Threads: each running job gets its own ``QThread`` with a worker ``QObject`` moved onto it (the
-moveToThread recipe). Unlike superqt's ``new_worker_qthread``, the worker and the thread are not
-``deleteLater``-ed: the controller keeps their Python wrappers until ``QThread.wait`` says the
-thread is over, and only then lets them go. With ``deleteLater`` plus a Python reference, a C++
-object could be deleted from two threads at once (it crashed under load in a stress run).
+Threads: each job runs on the scheduler's own ``threading.Thread``. The thread never touches a
+widget or a :class:`JobHandle`: everything it reports — state changes, progress, log lines, typed
+events — goes through one signal of a relay ``QObject`` that is parented to the controller (so it
+lives, in the GUI thread, as long as the controller), connected with explicit
+``Qt.QueuedConnection`` to a controller slot. Qt queues each report into the GUI thread's event
+loop; there the controller updates the job's handle, which re-emits public signals. Reports from
+one job thread arrive in the order they were made. No QObject is created, owned or deleted by a
+job thread, so none can be deleted from two threads at once (what the earlier ``deleteLater``
+design crashed on). The UI thread never waits for a job except in :meth:`JobController.shutdown`.
 
-Signals: the job function talks to a :class:`QtJobContext`, whose ``_emit_*`` methods emit the
-worker's signals from the worker thread. Those signals are connected with explicit
-``Qt.QueuedConnection`` to slots of the job's :class:`JobHandle`, a QObject living in the GUI
-thread, which keeps the job's state and re-emits public signals there. Panels connect
-to their own job's handle. No UI code ever runs on a worker thread, and the UI thread never waits
-for a job except in :meth:`JobController.shutdown`.
+Frames: a job's preview frames go through a :class:`~difflora_gui.jobs.events.LatestOnly` slot
+per job; only the newest frame is delivered when the GUI is slower than the job.
 """
 
 from __future__ import annotations
 
 import time
-import traceback
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, Signal, Slot
 
-from difflora_gui.errors import JobCancelled, UserError
+from difflora_gui.errors import UserError
 from difflora_gui.jobs.context import JobContext, Progress, format_duration
+from difflora_gui.jobs.events import Event, Frame, LatestOnly, Metric, Status
 from difflora_gui.jobs.job import JobRequest
+from difflora_gui.jobs.scheduler import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINISHED_STATES,
+    LIGHT_LANE,
+    LIGHT_LANE_CAPACITY,
+    QUEUED,
+    RUNNING,
+    Job,
+    Scheduler,
+)
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 
-QUEUED = "queued"
-RUNNING = "running"
-DONE = "done"
-FAILED = "failed"
-CANCELLED = "cancelled"
-FINISHED_STATES = (DONE, FAILED, CANCELLED)
+__all__ = [
+    "CANCELLED",
+    "DONE",
+    "FAILED",
+    "FINISHED_STATES",
+    "LIGHT_LANE",
+    "LIGHT_LANE_CAPACITY",
+    "QUEUED",
+    "RUNNING",
+    "JobController",
+    "JobHandle",
+    "QtJobContext",
+]
 
-LIGHT_LANE = "light"
-#: how many light jobs run at once (device lanes always run one)
-LIGHT_LANE_CAPACITY = 2
 
+class _Relay(QObject):
+    """Carries a job thread's reports into the GUI thread: ``(job id, kind, payload)``."""
 
-class _JobWorker(QObject):
-    """Runs one job function; lives on the job's QThread. Only emits signals."""
-
-    began = Signal(float)
-    progressed = Signal(object)
-    logged = Signal(str)
-    metric_reported = Signal(str, float, object)
-    partial_ready = Signal(object)
-    outcome = Signal(str, object, object, str, float)  # state, result, error, traceback, ended_at
-    finished = Signal()
-
-    def __init__(self, request: JobRequest, ctx: QtJobContext):
-        super().__init__()
-        self._request = request
-        self._ctx = ctx
-        ctx._worker = self
-
-    @Slot()
-    def work(self) -> None:
-        self.began.emit(time.monotonic())
-        state, result, error, trace = DONE, None, None, ""
-        try:
-            function = self._request.function()  # may import heavy modules: do it off the UI thread
-            result = function(self._request.params, self._ctx)
-        except JobCancelled:
-            state = CANCELLED
-        except BaseException as exc:  # a job's failure (even SystemExit) must not take the app down
-            state, error, trace = FAILED, exc, traceback.format_exc()
-        self._ctx._worker = None
-        self.outcome.emit(state, result, error, trace, time.monotonic())
-        self.finished.emit()
+    posted = Signal(int, str, object)
 
 
 class QtJobContext(JobContext):
     """The context a job function gets in the GUI; its reports become queued Qt signals."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, job_id: int, relay: _Relay, **kwargs):
         super().__init__(**kwargs)
-        self._worker: _JobWorker | None = None
+        self._job_id = job_id
+        self._relay = relay
+        self._open = True
+        self.frames = LatestOnly()
 
-    def _emit(self, signal_name: str, *args: Any) -> None:
-        worker = self._worker
-        if worker is None:  # the job already returned (e.g. a stray thread of the job reports late)
+    def _post(self, kind: str, payload: Any = None) -> None:
+        if not self._open:  # the job already returned (e.g. a stray thread of the job reports late)
             return
         try:
-            getattr(worker, signal_name).emit(*args)
-        except RuntimeError:  # the worker's C++ object is gone
+            self._relay.posted.emit(self._job_id, kind, payload)
+        except RuntimeError:  # the controller (and with it the relay) is gone
             pass
 
     def _emit_progress(self, progress: Progress) -> None:
-        self._emit("progressed", progress)
+        self._post("progress", progress)
 
     def _emit_log(self, text: str) -> None:
-        self._emit("logged", text)
+        self._post("log", text)
 
-    def _emit_metric(self, name: str, value: float, step: int | None) -> None:
-        self._emit("metric_reported", name, value, step)
+    def _emit_event(self, event: Event) -> None:
+        if isinstance(event, Frame):
+            if self.frames.put(event):  # else a wake-up is on its way already and takes this one
+                self._post("frame")
+            return
+        self._post("event", event)
 
     def _emit_partial(self, result: Any) -> None:
-        self._emit("partial_ready", result)
+        self._post("partial", result)
 
 
 class JobHandle(QObject):
     """One submitted job, as seen from the GUI thread. Connect a panel to its signals.
 
     Signals are emitted in the GUI thread: ``state_changed(state)``, ``progressed(Progress)``,
-    ``logged(text)``, ``metric_reported(name, value, step)``, ``partial_ready(result)``,
+    ``logged(text)``, ``metric_reported(name, value, step)``, ``event_emitted(event)`` (every
+    typed event: Metric, Status, Artifact, Frame — frames newest-only), ``partial_ready(result)``,
     ``succeeded(result)``, ``failed(message, traceback)`` and finally ``finished(state)``.
     """
 
@@ -119,6 +114,7 @@ class JobHandle(QObject):
     progressed = Signal(object)
     logged = Signal(str)
     metric_reported = Signal(str, float, object)
+    event_emitted = Signal(object)
     partial_ready = Signal(object)
     succeeded = Signal(object)
     failed = Signal(str, str)
@@ -133,6 +129,7 @@ class JobHandle(QObject):
         self.title = request.title
         self.state = QUEUED
         self.progress: Progress | None = None
+        self.status_text = ""
         self.result: Any = None
         self.error: BaseException | None = None
         self.error_text = ""
@@ -141,15 +138,22 @@ class JobHandle(QObject):
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self.cancel_requested = False
+        self.keep_requested = False
+        #: the job's context while it runs (None while queued and once finished)
         self.context: QtJobContext | None = None
         self._controller = controller
-        self._thread: QThread | None = None
+        self._job: Job | None = None  # the scheduler's job, once the device is known
 
     # --- what panels use ---------------------------------------------------------------------
 
     @property
     def lane_key(self) -> str:
-        return self.request.lane_key
+        """The lane it runs on, else what it waits for (``device:cuda:*`` = any free GPU)."""
+        return self._job.lane_text if self._job is not None else self.request.lane_key
+
+    @property
+    def resumable(self) -> bool:
+        return self.request.resumable
 
     @property
     def is_finished(self) -> bool:
@@ -158,7 +162,7 @@ class JobHandle(QObject):
     @property
     def state_text(self) -> str:
         if self.state == RUNNING and self.cancel_requested:
-            return "cancelling"
+            return "saving and stopping" if self.keep_requested else "cancelling"
         return self.state
 
     @property
@@ -174,51 +178,11 @@ class JobHandle(QObject):
         end = self.ended_at if self.ended_at is not None else time.monotonic()
         return end - self.started_at
 
-    def cancel(self) -> None:
-        self._controller.cancel(self.id)
+    def cancel(self, *, keep: bool = False) -> None:
+        """Stop the job; ``keep=True``: a resumable job saves what it can first ("Stop and keep")."""
+        self._controller.cancel(self.id, keep=keep)
 
-    # --- slots fed by the worker (queued into the GUI thread) --------------------------------
-
-    @Slot(float)
-    def _on_began(self, started_at: float) -> None:
-        self.started_at = started_at
-        self._set_state(RUNNING)
-
-    @Slot(object)
-    def _on_progress(self, progress: Progress) -> None:
-        self.progress = progress
-        self.progressed.emit(progress)
-
-    @Slot(str)
-    def _on_log(self, text: str) -> None:
-        self.logged.emit(text)
-        self._controller.job_logged.emit(self, text)
-
-    @Slot(str, float, object)
-    def _on_metric(self, name: str, value: float, step: Any) -> None:
-        self.metric_reported.emit(name, value, step)
-
-    @Slot(object)
-    def _on_partial(self, result: Any) -> None:
-        self.partial_ready.emit(result)
-
-    @Slot(str, object, object, str, float)
-    def _on_outcome(self, state: str, result: Any, error: Any, trace: str, ended_at: float) -> None:
-        self.ended_at = ended_at
-        if self.started_at is None:
-            self.started_at = ended_at
-        if self._thread is not None:
-            self._controller._release_thread(self._thread)
-        self.result = result
-        if state == FAILED:
-            self.error = error
-            self.error_text = (
-                str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-            )
-            self.traceback = "" if isinstance(error, UserError) else trace
-        self._finish(state)
-
-    # --- internals ---------------------------------------------------------------------------
+    # --- internals (GUI thread) --------------------------------------------------------------
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -226,6 +190,7 @@ class JobHandle(QObject):
         self._controller.job_state_changed.emit(self)
 
     def _finish(self, state: str) -> None:
+        self.context = None
         self._set_state(state)
         if state == DONE:
             self.succeeded.emit(self.result)
@@ -236,16 +201,8 @@ class JobHandle(QObject):
         self._controller._job_ended(self)
 
 
-class _Lane:
-    def __init__(self, key: str, capacity: int):
-        self.key = key
-        self.capacity = capacity
-        self.queue: deque[JobHandle] = deque()
-        self.running: list[JobHandle] = []
-
-
 class JobController(QObject):
-    """Queues jobs in lanes and runs them on QThreads. Lives in the GUI thread.
+    """Submits jobs to a :class:`Scheduler` and mirrors them as :class:`JobHandle`\\ s. GUI thread.
 
     ``resolve_device(name)`` maps ``"auto"`` to a real device; while it returns ``None`` (devices
     not detected yet) such jobs wait, and :meth:`devices_known` submits them.
@@ -256,17 +213,34 @@ class JobController(QObject):
     job_removed = Signal(int)
     job_logged = Signal(object, str)
     job_failed = Signal(object)
+    #: every typed event of every job: ``(handle, event)``
+    job_event = Signal(object, object)
 
     def __init__(
-        self, parent: QObject | None = None, *, resolve_device: Callable[[str], str | None] | None = None
+        self,
+        parent: QObject | None = None,
+        *,
+        resolve_device: Callable[[str], str | None] | None = None,
+        scheduler: Scheduler | None = None,
     ):
         super().__init__(parent)
         self._resolve_device = resolve_device or (lambda name: "cpu" if name == "auto" else name)
+        self.scheduler = scheduler if scheduler is not None else Scheduler()
         self._jobs: dict[int, JobHandle] = {}
-        self._lanes: dict[str, _Lane] = {}
         self._waiting_for_device: list[JobHandle] = []
-        self._threads: list[tuple[QThread, _JobWorker]] = []
         self._accepting = True
+        self._relay = _Relay(self)
+        self._relay.posted.connect(self._on_posted, Qt.ConnectionType.QueuedConnection)
+
+    # --- lanes -------------------------------------------------------------------------------
+
+    def register_devices(self, device_ids: Iterable[str]) -> None:
+        """One lane per device (for jobs that take "any free GPU")."""
+        self.scheduler.register_devices(device_ids)
+
+    def register_comfy_servers(self, names: Iterable[str], healthy: Callable[[str], bool] | None = None):
+        """One lane per ComfyUI server; ``healthy(name)`` must be a quick, cached answer."""
+        self.scheduler.register_comfy_servers(names, healthy)
 
     # --- submitting --------------------------------------------------------------------------
 
@@ -279,101 +253,125 @@ class JobController(QObject):
         handle = JobHandle(request, self)
         self._jobs[request.id] = handle
         self.job_added.emit(handle)
-        if request.lane == "device" and request.device == "auto":
+        if request.wants_auto_device:
             device = self._resolve_device("auto")
             if device is None:
                 self._waiting_for_device.append(handle)
                 return handle
             request.device = device
-        self._enqueue(handle)
+        self._schedule(handle)
         return handle
 
-    def devices_known(self) -> None:
-        """Device detection finished: place jobs that asked for the ``auto`` device."""
+    def devices_known(self, device_ids: Iterable[str] | None = None) -> None:
+        """Device detection finished: register the devices' lanes (when given) and place the
+        jobs that asked for the ``auto`` device."""
+        if device_ids is not None:
+            self.register_devices(device_ids)
         waiting, self._waiting_for_device = self._waiting_for_device, []
         for handle in waiting:
             if handle.state != QUEUED:
                 continue
             handle.request.device = self._resolve_device("auto") or "cpu"
-            self._enqueue(handle)
+            self._schedule(handle)
 
-    def _enqueue(self, handle: JobHandle) -> None:
-        lane = self._lane(handle.lane_key)
-        lane.queue.append(handle)
-        self._pump(lane)
+    def _schedule(self, handle: JobHandle) -> None:
+        ctx = QtJobContext(handle.id, self._relay)
+        try:
+            handle._job = self.scheduler.submit(handle.request, ctx, on_state=self._on_scheduler_state)
+        except UserError as exc:  # the scheduler is shutting down under us
+            handle.error, handle.error_text = exc, str(exc)
+            handle._finish(FAILED)
 
-    def _lane(self, key: str) -> _Lane:
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = _Lane(key, LIGHT_LANE_CAPACITY if key == LIGHT_LANE else 1)
-        return lane
+    def _on_scheduler_state(self, job: Job, state: str) -> None:
+        """Any thread: hand the state change to the GUI thread."""
+        if state == QUEUED:
+            return  # the handle starts queued; nothing to tell
+        try:
+            self._relay.posted.emit(job.id, "state", state)
+        except RuntimeError:
+            pass
+        if state in FINISHED_STATES:
+            ctx = job.context
+            if isinstance(ctx, QtJobContext):
+                ctx._open = False  # reports after the outcome are dropped (a stray thread of the job)
 
-    def _pump(self, lane: _Lane) -> None:
-        while self._accepting and lane.queue and len(lane.running) < lane.capacity:
-            handle = lane.queue.popleft()
-            lane.running.append(handle)
-            self._start(handle)
+    # --- reports, in the GUI thread ----------------------------------------------------------
 
-    def _start(self, handle: JobHandle) -> None:
-        ctx = QtJobContext()
-        handle.context = ctx
-        thread = QThread()
-        thread.setObjectName(f"job-{handle.id}")
-        worker = _JobWorker(handle.request, ctx)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.work)  # runs in the new thread, before its event loop
-        # quit() is thread-safe; called directly from the job thread so exec() returns at once
-        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        queued = Qt.ConnectionType.QueuedConnection
-        worker.began.connect(handle._on_began, queued)
-        worker.progressed.connect(handle._on_progress, queued)
-        worker.logged.connect(handle._on_log, queued)
-        worker.metric_reported.connect(handle._on_metric, queued)
-        worker.partial_ready.connect(handle._on_partial, queued)
-        worker.outcome.connect(handle._on_outcome, queued)
-        handle._thread = thread
-        # Both wrappers stay here until the thread is over (see the module docstring).
-        self._threads.append((thread, worker))
-        thread.start()
+    @Slot(int, str, object)
+    def _on_posted(self, job_id: int, kind: str, payload: Any) -> None:
+        handle = self._jobs.get(job_id)
+        if handle is None or handle.is_finished:
+            return
+        if kind == "state":
+            self._on_state(handle, payload)
+        elif kind == "progress":
+            handle.progress = payload
+            handle.progressed.emit(payload)
+        elif kind == "log":
+            handle.logged.emit(payload)
+            self.job_logged.emit(handle, payload)
+        elif kind == "event":
+            self._on_event(handle, payload)
+        elif kind == "frame":
+            ctx = handle._job.context if handle._job is not None else None
+            frame = ctx.frames.take() if isinstance(ctx, QtJobContext) else None
+            if frame is not None:
+                self._on_event(handle, frame)
+        elif kind == "partial":
+            handle.partial_ready.emit(payload)
 
-    def _release_thread(self, thread: QThread) -> None:
-        """The job function returned: make sure its thread's event loop ends."""
-        thread.quit()
+    def _on_event(self, handle: JobHandle, event: Event) -> None:
+        if isinstance(event, Metric):
+            handle.metric_reported.emit(event.name, event.value, event.step)
+        elif isinstance(event, Status):
+            handle.status_text = event.text
+        handle.event_emitted.emit(event)
+        self.job_event.emit(handle, event)
+
+    def _on_state(self, handle: JobHandle, state: str) -> None:
+        job = handle._job
+        if state == RUNNING:
+            handle.started_at = job.started_at
+            handle.context = job.context
+            handle._set_state(RUNNING)
+            return
+        handle.ended_at = job.ended_at if job.ended_at is not None else time.monotonic()
+        if handle.started_at is None:
+            handle.started_at = job.started_at if job.started_at is not None else handle.ended_at
+        handle.result = job.result
+        if state == FAILED:
+            error = job.error
+            handle.error = error
+            handle.error_text = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            handle.traceback = "" if isinstance(error, UserError) else job.traceback
+        handle._finish(state)
 
     def _job_ended(self, handle: JobHandle) -> None:
-        lane = self._lanes.get(handle.lane_key)
-        if lane is not None:
-            if handle in lane.running:
-                lane.running.remove(handle)
-            self._pump(lane)
-        handle.context = None
-        handle._thread = None
-        self._prune_threads()
         # a job is where torch & co. get imported: keep later full collections short (qt.heap)
         freeze_heap_after_heavy_imports()
 
-    def _prune_threads(self) -> None:
-        self._threads = [pair for pair in self._threads if _thread_alive(pair[0])]
-
     # --- cancel / remove ---------------------------------------------------------------------
 
-    def cancel(self, job_id: int) -> bool:
-        """Cancel a queued job now, or ask a running one to stop (its function sees ``ctx.cancelled``)."""
+    def cancel(self, job_id: int, *, keep: bool = False) -> bool:
+        """Cancel a queued job now, or ask a running one to stop (its function sees
+        ``ctx.cancelled``; with ``keep=True`` a resumable job also sees ``ctx.keep_requested``)."""
         handle = self._jobs.get(job_id)
         if handle is None or handle.is_finished:
             return False
-        if handle.state == QUEUED and handle.context is None:
-            lane = self._lanes.get(handle.lane_key)
-            if lane is not None and handle in lane.queue:
-                lane.queue.remove(handle)
-            if handle in self._waiting_for_device:
-                self._waiting_for_device.remove(handle)
-            handle.cancel_requested = True
+        keep = keep and handle.resumable
+        if handle in self._waiting_for_device:
+            self._waiting_for_device.remove(handle)
+            outcome = "dequeued"
+        elif handle._job is not None:
+            outcome = self.scheduler.cancel(handle._job, keep=keep)
+        else:
+            outcome = ""
+        handle.cancel_requested = True
+        handle.keep_requested = handle.keep_requested or keep
+        if outcome == "dequeued":
+            handle.ended_at = time.monotonic()
             handle._finish(CANCELLED)
             return True
-        handle.cancel_requested = True
-        if handle.context is not None:
-            handle.context.cancel()
         handle.state_changed.emit(handle.state)
         self.job_state_changed.emit(handle)
         return True
@@ -383,11 +381,13 @@ class JobController(QObject):
         handle = self._jobs.get(job_id)
         if handle is None:
             return False
-        if handle.state == QUEUED:
+        if handle.state == QUEUED and handle.context is None:
             self.cancel(job_id)
         if not handle.is_finished:
             return False
         del self._jobs[job_id]
+        if handle._job is not None:
+            self.scheduler.forget(handle._job)
         self.job_removed.emit(job_id)
         return True
 
@@ -410,14 +410,13 @@ class JobController(QObject):
         return [h for h in self._jobs.values() if not h.is_finished]
 
     def running_jobs(self) -> list[JobHandle]:
-        return [h for lane in self._lanes.values() for h in lane.running]
+        return [h for h in self._jobs.values() if h.state == RUNNING]
 
     def lane_keys(self) -> list[str]:
-        return list(self._lanes)
+        return self.scheduler.lane_keys()
 
     def has_live_threads(self) -> bool:
-        self._prune_threads()
-        return bool(self._threads)
+        return bool(self.scheduler.live_threads())
 
     # --- shutting down -----------------------------------------------------------------------
 
@@ -428,38 +427,28 @@ class JobController(QObject):
         ``ctx.cancelled``); the controller then stays in shutdown mode and can be waited on again.
         """
         self._accepting = False
-        for handle in list(self._waiting_for_device):
+        for handle in self.active_jobs():
             self.cancel(handle.id)
-        for lane in self._lanes.values():
-            for handle in list(lane.queue):
-                self.cancel(handle.id)
-        for handle in self.running_jobs():
-            self.cancel(handle.id)
+        self.scheduler.stop_accepting()
         deadline = time.monotonic() + timeout_s
         while True:
             QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            self._prune_threads()
-            if not self._threads and not self.running_jobs():
-                return True
+            threads = self.scheduler.live_threads()
+            if not threads and not self.scheduler.running():
+                # the last outcomes are queued; deliver them before saying "all stopped"
+                QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+                if not self.active_jobs():
+                    return True
             if time.monotonic() >= deadline:
                 return False
-            for thread, _worker in list(self._threads):
-                _wait(thread, 10)
+            for thread in threads:
+                thread.join(0.01)
 
     def reopen(self) -> None:
         """Accept jobs again after a :meth:`shutdown` that the user called off."""
         self._accepting = True
-        for lane in self._lanes.values():
-            self._pump(lane)
+        self.scheduler.reopen()
 
     @property
     def accepting(self) -> bool:
         return self._accepting
-
-
-def _thread_alive(thread: QThread) -> bool:
-    return not (thread.isFinished() and thread.wait(0))
-
-
-def _wait(thread: QThread, msecs: int) -> bool:
-    return thread.wait(msecs)

@@ -71,8 +71,17 @@ def _probe_report(started: float) -> str:
 
 
 def run_gui(project: str | Path | None = None) -> int:
-    """Open the main window (and ``project`` if given); returns the exit code."""
+    """Open the main window (and ``project`` if given); returns the exit code.
+
+    On Linux, missing X11 libraries are reported in one line (exit code 2) before Qt would abort.
+    """
     started = time.perf_counter()
+    from difflora_gui.qt.xcb_libraries import missing_xcb_message
+
+    missing = missing_xcb_message()
+    if missing:
+        print(missing, file=sys.stderr, flush=True)
+        return 2
     app = create_application()
     from PySide6.QtCore import QTimer
 

@@ -69,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if spec is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    from difflora_gui.settings import AppSettings
+
+    if warning := AppSettings.load().load_warning:  # a bad value or a damaged file: one line
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         code = resolve_callable(spec.run)(args)
     except UserError as exc:

@@ -156,12 +156,14 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self._builtin_dir = builtin_dir if builtin_dir is not None else app_plugins_dir()
         self._user_dir = user_dir if user_dir is not None else user_plugins_dir()
+        settings = AppSettings.load() if persist else None
         if autoload is None:
             autoload = os.environ.get(AUTOLOAD_ENV, "").strip() not in ("1", "true", "yes")
+            autoload = autoload and (settings is None or settings.load_user_plugins)
         self.autoload = autoload
         self._persist = persist
         if disabled is None:
-            disabled = AppSettings.load().disabled_plugins if persist else ()
+            disabled = settings.disabled_plugins if settings is not None else ()
         self._disabled = set(disabled)
         self._infos: dict[str, PluginInfo] = {}
         self._candidates: dict[str, _Candidate] = {}

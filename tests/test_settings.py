@@ -297,3 +297,48 @@ def test_settings_import_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("load_user_plugins", [True, False])
+def test_load_user_plugins_switches_third_party_plugins(tmp_path, monkeypatch, load_user_plugins):
+    from difflora_gui.plugin_host import AUTOLOAD_ENV, PluginHost
+    from tests.plugin_helpers import strategy_plugin_source, write_module
+
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    builtin, user = tmp_path / "builtin", tmp_path / "user"
+    builtin.mkdir()
+    user.mkdir()
+    write_module(builtin, "bi_only", strategy_plugin_source("s1"))
+    write_module(user, "user_only", strategy_plugin_source("s2"))
+    AppSettings(load_user_plugins=load_user_plugins, disabled_plugins=["nothing"]).save()
+    host = PluginHost(builtin_dir=builtin, user_dir=user).load()
+    loaded = {info.name for info in host.infos()}
+    assert "bi_only" in loaded
+    assert ("user_only" in loaded) is load_user_plugins
+    assert host.autoload is load_user_plugins
+
+
+def test_the_cli_prints_a_settings_problem_as_one_line_on_stderr(capsys):
+    from difflora_gui.cli import main
+
+    write_settings(
+        {"version": 2, "comfyui_servers": [{"name": "a", "url": "http://127.0.0.1:8188"}, {"url": "x"}]}
+    )
+    assert main(["plugins"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"warning: {AppSettings.path()}: key 'comfyui_servers[1].url': expected a URL such as "
+        "http://127.0.0.1:8188 (http or https, a host, a port), got 'x'; comfyui_servers[1] left out"
+    ]
+
+
+def test_the_cli_reports_a_damaged_file_the_plugin_host_set_aside(capsys):
+    from difflora_gui.cli import main
+
+    path = AppSettings.path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{oops", encoding="utf-8")
+    assert main(["plugins"]) == 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: {path}: unreadable settings (")
+    assert "kept as settings.damaged-" in line

@@ -297,13 +297,19 @@ def _to_int(value: Any) -> int:
         if not value.is_integer():
             raise ValueError(f"expected an integer, got {value!r}")
         return int(value)
-    return int(str(value).strip())
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
 
 
 def _to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
-    return float(str(value).strip()) if isinstance(value, str) else float(value)
+    try:
+        return float(str(value).strip()) if isinstance(value, str) else float(value)
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
 
 
 def _split_list(value: Any, separator: str) -> list[Any]:

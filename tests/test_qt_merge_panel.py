@@ -464,3 +464,26 @@ def test_new_and_opened_projects_are_not_marked_changed_by_the_panel(make_window
     window.wait_inputs()
     window.qtbot.wait(400)
     assert not main.project.dirty
+
+
+def test_copy_command_leaves_out_settings_the_form_hides(make_window, pair):
+    a, b = pair
+    window = make_window()
+    panel = window.panel
+    window.load(a, b)
+    rank, strength = panel.rank_form, panel.strength_form
+    rank.editors["rank_mode"].editor.setCurrentText("energy")
+    assert rank.is_row_visible("energy") and not rank.is_row_visible("sv_ratio")
+    rank.editors["energy"].editor.setValue(0.95)
+    strength.editors["auto_alpha"].editor.setChecked(True)
+    assert strength.is_row_visible("target_norm") and not strength.is_row_visible("alpha")
+    strength.editors["target_norm"].editor.setText("b")
+    argv = shlex.split(panel.command_line(windows=False))
+    assert argv[argv.index("--energy") + 1] == "0.95" and argv[argv.index("--target_norm") + 1] == "b"
+    # hidden again: the values stay in the form (and the project), not in the command
+    rank.editors["rank_mode"].editor.setCurrentText("fixed")
+    strength.editors["auto_alpha"].editor.setChecked(False)
+    assert not rank.is_row_visible("energy") and not strength.is_row_visible("target_norm")
+    argv = shlex.split(panel.command_line(windows=False))
+    assert "--energy" not in argv and "--target_norm" not in argv and "--auto_alpha" not in argv
+    assert panel.settings_json()["energy"] == 0.95 and panel.settings_json()["target_norm"] == "b"

@@ -317,3 +317,167 @@ def test_many_short_jobs_in_every_lane_all_finish(qtbot, controller):
     wait_finished(qtbot, *handles, timeout=60_000)
     assert [h.result for h in handles] == [i for i in range(40) for _ in range(3)]
     assert all(h.state == DONE for h in handles)
+
+
+# --- typed events, frames, stop modes, the jobs dock ----------------------------------------
+
+
+def test_typed_events_reach_the_gui_thread_as_event_emitted(qtbot, controller):
+    from difflora_gui.jobs.events import Artifact, Metric, Status
+
+    gui_thread = QThread.currentThread()
+
+    def job(params, ctx):
+        ctx.status("caching latents")
+        ctx.metric("loss", 0.5, 3)
+        ctx.artifact("checkpoint", "C:/runs/ä/step-3.safetensors", step=3)
+        return "ok"
+
+    handle = controller.submit(JobRequest("events", job))
+    events, threads, metrics, seen_by_controller = [], [], [], []
+    handle.event_emitted.connect(lambda e: (events.append(e), threads.append(QThread.currentThread())))
+    handle.metric_reported.connect(lambda *args: metrics.append(args))
+    controller.job_event.connect(lambda h, e: seen_by_controller.append((h, e)))
+    wait_finished(qtbot, handle)
+    assert events == [
+        Status("caching latents"),
+        Metric("loss", 0.5, 3),
+        Artifact("checkpoint", "C:/runs/ä/step-3.safetensors", {"step": 3}),
+    ]
+    assert all(thread is gui_thread for thread in threads)
+    assert metrics == [("loss", 0.5, 3)]
+    assert handle.status_text == "caching latents"
+    assert [e for h, e in seen_by_controller if h is handle] == events
+
+
+def test_frames_are_delivered_newest_only_to_a_slow_viewer(qtbot, controller):
+    from difflora_gui.jobs.events import Frame
+
+    produced = 200
+    all_made = threading.Event()
+
+    def preview(params, ctx):
+        for index in range(produced):
+            ctx.frame(index, image=None, step=index)
+        all_made.set()
+        while not params["done"].wait(0.01):
+            ctx.raise_if_cancelled()
+        return "rendered"
+
+    done = threading.Event()
+    handle = controller.submit(JobRequest("preview", preview, {"done": done}, lane="light"))
+    shown = []
+
+    def slow_viewer(event):
+        if isinstance(event, Frame):
+            shown.append(event.index)
+            time.sleep(0.02)  # a viewer much slower than the job
+
+    handle.event_emitted.connect(slow_viewer)
+    assert all_made.wait(10)
+    qtbot.wait(100)  # let every queued wake-up arrive
+    done.set()
+    wait_finished(qtbot, handle)
+    assert shown, "no frame reached the viewer"
+    assert shown[-1] == produced - 1  # the newest frame always arrives...
+    assert len(shown) < produced / 4  # ...and a slow viewer never gets the backlog
+    assert shown == sorted(shown)
+
+
+def _resumable_trainer(params, ctx):
+    ctx.status("epoch 1/10")
+    while not ctx.cancelled:
+        time.sleep(0.01)
+    params["keep"].append(ctx.keep_requested)
+    if ctx.keep_requested:
+        ctx.artifact("state", params["state"])
+    ctx.raise_if_cancelled()
+
+
+def test_stop_and_keep_button_reaches_a_resumable_job(qtbot, controller, tmp_path):
+    from difflora_gui.jobs.events import Artifact
+    from difflora_gui.qt.jobs_dock import JobsDock
+
+    dock = JobsDock(controller)
+    qtbot.addWidget(dock)
+    dock.resize(480, 400)
+    dock.show()
+    keep: list = []
+    plain_keep: list = []
+    state = tmp_path / "state-000100"
+    resumable = controller.submit(
+        JobRequest("train", _resumable_trainer, {"keep": keep, "state": state}, resumable=True)
+    )
+    plain = controller.submit(
+        JobRequest("merge", _resumable_trainer, {"keep": plain_keep, "state": state}, lane="light")
+    )
+    row, plain_row = dock.rows[resumable.id], dock.rows[plain.id]
+    assert not row.keep_button.isHidden() and plain_row.keep_button.isHidden()
+    assert not row.keep_button.isEnabled()  # queued: there is nothing to keep yet
+    assert row.cancel_button.text() == "Stop" and row.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: resumable.status_text == "epoch 1/10" and plain.state == RUNNING, timeout=5000)
+    assert row.lane_label.text() == "device:cpu" and plain_row.lane_label.text() == "light"
+    assert row.status_label.text() == "epoch 1/10"
+    assert row.keep_button.isEnabled()
+    artifacts = []
+    resumable.event_emitted.connect(lambda e: artifacts.append(e) if isinstance(e, Artifact) else None)
+    row.keep_button.click()
+    assert resumable.state_text == "saving and stopping"
+    assert not row.keep_button.isEnabled() and not row.cancel_button.isEnabled()
+    plain_row.cancel_button.click()
+    wait_finished(qtbot, resumable, plain)
+    assert keep == [True] and plain_keep == [False]
+    assert resumable.state == CANCELLED and resumable.keep_requested
+    assert artifacts == [Artifact("state", str(state))]
+    dock.close()
+
+
+def test_buttons_do_not_move_when_the_status_text_changes(qtbot, controller):
+    from difflora_gui.qt.jobs_dock import JobsDock
+
+    dock = JobsDock(controller)
+    qtbot.addWidget(dock)
+    dock.resize(420, 300)
+    dock.show()
+    step = threading.Event()
+    texts = ["loading", "caching latents for 1000 pairs of frames from a long folder name " * 3, "ok"]
+
+    def job(params, ctx):
+        for text in texts:
+            ctx.status(text)
+            ctx.progress(texts.index(text) + 1, 3, text * 2)
+            step.clear()
+            while not step.wait(0.01):
+                ctx.raise_if_cancelled()
+
+    handle = controller.submit(JobRequest("statuses", job, resumable=True))
+    row = dock.rows[handle.id]
+    qtbot.waitUntil(lambda: handle.status_text == texts[0], timeout=5000)
+    qtbot.wait(50)
+
+    def geometry():
+        buttons = (row.cancel_button, row.keep_button, row.remove_button)
+        return [b.mapTo(dock, b.rect().topLeft()) for b in buttons] + [b.size() for b in buttons]
+
+    before = geometry()
+    for text in texts[1:]:
+        step.set()
+        qtbot.waitUntil(lambda t=text: handle.status_text == t, timeout=5000)
+        qtbot.wait(50)
+        assert geometry() == before, f"a button moved for status {text[:20]!r}"
+    handle.cancel()
+    wait_finished(qtbot, handle)
+
+
+def test_any_free_gpu_jobs_show_their_lane_once_placed(qtbot, controller):
+    controller.devices_known(["cpu", "cuda:0", "cuda:1"])
+    release = threading.Event()
+    first = controller.submit(JobRequest("a", lambda p, c: release.wait(5), lane="cuda"))
+    second = controller.submit(JobRequest("b", lambda p, c: release.wait(5), lane="cuda"))
+    third = controller.submit(JobRequest("c", lambda p, c: "ran", lane="cuda"))
+    qtbot.waitUntil(lambda: first.state == RUNNING and second.state == RUNNING, timeout=5000)
+    assert {first.lane_key, second.lane_key} == {"device:cuda:0", "device:cuda:1"}
+    assert third.state == QUEUED and third.lane_key == "device:cuda:*"
+    release.set()
+    wait_finished(qtbot, first, second, third)
+    assert third.result == "ran" and third.lane_key in ("device:cuda:0", "device:cuda:1")

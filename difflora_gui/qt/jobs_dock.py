@@ -1,4 +1,5 @@
-"""The Jobs dock: one row per job with its state, progress bar, ETA, Cancel and Remove."""
+"""The Jobs dock: one row per job with its lane, state, status, progress bar, ETA, Stop
+(and "Stop and keep" for a resumable job) and Remove."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
 from superqt import QElidingLabel
 
 from difflora_gui.jobs.context import Progress, format_duration
+from difflora_gui.jobs.events import Status
 from difflora_gui.qt.jobs import DONE, FAILED, QUEUED, RUNNING, JobController, JobHandle
 
 _PROGRESS_STEPS = 1000
@@ -39,6 +41,12 @@ class JobRow(QFrame):
         self.state_label.setObjectName("jobState")
         self.lane_label = QLabel(handle.lane_key)
         self.lane_label.setObjectName("mutedLabel")
+        self.lane_label.setToolTip("the lane the job runs on (or waits for)")
+        # what the job says it is doing: elided, on a line of its own that is always there, so a
+        # new status never moves a button or the rows below
+        self.status_label = QElidingLabel()
+        self.status_label.setObjectName("jobStatus")
+        self.status_label.setMinimumHeight(self.status_label.fontMetrics().height())
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, _PROGRESS_STEPS)
         self.progress_bar.setTextVisible(True)
@@ -47,11 +55,17 @@ class JobRow(QFrame):
         self.detail_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.eta_label = QLabel()
         self.eta_label.setObjectName("mutedLabel")
-        self.eta_label.setMinimumWidth(self.eta_label.fontMetrics().horizontalAdvance("ETA 00:00:00"))
+        self.eta_label.setFixedWidth(self.eta_label.fontMetrics().horizontalAdvance("ETA 00:00:00 "))
         self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop this job (a running job stops at its next check)")
+        self.cancel_button = QPushButton("Stop")
+        self.cancel_button.setToolTip(
+            "Stop this job; nothing half-written is left (a running job stops at its next check)"
+        )
         self.cancel_button.clicked.connect(self._cancel)
+        self.keep_button = QPushButton("Stop and keep")
+        self.keep_button.setToolTip("Stop this job and keep what it has so far (it says where)")
+        self.keep_button.clicked.connect(self._stop_and_keep)
+        self.keep_button.setVisible(handle.resumable)
         self.remove_button = QPushButton("Remove")
         self.remove_button.setToolTip("Remove this job from the list")
         self.remove_button.clicked.connect(self._remove)
@@ -65,16 +79,22 @@ class JobRow(QFrame):
         grid.setContentsMargins(8, 6, 8, 6)
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(3)
-        grid.addLayout(top, 0, 0, 1, 4)
+        buttons = QHBoxLayout()
+        buttons.setSpacing(6)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.keep_button)
+        buttons.addWidget(self.remove_button)
+        grid.addLayout(top, 0, 0, 1, 3)
         grid.addWidget(self.progress_bar, 1, 0)
         grid.addWidget(self.eta_label, 1, 1)
-        grid.addWidget(self.cancel_button, 1, 2)
-        grid.addWidget(self.remove_button, 1, 3)
-        grid.addWidget(self.detail_label, 2, 0, 1, 4)
+        grid.addLayout(buttons, 1, 2)
+        grid.addWidget(self.detail_label, 2, 0, 1, 3)
+        grid.addWidget(self.status_label, 3, 0, 1, 3)
         grid.setColumnStretch(0, 1)
 
         handle.state_changed.connect(self._on_state)
         handle.progressed.connect(self._on_progress)
+        handle.event_emitted.connect(self._on_event)
         self._on_state(handle.state)
 
     @Slot(str)
@@ -82,10 +102,12 @@ class JobRow(QFrame):
         handle = self.handle
         state = handle.state_text
         self.state_label.setText(state)
+        self.lane_label.setText(handle.lane_key)
         self.state_label.setProperty("state", handle.state)
         self.state_label.style().unpolish(self.state_label)
         self.state_label.style().polish(self.state_label)
         self.cancel_button.setEnabled(not handle.is_finished and not handle.cancel_requested)
+        self.keep_button.setEnabled(handle.state == RUNNING and not handle.cancel_requested)
         self.remove_button.setEnabled(handle.is_finished or handle.state == QUEUED and handle.context is None)
         if handle.state == QUEUED:
             self.progress_bar.setValue(0)
@@ -126,9 +148,19 @@ class JobRow(QFrame):
         self.eta_label.setText(self.handle.eta_text or format_duration(progress.elapsed_s))
         self.eta_label.setToolTip("estimated time left" if self.handle.eta_text else "elapsed")
 
+    @Slot(object)
+    def _on_event(self, event) -> None:
+        if isinstance(event, Status):
+            self.status_label.setText(event.text)
+            self.status_label.setToolTip(event.text)
+
     @Slot()
     def _cancel(self) -> None:
         self._controller.cancel(self.handle.id)
+
+    @Slot()
+    def _stop_and_keep(self) -> None:
+        self._controller.cancel(self.handle.id, keep=True)
 
     @Slot()
     def _remove(self) -> None:

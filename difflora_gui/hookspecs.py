@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 from difflora_gui import PROJECT_NAME
+from difflora_gui.specs import register_hook_names
 
 if TYPE_CHECKING:
     from difflora_gui.specs import (
@@ -73,11 +74,5 @@ def difflora_register_cli_commands() -> list[CliCommandSpec]:
     """Return headless commands, run as ``python main.py NAME ...``."""
 
 
-#: the register hooks and the spec type each returns (documentation and validation use this)
-REGISTER_HOOKS = (
-    "difflora_register_merge_strategies",
-    "difflora_register_trainer_backends",
-    "difflora_register_dataset_tools",
-    "difflora_register_preview_backends",
-    "difflora_register_cli_commands",
-)
+#: the headless register hooks; their spec types are in :data:`difflora_gui.specs.REGISTER_HOOKS`
+REGISTER_HOOKS = register_hook_names(gui=False)

@@ -158,18 +158,9 @@ class CliCommandSpec:
         _check_target("command", self.name, self.run)
 
 
-SPEC_TYPES: dict[str, type] = {
-    "difflora_register_merge_strategies": MergeStrategySpec,
-    "difflora_register_trainer_backends": TrainerBackendSpec,
-    "difflora_register_dataset_tools": DatasetToolSpec,
-    "difflora_register_preview_backends": PreviewBackendSpec,
-    "difflora_register_cli_commands": CliCommandSpec,
-}
-
-
 def check_specs(hook_name: str, result: Any, expected: type | None = None) -> list:
     """Validate what a ``register`` hook returned: ``None`` or an iterable of the right spec type."""
-    expected = expected or SPEC_TYPES[hook_name]
+    expected = expected or spec_type(hook_name)
     if result is None:
         return []
     if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
@@ -210,4 +201,40 @@ class PanelSpec:
         object.__setattr__(self, "accepts", tuple(s.lower() for s in self.accepts))
 
 
-SPEC_TYPES["difflora_gui_register_panels"] = PanelSpec
+
+@dataclass(frozen=True)
+class RegisterHook:
+    """One ``register`` hook: its name, the spec type its results must be, and where it is declared.
+
+    ``gui`` hooks are declared in :mod:`difflora_gui.qt.gui_hookspecs` and added to the plugin
+    manager only when the window starts; the others in :mod:`difflora_gui.hookspecs`.
+    """
+
+    name: str
+    spec_type: type
+    gui: bool = False
+
+
+#: every register hook, in the order the hookspec modules, ``python main.py plugins`` and the docs use.
+#: The hookspec modules, the plugin host and the GUI read their lists from here.
+REGISTER_HOOKS: tuple[RegisterHook, ...] = (
+    RegisterHook("difflora_register_merge_strategies", MergeStrategySpec),
+    RegisterHook("difflora_register_trainer_backends", TrainerBackendSpec),
+    RegisterHook("difflora_register_dataset_tools", DatasetToolSpec),
+    RegisterHook("difflora_register_preview_backends", PreviewBackendSpec),
+    RegisterHook("difflora_register_cli_commands", CliCommandSpec),
+    RegisterHook("difflora_gui_register_panels", PanelSpec, gui=True),
+)
+
+#: hook name → spec type (read from :data:`REGISTER_HOOKS`)
+SPEC_TYPES: dict[str, type] = {hook.name: hook.spec_type for hook in REGISTER_HOOKS}
+
+
+def register_hook_names(*, gui: bool) -> tuple[str, ...]:
+    """The names of the headless (``gui=False``) or GUI-only (``gui=True``) register hooks."""
+    return tuple(hook.name for hook in REGISTER_HOOKS if hook.gui == gui)
+
+
+def spec_type(hook_name: str) -> type:
+    """The spec type a register hook returns (KeyError for a hook that is not a register hook)."""
+    return SPEC_TYPES[hook_name]

@@ -176,3 +176,21 @@ def test_registering_a_test_plugin_object(dirs):
     assert "inline" in host.merge_strategies()
     host.unregister("inline_plugin")
     assert "inline" not in host.merge_strategies()
+
+
+def test_one_registry_declares_every_register_hook_and_its_spec_type():
+    import inspect
+
+    from difflora_gui import hookspecs, specs
+    from difflora_gui.qt import gui_hookspecs
+
+    def declared(module):
+        return {name for name, f in vars(module).items() if name.startswith("difflora_") and inspect.isfunction(f)}
+
+    registry = {hook.name: hook for hook in specs.REGISTER_HOOKS}
+    assert {name for name, hook in registry.items() if not hook.gui} == declared(hookspecs)
+    assert {name for name, hook in registry.items() if hook.gui} == declared(gui_hookspecs)
+    assert specs.register_hook_names(gui=False) == hookspecs.REGISTER_HOOKS
+    assert specs.register_hook_names(gui=True) == gui_hookspecs.GUI_REGISTER_HOOKS
+    assert {name: hook.spec_type for name, hook in registry.items()} == specs.SPEC_TYPES
+    assert specs.spec_type("difflora_gui_register_panels") is specs.PanelSpec

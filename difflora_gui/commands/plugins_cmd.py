@@ -6,7 +6,7 @@ import argparse
 import json
 
 from difflora_gui.commands._table import format_table
-from difflora_gui.specs import CliCommandSpec
+from difflora_gui.specs import CliCommandSpec, register_hook_names
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -38,13 +38,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     infos = host.infos()
     # calling the register hooks is what exposes a plugin that raises inside one
-    for hook in (
-        "difflora_register_merge_strategies",
-        "difflora_register_trainer_backends",
-        "difflora_register_dataset_tools",
-        "difflora_register_preview_backends",
-        "difflora_register_cli_commands",
-    ):
+    for hook in register_hook_names(gui=False):
         host.call_register(hook)
     infos = host.infos()
     if args.json:

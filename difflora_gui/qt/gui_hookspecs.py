@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from difflora_gui.hookspecs import hookspec
+from difflora_gui.specs import register_hook_names
 
 if TYPE_CHECKING:
     from difflora_gui.specs import PanelSpec
@@ -28,4 +29,5 @@ def difflora_gui_register_panels() -> list[PanelSpec]:
     """
 
 
-GUI_REGISTER_HOOKS = ("difflora_gui_register_panels",)
+#: the GUI-only register hooks; their spec types are in :data:`difflora_gui.specs.REGISTER_HOOKS`
+GUI_REGISTER_HOOKS = register_hook_names(gui=True)

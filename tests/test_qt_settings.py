@@ -178,8 +178,8 @@ def test_server_table_add_remove_enable_and_keep_unknown_keys(qtbot, tmp_path):
     assert [s.url for s in table.servers()] == ["http://127.0.0.1:8188", "http://127.0.0.1:8189"]
     assert table.servers()[1].name == "127.0.0.1:8189"
     # the enabled box and the LoRA folder cell
-    enabled = table.table.item(1, table.ENABLED)
-    enabled.setCheckState(Qt.CheckState.Unchecked)
+    assert table.enabled_box(1).isChecked()
+    table.enabled_box(1).setChecked(False)
     table.table.item(1, table.LORA_DIR).setText(str(share))
     servers = table.servers()
     assert servers[1] == ComfyServer(

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Slot
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractSpinBox,
@@ -198,6 +198,7 @@ class ServerTable(QWidget):
         self.table.setObjectName("comfyServerTable")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.verticalHeader().setVisible(False)
+        self.table.setWordWrap(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked
@@ -243,7 +244,7 @@ class ServerTable(QWidget):
             if not name and not url:
                 continue
             extra = self.table.item(row, self.NAME).data(Qt.ItemDataRole.UserRole) or {}
-            enabled = self.table.item(row, self.ENABLED).checkState() == Qt.CheckState.Checked
+            enabled = self.enabled_box(row).isChecked()
             result.append(
                 ComfyServer(
                     name=name,
@@ -268,14 +269,26 @@ class ServerTable(QWidget):
         self.table.setItem(row, self.NAME, name)
         self.table.setItem(row, self.URL, QTableWidgetItem(server.url))
         self.table.setItem(row, self.LORA_DIR, QTableWidgetItem(server.lora_dir))
-        enabled = QTableWidgetItem()
-        enabled.setFlags(
-            Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        )
-        enabled.setCheckState(Qt.CheckState.Checked if server.enabled else Qt.CheckState.Unchecked)
-        enabled.setToolTip("A disabled server is kept here but gets no jobs")
-        self.table.setItem(row, self.ENABLED, enabled)
+        # a check box widget, not a checkable item: the dark theme draws no box for an unchecked item
+        placeholder = QTableWidgetItem()
+        placeholder.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+        self.table.setItem(row, self.ENABLED, placeholder)
+        box = QCheckBox()
+        box.setChecked(server.enabled)
+        palette = box.palette()  # Fusion fills the box with Base: the table's own colour, invisible
+        palette.setColor(QPalette.ColorRole.Base, QColor(COLORS["button"]))
+        box.setPalette(palette)
+        box.setToolTip("A disabled server is kept here but gets no jobs")
+        holder = QWidget()
+        centred = QHBoxLayout(holder)
+        centred.setContentsMargins(0, 0, 0, 0)
+        centred.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        centred.addWidget(box)
+        self.table.setCellWidget(row, self.ENABLED, holder)
         return row
+
+    def enabled_box(self, row: int) -> QCheckBox:
+        return self.table.cellWidget(row, self.ENABLED).findChild(QCheckBox)
 
     def _text(self, row: int, column: int) -> str:
         item = self.table.item(row, column)

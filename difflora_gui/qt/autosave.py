@@ -25,9 +25,6 @@ from difflora_gui.fileio import atomic_write_json
 from difflora_gui.project import PROJECT_SUFFIX, Project
 from difflora_gui.settings import data_dir
 
-#: seconds between autosaves while the project has unsaved changes
-AUTOSAVE_INTERVAL_S = 60
-
 
 def autosave_dir() -> Path:
     return data_dir() / "autosave"

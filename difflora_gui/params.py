@@ -155,6 +155,10 @@ class Param:
             except UserError as exc:  # a bad default is the plugin author's bug, not user input
                 raise ValueError(f"invalid default: {exc}") from None
 
+    def __hash__(self) -> int:
+        # list and table defaults are unhashable; equal parameters still share name and type
+        return hash((self.name, self.type))
+
     @property
     def label(self) -> str:
         return self.title or self.name.replace("_", " ").capitalize()

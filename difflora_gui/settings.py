@@ -97,14 +97,10 @@ def device_problem(device: str) -> str:
 
 def server_name_for(url: str) -> str:
     """The name a server gets when it has none: ``host:port`` of its URL (or the URL itself)."""
-    parsed = urlparse(url)
-    try:
-        port = parsed.port
-    except ValueError:
-        port = None
+    parsed = urlparse(url.strip())
     if not parsed.hostname:
         return url.strip()
-    return f"{parsed.hostname}:{port}" if port else parsed.hostname
+    return parsed.netloc.rpartition("@")[2]  # never a user name or password in a lane name
 
 
 def _bounded(minimum: float | None = None, maximum: float | None = None) -> dict[str, Any]:
@@ -178,7 +174,7 @@ class AppSettings:
             settings.load_warning = _set_aside_warnings.get(str(path), "")
             return settings
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad may add a BOM
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:

@@ -184,6 +184,15 @@ def test_a_version_1_file_with_a_bad_server_url_reports_it():
     )
 
 
+def test_a_file_saved_with_a_byte_order_mark_loads():
+    AppSettings.path().parent.mkdir(parents=True, exist_ok=True)
+    AppSettings.path().write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"version": 2, "output_dir": "D:/Ausgabe ü"}).encode()
+    )
+    settings = AppSettings.load()
+    assert settings.load_warning == "" and settings.output_dir == "D:/Ausgabe ü"
+
+
 def test_unknown_keys_are_preserved_at_the_top_and_in_records():
     write_settings(
         {
@@ -281,6 +290,8 @@ def test_value_checks():
     assert device_problem("cuda:x") == "expected auto, cpu or cuda:N, got 'cuda:x'"
     assert server_name_for("http://127.0.0.1:8188/") == "127.0.0.1:8188"
     assert server_name_for("https://box") == "box"
+    assert server_name_for("http://[::1]:8188") == "[::1]:8188"
+    assert server_name_for("http://user:secret@gpu-box:8188") == "gpu-box:8188"
     assert setting_bounds("max_parallel_light_jobs") == (1, 8)
     assert AppSettings(
         comfyui_servers=[

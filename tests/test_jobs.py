@@ -113,3 +113,117 @@ def test_elapsed_time_grows():
     ctx = RecordingContext()
     time.sleep(0.01)
     assert ctx.elapsed_s > 0
+
+
+# --- the terminal adapter goes through the lane scheduler -------------------------------------
+
+
+def test_cli_prints_status_and_artifact_events_as_log_lines(capsys, tmp_path):
+    out = tmp_path / "slider ä.safetensors"
+
+    def job(params, ctx):
+        ctx.status("subtracting B from A")
+        ctx.artifact("lora", out)
+        ctx.metric("norm", 1.5)
+        return "ok"
+
+    assert run_in_terminal(job, None, description="merge") == "ok"
+    err = capsys.readouterr().err
+    assert "subtracting B from A" in err
+    assert f"lora: {out}" in err
+    assert "norm" not in err  # numbers for plots are not log lines
+
+
+def test_cli_jobs_run_on_the_lane_of_their_device_in_the_shared_scheduler(capsys, tmp_path):
+    from difflora_gui.jobs.eventlog import read_events
+    from difflora_gui.jobs.events import Status
+    from difflora_gui.jobs.scheduler import Scheduler
+
+    lanes = Scheduler()
+    placed = []
+    lanes.add_listener(lambda job, state: placed.append((job.lane, state, threading.current_thread().name)))
+
+    def job(params, ctx):
+        ctx.status("on a worker thread")
+        return threading.current_thread().name
+
+    log = tmp_path / "events.jsonl"
+    name = run_in_terminal(job, {"device": "cuda:1"}, quiet=True, scheduler=lanes, event_log=log)
+    assert name.startswith("job-") and name != threading.main_thread().name
+    assert ("device:cuda:1", "running", name) in placed
+    assert read_events(log) == [Status("on a worker thread")]
+    assert lanes.jobs() == []  # the terminal forgets its finished jobs
+    run_in_terminal(job, {"device": "cuda"}, quiet=True, scheduler=lanes)
+    assert placed[-1][0] == "device:cuda:0"
+    run_in_terminal(job, None, quiet=True, scheduler=lanes)
+    assert placed[-1][0] == "device:cpu"
+    run_in_terminal(job, None, quiet=True, scheduler=lanes, lane="light")
+    assert placed[-1][0] == "light"
+    assert lanes.shutdown(5)
+
+
+def test_cli_job_errors_propagate_with_their_traceback():
+    import pytest
+
+    with pytest.raises(RuntimeError, match="the GPU caught fire") as caught:
+        run_in_terminal(failing_job, None, quiet=True)
+    assert "failing_job" in str(caught.traceback[-1].name)
+
+
+def test_cli_comfy_job_without_servers_is_one_clear_error():
+    import pytest
+
+    from difflora_gui.errors import UserError
+    from difflora_gui.jobs.scheduler import Scheduler
+
+    with pytest.raises(UserError, match="no ComfyUI server is configured"):
+        run_in_terminal(counting_job, {"steps": 1}, quiet=True, lane="comfy", scheduler=Scheduler())
+
+
+CTRL_C_SCRIPT = """
+import sys, time
+from difflora_gui.errors import JobCancelled
+from difflora_gui.jobs.cli import run_in_terminal
+
+def job(params, ctx):
+    print("started", flush=True)
+    while not ctx.cancelled:
+        time.sleep(0.01)
+    print("keep" if ctx.keep_requested else "abort", flush=True)
+    ctx.raise_if_cancelled()
+
+try:
+    run_in_terminal(job, None, quiet=True, resumable=sys.argv[1] == "resumable")
+except JobCancelled:
+    print("cancelled", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_cancels_a_terminal_job_and_stops_and_keeps_a_resumable_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    if os.name == "nt":
+        pytest.skip("sends SIGINT to a child process (POSIX)")
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT, encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+    for mode, expected in (("resumable", "keep"), ("plain", "abort")):
+        child = subprocess.Popen(
+            [sys.executable, str(script), mode], stdout=subprocess.PIPE, text=True, cwd=root
+        )
+        try:
+            assert child.stdout.readline().strip() == "started"
+            child.send_signal(signal.SIGINT)
+            out, _ = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        assert out.split() == [expected, "cancelled"]
+        assert child.returncode == 130

@@ -276,3 +276,21 @@ def test_third_party_strategy_through_the_cli(inputs):
     assert abs(float(ratio) - 4.0) < 1e-4
     listed = run_cli("merge", "--list_strategies", cwd=inputs)
     assert "scaled_svd" in listed.stdout and "plugin my_strategy" in listed.stdout
+
+
+def test_declared_aliases_value_spellings_and_bad_values_name_the_flag():
+    assert _parse("--lora_a", "a", "--lora_b", "b", "--targets", "attn").targets == "attn"
+    parsed = _parse("--lora_a", "a", "--lora_b", "b", "--save_dtype", "bf16", "--dtype", "fp64")
+    assert (parsed.save_dtype, parsed.dtype) == ("bfloat16", "float64")
+    with pytest.raises(UserError, match=r"^--rank: expected an integer, got 'x'$"):
+        _parse("--lora_a", "a", "--lora_b", "b", "--rank", "x")
+    with pytest.raises(UserError, match="--rank_mode must be one of fixed, energy"):
+        _parse("--lora_a", "a", "--lora_b", "b", "--rank_mode", "wild")
+    # a hidden setting is not in the command, and the command still parses back to what applies
+    recipe = MergeParams(
+        lora_a="a", lora_b="b", output="o.safetensors", energy=0.5, auto_alpha=True, alpha=7.0
+    )
+    argv = recipe.to_cli_args()
+    assert "--energy" not in argv and "--alpha" not in argv and "--auto_alpha" in argv
+    back = _parse(*argv[1:])
+    assert back.auto_alpha and (back.energy, back.alpha) == (0.99, 1.0)

@@ -72,3 +72,23 @@ def test_to_json_describes_the_form():
         "minimum": 0,
         "maximum": 1024,
     }
+
+
+def test_a_plugin_parameter_may_be_a_list_and_its_text_form_splits():
+    sizes = Param("sizes", "list", [1], "frame counts", item_type="int", minimum=1)
+    files = Param("files", "paths", [], "extra files")
+    values = ParamSchema((sizes, files)).resolve(parse_key_values(["sizes=1, 25,45", 'files=["a b", "c"]']))
+    assert values == {"sizes": [1, 25, 45], "files": ["a b", "c"]}
+    assert sizes.to_json() == {
+        "name": "sizes", "type": "list", "default": [1], "help": "frame counts", "minimum": 1, "item_type": "int",
+    }  # fmt: skip
+    with pytest.raises(ValueError):
+        Param("x", "list", [], "help", item_type="bool")
+    with pytest.raises(ValueError):
+        Param("x", "config", None, "help")  # a nested config needs its declaration
+
+
+def test_positional_declarations_of_existing_plugins_keep_working():
+    old = Param("niter", "int", 2, "power iterations", "Iterations", 0, 10, (), True, 1.0, False)
+    assert (old.title, old.minimum, old.maximum, old.advanced, old.step) == ("Iterations", 0, 10, True, 1.0)
+    assert old.flags == ("--niter",) and old.applies({}) and hash(old) == hash(Param("niter", "int", 3, "x"))

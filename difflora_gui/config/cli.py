@@ -74,7 +74,10 @@ def _declared(schema: ParamSchema, args: argparse.Namespace) -> dict[str, Any]:
         try:
             values[param.name] = param.coerce(value)
         except UserError as exc:
-            raise UserError(f"{param.flags[0]}: {exc}") from None
+            message, named = str(exc), f"parameter {param.name!r}"
+            if message.startswith(named):
+                raise UserError(param.flags[0] + message[len(named) :]) from None
+            raise UserError(f"{param.flags[0]}: {message}") from None
     return values
 
 

@@ -1,7 +1,8 @@
 """The merge recipe: every choice of a differential merge as one plain, JSON-serialisable object.
 
-The project file stores it, the GUI edits it, ``to_cli_args()`` turns it into the equivalent
-``python main.py merge ...`` command ("Copy command"), and a re-run of the same recipe writes the
+Its fields are declared once in :mod:`difflora_gui.merge.config` (flags, forms, help). The project
+file stores it, the GUI edits it, ``to_cli_args()`` turns it into the equivalent
+``python main.py merge ...`` command ("Copy command": only the settings that apply), and a re-run of the same recipe writes the
 same bytes (``created`` is recorded; randomized strategies take a seed). Import-light: no torch.
 """
 
@@ -42,8 +43,6 @@ __all__ = [
 ]
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-_DTYPE_ALIASES = DTYPE_ALIASES
-_SAVE_DTYPE_ALIASES = SAVE_DTYPE_ALIASES
 
 
 def _number_text(value: float) -> str:
@@ -131,11 +130,11 @@ class MergeParams:
         p.device = str(p.device).strip().lower()
         if not _DEVICE_RE.match(p.device):
             raise UserError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
-        p.dtype = _DTYPE_ALIASES.get(str(p.dtype).lower(), str(p.dtype).lower())
+        p.dtype = DTYPE_ALIASES.get(str(p.dtype).lower(), str(p.dtype).lower())
         if p.dtype not in COMPUTE_DTYPES:
             raise UserError(f"--dtype (the compute precision) must be float32 or float64, got {self.dtype!r}")
         if p.save_dtype not in (None, ""):
-            p.save_dtype = _SAVE_DTYPE_ALIASES.get(str(p.save_dtype).lower(), str(p.save_dtype).lower())
+            p.save_dtype = SAVE_DTYPE_ALIASES.get(str(p.save_dtype).lower(), str(p.save_dtype).lower())
             if p.save_dtype not in SAVE_DTYPES:
                 raise UserError(
                     f"--save_dtype must be one of {', '.join(SAVE_DTYPES)}, got {self.save_dtype!r}"

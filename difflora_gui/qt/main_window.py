@@ -1,4 +1,10 @@
-"""The main window: sections, Jobs and Log docks, menus, project file, drag and drop, window state."""
+"""The main window: the shell that composes sections, the Jobs and Log docks, and the window's parts.
+
+Its parts live beside it: :mod:`~difflora_gui.qt.actions` (the action table: menus, shortcuts),
+:mod:`~difflora_gui.qt.project_controller` (new/open/save/restore, autosave, dirty title, recent
+files) and :mod:`~difflora_gui.qt.drop_router` (which panel takes which dropped file). The window
+keeps the layout, the panels, the job and device messages, the dialogs and its saved state.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +12,29 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QStackedWidget,
     QWidget,
 )
 
 from difflora_gui import APP_NAME, __version__
-from difflora_gui.errors import UserError
 from difflora_gui.plugin_host import PluginHost, get_plugin_host
-from difflora_gui.project import PROJECT_SUFFIX, Project, with_suffix
+from difflora_gui.project import Project
 from difflora_gui.qt import autosave, gui_hookspecs
+from difflora_gui.qt.actions import install_actions, shortcut_rows
 from difflora_gui.qt.devices import DeviceRegistry
+from difflora_gui.qt.drop_router import DropRouter
 from difflora_gui.qt.jobs import CANCELLED, DONE, RUNNING, JobController, JobHandle
 from difflora_gui.qt.jobs_dock import JobsDock
 from difflora_gui.qt.log_dock import LogDock
+from difflora_gui.qt.project_controller import PROJECT_FILTER, ProjectController
 from difflora_gui.qt.sections import SECTION_INFO, PanelEntry, SectionPage, build_panel
 from difflora_gui.qt.services import AppServices
 from difflora_gui.qt.theme import icon
@@ -39,7 +45,7 @@ ORGANIZATION = APP_NAME
 PANELS_HOOK = "difflora_gui_register_panels"
 #: bump when docks are added/renamed so an old saved layout is not applied to a new window
 WINDOW_STATE_VERSION = 1
-PROJECT_FILTER = f"{APP_NAME} projects (*{PROJECT_SUFFIX});;All files (*)"
+__all__ = ["PROJECT_FILTER", "MainWindow", "install_gui_hookspecs", "window_settings"]
 
 
 def window_settings() -> QSettings:
@@ -97,16 +103,17 @@ class MainWindow(QMainWindow):
         )
         self.panels: dict[str, PanelEntry] = {}
         self.pages: dict[str, SectionPage] = {}
-        self.autosave_session: autosave.AutosaveSession | None = None
-        self._autosave_timer = QTimer(self)
-        self._autosave_timer.timeout.connect(self.autosave_now)
+        self.project_files = ProjectController(self, self.services, self.log)
+        self.recent_menu = self.project_files.recent_menu
+        self.drops = DropRouter(self)
         self._logged_states: dict[int, str] = {}
         self._shown_once = False
         self._closed = False
 
         self._build_central()
         self._build_docks()
-        self._build_actions_and_menus()
+        install_actions(self, self.recent_menu)
+        self.project_files.fill_recent_menu()
         self._build_status_bar()
         self._connect_signals()
         self.log_dock.attach_logging("difflora_gui", "difflora_builtin_plugins", "difflora_user_plugins")
@@ -116,7 +123,7 @@ class MainWindow(QMainWindow):
             self.log(self.services.settings.load_warning, "warning")
         if not self.restore_window_state():
             self._default_geometry()
-        self._update_title()
+        self.project_files.update_title()
 
     def _default_geometry(self) -> None:
         """First start: most of the screen (the Merge workbench wants room), at least 1280×820."""
@@ -167,111 +174,6 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.jobs_dock], [380], Qt.Orientation.Horizontal)
         self.resizeDocks([self.log_dock], [190], Qt.Orientation.Vertical)
 
-    def _action(self, text: str, slot, shortcut=None, tip: str = "", name: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
-        if name:
-            action.setObjectName(name)
-        action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work even when the menu bar is hidden
-        return action
-
-    def _build_actions_and_menus(self) -> None:
-        std = QKeySequence.StandardKey
-        self.action_new = self._action(
-            "&New project", self.new_project, std.New, "Start an empty project", "actionNew"
-        )
-        self.action_open = self._action(
-            "&Open project…", self.open_project_dialog, std.Open, "Open a .difflora file", "actionOpen"
-        )
-        self.action_save = self._action(
-            "&Save", self.save_project, std.Save, "Save the project", "actionSave"
-        )
-        self.action_save_as = self._action(
-            "Save &as…",
-            self.save_project_as_dialog,
-            std.SaveAs,
-            "Save the project to a new file",
-            "actionSaveAs",
-        )
-        if self.action_save_as.shortcut().isEmpty():
-            self.action_save_as.setShortcut(QKeySequence("Ctrl+Shift+S"))
-        self.action_project_settings = self._action(
-            "&Project settings…",
-            self.edit_project_settings,
-            None,
-            "Project name and output folder",
-            "actionProject",
-        )
-        self.action_settings = self._action(
-            "Se&ttings…",
-            self.edit_settings,
-            "Ctrl+,",
-            "Model folders, Musubi Tuner, ComfyUI, device, output",
-            "actionSettings",
-        )
-        self.action_quit = self._action("&Quit", self.close, std.Quit, "Close the window", "actionQuit")
-        if self.action_quit.shortcut().isEmpty():
-            self.action_quit.setShortcut(QKeySequence("Ctrl+Q"))
-        self.action_plugins = self._action(
-            "&Plugins…",
-            self.show_plugins,
-            "Ctrl+Shift+P",
-            "Loaded plugins, their errors; enable or disable",
-            "actionPlugins",
-        )
-        self.section_actions: dict[str, QAction] = {}
-        for index, key in enumerate(SECTIONS):
-            action = self._action(
-                SECTION_INFO[key].title,
-                lambda _checked=False, key=key: self.show_section(key),
-                f"Ctrl+{index + 1}",
-                f"Go to {SECTION_INFO[key].title}",
-                f"actionSection_{key}",
-            )
-            action.setIcon(icon(key))
-            self.section_actions[key] = action
-        self.action_toggle_jobs = self.jobs_dock.toggleViewAction()
-        self.action_toggle_jobs.setShortcut(QKeySequence("Ctrl+J"))
-        self.action_toggle_log = self.log_dock.toggleViewAction()
-        self.action_toggle_log.setShortcut(QKeySequence("Ctrl+L"))
-        self.addAction(self.action_toggle_jobs)
-        self.addAction(self.action_toggle_log)
-        self.action_reset_layout = self._action(
-            "Reset &layout", self.reset_layout, None, "Put the docks back", "actionResetLayout"
-        )
-        self.action_shortcuts = self._action(
-            "&Keyboard shortcuts", self.show_shortcuts, None, "", "actionShortcuts"
-        )
-        self.action_about = self._action(f"&About {APP_NAME}", self.show_about, None, "", "actionAbout")
-
-        menu_bar = self.menuBar()
-        file_menu = menu_bar.addMenu("&File")
-        file_menu.addActions([self.action_new, self.action_open])
-        self.recent_menu = QMenu("Open &recent", self)
-        self.recent_menu.setObjectName("recentMenu")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file_menu.addMenu(self.recent_menu)
-        file_menu.addSeparator()
-        file_menu.addActions([self.action_save, self.action_save_as, self.action_project_settings])
-        file_menu.addSeparator()
-        file_menu.addAction(self.action_settings)
-        file_menu.addSeparator()
-        file_menu.addAction(self.action_quit)
-        view_menu = menu_bar.addMenu("&View")
-        view_menu.addActions(list(self.section_actions.values()))
-        view_menu.addSeparator()
-        view_menu.addActions([self.action_toggle_jobs, self.action_toggle_log, self.action_reset_layout])
-        tools_menu = menu_bar.addMenu("&Tools")
-        tools_menu.addAction(self.action_plugins)
-        help_menu = menu_bar.addMenu("&Help")
-        help_menu.addActions([self.action_shortcuts, self.action_about])
-        self._fill_recent_menu()
-
     def _build_status_bar(self) -> None:
         self.jobs_status = QLabel()
         self.jobs_status.setObjectName("jobsStatus")
@@ -282,9 +184,6 @@ class MainWindow(QMainWindow):
         self._update_jobs_status()
 
     def _connect_signals(self) -> None:
-        self.services.dirty_changed.connect(self._update_title)
-        self.services.project_info_changed.connect(self._update_title)
-        self.services.project_replaced.connect(self._update_title)
         self.jobs.job_state_changed.connect(self._on_job_state_changed)
         self.jobs.job_failed.connect(self._on_job_failed)
         self.jobs.job_logged.connect(self._on_job_logged)
@@ -372,9 +271,9 @@ class MainWindow(QMainWindow):
             self.log(self.devices.error, "warning")
         else:
             self.log("Devices: " + ", ".join(labels))
-        self.jobs.devices_known()
+        self.jobs.devices_known(self.devices.ids())
 
-    # --- session: autosave, recovery, devices ------------------------------------------------
+    # --- session and project (the project controller does the work) ----------------------------
 
     def start_session(
         self,
@@ -384,198 +283,59 @@ class MainWindow(QMainWindow):
         autosave_interval_s: float | None = None,
     ) -> None:
         """What happens after the window is shown (nothing here delays the first paint)."""
-        if self.autosave_session is None:
-            self.autosave_session = autosave.AutosaveSession()
-            interval = autosave_interval_s
-            if interval is None:
-                interval = self.services.settings.autosave_interval_s
-            self._autosave_timer.start(int(interval * 1000))
+        self.project_files.start_autosave(autosave_interval_s)
         if offer_recovery:
             self.offer_recovery()
         if detect_devices:
             self.devices.detect()
 
-    @Slot()
-    def autosave_now(self) -> bool:
-        """Write the autosave copy if the project has unsaved changes."""
-        if self.autosave_session is None:
-            return False
-        try:
-            return self.autosave_session.save(self.services.project)
-        except (UserError, OSError) as exc:
-            self.log(f"Autosave failed: {exc}", "warning")
-            return False
-
-    def offer_recovery(self) -> bool:
-        """Offer to restore unsaved work of a session that crashed; True if something was restored."""
-        exclude = self.autosave_session.id if self.autosave_session is not None else None
-        found = autosave.find_recoverable(exclude=exclude)
-        if not found:
-            return False
-        newest = found[0]
-        answer = QMessageBox.question(
-            self,
-            "Recover unsaved work",
-            f"{APP_NAME} did not close cleanly last time. Unsaved changes were kept:\n\n"
-            f"{newest.describe()}\n\nYes: restore them now.  Discard: delete them.  "
-            "Ignore: keep them and ask again next time.",
-            QMessageBox.StandardButton.Yes
-            | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Ignore,
-            QMessageBox.StandardButton.Yes,
-        )
-        if answer == QMessageBox.StandardButton.Discard:
-            autosave.discard(newest)
-            self.log(f"Discarded the autosave of {newest.describe()}")
-            return False
-        if answer != QMessageBox.StandardButton.Yes:
-            return False
-        if not self._replace_project(lambda: autosave.restore(newest), "Cannot restore"):
-            return False
-        if self.autosave_now():  # safe in this session's slot before the old one is removed
-            autosave.discard(newest)
-        self.log(f"Restored unsaved work: {newest.describe()}")
-        self.statusBar().showMessage("Restored unsaved work; save it to keep it", 10000)
-        return True
-
-    # --- project -----------------------------------------------------------------------------
-
     @property
     def project(self) -> Project:
         return self.services.project
 
-    def _set_project(self, project: Project) -> None:
-        self.services.set_project(project)
-        self.autosave_now()
+    @property
+    def autosave_session(self) -> autosave.AutosaveSession | None:
+        return self.project_files.autosave_session
+
+    @property
+    def _autosave_timer(self) -> QTimer:
+        return self.project_files.autosave_timer
+
+    def autosave_now(self) -> bool:
+        return self.project_files.autosave_now()
+
+    def offer_recovery(self) -> bool:
+        return self.project_files.offer_recovery()
 
     def maybe_save(self) -> bool:
-        """If there are unsaved changes ask Save / Discard / Cancel; False means stop."""
-        project = self.project
-        if not project.dirty:
-            return True
-        answer = QMessageBox.question(
-            self,
-            "Unsaved changes",
-            f"Save the changes to '{project.display_name}'?",
-            QMessageBox.StandardButton.Save
-            | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Save,
-        )
-        if answer == QMessageBox.StandardButton.Save:
-            return self.save_project()
-        return answer == QMessageBox.StandardButton.Discard
+        return self.project_files.maybe_save()
 
-    @Slot()
     def new_project(self) -> bool:
-        if not self.maybe_save():
-            return False
-        self._set_project(Project())
-        self.log("New project")
-        return True
+        return self.project_files.new_project()
 
-    @Slot()
     def open_project_dialog(self) -> bool:
-        start = str(self.project.path.parent) if self.project.path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", start, PROJECT_FILTER)
-        return self.open_project(path) if path else False
-
-    def _replace_project(self, load, error_title: str) -> bool:
-        """Offer to save the open project, then put ``load()`` in its place; a bad file is a message."""
-        if not self.maybe_save():
-            return False
-        try:
-            project = load()
-        except UserError as exc:
-            self._show_error(error_title, str(exc))
-            return False
-        self._set_project(project)
-        return True
+        return self.project_files.open_project_dialog()
 
     def open_project(self, path: str | Path) -> bool:
-        """Open a project file; a bad file gives a one-line message, never a crash."""
-        path = Path(path)
-        if not self._replace_project(lambda: Project.load(path), "Cannot open project"):
-            return False
-        self._remember_recent(path)
-        self.log(f"Opened {path}")
-        self.statusBar().showMessage(f"Opened {path.name}", 5000)
-        return True
+        return self.project_files.open_project(path)
 
-    @Slot()
     def save_project(self) -> bool:
-        if self.project.path is None:
-            return self.save_project_as_dialog()
-        return self.save_project_as(self.project.path)
+        return self.project_files.save_project()
 
-    @Slot()
     def save_project_as_dialog(self) -> bool:
-        current = (
-            self.project.path
-            or Path(self.services.output_dir()) / f"{self.project.display_name}{PROJECT_SUFFIX}"
-        )
-        path, _ = QFileDialog.getSaveFileName(self, "Save project as", str(current), PROJECT_FILTER)
-        return self.save_project_as(path) if path else False
+        return self.project_files.save_project_as_dialog()
 
     def save_project_as(self, path: str | Path) -> bool:
-        path = with_suffix(path)
-        project = self.project
-        if project.name == "Untitled":
-            project.name = path.stem
-        try:
-            project.save(path)
-        except UserError as exc:
-            self._show_error("Cannot save project", str(exc))
-            return False
-        self._remember_recent(path)
-        if self.autosave_session is not None:
-            self.autosave_session.clear()
-        self.log(f"Saved {path}")
-        self.statusBar().showMessage(f"Saved {path.name}", 5000)
-        return True
+        return self.project_files.save_project_as(path)
 
-    def _remember_recent(self, path: Path) -> None:
-        fresh = AppSettings.load()
-        fresh.add_recent(path)
-        self.services.update_settings(recent_projects=fresh.recent_projects)
+    def edit_project_settings(self) -> bool:
+        return self.project_files.edit_project_settings()
 
     def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.services.settings.recent_projects
-        for index, text in enumerate(recent, start=1):
-            path = Path(text)
-            label = f"&{index} {path.name}" if index < 10 else path.name
-            action = self.recent_menu.addAction(label)
-            action.setToolTip(text)
-            action.setStatusTip(text)
-            action.triggered.connect(lambda _checked=False, path=path: self._open_recent(path))
-        if recent:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", self._clear_recent)
-        else:
-            empty = self.recent_menu.addAction("No recent projects")
-            empty.setEnabled(False)
+        self.project_files.fill_recent_menu()
 
     def _open_recent(self, path: Path) -> bool:
-        if not path.is_file():
-            self._show_error("Cannot open project", f"{path}: file not found; removed from the recent list")
-            remaining = [p for p in AppSettings.load().recent_projects if Path(p) != path]
-            self.services.update_settings(recent_projects=remaining)
-            return False
-        return self.open_project(path)
-
-    def _clear_recent(self) -> None:
-        self.services.update_settings(recent_projects=[])
-
-    @Slot()
-    def edit_project_settings(self) -> bool:
-        from difflora_gui.qt.project_dialog import ProjectDialog
-
-        dialog = ProjectDialog(self.project, str(self.services.settings.resolved_output_dir()), self)
-        if dialog.exec() != ProjectDialog.DialogCode.Accepted:
-            return False
-        dialog.apply_to(self.project)
-        return True
+        return self.project_files.open_recent(path)
 
     # --- dialogs -----------------------------------------------------------------------------
 
@@ -587,8 +347,7 @@ class MainWindow(QMainWindow):
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return False
         self.services.update_settings(**dialog.changes())
-        if self._autosave_timer.isActive():  # a new interval applies now, not at the next start
-            self._autosave_timer.setInterval(self.services.settings.autosave_interval_s * 1000)
+        self.project_files.apply_autosave_interval()
         self.log("Settings saved")
         return True
 
@@ -608,21 +367,13 @@ class MainWindow(QMainWindow):
         self.build_panels()
 
     def _show_error(self, title: str, message: str) -> None:
-        self.log(message, "error")
-        QMessageBox.warning(self, title, message)
+        self.project_files.show_error(title, message)
 
     @Slot()
     def show_shortcuts(self) -> None:
-        lines = [
-            ("Ctrl+N / Ctrl+O", "new / open project"),
-            ("Ctrl+S / Ctrl+Shift+S", "save / save as"),
-            ("Ctrl+1 … Ctrl+5", "Dataset, Train, Merge, Preview, Compare"),
-            ("Ctrl+J / Ctrl+L", "show or hide the Jobs / Log dock"),
-            ("Ctrl+,", "Settings"),
-            ("Ctrl+Shift+P", "Plugins"),
-            ("Ctrl+Q", "quit"),
-        ]
-        rows = "".join(f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for keys, what in lines)
+        rows = "".join(
+            f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for keys, what in shortcut_rows(self)
+        )
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
 
     @Slot()
@@ -657,74 +408,21 @@ class MainWindow(QMainWindow):
 
     def panel_for_suffix(self, suffix: str) -> PanelEntry | None:
         """The panel that takes files with this suffix: one in the current section first."""
-        suffix = suffix.lower()
-        candidates = [e for e in self.panels.values() if e.ok and suffix in e.accepts]
-        if not candidates:
-            return None
-        current = self.current_section()
-        candidates.sort(
-            key=lambda e: (
-                e.spec.section != current,
-                SECTIONS.index(e.spec.section),
-                e.spec.order,
-                e.spec.title,
-            )
-        )
-        return candidates[0]
+        return self.drops.panel_for_suffix(suffix)
 
     def route_files(self, paths: list[str | Path]) -> dict[str, list[Path]]:
-        """Send dropped files where they belong; returns ``{panel name | "project" | "unhandled": paths}``.
+        """Send dropped files where they belong (see :class:`~difflora_gui.qt.drop_router.DropRouter`)."""
+        return self.drops.route(paths)
 
-        ``.difflora`` opens the project; other files go, grouped, to the panel whose
-        ``PanelSpec.accepts`` lists their suffix (its widget's ``accept_files(paths)``). Files no
-        panel takes are named in the status bar and the log.
-        """
-        routed: dict[str, list[Path]] = {}
-        paths = [Path(p) for p in paths]
-        projects = [p for p in paths if p.suffix.lower() == PROJECT_SUFFIX]
-        if projects:
-            if len(projects) > 1:
-                self.log(f"Dropped {len(projects)} projects; opening only {projects[0].name}", "warning")
-            if self.open_project(projects[0]):
-                routed["project"] = [projects[0]]
-        by_panel: dict[str, list[Path]] = {}
-        unhandled: list[Path] = []
-        for path in paths:
-            if path.suffix.lower() == PROJECT_SUFFIX:
-                continue
-            entry = self.panel_for_suffix(path.suffix) if path.suffix else None
-            if entry is None:
-                unhandled.append(path)
-            else:
-                by_panel.setdefault(entry.spec.name, []).append(path)
-        for name, files in by_panel.items():
-            entry = self.panels[name]
-            accept = getattr(entry.widget, "accept_files", None)
-            if accept is None:
-                self.log(
-                    f"Panel '{entry.spec.title}' lists {entry.accepts} but has no accept_files()", "error"
-                )
-                unhandled.extend(files)
-                continue
-            self.show_section(entry.spec.section)
-            self.pages[entry.spec.section].show_panel(entry)
-            try:
-                accept(list(files))
-            except Exception as exc:  # a plugin's bug must not take the window down
-                self.log(f"Panel '{entry.spec.title}' failed to take {len(files)} file(s): {exc}", "error")
-                import traceback
+    # what the drop router calls back
+    def show_panel(self, entry: PanelEntry) -> None:
+        self.pages[entry.spec.section].show_panel(entry)
 
-                self.log_dock.append_detail(traceback.format_exc())
-                continue
-            routed[name] = files
-            self.log(f"{len(files)} file(s) → {SECTION_INFO[entry.spec.section].title} ▸ {entry.spec.title}")
-        if unhandled:
-            routed["unhandled"] = unhandled
-            suffixes = sorted({p.suffix.lower() or p.name for p in unhandled})
-            message = f"No panel takes {', '.join(suffixes)} files yet ({len(unhandled)} file(s) not opened)"
-            self.statusBar().showMessage(message, 10000)
-            self.log(message + ": " + ", ".join(p.name for p in unhandled), "warning")
-        return routed
+    def log_detail(self, text: str) -> None:
+        self.log_dock.append_detail(text)
+
+    def status(self, text: str, timeout_ms: int = 5000) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
 
     # --- window state ------------------------------------------------------------------------
 
@@ -760,11 +458,6 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.log_dock], [190], Qt.Orientation.Vertical)
 
     # --- title, show, close ------------------------------------------------------------------
-
-    def _update_title(self, *_args) -> None:
-        project = self.project
-        self.setWindowTitle(f"{project.display_name}[*] — {APP_NAME}")
-        self.setWindowModified(project.dirty)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
@@ -816,8 +509,6 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.jobs.shutdown(self.services.settings.shutdown_timeout_s)
         self.save_window_state()
-        self._autosave_timer.stop()
+        self.project_files.close()
         self.devices.stop()
-        if self.autosave_session is not None:
-            self.autosave_session.close()
         self.log_dock.detach_logging()

@@ -294,3 +294,17 @@ def test_records_are_checked_against_their_declaration():
 
     with pytest.raises(TypeError, match="network_dim defaults to 32"):
         check_dataclass(Drifted, TRAINER)
+
+
+def test_a_form_of_one_group_reads_conditions_on_another_groups_fields(qtbot):
+    declaration = ConfigDeclaration(
+        params=(
+            Param("sampling", "bool", False, "sample during training", group="samples"),
+            Param("sample_every", "int", 100, "steps", group="schedule", visible_when={"sampling": True}),
+        )
+    )
+    form = ParamForm(declaration.group("schedule"))
+    qtbot.addWidget(form)
+    assert not form.is_row_visible("sample_every")
+    form.set_context({"sampling": True})
+    assert form.is_row_visible("sample_every") and form.applicable() == ["sample_every"]

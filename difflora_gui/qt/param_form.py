@@ -79,6 +79,7 @@ class ParamForm(QWidget):
         self.schema = ParamSchema(tuple(p for p in full if p.form))
         self.editors: dict[str, FieldEditor] = {}
         self.labels: dict[str, QLabel] = {}
+        self._context: dict[str, Any] = {}
         self.group_headings: dict[str, QLabel] = {}
         self._rows: dict[str, tuple[QFormLayout, int]] = {}
         outer = QVBoxLayout(self)
@@ -165,13 +166,13 @@ class ParamForm(QWidget):
 
     def applicable(self) -> list[str]:
         """The names of the parameters that apply with the values shown (their conditions hold)."""
-        return self.schema.applicable(self.values())
+        return self.schema.applicable(self._condition_values())
 
     def errors(self) -> dict[str, str]:
         """``{name: message}`` for every value its parameter refuses (of the parameters that apply)."""
         problems = {}
         values = self.values()
-        applicable = set(self.schema.applicable(values))
+        applicable = set(self.schema.applicable({**self._context, **values}))
         for name, value in values.items():
             if name not in applicable:
                 continue
@@ -216,6 +217,15 @@ class ParamForm(QWidget):
         editor = self.editors[name]
         editor.changed.connect(lambda: slot(editor.value()))
 
+    def set_context(self, values: Mapping[str, Any]) -> None:
+        """Values of fields outside this form that its conditions read (a declaration split into
+        one form per group: a field here may depend on one in another form)."""
+        self._context = dict(values)
+        self._on_changed()
+
+    def _condition_values(self) -> dict[str, Any]:
+        return {**self._context, **self.values()}
+
     def _on_changed(self) -> None:
         self._sync_visibility()
         self._show_errors()
@@ -226,7 +236,7 @@ class ParamForm(QWidget):
         conditional = [p for p in self.schema if p.visible_when is not None]
         if not conditional:
             return
-        visible = set(self.schema.visible(self.values()))
+        visible = set(self.schema.visible(self._condition_values()))
         for param in conditional:
             self.set_row_visible(param.name, param.name in visible)
 

@@ -104,6 +104,21 @@ def test_keyboard_shortcuts(window, qtbot):
     assert window.log_dock.isVisible()
 
 
+def test_the_shortcuts_help_lists_the_action_tables_shortcuts(window):
+    from difflora_gui.qt.actions import ACTIONS, MENUS, SECTION_ACTIONS, SEPARATOR
+
+    window.action_shortcuts.trigger()
+    (shown,) = [d for d in window.dialogs.asked if d.title == "Keyboard shortcuts"]
+    for keys, what in [("Ctrl+N", "New project"), ("Ctrl+Shift+S", "Save as"), ("Ctrl+Shift+P", "Plugins")]:
+        assert f"<b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td>" in shown.text
+    assert "<b>Ctrl+1 … Ctrl+5</b>" in shown.text and "<b>Ctrl+J</b>" in shown.text
+    # every declared action is in a menu, and every menu entry is a declared action
+    in_menus = {entry for _title, entries in MENUS for entry in entries if entry.startswith("action_")}
+    assert {d.attr for d in ACTIONS} <= in_menus
+    assert all(hasattr(window, entry) for entry in in_menus)
+    assert SECTION_ACTIONS in dict(MENUS)["&View"] and SEPARATOR in dict(MENUS)["&File"]
+
+
 def _progress_job(params, ctx):
     for step in range(1, params["total"] + 1):
         ctx.raise_if_cancelled()
@@ -346,6 +361,21 @@ def test_a_panel_that_raises_while_taking_files_is_contained(qtbot, monkeypatch,
     assert routed == {}
     assert "Panel 'Grumpy' failed to take 1 file(s): cannot read these" in win.log_dock.text()
     close_window(win, dialogs)
+
+
+def test_the_drop_router_prefers_the_section_on_screen_then_section_and_panel_order():
+    from difflora_gui.qt.drop_router import choose_panel
+    from difflora_gui.qt.sections import PanelEntry
+
+    def entry(name, section, order=100, error=""):
+        spec = PanelSpec(name, name.title(), section, "x:y", order=order, accepts=(".png",))
+        return PanelEntry(spec, "p", None, error=error, accepts=spec.accepts)
+
+    entries = [entry("late", "compare", 1), entry("second", "dataset", 50), entry("first", "dataset", 10)]
+    assert choose_panel(entries, ".PNG", "train").spec.name == "first"
+    assert choose_panel(entries, ".png", "compare").spec.name == "late"
+    assert choose_panel([entry("broken", "merge", error="import failed")], ".png", "merge") is None
+    assert choose_panel(entries, ".txt", "dataset") is None
 
 
 def test_main_window_default_host_is_the_process_host(qtbot, monkeypatch):

@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from difflora_gui import project as project_module
 from difflora_gui.errors import BadFileError, UserError
 from difflora_gui.project import (
     PROJECT_FORMAT,
     PROJECT_VERSION,
     Project,
+    register_migration,
+    versions,
     with_suffix,
 )
 from difflora_gui.specs import SECTIONS
@@ -160,32 +161,50 @@ def test_missing_file_and_folder(tmp_path):
         Project.load(tmp_path)
 
 
-def test_older_versions_are_migrated_forward(tmp_path, monkeypatch):
-    monkeypatch.setattr(project_module, "PROJECT_VERSION", 2)
+def test_older_sections_are_migrated_forward(tmp_path, monkeypatch):
+    monkeypatch.setitem(versions.SECTION_VERSIONS, "train", 2)
 
-    def rename_recipe(data):
-        data["sections"]["merge"] = {"recipe": data["sections"]["merge"].pop("old_recipe")}
+    def rename_steps(data):
+        data["sections"]["train"] = {"max_steps": data["sections"]["train"].pop("steps")}
         return data
 
-    monkeypatch.setitem(project_module.MIGRATIONS, 1, rename_recipe)
+    monkeypatch.setitem(versions.MIGRATIONS, "train", {1: rename_steps})
     path = tmp_path / "old.difflora"
     original = json.dumps(
-        {"format": PROJECT_FORMAT, "version": 1, "name": "old", "sections": {"merge": {"old_recipe": "svd"}}}
+        {"format": PROJECT_FORMAT, "version": 1, "name": "old", "sections": {"train": {"steps": 100}}}
     )
     path.write_text(original, encoding="utf-8")
     project = Project.load(path)
-    assert project.section("merge") == {"recipe": "svd"}
+    assert project.section("train") == {"max_steps": 100}
     assert project.dirty  # it needs saving in the new format...
     assert path.read_text(encoding="utf-8") == original  # ...but loading never rewrites the file
     project.save()
-    assert json.loads(path.read_text(encoding="utf-8"))["version"] == 2
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["version"] == PROJECT_VERSION
+    assert saved["versions"]["train"] == 2
+
+
+def test_register_migration_adds_a_step_for_one_section(monkeypatch):
+    monkeypatch.setattr(versions, "MIGRATIONS", {})
+    monkeypatch.setitem(versions.SECTION_VERSIONS, "preview", 2)
+
+    @register_migration("preview", 1)
+    def add_seed(data):
+        data["sections"]["preview"]["seed"] = 42
+        return data
+
+    assert {"preview": {1: add_seed}} == versions.MIGRATIONS
+    data = {"format": PROJECT_FORMAT, "version": 1, "sections": {"preview": {}}}
+    assert Project.from_json(data).section("preview") == {"seed": 42}
 
 
 def test_missing_migration_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(project_module, "PROJECT_VERSION", 3)
+    monkeypatch.setitem(versions.SECTION_VERSIONS, "dataset", 3)
     path = tmp_path / "old.difflora"
-    path.write_text(json.dumps({"format": PROJECT_FORMAT, "version": 1, "sections": {}}), encoding="utf-8")
-    with pytest.raises(BadFileError, match="no migration from project version 1"):
+    path.write_text(
+        json.dumps({"format": PROJECT_FORMAT, "version": 1, "sections": {"dataset": {}}}), encoding="utf-8"
+    )
+    with pytest.raises(BadFileError, match="no migration for section 'dataset' from version 1"):
         Project.load(path)
 
 

@@ -478,6 +478,12 @@ def test_any_free_gpu_jobs_show_their_lane_once_placed(qtbot, controller):
     qtbot.waitUntil(lambda: first.state == RUNNING and second.state == RUNNING, timeout=5000)
     assert {first.lane_key, second.lane_key} == {"device:cuda:0", "device:cuda:1"}
     assert third.state == QUEUED and third.lane_key == "device:cuda:*"
+    from difflora_gui.qt.jobs_dock import JobRow
+
+    row = JobRow(third, controller)
+    qtbot.addWidget(row)
+    assert row.detail_label.text() == "waiting for the first free lane of device:cuda:*"
+    assert row.lane_label.text() == "device:cuda:*"
     release.set()
     wait_finished(qtbot, first, second, third)
     assert third.result == "ran" and third.lane_key in ("device:cuda:0", "device:cuda:1")

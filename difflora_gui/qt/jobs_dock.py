@@ -112,7 +112,9 @@ class JobRow(QFrame):
         if handle.state == QUEUED:
             self.progress_bar.setValue(0)
             self.progress_bar.setFormat("waiting")
-            self.detail_label.setText(f"waiting for lane {handle.lane_key}")
+            lane = handle.lane_key
+            waits_for = f"the first free lane of {lane}" if lane.endswith("*") else f"lane {lane}"
+            self.detail_label.setText(f"waiting for {waits_for}")
         elif handle.state == RUNNING and handle.progress is None:
             self.progress_bar.setRange(0, 0)  # busy until the first report
             self.detail_label.setText("running")

@@ -294,7 +294,7 @@ class Project:
         base = self.folder if relative else None
 
         def stored(path: str) -> str:
-            return project_paths.store_path(path, base)
+            return project_paths.store_path(path, base) if path else path
 
         sections = copy.deepcopy(self._sections)
         for key, data in sections.items():
@@ -350,7 +350,7 @@ class Project:
         base = Path(os.path.abspath(folder)) if folder is not None else None
 
         def resolved(text: str) -> str:
-            return str(project_paths.resolve_path(text, base))
+            return str(project_paths.resolve_path(text, base)) if text else text
 
         project = cls(name, output_dir=output_dir, sections=sections)
         for key, value in project._sections.items():

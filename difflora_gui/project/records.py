@@ -272,7 +272,7 @@ class RenderRecord(Record):
         return [lora.source_id for lora in self.loras if lora.source_id]
 
     def paths(self) -> list[tuple[str, str]]:
-        found = [("loras", lora.path) for lora in self.loras]
+        found = [("loras", lora.path) for lora in self.loras if lora.path]
         return found + ([("output", self.output)] if self.output else [])
 
     def map_paths(self, function: PathMap) -> RenderRecord:

@@ -20,6 +20,7 @@ from difflora_gui.project import (
     Project,
     RenderRecord,
     RunRecord,
+    new_record_id,
 )
 from difflora_gui.settings import data_dir
 
@@ -284,3 +285,29 @@ def test_store_path_and_resolve_path(tmp_path):
     assert project.resolve_path("sub dir/ü.safetensors") == inside
     assert project.resolve_path(str(outside)) == outside
     assert project.store_path("") == ""
+
+
+def test_record_merge_links_its_inputs_to_the_runs_that_wrote_them(tmp_path):
+    (tmp_path / "p").mkdir()
+    project = Project()
+    project.save(tmp_path / "p" / "p.difflora")
+    run = project.add_record(RunRecord())
+    checkpoint = make_file(project.workspace.dir_for("runs", run.id) / "a.safetensors")
+    run.checkpoints = [str(checkpoint)]
+    project.add_record(run)
+    outside_b = make_file(tmp_path / "b.safetensors")
+    record_id = new_record_id()  # known before the job starts, so its events go to its folder
+    events = project.workspace.events_path("merges", record_id)
+    with EventLog(events) as log:
+        log.append(Artifact("lora", "denser.safetensors"))
+    output = make_file(events.parent / "denser.safetensors")
+    recipe = {"lora_a": str(checkpoint), "lora_b": str(outside_b), "output": str(output), "rank": 4,
+              "created": "2026-12-01T22:00:00Z"}
+    merge = project.record_merge(recipe, output, id=record_id)
+    assert (merge.id, merge.run_a, merge.run_b, merge.created) == (record_id, run.id, None, "2026-12-01T22:00:00Z")
+    assert project.lineage(merge.id) == [merge, run]
+    assert project.producer_of(output) == merge
+    (artifact,) = read_events(events)
+    assert project.workspace.artifact_path("merges", record_id, artifact.path) == output
+    project.save()
+    assert Project.load(project.path).lineage(merge.id) == [merge, run]

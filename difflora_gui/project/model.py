@@ -33,7 +33,7 @@ from difflora_gui.fileio import atomic_write_json
 from difflora_gui.project import paths as project_paths
 from difflora_gui.project import versions
 from difflora_gui.project.paths import MissingFile
-from difflora_gui.project.records import Record, RecordError
+from difflora_gui.project.records import MergeRecord, Record, RecordError, RunRecord
 from difflora_gui.project.workspace import (
     Workspace,
     copy_workspace,
@@ -237,6 +237,29 @@ class Project:
             found.append(record)
             queue.extend(record.parent_ids())
         return found
+
+    def producer_of(self, path: str | Path) -> Record | None:
+        """The record that wrote ``path`` (a run's checkpoint, a merge's or render's output), if any."""
+        wanted = os.path.normcase(os.path.abspath(path))
+        for record in reversed(self._records.values()):  # the newest producer wins
+            written = record.checkpoints if isinstance(record, RunRecord) else [getattr(record, "output", "")]
+            if any(text and os.path.normcase(os.path.abspath(text)) == wanted for text in written):
+                return record
+        return None
+
+    def record_merge(self, recipe: dict[str, Any], output: str | Path | None = None, **values: Any) -> MergeRecord:
+        """Record a finished merge of ``recipe`` (``MergeParams.to_json()``) that wrote ``output``.
+
+        Its LoRA A and B are linked to the runs (or merges) in this project that wrote them.
+        ``values`` are further :class:`MergeRecord` fields (``id=`` the id its job's events used).
+        """
+        record = MergeRecord.from_recipe(recipe, str(output) if output else None, **values)
+        for role in ("a", "b"):
+            source = self.producer_of(getattr(record, f"lora_{role}")) if getattr(record, f"lora_{role}") else None
+            if source is not None and getattr(record, f"run_{role}") is None:
+                setattr(record, f"run_{role}", source.id)
+        self.add_record(record)
+        return record
 
     # --- paths and workspace -----------------------------------------------------------------
 

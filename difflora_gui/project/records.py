@@ -194,7 +194,10 @@ RECIPE_PATH_KEYS = ("lora_a", "lora_b", "output")
 
 @dataclass(kw_only=True)
 class MergeRecord(Record):
-    """A merge: LoRA A and B (files, and the runs that made them when known), its recipe, its output."""
+    """A merge: LoRA A and B (files, and the records that wrote them when known), its recipe, its output.
+
+    ``run_a``/``run_b`` are the ids of the run (or earlier merge) that wrote each input file.
+    """
 
     kind: ClassVar[str] = "merge"
     folder: ClassVar[str] = "merges"
@@ -205,6 +208,18 @@ class MergeRecord(Record):
     run_b: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
     output: str = ""
+
+    @classmethod
+    def from_recipe(cls, recipe: dict[str, Any], output: str | None = None, **values: Any) -> MergeRecord:
+        """The record of a merge that ran ``recipe`` (``MergeParams.to_json()``) and wrote ``output``."""
+        return cls(
+            lora_a=str(recipe.get("lora_a") or ""),
+            lora_b=str(recipe.get("lora_b") or ""),
+            recipe=dict(recipe),
+            output=str(output or recipe.get("output") or ""),
+            **({"created": str(recipe["created"])} if recipe.get("created") else {}),
+            **values,
+        )
 
     def parent_ids(self) -> list[str]:
         return [run for run in (self.run_a, self.run_b) if run]

@@ -112,14 +112,7 @@ def _merge_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
     merge = data["sections"].get("merge")
     recipe = merge.get("recipe") if isinstance(merge, dict) else None
     if isinstance(recipe, dict) and recipe.get("lora_a") and recipe.get("lora_b"):
-        output = merge.get("last_output") or recipe.get("output") or ""
-        record = MergeRecord(
-            lora_a=str(recipe["lora_a"]),
-            lora_b=str(recipe["lora_b"]),
-            recipe=copy.deepcopy(recipe),
-            output=str(output),
-            created=str(recipe.get("created") or ""),
-        )
+        record = MergeRecord.from_recipe(copy.deepcopy(recipe), merge.get("last_output"))
         data.setdefault(RECORDS_KEY, []).append(record.to_json())
         merge["last_merge_id"] = record.id
     return data

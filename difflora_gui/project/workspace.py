@@ -36,7 +36,8 @@ def unsaved_root() -> Path:
 def is_unsaved_root(root: Path) -> bool:
     from difflora_gui.settings import data_dir
 
-    return Path(os.path.abspath(root)).parent == Path(os.path.abspath(data_dir() / "unsaved"))
+    parent = os.path.dirname(os.path.abspath(root))
+    return os.path.normcase(parent) == os.path.normcase(os.path.abspath(data_dir() / "unsaved"))
 
 
 class Workspace:
@@ -67,6 +68,15 @@ class Workspace:
     def events_path(self, kind: str, record_id: str) -> Path:
         """Where a record's job appends its event log (``events.jsonl`` in its folder)."""
         return self.dir_for(kind, record_id) / EVENTS_FILE
+
+    def artifact_path(self, kind: str, record_id: str, text: str | Path) -> Path:
+        """A path from a record's event log: relative ones are relative to the record's folder.
+
+        Jobs that write artifacts into their record's folder should log them relative to it, so a
+        moved project reopens with its checkpoints and samples.
+        """
+        path = Path(text)
+        return path if path.is_absolute() else self.kind_dir(kind) / record_id / path
 
     def exists(self) -> bool:
         return self.root.is_dir()

@@ -8,6 +8,7 @@ since the log was opened, so a reopened run can be replayed in time order.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,11 @@ class EventLog:
     def __init__(self, path: str | Path, *, clock=time.monotonic):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = self.path.exists() and not _ends_with_newline(self.path)
         self._file = self.path.open("a", encoding="utf-8", newline="\n")
+        if torn:  # a crash left half a line: end it, or the first new event would be glued to it
+            self._file.write("\n")
+            self._file.flush()
         self._lock = threading.Lock()
         self._clock = clock
         self._started = clock()
@@ -31,7 +36,10 @@ class EventLog:
     def append(self, event: Event) -> None:
         data = event.to_json()
         data["t"] = round(self._clock() - self._started, 3)
-        line = json.dumps(data, ensure_ascii=False, allow_nan=False, default=str)
+        try:
+            line = json.dumps(data, ensure_ascii=False, allow_nan=False, default=str)
+        except ValueError:  # nan or inf somewhere in the metadata: JSON has no such numbers
+            line = json.dumps(_finite(data), ensure_ascii=False, allow_nan=False, default=str)
         with self._lock:
             if self._file.closed:
                 return
@@ -50,6 +58,26 @@ class EventLog:
         self.close()
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return True
+        handle.seek(-1, 2)
+        return handle.read(1) == b"\n"
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every nan/inf float written as a string ("nan", "inf", "-inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
 def read_events(path: str | Path) -> list[Event]:
     """Every event in a log, in order. A torn or unknown line is skipped, not fatal."""
     return [event for _t, event in iter_timed_events(path)]
@@ -63,6 +91,8 @@ def iter_timed_events(path: str | Path) -> Iterator[tuple[float, Event]]:
                 continue
             try:
                 data = json.loads(line)
+                if not isinstance(data, dict):
+                    continue
                 t = float(data.pop("t", 0.0))
                 yield t, event_from_json(data)
             except (ValueError, TypeError):

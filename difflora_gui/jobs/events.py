@@ -9,6 +9,7 @@ index, size and metadata go to the log.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -38,6 +39,24 @@ class Metric(Event):
     name: str
     value: float
     step: int | None = None
+
+    def __post_init__(self):
+        # a diverging run reports nan; JSON has no nan, so the log stores "nan" and it comes back here
+        object.__setattr__(self, "value", float(self.value))
+        object.__setattr__(self, "step", None if self.step is None else int(self.step))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Metric):
+            return NotImplemented
+        same_value = self.value == other.value or (math.isnan(self.value) and math.isnan(other.value))
+        return self.name == other.name and same_value and self.step == other.step
+
+    def __hash__(self) -> int:
+        return hash((self.name, "nan" if math.isnan(self.value) else self.value, self.step))
+
+    def _fields_json(self) -> dict[str, Any]:
+        value = self.value if math.isfinite(self.value) else str(self.value)
+        return {"name": self.name, "value": value, "step": self.step}
 
 
 @dataclass(frozen=True)

@@ -311,3 +311,19 @@ def test_record_merge_links_its_inputs_to_the_runs_that_wrote_them(tmp_path):
     assert project.workspace.artifact_path("merges", record_id, artifact.path) == output
     project.save()
     assert Project.load(project.path).lineage(merge.id) == [merge, run]
+
+
+def test_workspace_folders_are_made_on_demand_by_kind(tmp_path):
+    project = Project()
+    (tmp_path / "w").mkdir()
+    project.save(tmp_path / "w" / "w.difflora")
+    assert not project.workspace.exists()  # nothing up front
+    run = RunRecord()
+    folder = project.workspace.dir_for(run.kind, run.id)
+    assert folder == tmp_path / "w" / "w.difflora.d" / "runs" / run.id and folder.is_dir()
+    assert project.workspace.dir_for("grids", "g1").parent.name == "grids"
+    assert sorted(p.name for p in project.workspace.root.iterdir()) == ["grids", "runs"]
+    assert project.workspace.events_path("runs", run.id) == folder / "events.jsonl"
+    for bad_kind, bad_id in (("checkpoints", "x"), ("runs", "../x"), ("runs", "")):
+        with pytest.raises(ValueError):
+            project.workspace.dir_for(bad_kind, bad_id)

@@ -50,9 +50,13 @@ class Workspace:
         return f"Workspace({str(self.root)!r})"
 
     def kind_dir(self, kind: str) -> Path:
-        if kind not in KINDS:
+        """The folder of one kind: a folder name (``"merges"``) or a record kind (``"merge"``)."""
+        from difflora_gui.project.records import RECORD_TYPES
+
+        folder = RECORD_TYPES[kind].folder if kind in RECORD_TYPES else kind
+        if folder not in KINDS:
             raise ValueError(f"unknown workspace kind {kind!r} (one of {', '.join(KINDS)})")
-        return self.root / kind
+        return self.root / folder
 
     def dir_for(self, kind: str, record_id: str) -> Path:
         """The folder of one record's data, created if needed."""

@@ -60,6 +60,7 @@ def test_a_version_1_project_written_by_the_merge_workbench_opens(tmp_path):
         assert Path(settings[key]) == folder / relative
         assert Path(recipe[key]).is_file()
     assert Path(merge["last_output"]) == folder / V1_LORAS[2]
+    assert project.output_dir == str(folder / "out")
     assert project.missing_files() == []
 
     # the last merge became a record with its inputs, recipe and output
@@ -75,6 +76,7 @@ def test_a_version_1_project_written_by_the_merge_workbench_opens(tmp_path):
     assert saved["versions"]["merge"] == 2 and saved["versions"]["records"] == 1
     assert saved["sections"]["merge"]["settings"]["lora_a"] == V1_LORAS[0]  # relative, POSIX
     assert saved["records"][0]["lora_a"] == V1_LORAS[0]
+    assert saved["output_dir"] == "out"
     again = Project.load(path)
     assert not again.dirty
     assert again.section("merge") == project.section("merge")
@@ -327,3 +329,28 @@ def test_workspace_folders_are_made_on_demand_by_kind(tmp_path):
     for bad_kind, bad_id in (("checkpoints", "x"), ("runs", "../x"), ("runs", "")):
         with pytest.raises(ValueError):
             project.workspace.dir_for(bad_kind, bad_id)
+
+
+def test_a_failed_first_save_keeps_the_unsaved_workspace_and_paths(tmp_path, monkeypatch):
+    from difflora_gui.project import model
+
+    project = Project()
+    run = RunRecord()
+    checkpoint = make_file(project.workspace.dir_for("runs", run.id) / "c.safetensors")
+    run.checkpoints = [str(checkpoint)]
+    project.add_record(run)
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    working = model.atomic_write_json
+    monkeypatch.setattr(model, "atomic_write_json", disk_full)
+    with pytest.raises(UserError, match="No space left"):
+        project.save(tmp_path / "p.difflora")
+    assert project.path is None and project.dirty
+    assert project.get_record(run.id).checkpoints == [str(checkpoint)] and checkpoint.is_file()
+    assert not (tmp_path / "p.difflora.d").exists()  # the copy was taken back
+    monkeypatch.setattr(model, "atomic_write_json", working)
+    project.save(tmp_path / "p.difflora")
+    assert (tmp_path / "p.difflora.d" / "runs" / run.id / "c.safetensors").is_file()
+    assert not checkpoint.exists()  # moved out of the unsaved area once the file was written

@@ -306,6 +306,7 @@ class Project:
         ]
 
     def _map_paths(self, function: Callable[[str], str]) -> None:
+        self._output_dir = function(self._output_dir) if self._output_dir else ""
         for key, data in self._sections.items():
             project_paths.map_section_paths(key, data, function)
         self._records = {rid: record.map_paths(function) for rid, record in self._records.items()}
@@ -330,7 +331,7 @@ class Project:
                 "versions": {key: versions.section_version(key) for key in [*sections, RECORDS_KEY]},
                 "app": f"{APP_NAME} {__version__}",
                 "name": self._name,
-                "output_dir": self._output_dir,
+                "output_dir": stored(self._output_dir),
                 "sections": sections,
                 RECORDS_KEY: [record.map_paths(stored).to_json() for record in self._records.values()],
             }
@@ -375,7 +376,7 @@ class Project:
         def resolved(text: str) -> str:
             return str(project_paths.resolve_path(text, base)) if text else text
 
-        project = cls(name, output_dir=output_dir, sections=sections)
+        project = cls(name, output_dir=resolved(output_dir), sections=sections)
         for key, value in project._sections.items():
             project_paths.map_section_paths(key, value, resolved)
         for index, item in enumerate(stored_records):
@@ -430,7 +431,7 @@ class Project:
         self._check_target(target)
         old_root = self.workspace_root
         new_root = Path(os.path.abspath(workspace_root_for(target)))
-        old_path, old_state = self.path, (copy.deepcopy(self._sections), dict(self._records))
+        old_path, old_state = self.path, (copy.deepcopy(self._sections), dict(self._records), self._output_dir)
         undo_copy = copy_workspace(old_root, new_root)
         moved = os.path.normcase(str(old_root)) != os.path.normcase(str(new_root))
         try:
@@ -441,7 +442,7 @@ class Project:
         except BaseException:
             undo_copy()
             self.path = old_path
-            self._sections, self._records = old_state
+            self._sections, self._records, self._output_dir = old_state
             raise
         if moved and is_unsaved_root(old_root):
             shutil.rmtree(old_root, ignore_errors=True)  # it has been copied beside the file

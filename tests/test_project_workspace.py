@@ -354,3 +354,24 @@ def test_a_failed_first_save_keeps_the_unsaved_workspace_and_paths(tmp_path, mon
     project.save(tmp_path / "p.difflora")
     assert (tmp_path / "p.difflora.d" / "runs" / run.id / "c.safetensors").is_file()
     assert not checkpoint.exists()  # moved out of the unsaved area once the file was written
+
+
+def test_an_unsaved_workspace_a_job_writes_to_during_the_save_is_kept(tmp_path, monkeypatch):
+    from difflora_gui.project import model
+
+    project = Project()
+    events = project.workspace.events_path("runs", "r1")
+    log = EventLog(events)
+    log.append(Metric("loss", 1.0, 1))
+    real_copy = model.copy_workspace
+
+    def copy_while_the_job_writes(source, target):
+        undo = real_copy(source, target)
+        log.append(Metric("loss", 0.9, 2))  # the running job appends after the copy was taken
+        return undo
+
+    monkeypatch.setattr(model, "copy_workspace", copy_while_the_job_writes)
+    project.save(tmp_path / "p.difflora")
+    log.close()
+    assert read_events(events) == [Metric("loss", 1.0, 1), Metric("loss", 0.9, 2)]  # not deleted
+    assert read_events(tmp_path / "p.difflora.d" / "runs" / "r1" / "events.jsonl") == [Metric("loss", 1.0, 1)]

@@ -22,7 +22,6 @@ import copy
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,8 @@ from difflora_gui.project.workspace import (
     Workspace,
     copy_workspace,
     is_unsaved_root,
+    remove_if_unchanged,
+    snapshot,
     unsaved_root,
     workspace_root_for,
 )
@@ -432,6 +433,7 @@ class Project:
         old_root = self.workspace_root
         new_root = Path(os.path.abspath(workspace_root_for(target)))
         old_path, old_state = self.path, (copy.deepcopy(self._sections), dict(self._records), self._output_dir)
+        before = snapshot(old_root) if is_unsaved_root(old_root) else {}
         undo_copy = copy_workspace(old_root, new_root)
         moved = os.path.normcase(str(old_root)) != os.path.normcase(str(new_root))
         try:
@@ -445,7 +447,7 @@ class Project:
             self._sections, self._records, self._output_dir = old_state
             raise
         if moved and is_unsaved_root(old_root):
-            shutil.rmtree(old_root, ignore_errors=True)  # it has been copied beside the file
+            remove_if_unchanged(old_root, before)  # it has been copied beside the file
         self._workspace_root = None
         self._set_dirty(False)
         return target

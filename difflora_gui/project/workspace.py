@@ -132,6 +132,29 @@ def copy_workspace(source: Path, target: Path) -> Callable[[], None]:
     return undo
 
 
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """``{relative path: (size, mtime)}`` of every file under ``root`` (to tell whether it changed)."""
+    found: dict[str, tuple[int, int]] = {}
+    if root.is_dir():
+        for path in root.rglob("*"):
+            if path.is_file():
+                stat = path.stat()
+                found[path.relative_to(root).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def remove_if_unchanged(root: Path, before: dict[str, tuple[int, int]]) -> bool:
+    """Delete ``root`` (already copied elsewhere) unless a file in it changed since ``before``.
+
+    A job still writing into an unsaved workspace while it is saved keeps its folder, so
+    nothing it writes after the copy is lost.
+    """
+    if snapshot(root) != before:
+        return False
+    shutil.rmtree(root, ignore_errors=True)
+    return not root.exists()
+
+
 def _same_content(a: Path, b: Path) -> bool:
     if a.stat().st_size != b.stat().st_size:
         return False

@@ -47,7 +47,7 @@ def test_event_log_round_trip_gives_the_same_events(tmp_path):
 
     reopened = read_events(path)
     assert reopened == _events()
-    assert all(type(a) is type(b) for a, b in zip(reopened, _events()))
+    assert all(type(a) is type(b) for a, b in zip(reopened, _events(), strict=True))
     assert math.isnan(reopened[3].value)
     assert reopened[4].meta == {"step": 10, "epoch": 1}
     # the frame's pixels stay in memory; its size is in the log

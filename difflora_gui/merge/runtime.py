@@ -1,8 +1,9 @@
-"""Where and how a merge computes: the torch device, thread limits, quiet loggers."""
+"""Where and how a merge computes: the torch device, its workers' thread limits, quiet loggers."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import TYPE_CHECKING
 
 from difflora_gui.errors import UserError
@@ -79,47 +80,61 @@ def quiet_logger(name: str):
 
 
 @contextlib.contextmanager
-def torch_threads(count: int):
-    """Run a block with ``count`` intra-op torch threads (restored afterwards)."""
-    import torch
+def merge_worker_threads():
+    """For the life of one merge worker thread: one OpenMP thread for torch, in this thread only.
 
-    previous = torch.get_num_threads()
-    if previous != count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
+    Factored modules are small work; several single-threaded workers beat one multi-threaded
+    stream, and single-threaded math makes every re-run give the same bits. The OpenMP thread
+    count (``nthreads-var``) belongs to the calling thread in GNU, LLVM and Intel OpenMP alike, and
+    torch's CPU kernels and its MKL follow it: this limits the worker and no other thread.
+    ``torch.set_num_threads`` is not used: it also changes a process-wide default that every
+    thread started later picks up (a preview job's, say).
 
-
-@contextlib.contextmanager
-def blas_threads(count: int):
-    """Limit numpy's BLAS to ``count`` threads in a block (the Gram products go through numpy).
-
-    Without it each of the merge's workers starts BLAS threads of its own and they compete for
-    the same cores (measured: no gain from the second worker).
+    torch sets a thread's OpenMP count on that thread's first parallel call; asking for it here
+    makes that happen now, before the limit, instead of later over it.
     """
+    import torch
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=count, user_api="blas"):
+    torch.get_num_threads()
+    with threadpool_limits(limits=1, user_api="openmp"):
         yield
+
+
+_blas_lock = threading.Lock()
+_blas_owner: threading.Thread | None = None
 
 
 @contextlib.contextmanager
-def gc_paused():
-    """Hold off Python's cyclic garbage collector for a block (reference counting still frees).
+def numpy_blas_single_threaded(enabled: bool = True):
+    """numpy's BLAS on one thread while a CPU merge runs (the Gram products go through numpy).
 
-    A merge allocates thousands of small objects per second and creates no reference cycles worth
-    collecting; with torch's large heap loaded, each collection walks it all (measured: about 3 %
-    of a 14B merge's CPU time).
+    Without it every worker's product wakes the BLAS's own threads, which compete with the
+    workers for the same cores and serialise on the BLAS's lock (measured on 2 cores: a 14B
+    merge took 70 s instead of 2-5 s). This is the one setting a merge cannot confine to its
+    threads: OpenBLAS (numpy's) keeps a single thread count for the whole process. So it is set
+    and put back by one owner, the job thread that took it first, with threadpoolctl (which
+    restores exactly the value it found); a job that overlaps it rides along and changes nothing,
+    so overlapping jobs can never leave it changed. GPU merges do not take it (their products run
+    on the GPU), and torch's own threads are not touched (see :func:`merge_worker_threads`).
     """
-    import gc
+    global _blas_owner
 
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    if not enabled:
         yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with _blas_lock:
+        owner = _blas_owner is None
+        if owner:
+            _blas_owner = threading.current_thread()
+    if not owner:
+        yield
+        return
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _blas_lock:
+            _blas_owner = None

@@ -1,0 +1,242 @@
+"""A merge's output: the checks before it starts, the output modules, the file, the result.
+
+The file is written in one atomic rename at the end (:func:`difflora_gui.lora.writer.write_lora`):
+a cancelled or failed merge writes nothing. The inputs are hashed for the provenance metadata on a
+thread of their own while the merge computes (:class:`InputHashing`).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from difflora_gui.errors import UserError
+from difflora_gui.merge import analysis as an
+from difflora_gui.merge.result import MergeResult, analysis_paths, optimal_residual, strategy_text
+from difflora_gui.merge.runtime import quiet_logger
+
+if TYPE_CHECKING:
+    from difflora_gui.lora.model import LoraModule
+    from difflora_gui.merge.params import MergeParams
+    from difflora_gui.merge.plan import MergePlan
+
+
+def check_outputs(params: MergeParams, *, write: bool) -> Path | None:
+    """The inputs exist; the output (and the analysis files) may be written. Returns the output path."""
+    from difflora_gui.fileio import check_output_path, same_file
+
+    p = params
+    for label, path in (("A", p.lora_a), ("B", p.lora_b)):
+        if not Path(path).is_file():
+            raise UserError(f"LoRA {label} not found: {path}")
+    if not write:
+        return None
+    if not p.output:
+        raise UserError("no --output file given")
+    output = Path(p.output)
+    if output.suffix.lower() != ".safetensors":
+        raise UserError("the output must be a .safetensors file", path=output)
+    check_output_path(output, inputs=[p.lora_a, p.lora_b], overwrite=p.overwrite)
+    if p.analyze:
+        for extra in analysis_paths(output):
+            if any(same_file(extra, source) for source in (p.lora_a, p.lora_b)):
+                raise UserError("refusing to overwrite an input file with the analysis", path=extra)
+            if extra.exists() and not p.overwrite:
+                raise UserError("analysis file already exists (use --overwrite to replace it)", path=extra)
+    return output
+
+
+class InputHashing:
+    """The inputs' hashes for the provenance metadata, computed on a thread while the merge runs."""
+
+    def __init__(self, params: MergeParams):
+        from difflora_gui.lora.writer import InputFile
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="difflora-hash")
+        self._futures: list[Future] = [
+            self._pool.submit(InputFile.from_path, params.lora_a, "A"),
+            self._pool.submit(InputFile.from_path, params.lora_b, "B"),
+        ]
+
+    def result(self) -> list:
+        try:
+            return [future.result() for future in self._futures]
+        except OSError as exc:  # an input vanished or became unreadable while we merged
+            raise UserError(f"cannot read an input again to record its hash: {exc}") from None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Computed:
+    """What the module passes produced, by module name."""
+
+    stats: dict
+    rows: dict[str, an.ModuleRow]
+    pending: dict
+    final: dict
+    status: dict[str, tuple[str, str]]
+
+    def count(self, status: str) -> int:
+        return sum(1 for s, _ in self.status.values() if s == status)
+
+
+def output_modules(plan: MergePlan, computed: Computed, alpha: float, finish) -> list[LoraModule]:
+    """Every written module in the model's order (nullified ones as zero pairs); scales the rows by alpha.
+
+    ``finish(pending, alpha)`` turns a pending module into its output module.
+    """
+    import torch
+
+    from difflora_gui.lora.model import LoraModule
+
+    save = getattr(torch, plan.save_dtype)
+    policy = plan.policy
+    modules: list[LoraModule] = []
+    null_rank = policy.rank if (policy.mode == "fixed" and policy.rank > 0) else 1
+    for name in plan.names:
+        status, _ = computed.status.get(name, (an.NULLIFIED, an.NOT_TARGETED))
+        if status == an.EXCLUDED:
+            continue
+        if status == an.NULLIFIED:
+            out_dim, in_dim = plan.shape(name)
+            k = max(1, min(null_rank, out_dim, in_dim))
+            modules.append(
+                LoraModule(
+                    name=name,
+                    down=torch.zeros(k, in_dim, dtype=save),
+                    up=torch.zeros(out_dim, k, dtype=save),
+                    scale=1.0,
+                    alpha=float(k),
+                )
+            )
+            continue
+        final = computed.final.pop(name, None)
+        modules.append(final if final is not None else finish(computed.pending.pop(name), alpha))
+    if not modules:
+        raise UserError("nothing to write: every module is excluded")
+    for row in computed.rows.values():
+        row.norm_out *= abs(alpha)
+        row.norm_diff *= abs(alpha)
+        row.singular_values = [v * abs(alpha) for v in row.singular_values]
+    return modules
+
+
+def write_output(
+    output: Path,
+    modules: list[LoraModule],
+    *,
+    params: MergeParams,
+    plan: MergePlan,
+    computed: Computed,
+    alpha: float,
+    hashing: InputHashing | None,
+    warn,
+) -> None:
+    """Write the merged LoRA with its provenance metadata (one atomic rename)."""
+    from difflora_gui.lora.writer import build_metadata, portability_warnings, write_lora
+
+    p = params
+    for warning in portability_warnings([m.name for m in modules], p.format, task=plan.src_a.model.task):
+        warn(warning)
+    inputs = hashing.result() if hashing is not None else []
+    # what made the file: file names only (no user paths in a file that gets shared), and no
+    # flags that do not change its content, so a re-run of the recipe gives the same bytes
+    recipe = {k: v for k, v in p.to_json().items() if k not in ("overwrite", "analyze")}
+    recipe.update(lora_a=Path(p.lora_a).name, lora_b=Path(p.lora_b).name, output=output.name)
+    merged = [r for r in computed.rows.values() if r.status == an.MERGED]
+    extra = {
+        "difflora.alpha": repr(float(alpha)),
+        "difflora.rank_policy": plan.policy.describe(),
+        "difflora.modules": f"{len(merged)} merged, {computed.count(an.NULLIFIED)} nullified, "
+        f"{computed.count(an.EXCLUDED)} excluded",
+    }
+    energies = [r.retained_energy for r in merged if r.retained_energy is not None]
+    if energies:
+        extra["difflora.retained_energy"] = f"{sum(energies) / len(energies):.6f}"
+    metadata = build_metadata(
+        modules=modules,
+        title=p.title or output.stem,
+        model=plan.src_a.model,
+        inputs=inputs,
+        strategy=strategy_text(plan.strategy.info.to_json()),
+        params=recipe,
+        selector=str(plan.selector),
+        created=p.created,
+        description=f"differential LoRA: {p.describe()}",
+        extra=extra,
+    )
+    # the writer logs the portability warnings too; they were reported above through the job
+    with quiet_logger("difflora_gui.lora.writer"):
+        write_lora(
+            output,
+            modules,
+            format=p.format,
+            dtype=plan.save_dtype,
+            metadata=metadata,
+            inputs=[p.lora_a, p.lora_b],
+            overwrite=p.overwrite,
+        )
+
+
+def build_analysis(params: MergeParams, plan: MergePlan, computed: Computed, alpha: float) -> an.AnalysisResult:
+    rows = [computed.rows[n] for n in plan.names if n in computed.rows]
+    return an.AnalysisResult(
+        lora_a=str(params.lora_a),
+        lora_b=str(params.lora_b),
+        model=plan.src_a.model.label,
+        alpha=alpha,
+        rows=rows,
+        strategy=plan.strategy.info.to_json(),
+        rank_policy=plan.policy.describe(),
+        targets=str(plan.selector),
+    )
+
+
+def build_result(
+    params: MergeParams,
+    plan: MergePlan,
+    computed: Computed,
+    *,
+    output: Path | None,
+    alpha: float,
+    analysis: an.AnalysisResult | None,
+    files: list[str],
+    elapsed: float,
+    warnings: list[str],
+) -> MergeResult:
+    merged = [r for r in computed.rows.values() if r.status == an.MERGED and r.retained_energy is not None]
+    ranks: dict[int, int] = {}
+    for row in merged:
+        if row.rank:
+            ranks[row.rank] = ranks.get(row.rank, 0) + 1
+    energies = [r.retained_energy for r in merged if r.rank]
+    residuals = [r.residual for r in merged if r.rank and r.residual is not None]
+    optimal: list[Any] = [optimal_residual(r) for r in merged if r.rank]
+    optimal = [v for v in optimal if v is not None]
+    return MergeResult(
+        output=str(output) if output is not None else None,
+        recipe=params.to_json(),
+        alpha=alpha,
+        merged=computed.count(an.MERGED),
+        nullified=computed.count(an.NULLIFIED),
+        excluded=computed.count(an.EXCLUDED),
+        filtered=sum(1 for _, reason in computed.status.values() if reason == an.FILTERED),
+        only_in_a=list(plan.only_in_a),
+        only_in_b=list(plan.only_in_b),
+        ranks=ranks,
+        retained_energy_mean=sum(energies) / len(energies) if energies else None,
+        retained_energy_min=min(energies) if energies else None,
+        residual_mean=sum(residuals) / len(residuals) if residuals else None,
+        elapsed_s=elapsed,
+        strategy=plan.strategy.info.to_json(),
+        save_dtype=plan.save_dtype,
+        format=params.format,
+        analysis=analysis,
+        analysis_files=files,
+        warnings=list(warnings),
+        optimal_residual_mean=sum(optimal) / len(optimal) if optimal and len(optimal) == len(residuals) else None,
+    )

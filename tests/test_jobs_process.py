@@ -59,8 +59,9 @@ def _pid_after(logs: list[str], prefix: str) -> int:
 # --- stopping the whole tree ---------------------------------------------------------------------
 
 
-def test_a_child_and_grandchild_that_ignore_sigint_are_stopped_with_the_whole_tree():
-    with ChildProcess([PY, fixture("child_with_grandchild.py")]) as child:
+@pytest.mark.parametrize("options", [[], ["--own-session"]], ids=["one group", "grandchild own session"])
+def test_a_child_and_grandchild_that_ignore_sigint_are_stopped_with_the_whole_tree(options):
+    with ChildProcess([PY, fixture("child_with_grandchild.py"), *options]) as child:
         seen = []
         for line in child.lines(timeout=0.1):
             if line is not None:
@@ -170,8 +171,9 @@ def test_musubi_bars_and_counters_are_recognised():
     assert (bar.desc, bar.n, bar.total, bar.remaining, bar.rate) == ("steps", 3, 6, "01:15", "25.18s/it")
     assert bar.numbers() == {"avr_loss": 1.78}
     assert bar.postfix == {"avr_loss": "1.78"}
-    bar = find_tqdm_bar(r"Loading D:\models\wan 2.1.safetensors:  45%|████▍     | 369/825 [00:02<00:03, 137.81it/s]")
-    assert (bar.desc, bar.n, bar.total) == (r"Loading D:\models\wan 2.1.safetensors", 369, 825)
+    model = r"D:\models\wan 2.1.safetensors"
+    bar = find_tqdm_bar(f"Loading {model}:  45%|████▍     | 369/825 [00:02<00:03, 137.81it/s]")
+    assert (bar.desc, bar.n, bar.total) == (f"Loading {model}", 369, 825)
     bar = find_tqdm_bar("4it [00:08,  2.17s/it]")
     assert (bar.n, bar.total) == (4, None)
     bar = find_tqdm_bar("x: 12%|#2        | 1.20k/10.0k [00:01<00:08, 1.1kit/s]")
@@ -231,7 +233,8 @@ def test_a_non_zero_exit_without_a_traceback_fails_with_the_exit_code():
 def test_a_traceback_fails_the_job_even_when_the_exit_code_hides_it():
     error = _failure("traceback-exit0")
     assert str(error) == "failing_child.py failed: ValueError: handled but fatal"
-    assert run_child([PY, fixture("failing_child.py"), "traceback-exit0"], RecordingContext(), check_output=False) == 0
+    argv = [PY, fixture("failing_child.py"), "traceback-exit0"]
+    assert run_child(argv, RecordingContext(), check_output=False) == 0
 
 
 def test_a_launchers_failure_names_its_workers_error_not_its_own():

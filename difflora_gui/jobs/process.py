@@ -356,13 +356,14 @@ class ChildProcess:
             return ""
         signalled: set[int] = set()
         steps = (
-            ("signal", graceful, lambda: self._send_graceful()),
+            ("signal", graceful, self._send_graceful),
             ("terminate", term, lambda: signalled.update(self._tree.send("terminate", signalled))),
             ("kill", kill, lambda: self._tree.send("kill")),
         )
         for step, timeout, send in steps:
             signalled.clear()
-            send()
+            if send() is False:  # no graceful signal could be sent: waiting for it is pointless
+                continue
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 self._drain(on_line, wait_s=0.05)
@@ -375,26 +376,32 @@ class ChildProcess:
                     send()  # members that started meanwhile get it too
         return "survived"
 
-    def _send_graceful(self) -> None:
+    def _send_graceful(self) -> bool:
+        """SIGINT / CTRL_BREAK_EVENT to the tree; False when no process could be sent it."""
         if _WINDOWS:
             # CTRL_BREAK_EVENT goes to the child's process group; only while the child, the group's
             # leader, runs: for an id that is no group Windows signals every process on the console
-            if self._popen.poll() is None:
-                try:
-                    os.kill(self._popen.pid, signal.CTRL_BREAK_EVENT)
-                except OSError:
-                    pass
-            return
+            if self._popen.poll() is not None:
+                return False
+            try:
+                os.kill(self._popen.pid, signal.CTRL_BREAK_EVENT)
+            except OSError:  # no console to send it through (the app runs without one)
+                return False
+            return True
+        sent = False
         try:
             os.killpg(self._popen.pid, signal.SIGINT)
+            sent = True
         except OSError:  # the group is empty: its members moved to their own groups
             pass
         for proc in self._tree.members():  # members that left the group get the signal one by one
             try:
                 if os.getpgid(proc.pid) != self._popen.pid:
                     proc.send_signal(signal.SIGINT)
+                    sent = True
             except (OSError, psutil.Error):
                 continue
+        return sent
 
     # --- the outcome -------------------------------------------------------------------------
 

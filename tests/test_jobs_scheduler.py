@@ -221,6 +221,12 @@ def test_light_lane_runs_a_fixed_number_side_by_side(scheduler):
     assert all(job.wait(5) for job in jobs)
     assert peak[0] == 2
 
+    scheduler.set_light_capacity(3)  # the max_parallel_light_jobs setting
+    peak[0] = 0
+    jobs = [submit(scheduler, JobRequest(f"light {i}", light, lane="light")) for i in range(6)]
+    assert all(job.wait(5) for job in jobs)
+    assert peak[0] == 3
+
 
 def test_failures_carry_the_exception_and_listeners_see_every_state(scheduler):
     seen = []

@@ -92,7 +92,10 @@ def terminal_scheduler() -> Scheduler:
     global _scheduler
     with _scheduler_lock:
         if _scheduler is None:
-            _scheduler = Scheduler(thread_prefix="cli-job")
+            from difflora_gui.settings import AppSettings
+
+            light = AppSettings.load().max_parallel_light_jobs  # the GUI's setting, so both agree
+            _scheduler = Scheduler(thread_prefix="cli-job", light_capacity=light)
         return _scheduler
 
 

@@ -174,6 +174,16 @@ class Scheduler:
         self.refresh()
         return lane
 
+    def set_light_capacity(self, capacity: int) -> None:
+        """How many light jobs run side by side (the ``max_parallel_light_jobs`` setting)."""
+        capacity = max(1, int(capacity))
+        with self._lock:
+            self._light_capacity = capacity
+            lane = self._lanes.get(LIGHT_LANE)
+            if lane is not None:
+                lane.capacity = capacity
+        self.refresh()
+
     def remove_lane(self, key: str) -> None:
         """Forget a lane for "any lane of a kind" matching; a job running there finishes normally."""
         with self._lock:

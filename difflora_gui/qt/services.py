@@ -70,7 +70,7 @@ class AppServices(QObject):
         self._log = log
         self._project = project if project is not None else Project()
         self._unsubscribe = self._project.subscribe(self._on_project_change)
-        self._register_comfy_lanes(settings)
+        self._apply_job_settings(settings)
 
     # --- project -----------------------------------------------------------------------------
 
@@ -109,13 +109,14 @@ class AppServices(QObject):
             setattr(fresh, key, value)
         fresh.save()
         self.settings = fresh
-        self._register_comfy_lanes(fresh)
+        self._apply_job_settings(fresh)
         self.settings_changed.emit(fresh)
         return fresh
 
-    def _register_comfy_lanes(self, settings: AppSettings) -> None:
-        """One job lane per enabled ComfyUI server (``comfy:<name>``)."""
+    def _apply_job_settings(self, settings: AppSettings) -> None:
+        """One job lane per enabled ComfyUI server (``comfy:<name>``), and the light lane's width."""
         self.jobs.register_comfy_servers(server.name for server in settings.enabled_comfyui_servers())
+        self.jobs.scheduler.set_light_capacity(settings.max_parallel_light_jobs)
 
     def output_dir(self) -> str:
         """The project's output folder, else the one from Settings."""

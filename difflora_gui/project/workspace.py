@@ -17,7 +17,8 @@ from pathlib import Path
 from difflora_gui.errors import UserError
 
 WORKSPACE_SUFFIX = ".d"
-KINDS = ("datasets", "runs", "merges", "renders", "grids")
+#: ``jobs`` holds the event logs of jobs that leave no record (an analysis that writes nothing)
+KINDS = ("datasets", "runs", "merges", "renders", "grids", "jobs")
 EVENTS_FILE = "events.jsonl"
 
 

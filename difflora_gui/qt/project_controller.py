@@ -115,7 +115,13 @@ class ProjectController(QObject):
             return False
         self.remember_recent(path)
         self.log(f"Opened {path}")
-        self._status(f"Opened {path.name}")
+        missing = self.project.missing_files()
+        for item in missing:
+            self.log(f"Missing: {item.describe()}", "warning")
+        if missing:
+            self._status(f"Opened {path.name}; {len(missing)} file(s) it uses are missing (see the Log)")
+        else:
+            self._status(f"Opened {path.name}")
         return True
 
     # --- saving --------------------------------------------------------------------------------

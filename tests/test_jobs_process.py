@@ -300,3 +300,41 @@ def test_child_env_and_program_names(monkeypatch):
     assert program_name(["python3", "-m", "musubi_tuner.cache_latents"]) == "musubi_tuner.cache_latents"
     assert program_name(["/opt/venv/bin/accelerate", "launch", "train.py"]) == "accelerate"
     assert program_name([PY, "-c", "print(1)"]) == Path(PY).name
+
+
+# --- as a job on a lane --------------------------------------------------------------------------
+
+
+def _tqdm_job(params, ctx):
+    return run_child([PY, fixture("tqdm_output.py"), "--raw"], ctx)
+
+
+def _tree_job(params, ctx):
+    return run_child([PY, fixture("child_with_grandchild.py")], ctx, stop_timeouts=FAST_STOP)
+
+
+def test_a_child_process_job_on_a_lane_writes_its_events_to_the_event_log_and_is_cancelled_there(tmp_path):
+    from difflora_gui.jobs.eventlog import read_events
+    from difflora_gui.jobs.job import JobRequest
+    from difflora_gui.jobs.scheduler import CANCELLED, DONE, Scheduler
+
+    lanes = Scheduler()
+    try:
+        log_path = tmp_path / "runs" / "run ä" / "events.jsonl"
+        request = JobRequest("train", _tqdm_job, lane="device:cuda:0", event_log=log_path)
+        job = lanes.submit(request, RecordingContext())
+        assert job.wait(10) and job.state == DONE and job.result == 0
+        events = read_events(log_path)
+        assert Metric("loss", 0.123, 42) in events and Metric("loss", 0.05, 100) in events
+        assert ProgressEvent(100, 100, "") in events and LogLine("INFO:trainer:model saved") in events
+
+        ctx = RecordingContext()
+        job = lanes.submit(JobRequest("train", _tree_job, lane="device:cuda:0"), ctx)
+        deadline = time.monotonic() + 5
+        while "grandchild running" not in ctx.logs and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert lanes.cancel(job) == "requested"
+        assert job.wait(5) and job.state == CANCELLED
+        assert gone(_pid_after(ctx.logs, "child pid")) and gone(_pid_after(ctx.logs, "grandchild pid"))
+    finally:
+        assert lanes.shutdown(10)

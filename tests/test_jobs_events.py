@@ -171,3 +171,18 @@ def test_latest_only_hands_a_slow_viewer_the_newest_frame():
     assert box.take() == Frame(3)
     assert box.take() is None
     assert box.dropped == 2
+
+
+def test_the_event_log_keeps_about_one_progress_report_a_second(tmp_path):
+    now = [0.0]
+    path = tmp_path / "events.jsonl"
+    ctx = JobContext(progress_interval_s=0, clock=lambda: now[0])
+    with EventLog(path) as log:
+        ctx.attach_event_log(log)
+        for step in range(1, 101):  # 100 tqdm redraws over 5 s
+            now[0] = step * 0.05
+            ctx.progress(step, 100, "steps")
+        ctx.progress(1, 10, "saving")
+    logged = [(e.done, e.text) for e in read_events(path)]
+    assert logged[0] == (1, "steps") and logged[-2:] == [(100, "steps"), (1, "saving")]
+    assert 5 <= len(logged) <= 8

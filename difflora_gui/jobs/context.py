@@ -28,6 +28,9 @@ from difflora_gui.jobs.events import Artifact, Event, Frame, LogLine, Metric, Pr
 
 #: progress updates closer together than this are dropped (the last one always goes through)
 PROGRESS_INTERVAL_S = 0.1
+#: the event log keeps at most one progress report per this many seconds (a new text and a
+#: finished report always): a ten-hour training would otherwise log tqdm's redraws ten times a second
+EVENT_LOG_PROGRESS_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class JobContext:
         self._started = clock()
         self._last_emit = -float("inf")
         self._last_text = None
+        self._last_logged = -float("inf")
+        self._last_logged_text = None
         self._lock = threading.Lock()
         self._keep = False
         self.event_log = None
@@ -81,7 +86,11 @@ class JobContext:
                 return
             self._last_emit = now
             self._last_text = text
-        if self.event_log is not None:
+            log_due = now - self._last_logged >= EVENT_LOG_PROGRESS_INTERVAL_S
+            to_log = self.event_log is not None and (finished or text != self._last_logged_text or log_due)
+            if to_log:
+                self._last_logged, self._last_logged_text = now, text
+        if to_log:
             self.event_log.append(ProgressEvent(report.done, report.total, text))
         self._emit_progress(report)
 

@@ -338,3 +338,17 @@ def test_a_child_process_job_on_a_lane_writes_its_events_to_the_event_log_and_is
         assert gone(_pid_after(ctx.logs, "child pid")) and gone(_pid_after(ctx.logs, "grandchild pid"))
     finally:
         assert lanes.shutdown(10)
+
+
+def test_on_line_gets_every_line_even_after_a_handler_error():
+    seen = []
+
+    def on_line(line):
+        seen.append((line.stream, line.text))
+        if line.text == "worker step 1":
+            raise RuntimeError("a broken handler")
+
+    with ChildProcess([PY, fixture("launcher.py")], on_line=on_line) as child:
+        assert list(child.lines()) == []  # the lines went to on_line
+        assert child.wait(5) == 0
+    assert seen[-1] == ("stdout", "worker done") and len(seen) == 8

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -236,10 +237,13 @@ class ChildProcess:
             self.tail.append(text)
             self.failure_watch.feed(text, stream)
         line = OutputLine(stream, text)
-        if self._on_line is not None:
-            self._on_line(line)
-        else:
+        if self._on_line is None:
             self._queue.put(line)
+            return
+        try:
+            self._on_line(line)
+        except Exception:  # a broken handler must not stop the reading: the child would block
+            traceback.print_exc()
 
     def _take(self, timeout: float) -> object | None:
         """The next queued line (or end-of-stream mark); None when nothing came in ``timeout``."""

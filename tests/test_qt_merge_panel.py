@@ -487,3 +487,33 @@ def test_copy_command_leaves_out_settings_the_form_hides(make_window, pair):
     argv = shlex.split(panel.command_line(windows=False))
     assert "--energy" not in argv and "--target_norm" not in argv and "--auto_alpha" not in argv
     assert panel.settings_json()["energy"] == 0.95 and panel.settings_json()["target_norm"] == "b"
+
+
+def test_a_merge_leaves_a_record_and_an_event_log_in_the_project_workspace(make_window, pair, tmp_path):
+    from difflora_gui.jobs.eventlog import read_events
+    from difflora_gui.jobs.events import Artifact
+    from difflora_gui.project import Project
+
+    a, b = pair
+    window = make_window()
+    panel = window.panel
+    project_file = tmp_path / "slider project.difflora"
+    assert window.window.save_project_as(project_file)
+    window.load(a, b)
+    window.run("merge")
+    project = window.window.project
+    record_id = project.section("merge")["last_merge_id"]
+    record = project.get_record(record_id)
+    assert record.lora_a == str(a) and record.lora_b == str(b)
+    assert record.output == panel.last_result.output
+    events_file = project.workspace.events_path("merges", record_id)
+    assert events_file.parent.parent.parent == tmp_path / "slider project.difflora.d"
+    events = read_events(events_file)
+    loras = [e for e in events if isinstance(e, Artifact) and e.kind == "lora"]
+    assert [Path(e.path) for e in loras] == [Path(record.output)]
+    assert any(e.EVENT == "progress" for e in events)
+
+    assert window.window.save_project()
+    reopened = Project.load(project_file)
+    assert reopened.get_record(record_id).lora_a == str(a)
+    assert reopened.lineage(record_id)[0].id == record_id

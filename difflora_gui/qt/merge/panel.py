@@ -40,6 +40,7 @@ from difflora_gui.jobs.job import JobRequest
 from difflora_gui.merge.config import OUTPUT_PARAMS, RANK_PARAMS, STRENGTH_PARAMS, form_values, merge_fields
 from difflora_gui.merge.input_checks import default_output_name
 from difflora_gui.merge.params import DEFAULT_STRATEGY, MergeParams
+from difflora_gui.project import new_record_id
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 from difflora_gui.qt.merge.analysis_side import AnalysisSide
 from difflora_gui.qt.merge.inputs import ROLES, InputsBox, short_name
@@ -82,6 +83,7 @@ class MergePanel(QWidget):
         self.job = None  # the running Analyze or Merge job's handle
         self.job_kind = ""
         self._job_project = None
+        self._job_record_id = ""  # the id of the running job's record and event-log folder
         self.last_result = None  # MergeResult of the last merge
         self._created: str | None = None  # the recipe's creation time while the form shows that recipe
         self._output_auto = True
@@ -601,9 +603,12 @@ class MergePanel(QWidget):
         a, b = short_name(params.lora_a), short_name(params.lora_b)
         title = f"Merge {a} − {b}" if kind == "merge" else f"Analyze {a} − {b}"
         function = f"{TASKS}:merge" if kind == "merge" else f"{TASKS}:analyze"
-        request = JobRequest(title, function, params, lane="device", device=params.device)
+        project = self.services.project
+        self._job_record_id = new_record_id()
+        events = project.workspace.events_path("merges" if kind == "merge" else "jobs", self._job_record_id)
+        request = JobRequest(title, function, params, lane="device", device=params.device, event_log=events)
         self.job_kind = kind
-        self._job_project = self.services.project  # the recipe goes to this project, even if another opens
+        self._job_project = project  # the recipe goes to this project, even if another opens
         self.job = handle = self.services.jobs.submit(request)
         handle.progressed.connect(self._on_progress)
         handle.succeeded.connect(self._on_succeeded)
@@ -628,7 +633,10 @@ class MergePanel(QWidget):
     def _on_succeeded(self, result) -> None:
         if self.job_kind == "merge":
             self.last_result = result
-            self._job_project.update_section(SECTION, recipe=result.recipe, last_output=result.output)
+            record = self._job_project.record_merge(result.recipe, result.output, id=self._job_record_id)
+            self._job_project.update_section(
+                SECTION, recipe=result.recipe, last_output=result.output, last_merge_id=record.id
+            )
             if self._job_project is self.services.project:
                 self._created = result.recipe.get("created")
                 self.save_settings()

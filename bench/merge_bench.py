@@ -126,12 +126,11 @@ print(json.dumps({"read": read, "write": write, "bytes": count}))
 
 ARITHMETIC_CHILD = """
 import json, os, sys, time
-from concurrent.futures import ThreadPoolExecutor
 import torch
-from threadpoolctl import threadpool_limits
+from difflora_gui.jobs.pipeline import WorkerPool
 from difflora_gui.lora.reader import open_lora
 from difflora_gui.merge.api import ModuleDelta
-from difflora_gui.merge.runtime import merge_workers
+from difflora_gui.merge.runtime import merge_worker_threads, merge_workers, numpy_blas_single_threaded
 path_a, path_b = sys.argv[1], sys.argv[2]
 with open_lora(path_a) as fa, open_lora(path_b) as fb:  # every factor in memory before the clock starts
     pairs = [(n, fa.load(n), fb.load(n)) for n in fa.names()]
@@ -140,13 +139,12 @@ def grams(item):
     delta = ModuleDelta(name, 0, a.shape, ups=[a.up, b.up], downs=[a.down, b.down], coefs=[a.scale, -b.scale],
                         dtype=torch.float32, device=torch.device("cpu"))
     delta.export_grams()  # the float64 stacks and their two Gram matrices, nothing else
-workers = merge_workers()  # as many as the merge uses
-torch.set_num_threads(1)
+workers = merge_workers()  # as many as the merge uses, with the merge's thread settings
 times = []
-with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+with numpy_blas_single_threaded(), WorkerPool(workers, thread_context=merge_worker_threads) as pool:
     for _ in range(3):
         start = time.perf_counter()
-        list(pool.map(grams, pairs))
+        list(pool.ordered(grams, pairs))
         times.append(time.perf_counter() - start)
 print(json.dumps({"grams": min(times), "workers": workers}))
 """

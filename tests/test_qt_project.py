@@ -114,6 +114,20 @@ def test_a_missing_recent_file_is_reported_and_dropped(window, tmp_path):
     assert AppSettings.load().recent_projects == []
 
 
+def test_opening_a_project_lists_the_files_it_uses_that_are_missing(window, tmp_path):
+    weights = tmp_path / "models" / "wan2.1 t2v 14B ü.safetensors"  # outside the project folder
+    project_dir = tmp_path / "slider"
+    project_dir.mkdir()
+    project = Project("slider", sections={"merge": {"settings": {"lora_a": str(weights), "lora_b": ""}}})
+    project.save(project_dir / "slider.difflora")
+
+    assert window.open_project(project_dir / "slider.difflora")
+    assert window.dialogs.asked == []  # a missing input is no reason to refuse the project
+    assert "(merge: settings.lora_a)" in window.log_dock.text()
+    assert str(weights) in window.log_dock.text()
+    assert "1 file(s) it uses are missing" in window.statusBar().currentMessage()
+
+
 def test_project_settings_dialog(window, tmp_path, monkeypatch):
     def edit(dialog):
         dialog.name.setText("Anime denser")

@@ -1,8 +1,16 @@
 """The differential merge engine: ΔW_out = alpha·(w_a·ΔW_a − w_b·ΔW_b), re-factored to low rank.
 
 * :mod:`~difflora_gui.merge.params` — ``MergeParams``, the recipe (JSON, ``to_cli_args()``); light.
+* :mod:`~difflora_gui.merge.config` — ``MERGE_CONFIG``, the one declaration of the merge's options
+  (CLI flags, the workbench's forms, the recipe, the equivalent command).
 * :mod:`~difflora_gui.merge.engine` — the job functions ``run_merge(params, ctx)`` and
-  ``run_analysis(params, ctx)``.
+  ``run_analysis(params, ctx)``: the passes over the modules, on the ordered worker pipeline
+  (:mod:`difflora_gui.jobs.pipeline`).
+* :mod:`~difflora_gui.merge.plan` — which modules, read how, with which strategy and rank policy.
+* :mod:`~difflora_gui.merge.module_math` — one module's difference, statistics and compression.
+* :mod:`~difflora_gui.merge.output` — output checks, input hashes, writing, the analysis files.
+* :mod:`~difflora_gui.merge.input_checks`, :mod:`~difflora_gui.merge.plot_data`,
+  :mod:`~difflora_gui.merge.workbench_jobs` — the Qt-free parts of the Merge workbench.
 * :mod:`~difflora_gui.merge.result` — ``MergeResult`` (summary, JSON) and ``analysis_paths``.
 * :mod:`~difflora_gui.merge.runtime` — the torch device (``--device``) and thread limits.
 * :mod:`~difflora_gui.merge.factors` — NaN/Inf checks from the Grams, ``√S`` split of a decomposition.

@@ -347,8 +347,10 @@ class JobController(QObject):
         handle._finish(state)
 
     def _job_ended(self, handle: JobHandle) -> None:
-        # a job is where torch & co. get imported: keep later full collections short (qt.heap)
-        freeze_heap_after_heavy_imports()
+        # a job is where torch & co. get imported: keep later full collections short (qt.heap).
+        # Only when nothing else runs: a freeze would also make a running job's objects immortal.
+        if not self.scheduler.running():
+            freeze_heap_after_heavy_imports()
 
     # --- cancel / remove ---------------------------------------------------------------------
 

@@ -296,8 +296,8 @@ class MergePanel(QWidget):
             self._update_run_state()
 
     def _on_summary_read(self) -> None:
-        if self.analysis_view is not None and self.analysis_view.is_built:
-            freeze_heap_after_heavy_imports()  # torch came with this job
+        if self.analysis_view is not None and self.analysis_view.is_built and not self.services.jobs.running_jobs():
+            freeze_heap_after_heavy_imports()  # torch came with this job (and no other job's objects are live)
 
     # --- settings ----------------------------------------------------------------------------
 

@@ -247,7 +247,10 @@ class _Merge:
                 )
                 jobs.append((name, inspect))
         merged = sum(1 for s, _ in computed.status.values() if s == an.MERGED)
-        self.ctx.status(f"merging {merged} modules" + (f", analysing {len(jobs) - merged}" if analyze else ""))
+        if self.write:
+            self.ctx.status(f"merging {merged} modules" + (f", analysing {len(jobs) - merged}" if analyze else ""))
+        else:
+            self.ctx.status(f"analysing {len(jobs)} modules (nothing is written)")
         for outcome in self._pipeline(pool, jobs):
             computed.stats[outcome.name] = outcome.stats
             computed.rows[outcome.name] = outcome.row

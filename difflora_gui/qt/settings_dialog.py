@@ -270,9 +270,9 @@ class ServerTable(QWidget):
         self.table.setItem(row, self.URL, QTableWidgetItem(server.url))
         self.table.setItem(row, self.LORA_DIR, QTableWidgetItem(server.lora_dir))
         # a check box widget, not a checkable item: the dark theme draws no box for an unchecked item
-        placeholder = QTableWidgetItem()
-        placeholder.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-        self.table.setItem(row, self.ENABLED, placeholder)
+        cell_under_box = QTableWidgetItem()  # the Enabled check box widget sits on it
+        cell_under_box.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+        self.table.setItem(row, self.ENABLED, cell_under_box)
         box = QCheckBox()
         box.setChecked(server.enabled)
         palette = box.palette()  # Fusion fills the box with Base: the table's own colour, invisible

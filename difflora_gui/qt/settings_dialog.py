@@ -103,6 +103,18 @@ def validate_settings(values: AppSettings) -> list[str]:
     return problems
 
 
+def _beside_buttons(owner: QWidget, main: QWidget, buttons) -> None:
+    """Lay out ``main`` with a column of ``buttons`` on its right, top-aligned (list editors)."""
+    column = QVBoxLayout()
+    for button in buttons:
+        column.addWidget(button)
+    column.addStretch(1)
+    layout = QHBoxLayout(owner)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(main, 1)
+    layout.addLayout(column)
+
+
 class _WheelOnlyWhenFocused(QObject):
     """Scrolling the dialog over a spin box or combo box scrolls the dialog, not the value."""
 
@@ -125,14 +137,7 @@ class _PathList(QWidget):
         self.remove_button = QPushButton("Remove")
         self.add_button.clicked.connect(self._add)
         self.remove_button.clicked.connect(self._remove)
-        buttons = QVBoxLayout()
-        buttons.addWidget(self.add_button)
-        buttons.addWidget(self.remove_button)
-        buttons.addStretch(1)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.list, 1)
-        layout.addLayout(buttons)
+        _beside_buttons(self, self.list, (self.add_button, self.remove_button))
 
     def values(self) -> list[str]:
         texts = [self.list.item(i).text().strip() for i in range(self.list.count())]
@@ -226,14 +231,7 @@ class ServerTable(QWidget):
         self.add_button.clicked.connect(self._add)
         self.remove_button.clicked.connect(self._remove)
         self.folder_button.clicked.connect(self._choose_folder)
-        buttons = QVBoxLayout()
-        for button in (self.add_button, self.remove_button, self.folder_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(buttons)
+        _beside_buttons(self, self.table, (self.add_button, self.remove_button, self.folder_button))
 
     def servers(self) -> list[ComfyServer]:
         """The rows as server records (rows with neither name nor URL are skipped)."""

@@ -81,6 +81,10 @@ def value_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+#: ``Param.gui_default`` when a field's form starts from its ``default`` (the CLI's) like everything else
+NO_GUI_DEFAULT: Any = type("NoGuiDefault", (), {"__repr__": lambda self: "NO_GUI_DEFAULT"})()
+
+
 @dataclass(frozen=True)
 class Param:
     """One typed, documented parameter (a field of a config declaration or a plugin's schema).
@@ -100,6 +104,8 @@ class Param:
     optional choice's "not set" as a named entry of its combo box. ``repeat`` lists repeat their
     flag per item (``--param a=1 --param b=2``) instead of taking several values after one flag.
     ``cli=False`` keeps a field off the command line, ``form=False`` out of generated forms.
+    ``gui_default`` is where a new form starts when it differs from the command line's ``default``
+    (the CLI keeps a published script's behaviour; the GUI may start from a recommendation).
     """
 
     name: str
@@ -126,6 +132,7 @@ class Param:
     repeat: bool = False
     cli: bool = True
     form: bool = True
+    gui_default: Any = NO_GUI_DEFAULT
 
     def __post_init__(self):
         if self.type not in PARAM_TYPES:
@@ -162,6 +169,11 @@ class Param:
     @property
     def label(self) -> str:
         return self.title or self.name.replace("_", " ").capitalize()
+
+    @property
+    def form_default(self) -> Any:
+        """Where a new form starts: ``gui_default`` when one is declared, else ``default``."""
+        return self.default if self.gui_default is NO_GUI_DEFAULT else self.gui_default
 
     @property
     def is_list(self) -> bool:
@@ -364,6 +376,15 @@ class ParamSchema:
             p.name: json.loads(json.dumps(p.default))
             if p.is_list or p.type in ("dict", "config")
             else p.default
+            for p in self.params
+        }
+
+    def form_defaults(self) -> dict[str, Any]:
+        """Where a new form starts: each field's :attr:`Param.form_default`."""
+        return {
+            p.name: json.loads(json.dumps(p.form_default))
+            if p.is_list or p.type in ("dict", "config")
+            else p.form_default
             for p in self.params
         }
 

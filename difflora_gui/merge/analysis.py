@@ -208,6 +208,16 @@ class AnalysisResult:
     rank_policy: str = ""
     targets: str = ""
     top: int = 10
+    #: the Wan2.2 A14B expert this analysis is of ("high" / "low"); None for a one-model LoRA
+    expert: str | None = None
+    #: a two-expert analysis: one analysis per expert ("high", "low"), each complete; this object's
+    #: own ``rows`` are then empty and its other fields describe the pair
+    by_expert: dict[str, AnalysisResult] = field(default_factory=dict)
+
+    @property
+    def experts(self) -> list[str]:
+        """The experts analysed, high first (empty for a one-model analysis)."""
+        return [e for e in ("high", "low") if e in self.by_expert]
 
     @property
     def groups(self) -> list[GroupRow]:
@@ -239,6 +249,8 @@ class AnalysisResult:
             "modules": [r.to_json() for r in self.rows],
             "groups": [g.to_json() for g in self.groups],
             "most_distinct": [r.name for r in self.most_distinct()],
+            "expert": self.expert,
+            "by_expert": {e: self.by_expert[e].to_json() for e in self.experts},
         }
 
     @classmethod
@@ -252,6 +264,8 @@ class AnalysisResult:
             strategy=dict(data.get("strategy", {})),
             rank_policy=data.get("rank_policy", ""),
             targets=data.get("targets", ""),
+            expert=data.get("expert"),
+            by_expert={e: cls.from_json(d) for e, d in (data.get("by_expert") or {}).items()},
         )
 
     def to_csv(self) -> str:

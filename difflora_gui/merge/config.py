@@ -264,6 +264,8 @@ MERGE_CONFIG = ConfigDeclaration(
             "writing them as zeros",
             title="Leave out non-targets",
             group="output",
+            # the model card recommends leaving them out; its script (and so the CLI) wrote zeros
+            gui_default=True,
         ),
         Param(
             "title",

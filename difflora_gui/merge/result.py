@@ -50,11 +50,29 @@ class MergeResult:
     #: the mean residual an exact SVD would leave at the same ranks (known from the exact spectrum of
     #: factored modules); reported beside ``residual_mean`` for approximate compressors
     optimal_residual_mean: float | None = None
+    #: the Wan2.2 A14B expert this file is for ("high" / "low"); None for a one-model merge
+    expert: str | None = None
+    #: a two-expert merge: one complete result per expert written ("high", "low"); this object then
+    #: describes the pair (``output`` None, counts summed, ``analysis`` with ``by_expert``)
+    by_expert: dict[str, MergeResult] = field(default_factory=dict)
+
+    @property
+    def experts(self) -> list[str]:
+        return [e for e in ("high", "low") if e in self.by_expert]
+
+    @property
+    def outputs(self) -> list[str]:
+        """Every LoRA file written: the one output, or one per expert (high first)."""
+        if self.by_expert:
+            return [self.by_expert[e].output for e in self.experts if self.by_expert[e].output]
+        return [self.output] if self.output else []
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "analysis"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("analysis", "by_expert")}
         data["ranks"] = {str(k): v for k, v in sorted(self.ranks.items())}
         data["analysis"] = self.analysis.to_json() if self.analysis is not None else None
+        data["by_expert"] = {e: self.by_expert[e].to_json() for e in self.experts}
+        data["outputs"] = self.outputs
         return data
 
     def summary(self) -> str:

@@ -114,6 +114,8 @@ MERGE_CONFIG = ConfigDeclaration(
             title="Target norm",
             group="strength",
             metavar="a|b|mean|VALUE",
+            # a str field with choices: the named targets are offered, a number may still be typed
+            choices=("a", "b", "mean"),
             visible_when=when(auto_alpha=True),
         ),
         Param(

@@ -509,3 +509,30 @@ def test_settings_comfyui_servers_become_lanes(qtbot, controller):
     handle = controller.submit(JobRequest("render", lambda p, c: "rendered", lane="comfy"))
     wait_finished(qtbot, handle)
     assert handle.result == "rendered" and handle.lane_key == "comfy:studio"
+
+
+def test_after_remove_finished_the_dock_does_not_say_no_jobs_yet(qtbot, controller):
+    from difflora_gui.qt.jobs_dock import NO_JOBS_YET, JobsDock
+
+    dock = JobsDock(controller)
+    qtbot.addWidget(dock)
+    dock.show()
+    assert dock.empty_label.isVisibleTo(dock) and dock.empty_label.text() == NO_JOBS_YET
+    release = threading.Event()
+    handles = [controller.submit(JobRequest(f"quick {i}", lambda params, ctx: None)) for i in range(2)]
+    wait_finished(qtbot, *handles)
+    running = controller.submit(JobRequest("running", lambda params, ctx: release.wait(5)))
+    qtbot.waitUntil(lambda: running.state == RUNNING, timeout=5000)
+    assert dock.summary() == "1 running · 0 queued · 2 finished"
+
+    dock.clear_button.click()
+    assert dock.summary() == "1 running · 0 queued · 0 finished · 2 removed"
+    assert not dock.empty_label.isVisibleTo(dock)
+    release.set()
+    wait_finished(qtbot, running)
+    dock.clear_button.click()
+    assert dock.rows == {} and dock.empty_label.isVisibleTo(dock)
+    text = dock.empty_label.text()
+    assert "No jobs yet" not in text
+    assert text == "No running or queued jobs (3 finished jobs removed from the list)."
+    dock.close()

@@ -23,6 +23,16 @@ from difflora_gui.jobs.events import Status
 from difflora_gui.qt.jobs import DONE, FAILED, QUEUED, RUNNING, JobController, JobHandle
 
 _PROGRESS_STEPS = 1000
+NO_JOBS_YET = (
+    "No jobs yet. Training, merging and preview rendering run here, one job at a time per "
+    "device; small CPU jobs run beside them."
+)
+
+
+def no_jobs_left_text(removed: int) -> str:
+    """What the empty dock says after jobs were removed from the list (they did run)."""
+    jobs = "job" if removed == 1 else "jobs"
+    return f"No running or queued jobs ({removed} finished {jobs} removed from the list)."
 
 
 class JobRow(QFrame):
@@ -176,10 +186,9 @@ class JobsDock(QDockWidget):
         self.controller = controller
         self.rows: dict[int, JobRow] = {}
 
-        self.empty_label = QLabel(
-            "No jobs yet. Training, merging and preview rendering run here, one job at a time per "
-            "device; small CPU jobs run beside them."
-        )
+        #: jobs taken off the list (Remove, Remove finished): the dock then says so, never "No jobs yet"
+        self.removed_count = 0
+        self.empty_label = QLabel(NO_JOBS_YET)
         self.empty_label.setObjectName("mutedLabel")
         self.empty_label.setWordWrap(True)
         self.summary_label = QLabel()
@@ -225,6 +234,7 @@ class JobsDock(QDockWidget):
     def _on_job_removed(self, job_id: int) -> None:
         row = self.rows.pop(job_id, None)
         if row is not None:
+            self.removed_count += 1
             self._rows_layout.removeWidget(row)
             row.deleteLater()
         self._update_summary()
@@ -235,11 +245,13 @@ class JobsDock(QDockWidget):
         running = sum(1 for h in jobs if h.state == RUNNING)
         queued = sum(1 for h in jobs if h.state == QUEUED)
         finished = sum(1 for h in jobs if h.is_finished)
+        self.empty_label.setText(no_jobs_left_text(self.removed_count) if self.removed_count else NO_JOBS_YET)
         self.empty_label.setVisible(not jobs)
         self.clear_button.setVisible(bool(jobs))
         self.clear_button.setEnabled(finished > 0)
+        removed = f" · {self.removed_count} removed" if self.removed_count else ""
         self.summary_label.setText(
-            f"{running} running · {queued} queued · {finished} finished" if jobs else ""
+            f"{running} running · {queued} queued · {finished} finished{removed}" if jobs else ""
         )
 
     def summary(self) -> str:

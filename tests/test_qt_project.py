@@ -270,3 +270,49 @@ def test_open_sessions_and_outdated_autosaves_are_not_offered(tmp_path):
     os.utime(saved, (later, later))  # the project was saved after the autosave
     assert autosave.find_recoverable() == []
     assert dead.autosave_path.exists()
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ('{"format": "difflora-project", "version": ', "invalid JSON"),
+        ('{"format": "difflora-project", "version": 7, "sections": {}}', "made by a newer DiffLoRA Studio"),
+        ('{"format": "something-else", "version": 1}', "not a DiffLoRA Studio project"),
+    ],
+)
+def test_an_invalid_project_is_refused_before_the_unsaved_changes_question(window, tmp_path, content, reason):
+    bad = tmp_path / "other.difflora"
+    bad.write_text(content, encoding="utf-8")
+    window.project.update_section("merge", rank=12)  # unsaved work in the open project
+    before = window.project
+    # no answer is scripted for "Unsaved changes": the question would fail the test
+    assert not window.open_project(bad)
+    assert [(d.kind, d.title) for d in window.dialogs.asked] == [("warning", "Cannot open project")]
+    assert reason in window.dialogs.asked[0].text and str(bad) in window.dialogs.asked[0].text
+    assert window.project is before and window.project.dirty
+    assert window.project.section("merge") == {"rank": 12}
+    assert AppSettings.load().recent_projects == []
+
+
+def test_a_valid_project_still_asks_about_unsaved_changes_and_cancel_keeps_everything(window, tmp_path):
+    good = tmp_path / "good.difflora"
+    Project("good", sections={"merge": {"rank": 2}}).save(good)
+    window.project.update_section("merge", rank=12)
+    window.dialogs.answers["Unsaved changes"] = Button.Cancel
+    assert not window.open_project(good)
+    assert window.dialogs.titles() == ["Unsaved changes"]
+    assert window.project.section("merge") == {"rank": 12}
+    window.dialogs.answers["Unsaved changes"] = Button.Discard
+    assert window.open_project(good)
+    assert window.project.section("merge") == {"rank": 2}
+
+
+def test_saving_over_the_file_being_opened_opens_what_was_saved(window, tmp_path):
+    path = tmp_path / "same.difflora"
+    Project("same", sections={"merge": {"rank": 1}}).save(path)
+    assert window.open_project(path)
+    window.project.update_section("merge", rank=9)
+    window.dialogs.answers["Unsaved changes"] = Button.Save
+    assert window.open_project(path)
+    assert window.project.section("merge") == {"rank": 9}
+    assert Project.load(path).section("merge") == {"rank": 9}

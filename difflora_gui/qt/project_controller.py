@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox
 
 from difflora_gui import APP_NAME
 from difflora_gui.errors import UserError
+from difflora_gui.fileio import same_file
 from difflora_gui.project import PROJECT_SUFFIX, Project, with_suffix
 from difflora_gui.qt import autosave
 from difflora_gui.qt.services import AppServices
@@ -83,14 +84,30 @@ class ProjectController(QObject):
         return answer == QMessageBox.StandardButton.Discard
 
     def replace_project(self, load: Callable[[], Project], error_title: str) -> bool:
-        """Offer to save the open project, then put ``load()`` in its place; a bad file is a message."""
-        if not self.maybe_save():
-            return False
+        """Put ``load()`` in the open project's place, offering to save it first.
+
+        The new file is read *before* the unsaved-changes question: a bad file gives one message and
+        nothing else happens (no question, no save, the open project stays). If the user saves the
+        open project over the very file being opened, that file is read again, so what opens is
+        what was just saved.
+        """
         try:
             project = load()
         except UserError as exc:
             self.show_error(error_title, str(exc))
             return False
+        if not self.maybe_save():
+            return False
+        if (
+            project.path is not None
+            and self.project.path is not None
+            and same_file(project.path, self.project.path)
+        ):
+            try:
+                project = load()
+            except UserError as exc:
+                self.show_error(error_title, str(exc))
+                return False
         self.set_project(project)
         return True
 

@@ -38,7 +38,16 @@ def create_application(argv: list[str] | None = None):
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
     apply_dark_theme(app)
+    install_wheel_guard(app)
     return app
+
+
+def install_wheel_guard(app=None):
+    """The app-wide wheel filter (see :mod:`difflora_gui.qt.wheel_guard`); the window installs it too,
+    so an application made by tests has it as well. Installing twice keeps one filter."""
+    from difflora_gui.qt.wheel_guard import install_wheel_guard as install
+
+    return install(app)
 
 
 def _install_excepthook(window) -> None:

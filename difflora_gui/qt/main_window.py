@@ -38,6 +38,7 @@ from difflora_gui.qt.project_controller import PROJECT_FILTER, ProjectController
 from difflora_gui.qt.sections import SECTION_INFO, PanelEntry, SectionPage, build_panel
 from difflora_gui.qt.services import AppServices
 from difflora_gui.qt.theme import icon
+from difflora_gui.qt.wheel_guard import install_wheel_guard
 from difflora_gui.settings import AppSettings
 from difflora_gui.specs import SECTIONS, PanelSpec
 
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
     ):
         super().__init__()
         self.setObjectName("mainWindow")
+        install_wheel_guard()  # one app-wide filter, also when a test made the application
         self.setAcceptDrops(True)
         self.host = host if host is not None else get_plugin_host()
         self.host.load()
@@ -372,7 +374,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def show_shortcuts(self) -> None:
         rows = "".join(
-            f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for keys, what in shortcut_rows(self)
+            f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>"
+            for keys, what in shortcut_rows(self)
         )
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
 

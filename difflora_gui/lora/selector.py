@@ -5,21 +5,35 @@ A selector is a space- (or ``;``-) separated list of terms; see ``docs/selectors
     attn                          self- and cross-attention of every block
     ffn blocks=0-9                feed-forward layers of blocks 0..9
     attn 0-10,20,35-39            a bare range list means blocks=
+    attn blocks=0-9@1,10-19@0.5   per-block weights: the merge scales each block's difference
     all exclude=k_img|v_img       everything but the image cross-attention
     self_attn include=\\.(q|k)$    only self_attn.q and self_attn.k
 
 A module is selected when it is in one of the layer groups, in one of the blocks (modules outside
 the blocks only when no blocks are named), matches one ``include=`` regex (if any) and matches no
 ``exclude=`` regex. Regexes are searched in the canonical name (``blocks.3.cross_attn.k_img``).
+
+A block or range may carry a weight after ``@`` (no weight = 1; weight 0 = the block is left out,
+exactly as if it were not named). Any finite number is a weight, negatives included; NaN and
+infinities are refused.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from difflora_gui.errors import UserError
+from difflora_gui.lora.block_weights import (  # the block-weight grammar (re-exported here)
+    BlockWeights,
+    add_block_weights,
+    checked_weights,
+    format_block_weights,
+    parse_block_weights,
+    parse_weight,
+    weight_text,
+)
 from difflora_gui.lora.wan_layout import GROUP_ALIASES, LAYER_GROUPS, block_index, layer_group
 
 #: Group names in the order they are written back (``attn`` stands for both attention groups).
@@ -76,13 +90,20 @@ class Selector:
 
     ``groups``: layer groups (``self_attn``, ``cross_attn``, ``ffn``, ``other``); ``blocks``: block
     indices, or None for every block and the modules outside the blocks; ``include`` /
-    ``exclude``: regular expressions searched in canonical module names.
+    ``exclude``: regular expressions searched in canonical module names; ``weights``: the blocks
+    whose weight is not 1 (a merge scales their difference by it).
+
+    Given ``weights``, a block at weight 0 is removed from ``blocks`` (0 means left out) and
+    ``weights`` keeps only the weights that are not 1. Without ``blocks``, the weighted blocks are
+    the blocks (so a full {block: weight} grid is a whole block selection); with ``blocks``, a
+    weight for a block that is not in them is an error.
     """
 
     groups: frozenset[str] = ALL_GROUPS
     blocks: frozenset[int] | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    weights: Mapping[int, float] = BlockWeights()
     _include_re: tuple[re.Pattern, ...] = field(default=(), init=False, repr=False, compare=False)
     _exclude_re: tuple[re.Pattern, ...] = field(default=(), init=False, repr=False, compare=False)
 
@@ -99,13 +120,32 @@ class Selector:
         if not expanded:
             raise UserError("a selector needs at least one layer group")
         object.__setattr__(self, "groups", frozenset(expanded))
-        if self.blocks is not None:
-            blocks = frozenset(int(b) for b in self.blocks)
+        weights = checked_weights(self.weights)
+        blocks = self.blocks
+        if blocks is None and weights:
+            blocks = frozenset(weights)
+        if blocks is not None:
+            blocks = frozenset(int(b) for b in blocks)
             if any(b < 0 for b in blocks):
                 raise UserError("block indices start at 0")
+            stray = set(weights) - blocks
+            if stray:
+                raise UserError(
+                    f"a weight is given for block(s) {format_blocks(stray)}, which are not selected"
+                )
+            zero = {b for b, w in weights.items() if w == 0}
+            if blocks and blocks <= zero:
+                raise UserError(
+                    f"every block named ({format_blocks(blocks)}) has weight 0, which leaves it out: "
+                    "nothing is selected"
+                )
+            blocks -= zero
             if not blocks:
                 raise UserError("the block list is empty; leave it out to select every block")
-            object.__setattr__(self, "blocks", blocks)
+        object.__setattr__(self, "blocks", blocks)
+        object.__setattr__(
+            self, "weights", BlockWeights((b, w) for b, w in weights.items() if w not in (0, 1))
+        )
         object.__setattr__(self, "include", tuple(self.include))
         object.__setattr__(self, "exclude", tuple(self.exclude))
         object.__setattr__(self, "_include_re", tuple(_compile(p, "include") for p in self.include))
@@ -118,10 +158,20 @@ class Selector:
         blocks: Iterable[int] | str | None = None,
         include: Iterable[str] | str = (),
         exclude: Iterable[str] | str = (),
+        weights: Mapping[int, float] | None = None,
     ) -> Selector:
-        """Build from GUI controls; ``blocks`` may be a set of indices or range text."""
+        """Build from GUI controls.
+
+        ``blocks``: a set of indices, or block text (``"0-9@0.5,10-19"``, weights allowed);
+        ``weights``: {block: weight} (it wins over a weight in the block text). With ``weights``
+        and no ``blocks``, the blocks are the weighted ones: a block grid passes its whole
+        {block: weight} dict; weight 0 leaves a block out.
+        """
+        merged: dict[int, float] = {}
         if isinstance(blocks, str):
-            blocks = parse_blocks(blocks) if blocks.strip() else None
+            merged = parse_block_weights(blocks) if blocks.strip() else {}
+            blocks = frozenset(merged) if merged else None
+        merged.update({int(b): w for b, w in (weights or {}).items()})
         include = (include,) if isinstance(include, str) else tuple(include)
         exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
         return cls(
@@ -129,7 +179,35 @@ class Selector:
             blocks=None if blocks is None else frozenset(blocks),
             include=tuple(p for p in include if p),
             exclude=tuple(p for p in exclude if p),
+            weights=merged,
         )
+
+    # --- weights ---------------------------------------------------------------------------------
+
+    def block_weight(self, block: int) -> float:
+        """The weight of a block: its ``@`` weight, 1 when no blocks are named, 0 when not selected."""
+        if self.blocks is None:
+            return 1.0
+        if block not in self.blocks:
+            return 0.0
+        return self.weights.get(block, 1.0)
+
+    def weight_of(self, name: str) -> float:
+        """The weight of a module's block (1.0 for modules outside the blocks; see :meth:`block_weight`).
+
+        It says nothing about groups or regexes: ask :meth:`matches` whether the module is selected.
+        """
+        block = block_index(name)
+        return 1.0 if block is None else self.block_weight(block)
+
+    @property
+    def is_weighted(self) -> bool:
+        """Whether any selected block has a weight other than 1."""
+        return bool(self.weights)
+
+    def blocks_out_of_range(self, num_blocks: int) -> list[int]:
+        """The named blocks a model of ``num_blocks`` blocks does not have (they select nothing)."""
+        return sorted(b for b in self.blocks or () if b >= num_blocks)
 
     # --- matching --------------------------------------------------------------------------------
 
@@ -193,7 +271,7 @@ class Selector:
         """Normalised selector text; ``parse_selector(s.to_text()) == s``."""
         parts = [_groups_text(self.groups)]
         if self.blocks is not None:
-            parts.append(f"blocks={format_blocks(self.blocks)}")
+            parts.append(f"blocks={format_block_weights({b: self.block_weight(b) for b in self.blocks})}")
         parts += [f"include={p}" for p in self.include]
         parts += [f"exclude={p}" for p in self.exclude]
         return " ".join(parts)
@@ -210,6 +288,9 @@ class Selector:
         what = ", ".join(LAYER_GROUPS[g] for g in GROUP_ORDER if g in self.groups)
         where = "every block" if self.blocks is None else f"blocks {format_blocks(self.blocks)}"
         text = f"{what} in {where}"
+        if self.weights:
+            weighted = format_block_weights(self.weights).replace(",", ", ").replace("@", " ×")
+            text += f", weighted {weighted} (the rest ×1)"
         if self.include:
             text += f"; only names matching {' or '.join(self.include)}"
         if self.exclude:
@@ -230,6 +311,20 @@ def _groups_text(groups: Iterable[str]) -> str:
     return ",".join(words + rest)
 
 
+__all__ = [
+    "EVERYTHING",
+    "BlockWeights",
+    "Selector",
+    "add_block_weights",
+    "format_block_weights",
+    "format_blocks",
+    "parse_block_weights",
+    "parse_blocks",
+    "parse_selector",
+    "parse_weight",
+    "weight_text",
+]
+
 EVERYTHING = Selector()
 
 
@@ -239,7 +334,7 @@ def parse_selector(text: str | Selector | None) -> Selector:
         return text
     text = (text or "").strip()
     groups: set[str] = set()
-    blocks: set[int] | None = None
+    blocks: dict[int, float] | None = None  # every block named, with its weight
     include: list[str] = []
     exclude: list[str] = []
     for term in re.split(r"[\s;]+", text):
@@ -249,7 +344,8 @@ def parse_selector(text: str | Selector | None) -> Selector:
         key = key.lower()
         try:
             if sep and key in ("blocks", "block"):
-                blocks = (blocks or set()) | set(parse_blocks(value))
+                blocks = {} if blocks is None else blocks
+                add_block_weights(blocks, parse_block_weights(value))
             elif sep and key == "include":
                 include.append(value)
             elif sep and key == "exclude":
@@ -257,7 +353,8 @@ def parse_selector(text: str | Selector | None) -> Selector:
             elif sep:
                 raise UserError(f"unknown term {key!r} (use blocks=, include= or exclude=)")
             elif term[0].isdigit():
-                blocks = (blocks or set()) | set(parse_blocks(term))
+                blocks = {} if blocks is None else blocks
+                add_block_weights(blocks, parse_block_weights(term))
             else:
                 for group in term.lower().split(","):
                     if group not in GROUP_NAMES:
@@ -275,6 +372,7 @@ def parse_selector(text: str | Selector | None) -> Selector:
             blocks=None if blocks is None else frozenset(blocks),
             include=tuple(include),
             exclude=tuple(exclude),
+            weights=blocks or {},
         )
     except UserError as exc:
         raise UserError(f"bad selector {text!r}: {exc}") from None

@@ -3,7 +3,13 @@
 Every method of :class:`ModuleMath` works on one module and changes no shared state, so the
 engine runs them on worker threads (:mod:`difflora_gui.jobs.pipeline`). Per module::
 
-    ΔW_out = alpha · (w_a·ΔW_a − w_b·ΔW_b)        re-factored to low rank by the compressor
+    ΔW_out = alpha · w_block · (w_a·ΔW_a − w_b·ΔW_b)        re-factored to low rank by the compressor
+
+``w_block`` is the weight of the module's block in the targets selector (``blocks=0-9@0.5``; 1
+without one). It is applied with alpha when a module is finished, so the rank, the spectrum and
+the input statistics (‖A‖, ‖B‖, ‖A−B‖) are those of the unweighted difference, while ``norm_out``
+and auto alpha's "current" norm are of the weighted output (the weights shape, alpha sets the
+overall strength).
 
 Low-rank inputs stay factored from start to end (:mod:`difflora_gui.merge.linalg`).
 """
@@ -30,14 +36,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class Pending:
-    """One output module waiting for alpha (compute dtype, √S split, alpha not applied yet)."""
+    """One output module waiting for alpha (compute dtype, √S split, alpha and block weight not applied)."""
 
     name: str
     up: torch.Tensor | None
     down: torch.Tensor | None
     dense: torch.Tensor | None
     bias: torch.Tensor | None
-    norm: float  # ‖output‖ at alpha 1
+    norm: float  # ‖output‖ at alpha 1, block weight applied
+    weight: float = 1.0  # the block weight, applied with alpha by ModuleMath.finished
 
 
 @dataclass
@@ -223,11 +230,13 @@ class ModuleMath:
             delta.import_grams(grams)
         stats = stats or self.stats(index, name, delta)
         row = self.row(stats, an.MERGED, "")
+        weight = self.plan.block_weight(name)
         if delta is None or isinstance(delta, DenseChange):
             dense = None if delta is None else delta.dense
             norm = 0.0 if dense is None else float(torch.linalg.vector_norm(dense, dtype=torch.float64))
+            norm *= abs(weight)
             row.norm_out, row.rank, row.retained_energy, row.residual = norm, 0, 1.0, 0.0
-            return self._outcome(name, stats, row, Pending(name, None, None, dense, bias, norm))
+            return self._outcome(name, stats, row, Pending(name, None, None, dense, bias, norm, weight))
         policy, strategy = self.plan.policy, self.plan.strategy
         total_sq = stats.norm_diff**2
         cap = policy.cap(delta.max_rank)
@@ -247,10 +256,13 @@ class ModuleMath:
             sv_exact = decomposition.exact
         row.rank, row.retained_energy = k, min(kept_sq / total_sq, 1.0) if total_sq > 0 else 1.0
         row.residual = residual / math.sqrt(total_sq) if total_sq > 0 else 0.0
-        row.norm_out = math.sqrt(kept_sq)
+        # the rank, retained energy, residual and spectrum are of the unweighted difference (a block
+        # weight scales every singular value alike); the output norm is what the file holds
+        norm_out = abs(weight) * math.sqrt(kept_sq)
+        row.norm_out = norm_out
         row.singular_values, row.sv_exact = spectrum, sv_exact
         delta.release()
-        return self._outcome(name, stats, row, Pending(name, up, down, None, bias, math.sqrt(kept_sq)))
+        return self._outcome(name, stats, row, Pending(name, up, down, None, bias, norm_out, weight))
 
     def _outcome(self, name, stats, row, pending: Pending) -> Outcome:
         # With a fixed alpha the output module is finished here, in the worker: only the written
@@ -275,12 +287,14 @@ class ModuleMath:
         return Outcome(name, stats=stats, row=row)
 
     def finished(self, item: Pending, alpha: float) -> LoraModule:
-        """The output module: alpha applied (√|alpha| on each factor, the sign on up), in the save dtype."""
+        """The output module in the save dtype, scaled by alpha · block weight (√|scale| on each
+        factor, the sign on up; a dense change and the bias are scaled as a whole)."""
         import torch
 
         from difflora_gui.lora.model import LoraModule
 
         save = getattr(torch, self.plan.save_dtype)
+        alpha = alpha * item.weight  # weight 1: exactly alpha, the same bits as an unweighted merge
         bias = None if item.bias is None else (item.bias * alpha).to(device="cpu", dtype=save)
         if bias is not None and self.params.format == "musubi":
             raise UserError(

@@ -71,6 +71,11 @@ class MergePlan:
                 return False
         return True
 
+    def block_weight(self, name: str) -> float:
+        """The targets selector's weight for a module's block (``blocks=0-9@0.5``); 1 without one."""
+        weight_of = getattr(self.selector, "weight_of", None)
+        return 1.0 if weight_of is None else float(weight_of(name))
+
     def ranks(self, name: str) -> tuple[int, int]:
         """The input ranks of a module (0 where it is absent or the reader cannot tell)."""
         return (
@@ -110,7 +115,8 @@ def make_plan(
     model_a, model_b = src_a.model, src_b.model
     if (model_a.dim, model_a.variant) != (model_b.dim, model_b.variant) and model_a.variant != "unknown":
         warn(f"A is for {model_a.label} but B is for {model_b.label}")
-    selector = parse_selector(p.targets)
+    selector = parse_selector(p.targets)  # weight-0 blocks are not in it: they are not targeted
+    _warn_blocks_out_of_range(selector, src_a, src_b, warn)
     plan = MergePlan(
         src_a=src_a,
         src_b=src_b,
@@ -135,6 +141,24 @@ def make_plan(
             )
     plan.save_dtype = p.save_dtype or _input_dtype(src_a, src_b)
     return plan
+
+
+def _warn_blocks_out_of_range(selector, src_a, src_b, warn: Callable[[str], None]) -> None:
+    """``attn 30-45`` on a 40-block model: say that blocks 40-45 do not exist (they select nothing)."""
+    from difflora_gui.lora.selector import format_blocks
+
+    models = [s.model for s in (src_a, src_b) if getattr(s, "model", None) is not None]
+    counts = [int(getattr(m, "num_blocks", 0) or 0) for m in models]
+    if not counts or max(counts) <= 0:
+        return
+    num_blocks = max(counts)
+    missing = selector.blocks_out_of_range(num_blocks)
+    if missing:
+        model = models[counts.index(num_blocks)]
+        warn(
+            f"target blocks {format_blocks(missing)} are beyond the {num_blocks} blocks of "
+            f"{model.label} (0-{num_blocks - 1}): they select nothing"
+        )
 
 
 def _input_dtype(src_a, src_b) -> str:

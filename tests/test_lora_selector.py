@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from difflora_gui.errors import UserError
@@ -293,3 +296,41 @@ def test_grid_to_selector_text_and_back():
     flat = selector_with_weights("attn 3-4", preset_weights("flat", 30), num_blocks=30)
     assert flat == parse_selector("attn")  # every block at 1: the plain every-block selector
     assert selector_with_weights("attn", preset_weights("flat", 30)).to_text() == "attn blocks=0-29"
+
+
+# --- docs/selectors.md ----------------------------------------------------------------------------
+
+SELECTORS_MD = (Path(__file__).resolve().parent.parent / "docs" / "selectors.md").read_text(encoding="utf-8")
+
+
+def _section(title: str) -> str:
+    return SELECTORS_MD.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_docs_example_table_counts_are_true():
+    rows = re.findall(r"^\| `(.+?)` \| \D*(\d+)", _section("Examples"), flags=re.M)
+    assert len(rows) >= 12
+    for text, count in rows:
+        assert _count(text.replace("\\|", "|")) == int(count), text
+
+
+def test_docs_block_weight_examples_parse():
+    block = _section("Block weights").split("```\n", 2)[1]
+    examples = [line.split("  ")[0] for line in block.splitlines() if line.strip()]
+    assert len(examples) == 5
+    for text in examples:
+        selector = parse_selector(text)
+        assert selector.blocks is not None and parse_selector(selector.to_text()) == selector
+    assert parse_selector(examples[0]).weights == dict.fromkeys(range(10, 20), 0.5)
+    assert parse_selector("attn 0-19,20-29@-1").block_weight(25) == -1.0
+
+
+def test_docs_code_examples_run():
+    for title in ("In code", "Block weight presets"):
+        code = _section(title).split("```python\n", 1)[1].split("```", 1)[0]
+        exec(compile(code, f"docs/selectors.md ({title})", "exec"), {"lora": _FakeLora()})
+
+
+class _FakeLora:
+    def names(self):
+        return I2V_14B

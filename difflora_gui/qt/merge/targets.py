@@ -1,27 +1,28 @@
-"""Which modules take part in the merge: layer-group boxes, a block grid and the selector text.
+"""Which modules take part in the merge: layer-group boxes, a block grid with weights, the selector text.
 
-The checkboxes and the text (the grammar of ``docs/selectors.md``) stay in sync both ways: a
-click rewrites the text; an edited text updates the checkboxes. Text the boxes cannot express
-(``include=``/``exclude=`` patterns, blocks the detected model does not have) is kept as typed
-and marked "custom"; clicks then change groups and blocks and keep the patterns. The grid has one
-toggle per block of the detected model (30 for Wan 1.3B, 40 for 14B, the file's own count for
-other layouts).
+The checkboxes, the grid and the text (the grammar of ``docs/selectors.md``, block weights
+included: ``attn blocks=0-9,10-19@0.5``) stay in sync both ways: a click or a weight rewrites the
+text; an edited text updates the boxes and the grid. Text the boxes cannot express
+(``include=``/``exclude=`` patterns, blocks the detected model does not have) is kept as typed and
+marked "custom"; clicks then change groups and blocks and keep the patterns. Blocks the model does
+not have get a warning line. Every user change is one undoable step once the panel gives the box
+its :class:`~difflora_gui.qt.undo.UndoStack` (:meth:`TargetSelector.set_undo_stack`); typing in
+one field or stepping one weight merges into one step.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QGridLayout,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QSizePolicy,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -29,6 +30,17 @@ from PySide6.QtWidgets import (
 from difflora_gui.errors import UserError
 from difflora_gui.lora.selector import Selector, format_blocks, parse_blocks, parse_selector
 from difflora_gui.lora.wan_layout import LAYER_GROUPS
+from difflora_gui.qt.merge.block_grid import (
+    GRID_COLUMNS,
+    GRID_STYLE,
+    PRESETS,
+    BlockGrid,
+    preset_tooltip,
+    preset_weights,
+    round_weight,
+)
+
+__all__ = ["GRID_COLUMNS", "GROUP_BOXES", "TargetSelector"]
 
 #: the group boxes, in order: (group, label)
 GROUP_BOXES = (
@@ -37,36 +49,38 @@ GROUP_BOXES = (
     ("ffn", "FFN"),
     ("other", "Other"),
 )
-GRID_COLUMNS = 10
 
-_BLOCK_STYLE = """
-QToolButton#blockToggle {
-    min-width: 26px; max-width: 34px; min-height: 20px; padding: 1px 0;
-    border: 1px solid #3a3e45; border-radius: 4px; background: #1b1c1f; color: #8b9098;
-}
-QToolButton#blockToggle:checked { background: #2f4a7a; border-color: #5b8def; color: #ffffff; }
-QToolButton#blockToggle:disabled { color: #4a4d52; border-color: #2a2d32; }
-"""
+
+def _selector(groups, blocks, weights: Mapping[int, float], include, exclude) -> Selector:
+    extra = {"weights": dict(weights)} if weights else {}
+    return Selector.from_parts(groups, blocks, include, exclude, **extra)
+
+
+def _weights_of(selector: Selector) -> dict[int, float]:
+    return {int(b): float(w) for b, w in (getattr(selector, "weights", None) or {}).items() if w != 1}
 
 
 class TargetSelector(QWidget):
-    """Groups × blocks (+ patterns): :meth:`selector` is what the merge gets as ``targets``."""
+    """Groups × weighted blocks (+ patterns): :meth:`selector` is what the merge gets as ``targets``."""
 
-    #: the selection changed (by a click, an edit or :meth:`set_text`)
+    #: the selection changed (by a click, an edit, an undo or :meth:`set_text`)
     changed = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("targetSelector")
-        self.setStyleSheet(_BLOCK_STYLE)
+        self.setStyleSheet(GRID_STYLE)
         self._groups: set[str] = {g for g, _ in GROUP_BOXES}
         self._blocks: frozenset[int] | None = None  # None: every block (and modules outside blocks)
+        self._weights: dict[int, float] = {}  # blocks whose weight is not 1
+        self._remembered: dict[int, float] = {}  # a switched-off block's weight, for switching it on
         self._include: tuple[str, ...] = ()
         self._exclude: tuple[str, ...] = ()
         self._text_error = ""
         self._names: list[str] = []
         self.block_count = 0
-        self.block_buttons: list[QToolButton] = []
+        self._undo = None
+        self._shown_text = ""  # the text after the last change (the "before" of the next undo step)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -84,39 +98,52 @@ class TargetSelector(QWidget):
         groups_row.addStretch(1)
         layout.addLayout(groups_row)
 
-        self.grid_holder = QWidget()
-        self.grid = QGridLayout(self.grid_holder)
-        self.grid.setContentsMargins(0, 0, 0, 0)
-        self.grid.setHorizontalSpacing(3)
-        self.grid.setVerticalSpacing(3)
+        self.grid = BlockGrid()
+        self.grid.toggled.connect(self._on_block_toggled)
+        self.grid.weight_edited.connect(self._on_weight_edited)
         self.grid_note = QLabel("Add LoRA A or B to show the blocks of its model.")
         self.grid_note.setObjectName("mutedLabel")
-        layout.addWidget(self.grid_holder)
+        layout.addWidget(self.grid)
         layout.addWidget(self.grid_note)
 
         tools = QHBoxLayout()
         self.all_button = QPushButton("All")
         self.none_button = QPushButton("None")
         self.invert_button = QPushButton("Invert")
-        self.all_button.setToolTip("Select every block")
+        self.all_button.setToolTip("Select every block (weights back to 1)")
         self.none_button.setToolTip("Select no block")
         self.invert_button.setToolTip("Select the blocks that are not selected, and only those")
-        self.all_button.clicked.connect(self.select_all)
-        self.none_button.clicked.connect(self.select_none)
-        self.invert_button.clicked.connect(self.invert)
+        self.all_button.clicked.connect(lambda: self._user(self.select_all, "Select every block"))
+        self.none_button.clicked.connect(lambda: self._user(self.select_none, "Select no block"))
+        self.invert_button.clicked.connect(lambda: self._user(self.invert, "Invert the blocks"))
+        self.preset_combo = QComboBox()
+        self.preset_combo.setObjectName("weightPreset")
+        self.preset_combo.setToolTip(
+            "Block weights: flat (every block 1), a ramp over the blocks, or one third of them"
+        )
+        self.preset_combo.addItem("Weights…", "")
+        for name in PRESETS:
+            self.preset_combo.addItem(name.capitalize(), name)
+            self.preset_combo.setItemData(
+                self.preset_combo.count() - 1, preset_tooltip(name), Qt.ItemDataRole.ToolTipRole
+            )
+        self.preset_combo.activated.connect(self._on_preset_chosen)
+        for button in (self.all_button, self.none_button, self.invert_button):
+            tools.addWidget(button)
+        tools.addWidget(self.preset_combo, 1)
+        layout.addLayout(tools)
+
+        range_row = QHBoxLayout()
         self.range_edit = QLineEdit()
         self.range_edit.setObjectName("blockRange")
-        self.range_edit.setPlaceholderText("e.g. 0-19,25")
+        self.range_edit.setPlaceholderText("blocks, e.g. 0-19,25")
         self.range_edit.setToolTip("Blocks to select: indices and ranges such as 0-19,25")
         self.range_edit.returnPressed.connect(self._apply_range)
         self.range_button = QPushButton("Select range")
         self.range_button.clicked.connect(self._apply_range)
-        for button in (self.all_button, self.none_button, self.invert_button):
-            tools.addWidget(button)
-        tools.addSpacing(8)
-        tools.addWidget(self.range_edit, 1)
-        tools.addWidget(self.range_button)
-        layout.addLayout(tools)
+        range_row.addWidget(self.range_edit, 1)
+        range_row.addWidget(self.range_button)
+        layout.addLayout(range_row)
 
         text_row = QHBoxLayout()
         text_label = QLabel("Selector")
@@ -125,7 +152,8 @@ class TargetSelector(QWidget):
         self.text_edit.setObjectName("selectorText")
         self.text_edit.setPlaceholderText("nothing selected")
         self.text_edit.setToolTip(
-            "attn, self_attn, cross_attn, ffn, other, all; blocks as 0-9,20; include=REGEX / exclude=REGEX"
+            "attn, self_attn, cross_attn, ffn, other, all; blocks as 0-9,20 with weights as 10-19@0.5; "
+            "include=REGEX / exclude=REGEX"
         )
         self.text_edit.textEdited.connect(self._on_text_edited)
         self.custom_label = QLabel("custom")
@@ -136,46 +164,90 @@ class TargetSelector(QWidget):
         text_row.addWidget(self.text_edit, 1)
         text_row.addWidget(self.custom_label)
         layout.addLayout(text_row)
+        self.range_warning = QLabel()
+        self.range_warning.setObjectName("blocksOutOfRange")
+        self.range_warning.setWordWrap(True)
+        self.range_warning.setStyleSheet("color: #e0b060;")
+        self.range_warning.hide()
+        layout.addWidget(self.range_warning)
         self.status_label = QLabel()
         self.status_label.setObjectName("targetStatus")
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
         self.set_block_count(0)
         self._refresh(from_text=False)
+        self._shown_text = self.text_edit.text()
+
+    # --- undo --------------------------------------------------------------------------------
+
+    def set_undo_stack(self, stack) -> None:
+        """Record every user change on ``stack`` (an :class:`~difflora_gui.qt.undo.UndoStack`)."""
+        self._undo = stack
+        self._shown_text = self.text_edit.text()
+
+    def _record(self, what: str, merge_key: str | None = None) -> None:
+        before, after = self._shown_text, self.text_edit.text()
+        self._shown_text = after
+        if self._undo is None or self._undo.applying or before == after:
+            return
+        self._undo.record(
+            f"Targets: {what}",
+            lambda: self._restore(before),
+            lambda: self._restore(after),
+            merge_key=None if merge_key is None else f"targets-{id(self)}-{merge_key}",
+        )
+
+    def _restore(self, text: str) -> None:
+        self.text_edit.setText(text)
+        self._apply_text(text)
+        self._shown_text = text
+        self.changed.emit()
+
+    def _user(self, action, what: str, merge_key: str | None = None) -> None:
+        """Run a user's action and record it as one step."""
+        action()
+        self._record(what, merge_key)
 
     # --- the model's blocks and modules ------------------------------------------------------
 
+    @property
+    def block_buttons(self):
+        """The block toggles, block by block."""
+        return [cell.button for cell in self.grid.cells]
+
+    @property
+    def weight_boxes(self):
+        """The block weight fields, block by block."""
+        return [cell.weight for cell in self.grid.cells]
+
     def set_block_count(self, count: int) -> None:
-        """Show ``count`` block toggles (0: none until an input is known)."""
+        """Show ``count`` block cells (0: none until an input is known)."""
         count = max(0, int(count))
-        if count == self.block_count and len(self.block_buttons) == count:
+        if count == self.block_count and self.grid.count == count:
             return
-        for button in self.block_buttons:
-            self.grid.removeWidget(button)
-            button.deleteLater()
-        self.block_buttons = []
         self.block_count = count
-        for block in range(count):
-            button = QToolButton()
-            button.setObjectName("blockToggle")
-            button.setText(str(block))
-            button.setCheckable(True)
-            button.setToolTip(f"block {block}")
-            button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-            button.toggled.connect(self._on_block_toggled)
-            self.grid.addWidget(button, block // GRID_COLUMNS, block % GRID_COLUMNS)
-            self.block_buttons.append(button)
-        self.grid_holder.setVisible(count > 0)
+        self.grid.set_count(count)
+        self.grid.setVisible(count > 0)
         self.grid_note.setVisible(count == 0)
-        for button in (self.all_button, self.none_button, self.invert_button, self.range_button):
-            button.setEnabled(count > 0)
+        for widget in (self.all_button, self.none_button, self.invert_button, self.range_button):
+            widget.setEnabled(count > 0)
         self.range_edit.setEnabled(count > 0)
+        self.preset_combo.setEnabled(count > 0)
+        self._fix_tab_order()
         self._refresh(from_text=False, rewrite_text=False)
 
     def set_module_names(self, names: list[str]) -> None:
         """The modules of the current inputs (A ∪ B), for the "targets N of M" count."""
         self._names = list(names)
         self._refresh(from_text=False, rewrite_text=False)
+
+    def _fix_tab_order(self) -> None:
+        # the cells are made after the rest: without this, Tab reaches them last
+        chain = [self.group_boxes[g] for g, _ in GROUP_BOXES] + self.grid.focus_chain()
+        chain += [self.all_button, self.none_button, self.invert_button, self.preset_combo]
+        chain += [self.range_edit, self.range_button, self.text_edit]
+        for first, second in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(first, second)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -185,9 +257,8 @@ class TargetSelector(QWidget):
             return None
         if self._blocks is not None and not self._blocks:
             return None
-        return Selector(
-            groups=frozenset(self._groups), blocks=self._blocks, include=self._include, exclude=self._exclude
-        )
+        weights = {b: w for b, w in self._weights.items() if self._blocks is not None and b in self._blocks}
+        return _selector(self._groups, self._blocks, weights, self._include, self._exclude)
 
     def text(self) -> str:
         return self.text_edit.text().strip()
@@ -223,15 +294,27 @@ class TargetSelector(QWidget):
     def checked_blocks(self) -> list[int]:
         return [b for b, button in enumerate(self.block_buttons) if button.isChecked()]
 
+    def block_weights(self) -> list[float]:
+        """The weight of each block of the grid (0 = left out)."""
+        return [self._weight_in_grid(b) for b in range(self.block_count)]
+
+    def blocks_out_of_range(self) -> list[int]:
+        """Named blocks the model of the inputs does not have (empty without inputs)."""
+        if not self.block_count or self._blocks is None or self._text_error:
+            return []
+        return sorted(b for b in self._blocks if b >= self.block_count)
+
     def set_text(self, text: str) -> None:
-        """Show a selector text (a restored recipe); the boxes follow when they can express it."""
+        """Show a selector text (a restored recipe, not recorded); the boxes follow when they can."""
         self.text_edit.setText(text)
         self._apply_text(text)
+        self._shown_text = self.text_edit.text()
         self.changed.emit()
 
-    # --- actions -----------------------------------------------------------------------------
+    # --- actions (the buttons record them; called directly they are not recorded) ------------
 
     def select_all(self) -> None:
+        self._weights = {}
         self._set_blocks(None)
 
     def select_none(self) -> None:
@@ -246,14 +329,58 @@ class TargetSelector(QWidget):
         self._set_blocks(frozenset(b for b in blocks if b < self.block_count) or frozenset(blocks))
 
     def toggle_block(self, block: int) -> None:
-        """Select a block if it is not selected, else deselect it (clicks in the analysis plots)."""
+        """Switch a block on or off (clicks in the analysis plots; one undoable step)."""
         if not 0 <= block < self.block_count:
             return
-        current = set(self._blocks_in_grid())
-        current ^= {block}
-        self._set_blocks(frozenset(current))
+        on = block not in self._blocks_in_grid()
+        self._switch_block(block, on)
+        self._record(f"block {block} {'on' if on else 'off'}")
+
+    def set_block_weight(self, block: int, weight: float) -> None:
+        """Give one block a weight (0 switches it off)."""
+        weight = round_weight(weight)
+        blocks = set(self._blocks_in_grid())
+        if weight == 0:
+            if block in blocks:
+                self._remembered[block] = self._weight_in_grid(block)
+            blocks.discard(block)
+        else:
+            blocks.add(block)
+        self._set_weight(block, weight)
+        self._set_blocks(frozenset(blocks))
+
+    def apply_preset(self, name: str) -> None:
+        """Weights from a preset (flat, ramp up/down, first/middle/last third) for every block."""
+        if not self.block_count:
+            return
+        weights = preset_weights(name, self.block_count)
+        self._weights = {b: w for b, w in enumerate(weights) if w not in (0, 1)}
+        self._remembered = {}
+        self._set_blocks(frozenset(b for b, w in enumerate(weights) if w != 0))
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _weight_in_grid(self, block: int) -> float:
+        if block not in self._blocks_in_grid():
+            return 0.0
+        return self._weights.get(block, 1.0)
+
+    def _set_weight(self, block: int, weight: float) -> None:
+        if weight in (0, 1):
+            self._weights.pop(block, None)
+        else:
+            self._weights[block] = weight
+
+    def _switch_block(self, block: int, on: bool) -> None:
+        blocks = set(self._blocks_in_grid())
+        if on:
+            blocks.add(block)
+            self._set_weight(block, self._remembered.pop(block, 1.0))
+        else:
+            self._remembered[block] = self._weight_in_grid(block)
+            blocks.discard(block)
+            self._weights.pop(block, None)
+        self._set_blocks(frozenset(blocks))
 
     def _blocks_in_grid(self) -> list[int]:
         if self._blocks is None:
@@ -261,8 +388,11 @@ class TargetSelector(QWidget):
         return sorted(b for b in self._blocks if b < self.block_count)
 
     def _set_blocks(self, blocks: frozenset[int] | None) -> None:
-        if blocks is not None and self.block_count and blocks >= frozenset(range(self.block_count)):
-            blocks = None  # every block of the model: the plain "all blocks" selector
+        if blocks is not None:
+            self._weights = {b: w for b, w in self._weights.items() if b in blocks}
+        every = frozenset(range(self.block_count))
+        if blocks is not None and self.block_count and blocks == every and not self._weights:
+            blocks = None  # every block of the model at weight 1: the plain "all blocks" selector
         self._blocks = blocks
         self._text_error = ""
         self._refresh(from_text=False)
@@ -275,23 +405,37 @@ class TargetSelector(QWidget):
         try:
             self.select_range(text)
         except UserError as exc:
-            self.status_label.setText(f"<span style='color:#ff8a8a'>{exc}</span>")
+            self.status_label.setText(f"<span style='color:#ff8a8a'>{html.escape(str(exc))}</span>")
             return
+        self._record(f"select blocks {text}")
         self.range_edit.clear()
+
+    def _on_preset_chosen(self, index: int) -> None:
+        name = self.preset_combo.itemData(index)
+        self.preset_combo.setCurrentIndex(0)  # a menu of actions, not a state
+        if name:
+            self.apply_preset(name)
+            self._record(f"weights {self.preset_combo.itemText(index).lower()}")
 
     def _on_group_toggled(self, _checked: bool) -> None:
         self._groups = {g for g, box in self.group_boxes.items() if box.isChecked()}
         self._text_error = ""
         self._refresh(from_text=False)
         self.changed.emit()
+        self._record("layer groups")
 
-    def _on_block_toggled(self, _checked: bool) -> None:
-        checked = frozenset(self.checked_blocks())
-        self._set_blocks(checked)
+    def _on_block_toggled(self, block: int, on: bool) -> None:
+        self._switch_block(block, on)
+        self._record(f"block {block} {'on' if on else 'off'}")
+
+    def _on_weight_edited(self, block: int, weight: float) -> None:
+        self.set_block_weight(block, weight)
+        self._record(f"block {block} weight", merge_key=f"weight-{block}")
 
     def _on_text_edited(self, text: str) -> None:
         self._apply_text(text)
         self.changed.emit()
+        self._record("selector text", merge_key="text")
 
     def _apply_text(self, text: str) -> None:
         if not text.strip():
@@ -307,33 +451,35 @@ class TargetSelector(QWidget):
         self._text_error = ""
         self._groups = set(selector.groups)
         self._blocks = selector.blocks
+        self._weights = _weights_of(selector)
+        self._remembered = {}
         self._include, self._exclude = selector.include, selector.exclude
         self._refresh(from_text=True)
 
     def _refresh(self, *, from_text: bool, rewrite_text: bool = True) -> None:
-        """Make the boxes, the text and the labels agree with the state."""
+        """Make the boxes, the grid, the text and the labels agree with the state."""
         for group, box in self.group_boxes.items():
             box.blockSignals(True)
             box.setChecked(group in self._groups)
             box.blockSignals(False)
-        in_grid = set(self._blocks_in_grid())
-        for block, button in enumerate(self.block_buttons):
-            button.blockSignals(True)
-            button.setChecked(block in in_grid)
-            button.blockSignals(False)
+        self.grid.show_weights(self.block_weights())
         selector = self.selector()
         if not from_text and rewrite_text and not self._text_error:
             self.text_edit.setText(selector.to_text() if selector is not None else "")
-        custom = bool(self._include or self._exclude) or (
-            self._blocks is not None
-            and self.block_count > 0
-            and any(b >= self.block_count for b in self._blocks)
-        )
+        outside = self.blocks_out_of_range()
+        custom = bool(self._include or self._exclude) or bool(outside)
         self.custom_label.setVisible(custom and not self._text_error)
         self.custom_label.setToolTip(
             "The text says more than the boxes show (patterns, or blocks this model does not have); "
             "clicks change groups and blocks and keep the rest"
         )
+        self.range_warning.setText(
+            f"⚠ Blocks {format_blocks(outside)} are not in this model (it has {self.block_count} blocks, "
+            f"0-{self.block_count - 1}); they select nothing."
+            if outside
+            else ""
+        )
+        self.range_warning.setVisible(bool(outside))
         self.text_edit.setProperty("invalid", bool(self._text_error))
         self.text_edit.setStyleSheet("border-color: #ff7b7b;" if self._text_error else "")
         self.status_label.setText(self._status_html(selector))

@@ -152,10 +152,3 @@ def test_unweighted_and_weight_one_merges_are_the_same_bytes(tmp_path, pair):
     plain, ones = read_modules(tmp_path / "plain.safetensors"), read_modules(tmp_path / "ones.safetensors")
     for name in plain:
         assert torch.equal(plain[name].up, ones[name].up) and torch.equal(plain[name].down, ones[name].down)
-
-
-def test_blocks_beyond_the_model_are_warned(tmp_path, pair):
-    a, b = pair
-    result, _ = merge(tmp_path, a, b, "attn 1-5@0.5", "out.safetensors")
-    assert any("target blocks 3-5 are beyond the 3 blocks" in w for w in result.warnings), result.warnings
-    assert result.merged == len([n for n in ATTN if block_of(n) >= 1])

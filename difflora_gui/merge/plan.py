@@ -116,7 +116,6 @@ def make_plan(
     if (model_a.dim, model_a.variant) != (model_b.dim, model_b.variant) and model_a.variant != "unknown":
         warn(f"A is for {model_a.label} but B is for {model_b.label}")
     selector = parse_selector(p.targets)  # weight-0 blocks are not in it: they are not targeted
-    _warn_blocks_out_of_range(selector, src_a, src_b, warn)
     plan = MergePlan(
         src_a=src_a,
         src_b=src_b,
@@ -141,24 +140,6 @@ def make_plan(
             )
     plan.save_dtype = p.save_dtype or _input_dtype(src_a, src_b)
     return plan
-
-
-def _warn_blocks_out_of_range(selector, src_a, src_b, warn: Callable[[str], None]) -> None:
-    """``attn 30-45`` on a 40-block model: say that blocks 40-45 do not exist (they select nothing)."""
-    from difflora_gui.lora.selector import format_blocks
-
-    models = [s.model for s in (src_a, src_b) if getattr(s, "model", None) is not None]
-    counts = [int(getattr(m, "num_blocks", 0) or 0) for m in models]
-    if not counts or max(counts) <= 0:
-        return
-    num_blocks = max(counts)
-    missing = selector.blocks_out_of_range(num_blocks)
-    if missing:
-        model = models[counts.index(num_blocks)]
-        warn(
-            f"target blocks {format_blocks(missing)} are beyond the {num_blocks} blocks of "
-            f"{model.label} (0-{num_blocks - 1}): they select nothing"
-        )
 
 
 def _input_dtype(src_a, src_b) -> str:

@@ -21,6 +21,14 @@ from difflora_gui.params import Param
 from difflora_gui.specs import MergeStrategySpec
 
 
+def registered_compressors() -> list[str]:
+    """The names of the compressors registered now (``full_svd`` first when it is there)."""
+    from difflora_gui.plugin_host import get_plugin_host
+
+    names = [name for name, spec in get_plugin_host().merge_strategies().items() if spec.is_compressor]
+    return sorted(names, key=lambda name: (name != "full_svd", name))
+
+
 def measure(stats, relative: bool) -> float:
     if relative:
         return stats.cancellation if stats.cancellation is not None else 0.0
@@ -102,9 +110,11 @@ def difflora_register_merge_strategies():
                 ),
                 Param(
                     "compressor",
-                    "str",
+                    "choice",
                     "full_svd",
                     "the compressor for the kept modules (any registered one)",
+                    # what is registered when a form or a parser is built (third-party ones too)
+                    choices=registered_compressors,
                 ),
             ),
             select="difflora_builtin_plugins.magnitude_filter:select",

@@ -141,3 +141,95 @@ def test_compact_spin_box_keeps_precision_but_hides_trailing_zeros(qtbot):
     spin.setValue(0.123456)
     assert spin.value() == pytest.approx(0.123456) and spin.text() == "0.123456"
     assert isinstance(spin, QDoubleSpinBox)
+
+
+# --- where a form starts, named values with a number, the Advanced arrows, notes ---------------
+
+
+def test_a_new_form_starts_from_the_gui_defaults_and_a_recipe_restores_exactly(qtbot):
+    from difflora_gui.merge.config import OUTPUT_PARAMS, form_values
+    from difflora_gui.merge.params import MergeParams
+
+    form = ParamForm(OUTPUT_PARAMS)
+    qtbot.addWidget(form)
+    # the GUI leaves non-targeted modules out (the model card's advice); the CLI default stays
+    assert form.value("exclude_non_targeted") is True
+    assert OUTPUT_PARAMS.get("exclude_non_targeted").default is False
+    assert MergeParams().exclude_non_targeted is False
+    assert form.changed_values()["exclude_non_targeted"] is True  # so the recipe and command say it
+    # a stored recipe that wrote zeros still shows zeros
+    recipe = MergeParams(exclude_non_targeted=False).to_json()
+    form.set_values(form_values(recipe)["output"])
+    assert form.value("exclude_non_targeted") is False
+    assert "exclude_non_targeted" not in form.changed_values()
+    form.reset_defaults()  # back to a new form
+    assert form.value("exclude_non_targeted") is True
+
+
+def test_a_text_field_with_named_values_is_an_editable_combo_checked_as_typed(qtbot):
+    from difflora_gui.merge.config import STRENGTH_PARAMS
+
+    form = ParamForm(STRENGTH_PARAMS)
+    qtbot.addWidget(form)
+    combo = form.editors["target_norm"].editor
+    assert isinstance(combo, QComboBox) and combo.isEditable()
+    assert [combo.itemText(i) for i in range(combo.count())] == ["a", "b", "mean"]
+    assert form.value("target_norm") == "a"
+    form.set_values({"auto_alpha": True})  # target_norm applies (and is checked) with auto alpha
+    combo.setCurrentIndex(2)
+    assert form.value("target_norm") == "mean" and form.errors() == {}
+    combo.setEditText("0.35")
+    assert form.value("target_norm") == "0.35" and "target_norm" not in form.errors()
+    assert form.changed_values()["target_norm"] == "0.35"
+    for bad in ("abc", "-2", "0", "nan"):
+        combo.setEditText(bad)
+        assert form.errors()["target_norm"] == (
+            f"Target norm must be a, b, mean or a positive number, not {bad!r}"
+        ), bad
+        assert not form.error_label.isHidden()
+        assert "target_norm" not in form.changed_values()
+    form.set_values({"target_norm": "b"})
+    assert combo.currentText() == "b" and form.errors() == {}
+
+
+def test_the_compressor_of_the_magnitude_filter_is_a_choice_of_registered_compressors(qtbot):
+    from difflora_gui.plugin_host import get_plugin_host
+
+    spec = get_plugin_host().merge_strategies()["magnitude_filter"]
+    form = ParamForm(spec.params)
+    qtbot.addWidget(form)
+    combo = form.editors["compressor"].editor
+    assert isinstance(combo, QComboBox) and not combo.isEditable()
+    names = [combo.itemText(i) for i in range(combo.count())]
+    assert names[0] == "full_svd" and set(names) == {"full_svd", "randomized_svd"}
+    assert "magnitude_filter" not in names  # a filter is not a compressor
+    combo.setCurrentText("randomized_svd")
+    assert form.changed_values() == {"compressor": "randomized_svd"}
+    with pytest.raises(UserError, match="must be one of"):
+        spec.params.resolve({"compressor": "nope"})
+
+
+def test_the_advanced_arrow_points_right_while_folded_and_down_while_open(form, qtbot):
+    from difflora_gui.qt.param_form import ARROW_COLLAPSED, ARROW_EXPANDED
+
+    section = form.advanced
+    assert (ARROW_COLLAPSED, ARROW_EXPANDED) == ("▸", "▾")
+    assert not section.isExpanded() and section.arrow() == "▸"
+    section.toggleButton().click()
+    assert section.isExpanded() and section.arrow() == "▾"
+    section.toggleButton().click()
+    assert not section.isExpanded() and section.arrow() == "▸"
+    assert not section.toggleButton().icon().isNull()
+
+
+def test_a_note_sits_under_or_beside_a_field(form, qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    note = QLabel("a hint")
+    form.set_field_note("steps", note)
+    assert form.notes["steps"] is note
+    field = form.editors["steps"].parentWidget()
+    assert field.isAncestorOf(note)
+    other = QLabel("another")
+    form.set_field_note("steps", other, beside=True)  # replaces the first
+    assert form.notes["steps"] is other and note.parent() is None and field.isAncestorOf(other)

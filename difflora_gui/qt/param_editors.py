@@ -211,6 +211,15 @@ class FieldEditor(QWidget):
             combo.addItems(list(p.choice_values()))  # choices computed now, when the form is built
             combo.currentIndexChanged.connect(self._emit_changed)
             return combo
+        if p.type == "str" and p.choices:
+            # named values are offered; a number may be typed instead (see problem())
+            combo = QComboBox()
+            combo.setEditable(True)
+            combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+            combo.addItems(list(p.choice_values()))
+            combo.lineEdit().setPlaceholderText(f"{' / '.join(p.choice_values())} or a number")
+            combo.currentTextChanged.connect(self._emit_changed)
+            return combo
         line = QLineEdit()
         if p.optional:
             line.setPlaceholderText("not set")
@@ -244,7 +253,7 @@ class FieldEditor(QWidget):
             return self.nested.values()
         if p.type == "paths":
             return editor.paths()
-        text = editor.text()
+        text = editor.currentText().strip() if isinstance(editor, QComboBox) else editor.text()
         if p.type in ("list", "dict"):
             try:
                 return p.coerce(text)
@@ -285,10 +294,34 @@ class FieldEditor(QWidget):
             elif p.type == "choice":
                 index = editor.findText(str(value))
                 editor.setCurrentIndex(index if index >= 0 else (1 if self._none_entry else 0))
+            elif isinstance(editor, QComboBox):
+                editor.setCurrentText("" if value is None else str(value))
             else:
                 editor.setText("" if value is None else str(value))
         self._sync_enabled()
         self.changed.emit()
+
+    def problem(self) -> str:
+        """What is wrong with the value beyond its type ("" when fine): a ``str`` field with
+        ``choices`` takes one of them or a positive number (at least ``minimum`` when declared)."""
+        p = self.param
+        if not (p.type == "str" and p.choices) or not self.is_set():
+            return ""
+        text = str(self.value() or "").strip()
+        if p.optional and not text:
+            return ""
+        if text.lower() in {c.lower() for c in p.choice_values()}:
+            return ""
+        named = ", ".join(p.choice_values())
+        try:
+            number = float(text)
+        except ValueError:
+            return f"{p.label} must be {named} or a positive number, not {text!r}"
+        low = p.minimum
+        if not math.isfinite(number) or (number <= 0 if low is None else number < low):
+            floor = "a positive number" if low is None else f"a number of at least {low:g}"
+            return f"{p.label} must be {named} or {floor}, not {text!r}"
+        return ""
 
     def _displayable(self, value: Any) -> Any:
         """``value`` in the editor's type; out-of-range numbers are kept (the editor clamps them)."""

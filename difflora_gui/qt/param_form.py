@@ -15,8 +15,14 @@ in a panel. Editors by type:
   an optional choice with a ``none_label`` shows "not set" as the first entry of its combo box
   instead; an optional text is "not set" when empty.
 
+A ``str`` parameter with ``choices`` gets an editable combo box: the choices are offered, and a
+number may be typed instead (checked as it is typed). A new form starts from each field's
+``form_default`` (the GUI's recommendation where it has one; ``changed_values`` still compares
+with the command line's ``default``). With :meth:`ParamForm.set_undo_stack` every user edit is an
+undoable step (typing in one field, or dragging one slider, merges into one step).
+
 Labels come from ``Param.label``, tooltips from ``Param.help``; ``advanced`` parameters are
-folded into a ``QCollapsible``; the parameters of each ``group`` get a titled section
+folded into a ``QCollapsible`` (▸ while folded, ▾ while open); the parameters of each ``group`` get a titled section
 (titles from a :class:`~difflora_gui.config.ConfigDeclaration`); a parameter with ``visible_when``
 is shown only while its condition holds (and one that does not apply is neither checked nor part
 of :meth:`ParamForm.changed_values`). Choices computed at run time are evaluated when the form is
@@ -31,8 +37,9 @@ import html
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QRect, Qt, Signal
+from PySide6.QtGui import QFontMetrics, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from superqt import QCollapsible
 from superqt.utils import signals_blocked
 
@@ -47,13 +54,48 @@ from difflora_gui.qt.param_editors import (
 )
 
 __all__ = [
+    "ARROW_COLLAPSED",
+    "ARROW_EXPANDED",
     "UNBOUNDED_DECIMALS",
+    "AdvancedSection",
     "CompactDoubleSpinBox",
     "FieldEditor",
     "ParamForm",
     "PathListEditor",
     "float_decimals",
 ]
+
+
+#: the Advanced section's arrows: pointing at the title while folded, down at the fields while open
+ARROW_COLLAPSED, ARROW_EXPANDED = "▸", "▾"
+
+
+def _arrow_icon(symbol: str, widget: QWidget) -> QIcon:
+    # drawn at the text's height (superqt sizes its icons by point size, -1 for pixel-sized fonts)
+    size = max(QFontMetrics(widget.font()).height(), 10)
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setPen(widget.palette().color(QPalette.ColorRole.ButtonText))
+    painter.drawText(QRect(0, 0, size, size), Qt.AlignmentFlag.AlignCenter, symbol)
+    painter.end()
+    return QIcon(pixmap)
+
+
+class AdvancedSection(QCollapsible):
+    """A collapsible whose arrow points the right way: ▸ while folded, ▾ while open."""
+
+    def __init__(self, title: str, parent: QWidget | None = None):
+        super().__init__(title, parent)
+        button = self.toggleButton()
+        self.setCollapsedIcon(_arrow_icon(ARROW_COLLAPSED, button))
+        self.setExpandedIcon(_arrow_icon(ARROW_EXPANDED, button))
+        button.setToolTip("Show or hide the advanced settings")
+
+    def arrow(self) -> str:
+        """The arrow the toggle shows now (for tests and screen readers)."""
+        shown = self.toggleButton().icon().cacheKey()
+        return ARROW_EXPANDED if shown == self.expandedIcon().cacheKey() else ARROW_COLLAPSED
 
 
 class ParamForm(QWidget):
@@ -82,6 +124,10 @@ class ParamForm(QWidget):
         self._context: dict[str, Any] = {}
         self.group_headings: dict[str, QLabel] = {}
         self._rows: dict[str, tuple[QFormLayout, int]] = {}
+        self._undo = None
+        self._shown: dict[str, Any] = {}  # each field's value after the last change (undo's "before")
+        self.notes: dict[str, QWidget] = {}
+        self._field_rows: dict[str, tuple[QVBoxLayout, QHBoxLayout]] = {}
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(4)
@@ -89,7 +135,7 @@ class ParamForm(QWidget):
         advanced_layout: QFormLayout | None = None
         self.advanced: QCollapsible | None = None
         if advanced_params:
-            self.advanced = QCollapsible(advanced_title)
+            self.advanced = AdvancedSection(advanced_title)
             self.advanced.setObjectName("advancedParams")
             holder = QWidget()
             advanced_layout = QFormLayout(holder)
@@ -113,11 +159,25 @@ class ParamForm(QWidget):
                 advanced_layout if param.advanced and advanced_layout is not None else sections[param.group]
             )
             editor = FieldEditor(param)
+            editor.set_value(param.form_default)
             editor.changed.connect(self._on_changed)
+            editor.changed.connect(lambda name=param.name: self._on_field_edited(name))
             label = QLabel(param.label)
             label.setToolTip(param.help)
             label.setBuddy(editor.editor)
-            layout.addRow(label, editor)
+            # the field cell: the editor, room for a note beside it and one under it (set_field_note)
+            field = QWidget()
+            field.setObjectName(f"field-{param.name}")
+            column = QVBoxLayout(field)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(2)
+            field_row = QHBoxLayout()
+            field_row.setContentsMargins(0, 0, 0, 0)
+            field_row.setSpacing(6)
+            field_row.addWidget(editor, 1)
+            column.addLayout(field_row)
+            self._field_rows[param.name] = (column, field_row)
+            layout.addRow(label, field)
             self.editors[param.name] = editor
             self.labels[param.name] = label
             self._rows[param.name] = (layout, layout.rowCount() - 1)
@@ -135,6 +195,7 @@ class ParamForm(QWidget):
         outer.addWidget(self.error_label)
         if values:
             self.set_values(values)
+        self._shown = self.values()
         self._sync_visibility()
         self._show_errors()
 
@@ -154,11 +215,55 @@ class ParamForm(QWidget):
             if name in self.editors:
                 with signals_blocked(self.editors[name]):
                     self.editors[name].set_value(value)
+                self._shown[name] = self.editors[name].value()
         self._on_changed()
         return unknown
 
     def reset_defaults(self) -> None:
-        self.set_values(self.schema.defaults())
+        """Back to where a new form starts (``form_defaults``: the GUI's recommendations)."""
+        self.set_values(self.schema.form_defaults())
+
+    # --- undo and notes ----------------------------------------------------------------------
+
+    def set_undo_stack(self, stack) -> None:
+        """Record every user edit on ``stack`` (an :class:`~difflora_gui.qt.undo.UndoStack`)."""
+        self._undo = stack
+        self._shown = self.values()
+        for editor in self.editors.values():
+            nested = getattr(editor, "nested", None)
+            if nested is not None:
+                nested.set_undo_stack(stack)
+
+    def _on_field_edited(self, name: str) -> None:
+        before, after = self._shown.get(name), self.editors[name].value()
+        self._shown[name] = after
+        if self._undo is None or self._undo.applying or before == after:
+            return
+        label = self.schema.get(name).label
+        self._undo.record(
+            f"{label}: {before!r} → {after!r}",
+            lambda: self._restore(name, before),
+            lambda: self._restore(name, after),
+            merge_key=f"form-{id(self)}-{name}",
+        )
+
+    def _restore(self, name: str, value: Any) -> None:
+        editor = self.editors[name]
+        with signals_blocked(editor):
+            editor.set_value(value)
+        self._shown[name] = editor.value()
+        self._on_changed()
+
+    def set_field_note(self, name: str, widget: QWidget, *, beside: bool = False) -> None:
+        """Show ``widget`` (a hint such as the rank hint) with one field: under its editor, or beside it.
+
+        A second note for the same field replaces the first."""
+        column, row = self._field_rows[name]
+        old = self.notes.pop(name, None)
+        if old is not None and old is not widget:
+            old.setParent(None)
+        (row if beside else column).addWidget(widget)
+        self.notes[name] = widget
 
     def _group_title(self, key: str) -> str:
         title = getattr(self.declaration, "group_title", None)
@@ -180,6 +285,10 @@ class ParamForm(QWidget):
                 self.schema.get(name).coerce(value)
             except UserError as exc:
                 problems[name] = str(exc)
+                continue
+            problem = self.editors[name].problem()
+            if problem:
+                problems[name] = problem
         return problems
 
     def resolved(self, owner: str = "") -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Nothing strategy-specific lives here. A compressor shows its own parameters; a module filter also
 says that it hands the modules it keeps to a compressor, and shows that compressor's parameters
 (the compressor is the one the engine would pick: the filter's ``compressor`` parameter when it
-declares one, else its ``default_compressor``).
+declares one, else its ``default_compressor``). With :meth:`StrategyChooser.set_undo_stack`
+choosing a strategy and every field of its forms are undoable steps.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from superqt.utils import signals_blocked
 
 from difflora_gui.merge.strategies import compressor_name_for
 from difflora_gui.qt.param_form import ParamForm
@@ -69,10 +71,28 @@ class StrategyChooser(QWidget):
         self.problem_label.setWordWrap(True)
         layout.addWidget(self.problem_label)
         self._compressor_forms: dict[str, ParamForm] = {}
+        self._undo = None
+        self._shown_name = ""
         if not self.strategies:
             self.description.setText("No merge strategy is registered (are the built-in plugins disabled?).")
         self.combo.currentIndexChanged.connect(self._on_strategy_changed)
         self._on_strategy_changed()
+
+    # --- undo --------------------------------------------------------------------------------
+
+    def set_undo_stack(self, stack) -> None:
+        """Record the user's choices (strategy, parameters) on ``stack`` (an ``UndoStack``)."""
+        self._undo = stack
+        self._shown_name = self.strategy_name()
+        for form in (*self.forms.values(), *self._compressor_forms.values()):
+            form.set_undo_stack(stack)
+
+    def _choose(self, name: str) -> None:
+        with signals_blocked(self.combo):
+            self.combo.setCurrentIndex(max(self.combo.findData(name), 0))
+        self._shown_name = self.strategy_name()
+        self._show_current()
+        self.changed.emit()
 
     # --- forms -------------------------------------------------------------------------------
 
@@ -83,6 +103,8 @@ class StrategyChooser(QWidget):
             form = ParamForm(spec.params, empty_text="This strategy has no parameters.")
             form.setObjectName(f"strategyForm-{name}")
             form.changed.connect(self._on_form_changed)
+            if self._undo is not None:
+                form.set_undo_stack(self._undo)
             self.forms[name] = form
             self.stack.addWidget(form)
         return self.forms[name]
@@ -94,6 +116,8 @@ class StrategyChooser(QWidget):
             form = ParamForm(spec.params)
             form.setObjectName(f"compressorForm-{name}")
             form.changed.connect(self._on_form_changed)
+            if self._undo is not None:
+                form.set_undo_stack(self._undo)
             self._compressor_forms[name] = form
             self.compressor_stack.addWidget(form)
         return self._compressor_forms[name]
@@ -174,6 +198,7 @@ class StrategyChooser(QWidget):
                 unknown = compressor_form.set_values(params.pop(compressor, {}))
                 problems += [f"compressor {compressor!r} has no parameter {u!r}" for u in unknown]
         problems += [f"parameters for unused strategy {other!r} were ignored" for other in params]
+        self._shown_name = self.strategy_name()
         self._show_current()
         self.changed.emit()
         return problems
@@ -181,8 +206,14 @@ class StrategyChooser(QWidget):
     # --- internals ---------------------------------------------------------------------------
 
     def _on_strategy_changed(self, *_args) -> None:
+        before, after = self._shown_name, self.strategy_name()
+        self._shown_name = after
         self._show_current()
         self.changed.emit()
+        if self._undo is not None and before and before != after:
+            self._undo.record(
+                f"Strategy: {before} → {after}", lambda: self._choose(before), lambda: self._choose(after)
+            )
 
     def _on_form_changed(self) -> None:
         self._show_compressor()

@@ -98,7 +98,7 @@ def test_released_size_notes_and_missing_blocks(tmp_path):
     path = tmp_path / "14b.safetensors"
     make_wan_lora("14B", rank=1, select="attn blocks=0-3,39", path=path, dtype="bfloat16")
     summary = summarize(path, check_values=False)
-    assert summary.model.label == "Wan 14B T2V" and summary.missing_blocks == list(range(4, 39))
+    assert summary.model.label == "Wan 14B T2V (2.1, or 2.2 A14B)" and summary.missing_blocks == list(range(4, 39))
     assert not summary.values_checked and all(m.norm is None for m in summary.modules)
     assert any("Wan2.2" in note for note in summary.notes)
     assert dict(summary.card())["blocks"].startswith("0-3,39 (5 of 40); missing 4-38")

@@ -5,6 +5,10 @@ Every trainer spells a key as ``<prefix><module><suffix>``:
 * prefix: ``lora_unet_`` (musubi/kohya, underscored names), ``diffusion_model.`` (ComfyUI,
   diffusion-pipe, ai-toolkit), ``transformer.`` (diffusers, musubi's ``--diffusers_prefix``),
   ``base_model.model.`` (raw PEFT), or nothing;
+* an expert marker (Wan2.2 A14B "combo" files, ai-toolkit ``split_multistage_loras: false``):
+  ``transformer_1.`` (high-noise) or ``transformer_2.`` (low-noise) after the prefix
+  (``diffusion_model.transformer_1.blocks.0…``, ``lora_unet_transformer_2_blocks_0…``); diffusers'
+  own pipeline calls the low-noise expert ``transformer_2`` beside a plain ``transformer.``;
 * module: the original Wan name or the diffusers name (see :mod:`.wan_layout`);
 * suffix: ``.lora_down.weight``/``.lora_up.weight`` or ``.lora_A.weight``/``.lora_B.weight`` (and the
   other spellings ComfyUI accepts), ``.alpha``, full-weight ``.diff``/``.diff_b``, LoHa ``.hada_*``
@@ -68,6 +72,8 @@ class ParsedKey:
     naming: str  # "musubi", "original" or "diffusers"
     prefix: str  # the prefix as found ("" when none)
     style: str  # suffix family: "lora_down/lora_up", "lora_A/lora_B", "loha", "lokr", "diff", ""
+    #: the Wan2.2 expert its prefix names ("high" for transformer_1, "low" for transformer_2), else None
+    expert: str | None = None
 
 
 def split_suffix(key: str) -> tuple[str, str, str] | None:
@@ -98,17 +104,40 @@ def resolve_module(body: str) -> tuple[str, str, str] | None:
     return None
 
 
+_EXPERT_OF_NUMBER = {"1": "high", "2": "low"}
+_DOTTED_EXPERT = re.compile(r"^((?:model\.)?(?:diffusion_model\.)?)transformer_([12])\.")
+_UNDERSCORE_EXPERT = re.compile(r"^(lora_unet_|lycoris_)transformer_([12])_")
+
+
+def split_expert(body: str) -> tuple[str | None, str, str]:
+    """A module part → ``(expert, body without the marker, the prefix with the marker)``.
+
+    ``diffusion_model.transformer_1.blocks.0.ffn.0`` → ``("high", "diffusion_model.blocks.0.ffn.0",
+    "diffusion_model.transformer_1.")``; a body without a marker comes back as ``(None, body, "")``.
+    """
+    for pattern in (_DOTTED_EXPERT, _UNDERSCORE_EXPERT):
+        match = pattern.match(body)
+        if match is not None:
+            return _EXPERT_OF_NUMBER[match.group(2)], match.group(1) + body[match.end() :], match.group(0)
+    return None, body, ""
+
+
 def parse_key(key: str) -> ParsedKey | None:
     """Parse one tensor key of a Wan LoRA; None when it is not one."""
     split = split_suffix(key)
     if split is None:
         return None
     body, role, style = split
+    expert, body, marked_prefix = split_expert(body)
     resolved = resolve_module(body)
     if resolved is None:
         return None
     name, naming, prefix = resolved
-    return ParsedKey(key, name, role, naming, prefix, style)
+    if expert is not None:
+        if not marked_prefix.startswith(prefix):
+            return None  # "transformer_1." then an unexpected prefix ("transformer_1.transformer.")
+        prefix = marked_prefix
+    return ParsedKey(key, name, role, naming, prefix, style, expert)
 
 
 def is_lora_key(key: str) -> bool:

@@ -74,7 +74,7 @@ class LoraModule:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a LoRA was trained for, derived from its key names and shapes."""
+    """What a LoRA was trained for, derived from its key names and shapes (and, for experts, its name)."""
 
     family: str  # "wan" (others are refused with a clear error)
     variant: str  # "1.3B", "14B", "5B" (Wan2.2 TI2V-5B) or "unknown" (a consistent Wan-like layout)
@@ -82,12 +82,49 @@ class ModelInfo:
     num_blocks: int  # blocks of the model (30 / 40 / 30; for "unknown": highest block index + 1)
     dim: int  # hidden size (1536 / 5120 / 3072)
     ffn_dim: int | None = None  # 8960 / 13824 / 14336 when an ffn module is present
+    #: the Wan2.2 A14B expert: "high"/"low" (one expert), "combo" (both, in one file) or None
+    expert: str | None = None
 
     @property
     def label(self) -> str:
+        """Short, for cards and one-line messages (:attr:`description` says more)."""
+        if self.expert in ("high", "low"):
+            return f"Wan2.2 A14B {self.expert}-noise expert"
+        if self.expert == "combo":
+            return "Wan2.2 A14B, both experts"
         if self.variant == "unknown":
             return f"unknown Wan-like ({self.task.upper()}, dim {self.dim}, {self.num_blocks} blocks)"
+        if self.variant == "5B":
+            return "Wan2.2 TI2V-5B"
+        if self.task == "i2v":
+            return f"Wan2.1 I2V {self.variant}"
+        if self.variant == "14B":
+            # Wan2.1 T2V-14B and both Wan2.2 A14B experts (T2V and I2V) share these keys and shapes
+            return "Wan 14B T2V (2.1, or 2.2 A14B)"
         return f"Wan {self.variant} {self.task.upper()}"
+
+    @property
+    def description(self) -> str:
+        """One sentence on what the shapes (and name) say and what they cannot say."""
+        if self.variant == "unknown":
+            return (
+                f"a Wan-like layout of no released size ({self.task.upper()}, dim {self.dim}, "
+                f"{self.num_blocks} blocks)"
+            )
+        if self.variant == "5B":
+            return "Wan2.2 TI2V-5B (dim 3072, 30 blocks, ffn 14336)"
+        if self.task == "i2v":
+            return f"Wan2.1 I2V {self.variant} (image cross-attention k_img/v_img; Wan2.2 I2V has none)"
+        if self.expert in ("high", "low"):
+            return f"Wan2.2 A14B {self.expert}-noise expert (14B shapes; the expert comes from the file, not the shapes)"
+        if self.expert == "combo":
+            return "Wan2.2 A14B, both experts in one file (transformer_1 high-noise, transformer_2 low-noise)"
+        if self.variant == "14B":
+            return (
+                "Wan 14B T2V (Wan2.1 T2V, or Wan2.2 A14B T2V/I2V): without image cross-attention "
+                "(k_img/v_img) the keys and shapes cannot tell them apart"
+            )
+        return f"Wan2.1 {self.variant} {self.task.upper()}"
 
 
 class LoraSource(Protocol):

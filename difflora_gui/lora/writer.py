@@ -317,6 +317,7 @@ def build_metadata(
     extra: Mapping[str, str] | None = None,
     network_dim: str | int | None = None,
     network_alpha: str | float | None = None,
+    expert: str | None = None,
 ) -> dict[str, str]:
     """Metadata for a written LoRA: kohya ``ss_*``, SAI ``modelspec.*`` and our ``difflora.*`` provenance.
 
@@ -324,8 +325,11 @@ def build_metadata(
     (hashed here). ``created`` (ISO-8601 text or a datetime) defaults to now; pass the recorded value to reproduce
     a file bit for bit. ``ss_network_dim``/``ss_network_alpha`` come from ``modules`` (``Dynamic``
     when ranks or alphas differ) unless given; without either, :func:`write_lora` fills them in
-    from the modules it writes.
+    from the modules it writes. ``expert`` ("high"/"low"): the Wan2.2 A14B expert the file is for,
+    stored as ``difflora_expert`` (read back by :func:`~difflora_gui.lora.experts.expert_from_metadata`).
     """
+    if expert is not None and expert not in ("high", "low"):
+        raise ValueError(f"unknown expert {expert!r} (use 'high' or 'low')")
     if created is None:
         created_dt = datetime.now(timezone.utc).replace(microsecond=0)
     elif isinstance(created, datetime):
@@ -379,6 +383,10 @@ def build_metadata(
     metadata[f"{METADATA_PREFIX}created"] = created_text
     if model is not None:
         metadata[f"{METADATA_PREFIX}model"] = model.label
+    if expert is not None:
+        from difflora_gui.lora.experts import EXPERT_METADATA_KEY
+
+        metadata[EXPERT_METADATA_KEY] = expert
     if input_list:
         metadata[f"{METADATA_PREFIX}inputs"] = json.dumps(input_list, ensure_ascii=False)
     if strategy:

@@ -233,3 +233,37 @@ def test_a_note_sits_under_or_beside_a_field(form, qtbot):
     other = QLabel("another")
     form.set_field_note("steps", other, beside=True)  # replaces the first
     assert form.notes["steps"] is other and note.parent() is None and field.isAncestorOf(other)
+
+
+def test_the_rank_hint_sits_under_the_rank_field_and_its_link_sets_the_rank(qtbot, tmp_path):
+    from test_merge_support import make_modules, params, write
+
+    from difflora_gui.merge.config import RANK_PARAMS
+    from difflora_gui.merge.engine import run_analysis
+    from difflora_gui.merge.rank_hint import hints_for, suggested_rank
+    from difflora_gui.qt.merge.rank_hint import RankHint
+    from difflora_gui.qt.undo import UndoStack
+
+    a = write(tmp_path / "a.safetensors", make_modules(1, rank=8, decay=0.6))
+    b = write(tmp_path / "b.safetensors", make_modules(2, rank=8, decay=0.6))
+    result = run_analysis(params(tmp_path, a, b, targets="attn", rank=0))
+    expected = suggested_rank(hints_for(result))
+
+    form = ParamForm(RANK_PARAMS)
+    qtbot.addWidget(form)
+    stack = UndoStack()
+    form.set_undo_stack(stack)
+    hint = RankHint()
+    hint.attach(form)
+    assert form.notes["rank"] is hint and hint.isHidden()  # nothing before an analysis
+    hint.set_analysis(result)
+    assert not hint.isHidden()
+    assert hint.plain_text() == f"rank {expected} keeps 99 % of the targeted energy"
+    assert f"use {expected}" in hint.text()
+    assert "rank 4 (set) keeps" in hint.toolTip() and "90 %: rank" in hint.toolTip()
+    hint.linkActivated.emit("use")  # the "use" link
+    assert form.value("rank") == expected and f"use {expected}" not in hint.text()
+    stack.undo()  # one step, like typing it
+    assert form.value("rank") == 4
+    hint.set_analysis(None)  # the analysis was cleared (new inputs)
+    assert hint.isHidden() and hint.plain_text() == ""

@@ -192,6 +192,8 @@ def test_weighted_text_is_shortest_and_round_trips(text, normal):
         ("attn 0-9@0.5,3-4@0.25", "block 3 is given two weights (0.5 and 0.25)"),
         ("attn 0-3@0", "every block named (0-3) has weight 0"),
         ("attn 4-2@0.5", "end is before the start"),
+        ("attn 0-100000000@0.5", "block 100000000 is out of reach"),
+        ("attn blocks=0-100000000", "block 100000000 is out of reach"),
     ],
 )
 def test_bad_weights_are_user_errors_naming_the_problem(text, fragment):
@@ -238,6 +240,8 @@ def test_block_weight_text_helpers():
     assert format_block_weights({5: 1.0, 7: 1.0, 6: 1.0}) == "5-7"
     with pytest.raises(UserError, match="bad block list"):
         parse_blocks("0-9@0.5")  # the on/off block list takes no weights
+    with pytest.raises(UserError, match="out of reach"):
+        parse_blocks("5-123456789")
 
 
 # --- presets and the grid helpers (difflora_gui.lora.block_weights) ---------------------------

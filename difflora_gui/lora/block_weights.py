@@ -24,6 +24,10 @@ from difflora_gui.errors import UserError
 if TYPE_CHECKING:
     from difflora_gui.lora.selector import Selector
 
+#: the highest block index text may name: Wan has 30-40 blocks; a typo such as 0-100000000 must
+#: be an error, not a billion-entry set (the GUI parses the selector text on every keystroke)
+MAX_BLOCK_INDEX = 9999
+
 _ONE_RANGE_RE = re.compile(r"^(\d+)(?:-(\d+))?$")
 # a plain decimal number: float() alone would also take "nan", "inf" and "1_000"
 _WEIGHT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -67,9 +71,15 @@ def parse_block_weights(text: str) -> dict[int, float]:
         lo, hi = int(found.group(1)), int(found.group(2) or found.group(1))
         if hi < lo:
             raise UserError(f"bad block range {blocks_text!r}: the end is before the start")
+        check_block_index(hi)
         weight = parse_weight(weight_part, part) if at else 1.0
         add_block_weights(weights, dict.fromkeys(range(lo, hi + 1), weight))
     return dict(sorted(weights.items()))
+
+
+def check_block_index(block: int) -> None:
+    if block > MAX_BLOCK_INDEX:
+        raise UserError(f"block {block} is out of reach: block indices go up to {MAX_BLOCK_INDEX}")
 
 
 def add_block_weights(into: dict[int, float], more: Mapping[int, float]) -> None:

@@ -28,6 +28,7 @@ from difflora_gui.errors import UserError
 from difflora_gui.lora.block_weights import (  # the block-weight grammar (re-exported here)
     BlockWeights,
     add_block_weights,
+    check_block_index,
     checked_weights,
     format_block_weights,
     parse_block_weights,
@@ -55,6 +56,7 @@ def parse_blocks(text: str) -> frozenset[int]:
         lo, hi = int(first), int(last or first)
         if hi < lo:
             raise UserError(f"bad block range {part!r}: the end is before the start")
+        check_block_index(hi)
         blocks.update(range(lo, hi + 1))
     return frozenset(blocks)
 

@@ -7,12 +7,12 @@ import textwrap
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QTabWidget, QWidget
 
 from difflora_gui import hookimpl
 from difflora_gui.plugin_host import PluginHost
 from difflora_gui.qt.sections import ErrorCard
-from difflora_gui.qt.testing import close_window, make_main_window
+from difflora_gui.qt.testing import DialogAnswers, close_window, make_main_window
 from difflora_gui.settings import AppSettings
 from difflora_gui.specs import PanelSpec
 
@@ -204,8 +204,10 @@ def test_plugins_dialog_lists_plugins_with_status_and_errors(window_with, qtbot)
     assert "error: difflora_gui_register_panels raised KeyError" in dialog.details.toPlainText()
 
 
-def test_disabling_a_plugin_in_the_dialog_removes_its_panels_and_is_remembered(window_with, qtbot):
-    from difflora_gui.qt.plugins_dialog import PluginsDialog
+def test_disabling_a_plugin_in_the_dialog_removes_its_panels_and_is_remembered(
+    window_with, qtbot, monkeypatch
+):
+    from difflora_gui.qt.plugins_dialog import DISABLE_TITLE, PluginsDialog
 
     win = window_with(("panels", PanelsPlugin()))
     dialog = PluginsDialog(win.host, win)
@@ -214,7 +216,10 @@ def test_disabling_a_plugin_in_the_dialog_removes_its_panels_and_is_remembered(w
     old_tabs = win.pages["merge"].findChild(QTabWidget, "panels-merge")
     assert not old_tabs.isHidden()
 
+    answers = DialogAnswers(answers={DISABLE_TITLE: QMessageBox.StandardButton.Yes}).install(monkeypatch)
     dialog.set_plugin_enabled("panels", False)
+    assert answers.titles("question") == [DISABLE_TITLE]
+    assert "takes the panels Second (Merge section), First (Merge section) and Alone" in answers.asked[0].text
     assert old_tabs.isHidden()  # replaced by the section's introduction page at once
     assert win.host.info("panels").status == "disabled"
     assert AppSettings.load().disabled_plugins == ["panels"]
@@ -230,3 +235,40 @@ def test_disabling_a_plugin_in_the_dialog_removes_its_panels_and_is_remembered(w
     assert win.host.info("panels").status == "enabled"
     assert AppSettings.load().disabled_plugins == []
     assert [e.spec.name for e in win.pages["merge"].entries] == ["first", "second"]
+
+
+def test_disabling_the_merge_workbench_asks_first_and_no_keeps_it(qtbot, monkeypatch):
+    from difflora_gui.qt.plugins_dialog import DISABLE_TITLE, PluginsDialog
+
+    win, dialogs = make_main_window(qtbot, monkeypatch)
+    try:
+        dialog = PluginsDialog(win.host, win)
+        qtbot.addWidget(dialog)
+        dialog.plugin_toggled.connect(win._on_plugin_toggled)
+        assert "merge-workbench" in win.panels
+        dialogs.answers[DISABLE_TITLE] = QMessageBox.StandardButton.No
+        dialog.set_plugin_enabled("merge_workbench", False)
+        question = dialogs.asked[-1]
+        assert (question.kind, question.title) == ("question", DISABLE_TITLE)
+        assert question.text.startswith(
+            "Disabling 'merge_workbench' takes the panel Merge workbench (Merge section) with its "
+            "analysis (plots and table) out of the window now."
+        )
+        # No: nothing changes, the box is ticked again
+        assert win.host.info("merge_workbench").status == "enabled"
+        assert "merge-workbench" in win.panels and AppSettings.load().disabled_plugins == []
+        row = dialog.row_of("merge_workbench")
+        assert dialog.table.item(row, 0).checkState() == Qt.CheckState.Checked
+        assert dialog.message.text() == "'merge_workbench' stays enabled."
+        # a plugin without panels is disabled without a question
+        asked = len(dialogs.asked)
+        dialog.set_plugin_enabled("randomized_svd", False)
+        assert len(dialogs.asked) == asked and win.host.info("randomized_svd").status == "disabled"
+        dialog.set_plugin_enabled("randomized_svd", True)
+        # Yes: the workbench goes
+        dialogs.answers[DISABLE_TITLE] = QMessageBox.StandardButton.Yes
+        dialog.set_plugin_enabled("merge_workbench", False)
+        assert win.host.info("merge_workbench").status == "disabled" and "merge-workbench" not in win.panels
+        dialog.set_plugin_enabled("merge_workbench", True)
+    finally:
+        close_window(win, dialogs)

@@ -322,3 +322,35 @@ def test_the_window_uses_the_autosave_interval_and_the_shutdown_wait(qtbot, monk
     monkeypatch.setattr(win.jobs, "shutdown", lambda timeout: waits.append(timeout) or shutdown(timeout))
     close_window(win, dialogs)
     assert waits and set(waits) == {2.5}
+
+
+@pytest.mark.parametrize("width", [560, 820])
+def test_add_server_edits_the_url_in_a_cell_that_holds_it_whole(qtbot, width):
+    from PySide6.QtWidgets import QLineEdit
+
+    from difflora_gui.qt.theme import style_sheet
+
+    app = QApplication.instance()
+    old_sheet = app.styleSheet()
+    app.setStyleSheet(style_sheet())  # the themed line edit: its padding and frame take room
+    try:
+        dialog = SettingsDialog(AppSettings(), ["cpu"])
+        qtbot.addWidget(dialog)
+        dialog.resize(width, 600)
+        dialog.show()
+        qtbot.waitExposed(dialog)
+        table = dialog.comfyui_servers
+        table.add_button.click()
+        editor = table.table.viewport().findChild(QLineEdit)
+        assert editor is not None and editor.text() == "http://127.0.0.1:8189"
+        cell = table.table.visualRect(table.table.currentIndex())
+        hint = editor.sizeHint()
+        assert hint.height() <= cell.height() and hint.width() <= cell.width(), (hint, cell)
+        text_room = editor.contentsRect().width() - 12  # the theme's 6 px padding on each side
+        assert editor.fontMetrics().horizontalAdvance(editor.text()) < text_room
+        assert editor.height() >= hint.height()
+        # the name cell holds a numbered default name too
+        name_cell = table.table.visualRect(table.table.model().index(1, table.NAME))
+        assert table.editor_size("127.0.0.1:8189 (2)").width() <= name_cell.width()
+    finally:
+        app.setStyleSheet(old_sheet)

@@ -1,4 +1,8 @@
-"""Tools ▸ Plugins: every plugin with its source, version, hooks, status and error; enable/disable."""
+"""Tools ▸ Plugins: every plugin with its source, version, hooks, status and error; enable/disable.
+
+Disabling a plugin that provides panels (the Merge workbench is one) takes them out of the window
+at once, with what they show; the dialog asks first and names them. No keeps the plugin enabled.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QTableWidget,
     QTableWidgetItem,
@@ -23,6 +28,10 @@ from difflora_gui.qt.theme import COLORS
 
 COLUMNS = ("Enabled", "Name", "Source", "Version", "Hooks", "Status", "Error")
 _STATUS_COLORS = {"enabled": COLORS["ok"], "disabled": COLORS["muted"], "failed": COLORS["error"]}
+#: the title of the question asked before a plugin's panels are taken away
+DISABLE_TITLE = "Disable plugin"
+#: what a panel shows that goes away with it, beyond its settings (by panel name)
+_PANEL_CONTENTS = {"merge-workbench": "its analysis (plots and table)"}
 
 
 def _short_hook(name: str) -> str:
@@ -137,12 +146,52 @@ class PluginsDialog(QDialog):
             raise KeyError(name)
         self.table.item(row, 0).setCheckState(Qt.CheckState.Checked if enabled else Qt.CheckState.Unchecked)
 
+    def panels_of(self, name: str) -> list:
+        """The panels (``PanelSpec``) a plugin provides to the window now."""
+        try:
+            registered = self.host.call_register("difflora_gui_register_panels")
+        except Exception:  # noqa: BLE001 - no GUI hooks (a host without a window): no panels
+            return []
+        return [spec for plugin, spec in registered if plugin == name]
+
+    def disable_question(self, name: str, panels) -> str:
+        """What the question before disabling says: the panels that go away and what they show."""
+        parts = []
+        for spec in panels:
+            part = f"{spec.title} ({str(spec.section).capitalize()} section)"
+            contents = _PANEL_CONTENTS.get(spec.name)
+            parts.append(f"{part} with {contents}" if contents else part)
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        what = "the panel" if len(parts) == 1 else "the panels"
+        return (
+            f"Disabling '{name}' takes {what} {listed} out of the window now. "
+            "Settings stored in the project are kept; enable the plugin again to get them back.\n\n"
+            "Disable it?"
+        )
+
+    def _confirm_disable(self, name: str) -> bool:
+        panels = self.panels_of(name)
+        if not panels:
+            return True
+        answer = QMessageBox.question(
+            self,
+            DISABLE_TITLE,
+            self.disable_question(name, panels),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     @Slot(QTableWidgetItem)
     def _on_item_changed(self, item: QTableWidgetItem) -> None:
         if self._updating or item.column() != 0:
             return
         name = item.data(Qt.ItemDataRole.UserRole)
         enabled = item.checkState() == Qt.CheckState.Checked
+        if not enabled and not self._confirm_disable(name):
+            self.message.setText(f"'{name}' stays enabled.")
+            self.refresh()  # the box ticked again
+            return
         try:
             info = self.host.set_enabled(name, enabled)
         except UserError as exc:

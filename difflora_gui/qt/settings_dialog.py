@@ -1,4 +1,4 @@
-"""Tools ▸ Settings: folders, ComfyUI servers, device, jobs and autosave (the typed AppSettings)."""
+"""File ▸ Settings: folders, ComfyUI servers, device, jobs and autosave (the typed AppSettings)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, Slot
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Slot
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -212,10 +212,10 @@ class ServerTable(QWidget):
         )
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(self.NAME, QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(self.URL, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(self.URL, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(self.LORA_DIR, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(self.ENABLED, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setColumnWidth(self.NAME, 150)
+        self.fit_to_editor()
         self.table.setMinimumHeight(120)
         self.table.setMaximumHeight(170)
         self.table.setToolTip(
@@ -232,6 +232,34 @@ class ServerTable(QWidget):
         self.remove_button.clicked.connect(self._remove)
         self.folder_button.clicked.connect(self._choose_folder)
         _beside_buttons(self, self.table, (self.add_button, self.remove_button, self.folder_button))
+
+    def editor_size(self, text: str) -> QSize:
+        """The size a cell editor (a themed line edit) needs to show ``text`` whole."""
+        probe = QLineEdit()  # styled by the application's style sheet, as the cell editors are
+        probe.setFont(self.table.font())
+        probe.ensurePolished()
+        hint = probe.sizeHint()
+        # the text, the style's frame and padding (what sizeHint adds beyond its own text width),
+        # and the cursor at the end
+        padding = hint.width() - probe.fontMetrics().horizontalAdvance("x" * 17)
+        width = probe.fontMetrics().horizontalAdvance(text) + max(padding, 12) + 8
+        return QSize(width, hint.height())
+
+    def fit_to_editor(self) -> None:
+        """Rows and the Name/URL columns big enough for an editor holding a local URL (Add's text):
+        the URL column does not share the width with the folder column, which takes what is left."""
+        url = self.editor_size("http://127.0.0.1:65535")
+        name = self.editor_size("127.0.0.1:65535 (22)")
+        row_height = max(self.table.verticalHeader().defaultSectionSize(), url.height() + 4)
+        self.table.verticalHeader().setDefaultSectionSize(row_height)
+        self.table.verticalHeader().setMinimumSectionSize(row_height)
+        self.table.setColumnWidth(self.NAME, max(150, name.width()))
+        self.table.setColumnWidth(self.URL, max(200, url.width()))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            self.fit_to_editor()
 
     def servers(self) -> list[ComfyServer]:
         """The rows as server records (rows with neither name nor URL are skipped)."""

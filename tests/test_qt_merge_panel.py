@@ -13,7 +13,7 @@ import pytest
 import torch
 from merge_panel_helpers import PanelWindow
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QCheckBox
+from PySide6.QtWidgets import QCheckBox, QMessageBox
 from superqt import QCollapsible, QLabeledDoubleSlider, QLabeledSlider
 
 from difflora_gui import hookimpl
@@ -28,6 +28,7 @@ from difflora_gui.qt.merge.panel import script_path
 from difflora_gui.specs import MergeStrategySpec
 
 ROOT = Path(__file__).resolve().parent.parent
+Button = QMessageBox.StandardButton
 
 
 @pytest.fixture
@@ -74,8 +75,6 @@ def test_a_merge_driven_from_the_panel_writes_the_expected_file(make_window, pai
     window = make_window()
     panel = window.panel
     window.load(a, b)
-    card = panel.cards["a"].body.text()
-    assert "2 blocks" in card and "self_attn 8, cross_attn 8" in card and "optimizer Lion" in card
     assert panel.targets.block_count == 2  # the tiny model's own block count
     # choose cross-attention of block 0 with the boxes, rank 0 = the exact difference
     panel.targets.group_boxes["self_attn"].click()
@@ -105,9 +104,9 @@ def test_a_merge_driven_from_the_panel_writes_the_expected_file(make_window, pai
     recipe.output = str(headless / expected_output.name)
     run_merge(recipe)
     assert (headless / expected_output.name).read_bytes() == expected_output.read_bytes()
-    # the output exists now: Merge says why it will not replace it
-    assert not panel.merge_button.isEnabled()
-    assert "already exists: tick Overwrite" in panel.reason_label.text()
+    # the output exists now: the field still names it, the next Merge takes the next free number
+    assert panel.output_edit.text() == str(expected_output)
+    assert panel.merge_button.isEnabled()
 
 
 def test_rerun_recipe_and_copy_command_reproduce_the_file_bit_for_bit(make_window, pair, tmp_path):
@@ -124,17 +123,20 @@ def test_rerun_recipe_and_copy_command_reproduce_the_file_bit_for_bit(make_windo
     time.sleep(1.1)  # a fresh merge would record another creation time
     panel.output_form.editors["overwrite"].editor.setChecked(True)
     assert panel.rerun_button.isEnabled()
+    window.dialogs.answers["Replace existing file?"] = Button.Yes  # the recipe's file exists: asked first
     panel.rerun_button.click()
     window.wait_job()
     assert "Wrote" in panel.status_label.text()
     assert output.read_bytes() == first
+    assert window.dialogs.titles("question") == ["Replace existing file?"]
+    assert not panel.output_form.value("overwrite")  # for that merge only
 
     panel.copy_button.click()
     command = QGuiApplication.clipboard().text()
     assert command == panel.command_line()
     argv = shlex.split(command)
-    assert argv[:3] == ["python", script_path(), "merge"]
-    assert "--created" in argv and "--auto_alpha" in argv and "--overwrite" in argv
+    assert argv[:3] == [sys.executable, script_path(), "merge"]  # the running interpreter
+    assert "--created" in argv and "--auto_alpha" in argv and "--overwrite" not in argv
     output.unlink()
     done = subprocess.run(
         [sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=180
@@ -218,7 +220,7 @@ def test_a_bad_file_shows_on_its_card_and_disables_run(make_window, pair, tmp_pa
     window = make_window()
     panel = window.panel
     window.load(a, bad)
-    assert panel.errors["b"] and "broken.safetensors" in panel.cards["b"].body.text()
+    assert panel.errors["b"] and "broken.safetensors" in panel.cards["b"].body.text().replace("\u200b", "")
     assert not panel.merge_button.isEnabled()
     assert panel.reason_label.text().startswith("Merge is disabled: LoRA B:")
 
@@ -477,7 +479,7 @@ def test_copy_command_leaves_out_settings_the_form_hides(make_window, pair):
     rank.editors["energy"].editor.setValue(0.95)
     strength.editors["auto_alpha"].editor.setChecked(True)
     assert strength.is_row_visible("target_norm") and not strength.is_row_visible("alpha")
-    strength.editors["target_norm"].editor.setText("b")
+    strength.editors["target_norm"].editor.setCurrentText("b")
     argv = shlex.split(panel.command_line(windows=False))
     assert argv[argv.index("--energy") + 1] == "0.95" and argv[argv.index("--target_norm") + 1] == "b"
     # hidden again: the values stay in the form (and the project), not in the command

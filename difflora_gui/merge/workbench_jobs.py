@@ -6,10 +6,30 @@ and the merge engine are imported on a job thread, never while the window starts
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from difflora_gui.jobs.context import JobContext
 from difflora_gui.merge import engine
+from difflora_gui.merge.result import MergeResult
+
+
+@dataclass
+class WorkbenchMerge:
+    """A merge's result and the sha256 of every file it wrote (for the project's merge history)."""
+
+    result: MergeResult
+    sha256: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> list[str]:
+        return written_files(self.result)
+
+
+def written_files(result: MergeResult) -> list[str]:
+    """Every LoRA file a merge wrote: one, or one per Wan2.2 expert."""
+    outputs = list(getattr(result, "outputs", None) or [])
+    return outputs or ([result.output] if result.output else [])
 
 
 def inspect_lora(params: dict[str, Any], ctx: JobContext):
@@ -28,6 +48,12 @@ def analyze(params, ctx: JobContext):
     return engine.run_analysis(params, ctx)
 
 
-def merge(params, ctx: JobContext):
-    """Merge and write the output; the result always carries the analysis for the plots."""
-    return engine.run_merge(params, ctx, keep_analysis=True)
+def merge(params, ctx: JobContext) -> WorkbenchMerge:
+    """Merge and write the output(s); the result always carries the analysis for the plots.
+
+    The written files are hashed here, on the job thread (a 14B LoRA takes a second to hash).
+    """
+    from difflora_gui.merge.existing_output import sha256_of
+
+    result = engine.run_merge(params, ctx, keep_analysis=True)
+    return WorkbenchMerge(result, {path: sha256_of(path) for path in written_files(result)})

@@ -32,7 +32,7 @@ from difflora_gui.fileio import atomic_write_json
 from difflora_gui.project import paths as project_paths
 from difflora_gui.project import versions
 from difflora_gui.project.paths import MissingFile
-from difflora_gui.project.records import MergeRecord, Record, RecordError, RunRecord
+from difflora_gui.project.records import MergeRecord, Record, RecordError, RunRecord, new_record_id
 from difflora_gui.project.workspace import (
     Workspace,
     copy_workspace,
@@ -243,24 +243,38 @@ class Project:
         """The record that wrote ``path`` (a run's checkpoint, a merge's or render's output), if any."""
         wanted = os.path.normcase(os.path.abspath(path))
         for record in reversed(self._records.values()):  # the newest producer wins
-            written = record.checkpoints if isinstance(record, RunRecord) else [getattr(record, "output", "")]
+            if isinstance(record, RunRecord):
+                written = record.checkpoints
+            else:  # a merge's files (one per expert for Wan2.2), a render's output
+                written = getattr(record, "written", None) or [getattr(record, "output", "")]
             if any(text and os.path.normcase(os.path.abspath(text)) == wanted for text in written):
                 return record
         return None
 
-    def record_merge(self, recipe: dict[str, Any], output: str | Path | None = None, **values: Any) -> MergeRecord:
+    def record_merge(
+        self, recipe: dict[str, Any], output: str | Path | None = None, **values: Any
+    ) -> MergeRecord:
         """Record a finished merge of ``recipe`` (``MergeParams.to_json()``) that wrote ``output``.
 
         Its LoRA A and B are linked to the runs (or merges) in this project that wrote them.
         ``values`` are further :class:`MergeRecord` fields (``id=`` the id its job's events used).
         """
         record = MergeRecord.from_recipe(recipe, str(output) if output else None, **values)
+        if record.id in self._records:  # the history only grows: an id in use gets a fresh one
+            record.id = new_record_id()
         for role in ("a", "b"):
-            source = self.producer_of(getattr(record, f"lora_{role}")) if getattr(record, f"lora_{role}") else None
+            source = (
+                self.producer_of(getattr(record, f"lora_{role}")) if getattr(record, f"lora_{role}") else None
+            )
             if source is not None and getattr(record, f"run_{role}") is None:
                 setattr(record, f"run_{role}", source.id)
         self.add_record(record)
         return record
+
+    def merge_history(self) -> list[MergeRecord]:
+        """Every merge of this project, oldest first (what each wrote, with its recipe and hashes)."""
+        # in the order they ran (``created`` is the recipe's time, the same for a re-run recipe)
+        return [record for record in self._records.values() if isinstance(record, MergeRecord)]
 
     # --- paths and workspace -----------------------------------------------------------------
 
@@ -389,7 +403,17 @@ class Project:
         workspace = data.get(WORKSPACE_KEY)
         if isinstance(workspace, str) and workspace:
             project._workspace_root = Path(workspace)
-        known = {"format", "version", "versions", "app", "name", "output_dir", "sections", RECORDS_KEY, WORKSPACE_KEY}
+        known = {
+            "format",
+            "version",
+            "versions",
+            "app",
+            "name",
+            "output_dir",
+            "sections",
+            RECORDS_KEY,
+            WORKSPACE_KEY,
+        }
         project._extra = {k: v for k, v in data.items() if k not in known}
         project._dirty = migrated  # a migrated project needs saving in the new format
         return project
@@ -432,7 +456,10 @@ class Project:
         self._check_target(target)
         old_root = self.workspace_root
         new_root = Path(os.path.abspath(workspace_root_for(target)))
-        old_path, old_state = self.path, (copy.deepcopy(self._sections), dict(self._records), self._output_dir)
+        old_path, old_state = (
+            self.path,
+            (copy.deepcopy(self._sections), dict(self._records), self._output_dir),
+        )
         before = snapshot(old_root) if is_unsaved_root(old_root) else {}
         undo_copy = copy_workspace(old_root, new_root)
         moved = os.path.normcase(str(old_root)) != os.path.normcase(str(new_root))

@@ -143,7 +143,9 @@ class DatasetRecord(Record):
 
     def map_paths(self, function: PathMap) -> DatasetRecord:
         return dataclasses.replace(
-            self, location=function(self.location) if self.location else "", sources=[function(s) for s in self.sources]
+            self,
+            location=function(self.location) if self.location else "",
+            sources=[function(s) for s in self.sources],
         )
 
     @classmethod
@@ -190,6 +192,8 @@ class RunRecord(Record):
 
 #: the keys of a merge recipe (``MergeParams.to_json()``) that hold paths
 RECIPE_PATH_KEYS = ("lora_a", "lora_b", "output")
+#: the Wan2.2 per-expert input paths of a recipe
+RECIPE_EXPERT_PATH_KEYS = ("lora_a_high", "lora_a_low", "lora_b_high", "lora_b_low")
 
 
 @dataclass(kw_only=True)
@@ -197,6 +201,9 @@ class MergeRecord(Record):
     """A merge: LoRA A and B (files, and the records that wrote them when known), its recipe, its output.
 
     ``run_a``/``run_b`` are the ids of the run (or earlier merge) that wrote each input file.
+    ``outputs`` lists every file written (one, or one per Wan2.2 expert; ``output`` is the first),
+    ``sha256`` their hashes by path, and ``replaced`` the files that existed and were replaced after
+    the user agreed. The project keeps every merge (its merge history): a record is never replaced.
     """
 
     kind: ClassVar[str] = "merge"
@@ -208,6 +215,15 @@ class MergeRecord(Record):
     run_b: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
     output: str = ""
+    outputs: list[str] = field(default_factory=list)
+    sha256: dict[str, str] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.output and not self.outputs:
+            self.outputs = [self.output]
+        if self.outputs and not self.output:
+            self.output = self.outputs[0]
 
     @classmethod
     def from_recipe(cls, recipe: dict[str, Any], output: str | None = None, **values: Any) -> MergeRecord:
@@ -221,22 +237,38 @@ class MergeRecord(Record):
             **values,
         )
 
+    @property
+    def written(self) -> list[str]:
+        """Every file this merge wrote."""
+        return list(self.outputs) or ([self.output] if self.output else [])
+
     def parent_ids(self) -> list[str]:
         return [run for run in (self.run_a, self.run_b) if run]
 
     def paths(self) -> list[tuple[str, str]]:
-        return [(name, getattr(self, name)) for name in ("lora_a", "lora_b", "output") if getattr(self, name)]
+        found = [(name, getattr(self, name)) for name in ("lora_a", "lora_b") if getattr(self, name)]
+        return found + [("outputs", path) for path in self.written]
 
     def map_paths(self, function: PathMap) -> MergeRecord:
         def mapped(path: str) -> str:
             return function(path) if path else ""
 
         recipe = dict(self.recipe)
-        for key in RECIPE_PATH_KEYS:  # a stored recipe re-runs from the moved folder too
+        for key in (
+            *RECIPE_PATH_KEYS,
+            *RECIPE_EXPERT_PATH_KEYS,
+        ):  # a stored recipe re-runs from a moved folder
             if isinstance(recipe.get(key), str):
                 recipe[key] = mapped(recipe[key])
         return dataclasses.replace(
-            self, lora_a=mapped(self.lora_a), lora_b=mapped(self.lora_b), output=mapped(self.output), recipe=recipe
+            self,
+            lora_a=mapped(self.lora_a),
+            lora_b=mapped(self.lora_b),
+            output=mapped(self.output),
+            outputs=[mapped(path) for path in self.outputs],
+            sha256={mapped(path): digest for path, digest in self.sha256.items()},
+            replaced=[mapped(path) for path in self.replaced],
+            recipe=recipe,
         )
 
     @classmethod
@@ -247,6 +279,12 @@ class MergeRecord(Record):
             raise RecordError(f"merge record: {name!r} must be a string")
         if name == "recipe" and not isinstance(value, dict):
             raise RecordError("merge record: 'recipe' must be an object")
+        if name in ("outputs", "replaced"):
+            return _str_list(cls.kind, name, value)
+        if name == "sha256" and (
+            not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
+        ):
+            raise RecordError("merge record: 'sha256' must map each written file to its hash")
         return value
 
 
@@ -268,7 +306,9 @@ class LoraUse:
         strength = data.get("strength", 1.0)
         if not isinstance(strength, (int, float)) or isinstance(strength, bool):
             raise RecordError(f"render record: LoRA strength must be a number, got {strength!r}")
-        return LoraUse(data["path"], float(strength), _str_or_none("render", "source_id", data.get("source_id")))
+        return LoraUse(
+            data["path"], float(strength), _str_or_none("render", "source_id", data.get("source_id"))
+        )
 
 
 @dataclass(kw_only=True)

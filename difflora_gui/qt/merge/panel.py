@@ -2,57 +2,50 @@
 
 Left, the settings: input cards (A +, B −) with what ``inspect`` says and how A and B differ, the
 strategy with its generated form, rank and strength, the targets (groups × block grid ⇄ selector
-text), the output; below them the run bar (Analyze, Merge, Cancel, progress, Copy command,
-Re-run recipe). Right, the analysis plots, built on first use.
+text), the output (:mod:`~difflora_gui.qt.merge.output_box`); below them the run bar (Analyze,
+Merge, Cancel, progress, Copy command, Re-run recipe). Right, the analysis plots, built on first use.
 
-Work happens in jobs: reading an input is a ``light`` job (``inspect``), Analyze and Merge run on
-the chosen device's lane. The panel only connects to its jobs' handles, so it stays usable while
-they run. The settings live in the project's ``merge`` section (``settings``: the form as a
-``MergeParams`` recipe; ``recipe``: what the last merge ran, ``created`` included, so Re-run
-recipe reproduces its file bit for bit).
+Work happens in jobs (:mod:`~difflora_gui.qt.merge.panel_jobs`): reading an input is a ``light`` job
+(``inspect``), Analyze and Merge run on the chosen device's lane. The panel only connects to its
+jobs' handles, so it stays usable while they run. The settings live in the project's ``merge``
+section (``settings``: the form as a ``MergeParams`` recipe, Overwrite never included; ``recipe``:
+what the last merge ran, ``created`` included, so Re-run recipe reproduces its file bit for bit);
+every merge is also a record of the project's merge history
+(:mod:`~difflora_gui.qt.merge.merge_history`). Edits to targets, block weights, forms and the output
+name go on :attr:`MergePanel.undo_stack` (Edit ▸ Undo).
 """
 
 from __future__ import annotations
 
-import html
+import sys
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (
-    QComboBox,
-    QFileDialog,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QScrollArea,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 import difflora_gui
 from difflora_gui.errors import UserError
-from difflora_gui.jobs.job import JobRequest
-from difflora_gui.merge.config import OUTPUT_PARAMS, RANK_PARAMS, STRENGTH_PARAMS, form_values, merge_fields
-from difflora_gui.merge.input_checks import default_output_name
+from difflora_gui.merge.config import RANK_PARAMS, STRENGTH_PARAMS, form_values, merge_fields
 from difflora_gui.merge.params import DEFAULT_STRATEGY, MergeParams
-from difflora_gui.project import new_record_id
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 from difflora_gui.qt.merge.analysis_side import AnalysisSide
-from difflora_gui.qt.merge.inputs import ROLES, InputsBox, short_name
+from difflora_gui.qt.merge.inputs import InputsBox
+from difflora_gui.qt.merge.output_box import OutputBox
+from difflora_gui.qt.merge.panel_jobs import PanelJobs
 from difflora_gui.qt.merge.run_bar import RunBar
+from difflora_gui.qt.merge.shortcuts import apply_tab_order, install_shortcuts
 from difflora_gui.qt.merge.strategy import StrategyChooser
 from difflora_gui.qt.merge.targets import TargetSelector
 from difflora_gui.qt.param_form import ParamForm
+from difflora_gui.qt.undo import UndoStack
 
 SECTION = "merge"
-TASKS = "difflora_gui.merge.workbench_jobs"
 #: how long after the last edit the settings are written into the project
 SAVE_DELAY_MS = 250
+#: the recipe keys of the inputs (the per-expert ones when the inputs box has them)
+INPUT_KEYS = ("lora_a", "lora_b", "lora_a_high", "lora_a_low", "lora_b_high", "lora_b_low", "expert")
 
 
 def script_path() -> str:
@@ -73,7 +66,7 @@ def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
     return frame, layout
 
 
-class MergePanel(QWidget):
+class MergePanel(PanelJobs, QWidget):
     """The Merge section's panel (``PanelSpec.widget``); takes dropped ``.safetensors`` files."""
 
     def __init__(self, services, parent: QWidget | None = None):
@@ -84,10 +77,11 @@ class MergePanel(QWidget):
         self.job_kind = ""
         self._job_project = None
         self._job_record_id = ""  # the id of the running job's record and event-log folder
+        self._replacing: list[str] = []  # files the running merge replaces (the user said yes)
         self.last_result = None  # MergeResult of the last merge
         self._created: str | None = None  # the recipe's creation time while the form shows that recipe
-        self._output_auto = True
         self._restoring = False
+        self.undo_stack = UndoStack(self)
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(SAVE_DELAY_MS)
@@ -95,10 +89,14 @@ class MergePanel(QWidget):
 
         self._build()
         self._connect()
+        self._share_undo_stack()
+        self.shortcuts = install_shortcuts(self)
         self._restoring = True
         self.strategy.set_state(self._default_strategy())
         self._restoring = False
         self.restore_from_project()
+        self._error_labels_show_quotes()
+        self.update_tab_order()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         # modest, so the window keeps its docks at their widths; the panel scrolls when it is short of room
@@ -182,37 +180,12 @@ class MergePanel(QWidget):
         return frame
 
     def _build_output(self) -> QWidget:
-        frame, layout = _card("Output")
-        path_row = QHBoxLayout()
-        path_label = QLabel("File")
-        self.output_edit = QLineEdit()
-        self.output_edit.setObjectName("outputPath")
-        self.output_edit.setPlaceholderText("<output folder>/<A>-minus-<B>.safetensors")
-        self.output_edit.setToolTip(
-            "Where the differential LoRA is written (an existing file is never replaced "
-            "unless Overwrite is ticked)"
-        )
-        self.output_browse = QPushButton("Browse…")
-        self.output_browse.setObjectName("outputBrowse")
-        path_row.addWidget(path_label)
-        path_row.addWidget(self.output_edit, 1)
-        path_row.addWidget(self.output_browse)
-        layout.addLayout(path_row)
-        self.output_form = ParamForm(OUTPUT_PARAMS)
-        self.output_form.setObjectName("outputForm")
-        layout.addWidget(self.output_form)
-        device_row = QHBoxLayout()
-        device_label = QLabel("Device")
-        self.device_combo = QComboBox()
-        self.device_combo.setObjectName("deviceCombo")
-        self.device_combo.setToolTip(
-            "Where Analyze and Merge run (one job at a time per device); low-rank merges are fast on the CPU"
-        )
-        device_row.addWidget(device_label)
-        device_row.addWidget(self.device_combo, 1)
-        layout.addLayout(device_row)
+        self.output_box = box = OutputBox(self.services)
+        # the output's widgets, by name (tests and screenshots use them)
+        self.output_edit, self.output_browse = box.output_edit, box.output_browse
+        self.output_form, self.device_combo = box.output_form, box.device_combo
         self._fill_devices()
-        return frame
+        return box
 
     def _build_run_bar(self) -> QWidget:
         self.run_bar = bar = RunBar()
@@ -224,6 +197,7 @@ class MergePanel(QWidget):
         )
         self.copy_button, self.rerun_button = bar.copy_button, bar.rerun_button
         self.reason_label, self.status_label = bar.reason_label, bar.status_label
+        self.open_folder_button = bar.open_folder_button
         return bar
 
     def _build_analysis_side(self) -> QWidget:
@@ -255,11 +229,11 @@ class MergePanel(QWidget):
             self.strength_form.changed,
             self.targets.changed,
             self.output_form.changed,
+            self.output_box.changed,
         ):
             signal.connect(self._on_settings_changed)
+        self.strategy.changed.connect(self._error_labels_show_quotes)
         self.targets.changed.connect(self._on_targets_changed)
-        self.output_edit.textEdited.connect(self._on_output_edited)
-        self.output_browse.clicked.connect(self.choose_output)
         self.device_combo.currentIndexChanged.connect(self._on_settings_changed)
         self.analyze_button.clicked.connect(self.analyze)
         self.merge_button.clicked.connect(self.merge)
@@ -267,8 +241,50 @@ class MergePanel(QWidget):
         self.copy_button.clicked.connect(self.copy_command)
         self.rerun_button.clicked.connect(self.rerun_recipe)
         self.services.project_replaced.connect(self._on_project_replaced)
-        self.services.project_info_changed.connect(self._update_default_output)
+        self.services.project_info_changed.connect(self.output_box.refresh)
         self.services.devices.detected.connect(self._on_devices_detected)
+
+    def _share_undo_stack(self) -> None:
+        """One undo stack for the panel: each part records its own edits on it (when it can)."""
+        for part in (
+            self.inputs,
+            self.strategy,
+            self.rank_form,
+            self.strength_form,
+            self.targets,
+            self.output_box,
+        ):
+            setter = getattr(part, "set_undo_stack", None)
+            if setter is not None:
+                setter(self.undo_stack)
+        grid = getattr(self.targets, "block_grid", None)
+        if grid is not None and hasattr(grid, "set_undo_stack"):
+            grid.set_undo_stack(self.undo_stack)
+
+    # --- keyboard ----------------------------------------------------------------------------
+
+    def update_tab_order(self) -> None:
+        """Tab goes top to bottom: inputs, strategy, rank, targets (block grid included), output,
+        run bar, analysis."""
+        sections = [self.inputs, self.strategy, self.rank_form, self.strength_form, self.targets]
+        apply_tab_order([*sections, self.output_box, self.run_bar, self.analysis_side])
+
+    def focus_first(self) -> None:
+        """Put the keyboard focus on the panel's first input (the window does, when it shows)."""
+        chain = [w for w in self._tab_chain() if w.isVisibleTo(self) and w.isEnabled()]
+        if chain:
+            chain[0].setFocus(Qt.FocusReason.TabFocusReason)
+
+    def _tab_chain(self):
+        from difflora_gui.qt.merge.shortcuts import focus_chain
+
+        return focus_chain(self.inputs)
+
+    def _error_labels_show_quotes(self, *_args) -> None:
+        # the forms' error labels hold html-escaped text; as auto-detected plain text "&#x27;" showed raw
+        for label in self.findChildren(QLabel, "validationErrors"):
+            if label.textFormat() != Qt.TextFormat.RichText:
+                label.setTextFormat(Qt.TextFormat.RichText)
 
     # --- inputs ------------------------------------------------------------------------------
 
@@ -290,14 +306,90 @@ class MergePanel(QWidget):
         self.targets.set_block_count(self.inputs.block_count())
         self.targets.set_module_names(self.inputs.module_names())
         if paths_changed:
-            self._update_default_output()
+            self._follow_inputs()
+            self.mark_analysis_stale("the inputs changed")
+            if self.job is None:
+                self.run_bar.clear_status()  # the last job's line was about other inputs
             self._on_settings_changed()
         else:
             self._update_run_state()
+        self.update_tab_order()  # the block grid is (re)made when the inputs are read
+
+    def _follow_inputs(self) -> None:
+        """Tell the output which files it is named after and which experts it writes."""
+        name_pair = getattr(self.inputs, "name_pair", None)
+        pair = name_pair() if name_pair is not None else (self.paths["a"], self.paths["b"])
+        experts: tuple[str | None, ...] = (None,)
+        if getattr(self.inputs, "two_expert", False):
+            expert = self._input_fields().get("expert") or "both"
+            experts = ("high", "low") if expert == "both" else (expert,)
+        self.output_box.set_inputs(pair, experts)
+
+    def _input_fields(self) -> dict[str, Any]:
+        """The recipe's input fields (per expert when the inputs box has them)."""
+        fields = getattr(self.inputs, "fields", None)
+        if fields is not None:
+            data = dict(fields())
+        else:
+            data = {
+                role: str(self.paths[r]) if self.paths[r] else None
+                for role, r in (("lora_a", "a"), ("lora_b", "b"))
+            }
+        known = MergeParams().to_json()
+        return {key: value for key, value in data.items() if key in known and key in INPUT_KEYS}
 
     def _on_summary_read(self) -> None:
-        if self.analysis_view is not None and self.analysis_view.is_built and not self.services.jobs.running_jobs():
+        if (
+            self.analysis_view is not None
+            and self.analysis_view.is_built
+            and not self.services.jobs.running_jobs()
+        ):
             freeze_heap_after_heavy_imports()  # torch came with this job (and no other job's objects are live)
+
+    # --- analysis ----------------------------------------------------------------------------
+
+    def mark_analysis_stale(self, reason: str) -> None:
+        """The analysis on show is not of these settings: marked stale (or hidden), export disabled."""
+        side = self.analysis_side
+        if side.result is None:
+            return
+        for target in (side, side.view):
+            if target is not None and hasattr(target, "mark_stale"):
+                target.mark_stale(reason)
+                break
+        else:  # no stale display yet: hide the old plots rather than show them beside other inputs
+            side.result = None
+            if side.view is not None:
+                clear = getattr(side.view, "clear", None)
+                clear() if clear is not None else side.view.hide()
+        for button in (self.export_png_button, self.export_csv_button):
+            button.setEnabled(False)
+        hint = getattr(self.strategy, "set_analysis", None)
+        if hint is not None:
+            hint(None)
+
+    def ensure_analysis_view(self):
+        return self.analysis_side.ensure_view()
+
+    def show_analysis(self, result, heading: str) -> None:
+        self.analysis_side.set_selected_blocks(self._selected_blocks())
+        if self.analysis_side.view is not None and not self.analysis_side.view.isVisible():
+            self.analysis_side.view.show()
+        self.analysis_side.show_analysis(result, heading)
+        hint = getattr(self.strategy, "set_analysis", None)
+        if hint is not None:
+            hint(result)
+
+    def _export_base(self) -> Path:
+        output = self.output_box.text()
+        if output:
+            path = Path(output)
+            return path.with_name(path.name[: -len(path.suffix)] if path.suffix else path.name)
+        return Path(self.services.output_dir()) / "merge-analysis"
+
+    def _on_exported(self, path: str) -> None:
+        self.services.log(f"Merge: exported {path}")
+        self.services.show_status(f"Saved {Path(path).name}")
 
     # --- settings ----------------------------------------------------------------------------
 
@@ -338,43 +430,24 @@ class MergePanel(QWidget):
             return set()
         return None if selector.blocks is None else set(selector.blocks)
 
-    def _on_output_edited(self, _text: str) -> None:
-        self._output_auto = not self.output_edit.text().strip()
-        if self._output_auto:
-            self._update_default_output()
-        self._on_settings_changed()
-
-    def _update_default_output(self) -> None:
-        if not self._output_auto:
-            return
-        a, b = self.paths["a"], self.paths["b"]
-        text = str(Path(self.services.output_dir()) / default_output_name(a, b)) if a and b else ""
-        if self.output_edit.text() != text:
-            self.output_edit.setText(text)
-            self._update_run_state()
-
     def choose_output(self) -> None:
-        start = self.output_edit.text() or self.services.output_dir()
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save the differential LoRA as", start, "LoRA files (*.safetensors)"
-        )
-        if path:
-            if not path.lower().endswith(".safetensors"):
-                path += ".safetensors"
-            self.set_output(path)
+        self.output_box.choose_output()
 
     def set_output(self, path: str | Path) -> None:
         """Write the output here (no longer the automatic name)."""
-        self._output_auto = False
-        self.output_edit.setText(str(path))
-        self._on_settings_changed()
+        self.output_box.set_output(path)
 
     # --- the recipe --------------------------------------------------------------------------
 
     def build_params(self, *, for_merge: bool = True) -> MergeParams:
         """The recipe the form describes, checked (``UserError`` says what is missing or wrong)."""
-        for role in ROLES:
-            if self.paths[role] is None:
+        inputs = self._input_fields()
+        for role in ("a", "b"):
+            if not (
+                inputs.get(f"lora_{role}")
+                or inputs.get(f"lora_{role}_high")
+                or inputs.get(f"lora_{role}_low")
+            ):
                 raise UserError(f"choose LoRA {role.upper()}")
         selector = self.targets.selector()
         problem = self.targets.problem()
@@ -388,7 +461,7 @@ class MergePanel(QWidget):
             if errors:
                 raise UserError(next(iter(errors.values())))
         fields = merge_fields(self.rank_form.values(), self.strength_form.values(), self.output_form.values())
-        output = self.output_edit.text().strip()
+        output = self.output_box.text()
         if for_merge:
             if not output:
                 raise UserError("choose the output file")
@@ -398,8 +471,7 @@ class MergePanel(QWidget):
             fields["overwrite"] = False
             fields["analyze"] = False
         params = MergeParams(
-            lora_a=str(self.paths["a"]),
-            lora_b=str(self.paths["b"]),
+            **inputs,
             output=output if for_merge else None,
             targets=selector.to_text(),
             strategy=self.strategy.strategy_name(),
@@ -411,19 +483,26 @@ class MergePanel(QWidget):
         return params.normalized()
 
     def settings_json(self) -> dict[str, Any]:
-        """The form as a recipe dict for the project (whatever is set, even if incomplete)."""
+        """The form as a recipe dict for the project (whatever is set, even if incomplete).
+
+        Overwrite is never stored: it is a choice for one merge, not a setting."""
         fields = merge_fields(self.rank_form.values(), self.strength_form.values(), self.output_form.values())
         data = MergeParams().to_json()
         data.update(fields)
         data.update(
-            lora_a=str(self.paths["a"] or ""),
-            lora_b=str(self.paths["b"] or ""),
-            output=self.output_edit.text().strip() or None,
+            {
+                key: value or "" if key in ("lora_a", "lora_b") else value
+                for key, value in self._input_fields().items()
+            }
+        )
+        data.update(
+            output=self.output_box.text() or None,
             targets=self.targets.text(),
             strategy=self.strategy.strategy_name(),
             strategy_params=self.strategy.strategy_params(),
             device=str(self.device_combo.currentData() or "cpu"),
             created=self._created,
+            overwrite=False,
         )
         return data
 
@@ -432,11 +511,13 @@ class MergePanel(QWidget):
         """Write the form into the project's ``merge`` section (the window saves the file)."""
         self._save_timer.stop()
         self.services.project.update_section(
-            SECTION, settings=self.settings_json(), output_auto=self._output_auto
+            SECTION, settings=self.settings_json(), output_auto=self.output_box.auto
         )
 
     def apply_recipe(self, recipe: MergeParams | dict, *, output_auto: bool = False) -> list[str]:
-        """Show a recipe in the form (and read its inputs); returns what could not be restored."""
+        """Show a recipe in the form (and read its inputs); returns what could not be restored.
+
+        Overwrite is left unticked whatever the recipe says."""
         data = recipe.to_json() if isinstance(recipe, MergeParams) else dict(recipe)
         problems: list[str] = []
         try:
@@ -445,31 +526,37 @@ class MergePanel(QWidget):
             return [f"the stored merge settings cannot be used: {exc}"]
         self._restoring = True
         try:
-            for role, path in (("a", params.lora_a), ("b", params.lora_b)):
-                if not path:
-                    self.clear_input(role)
-                elif self.paths[role] != Path(path):
-                    self.set_input(role, path)
+            self._apply_inputs(params)
             values = form_values(params.to_json())
             self.rank_form.set_values(values["rank"])
             self.strength_form.set_values(values["strength"])
             self.output_form.set_values(values["output"])
+            self.output_box.clear_overwrite()
             problems += self.strategy.set_state(params.strategy, params.strategy_params)
             self.targets.set_text(params.targets or "all")
             index = self.device_combo.findData(params.device)
             if index >= 0:
                 self.device_combo.setCurrentIndex(index)
-            self._output_auto = output_auto or not params.output
-            if params.output and not self._output_auto:
-                self.output_edit.setText(str(params.output))
-            else:
-                self.output_edit.clear()
-                self._update_default_output()
+            self._follow_inputs()
+            self.output_box.set_output(params.output, auto=output_auto or not params.output)
         finally:
             self._restoring = False
         self._created = params.created
         self._update_run_state()
         return problems
+
+    def _apply_inputs(self, params: MergeParams) -> None:
+        data = params.to_json()
+        per_expert = any(data.get(key) for key in INPUT_KEYS[2:6])
+        apply_fields = getattr(self.inputs, "apply_fields", None)
+        if apply_fields is not None and per_expert:
+            apply_fields({key: data.get(key) for key in INPUT_KEYS if key in data})
+            return
+        for role, path in (("a", params.lora_a), ("b", params.lora_b)):
+            if not path:
+                self.clear_input(role)
+            elif self.paths[role] != Path(path):
+                self.set_input(role, path)
 
     def restore_from_project(self) -> None:
         """Show the open project's merge settings (nothing to do in a new project)."""
@@ -492,6 +579,7 @@ class MergePanel(QWidget):
         self._restoring = False
         self._created = None
         self.run_bar.clear_status()
+        self.undo_stack.clear()
 
     def _default_strategy(self) -> str:
         names = list(self.strategy.strategies)
@@ -510,196 +598,15 @@ class MergePanel(QWidget):
         except (UserError, TypeError):
             return None
 
-    # --- running -----------------------------------------------------------------------------
-
-    def run_problem(self, *, for_merge: bool = True) -> str:
-        """Why Merge (or Analyze) cannot run now ("" when it can)."""
-        if self.job is not None:
-            return f"{self.job_kind} is running"
-        problem = self.inputs.problem()
-        if problem:
-            return problem
-        try:
-            params = self.build_params(for_merge=for_merge)
-        except UserError as exc:
-            return str(exc)
-        if for_merge:
-            from difflora_gui.merge.engine import analysis_paths
-
-            output = Path(params.output or "")
-            if output.exists() and not params.overwrite:
-                return f"{output.name} already exists: tick Overwrite or choose another file"
-            if params.analyze and not params.overwrite:
-                for extra in analysis_paths(output):
-                    if extra.exists():
-                        return f"{extra.name} already exists: tick Overwrite or untick Analysis files"
-            if not output.parent.is_dir() and not self._is_default_folder(output.parent):
-                return f"the output folder does not exist: {output.parent}"
-        return ""
-
-    def _is_default_folder(self, folder: Path) -> bool:
-        return Path(self.services.output_dir()) == folder
-
-    def _update_run_state(self) -> None:
-        running = self.job is not None
-        self.run_bar.set_problems(
-            merge=self.run_problem(for_merge=True), analyze=self.run_problem(for_merge=False), running=running
-        )
-        self.copy_button.setEnabled(self.paths["a"] is not None and self.paths["b"] is not None)
-        self.rerun_button.setEnabled(not running and self.stored_recipe() is not None)
-
-    def analyze(self) -> None:
-        """Compute the analysis of the current inputs and targets (nothing is written)."""
-        try:
-            params = self.build_params(for_merge=False)
-        except UserError as exc:
-            self._set_status(str(exc), "error")
-            return
-        self._submit("analyze", params)
-
-    def merge(self) -> None:
-        """Merge with the form's settings and write the output."""
-        problem = self.run_problem(for_merge=True)
-        if problem:
-            self._set_status(problem, "error")
-            return
-        params = self.build_params(for_merge=True)
-        self._submit("merge", params)
-
-    def rerun_recipe(self) -> None:
-        """Run the last merge's recipe again, exactly (Overwrite as ticked now)."""
-        recipe = self.stored_recipe()
-        if recipe is None:
-            self._set_status("this project has no merge recipe yet", "error")
-            return
-        overwrite = bool(self.output_form.value("overwrite"))  # the user's choice now, not the recipe's
-        for problem in self.apply_recipe(recipe, output_auto=False):
-            self.services.log(f"Merge: {problem}", "warning")
-        self._restoring = True
-        self.output_form.set_values({"overwrite": overwrite})
-        self._restoring = False
-        recipe.overwrite = overwrite
-        if recipe.device not in self.services.devices.ids():  # the device is part of the recipe (and bits)
-            self.services.log(
-                f"Merge: the recipe ran on {recipe.device}, which is not available; running on {self.device()} "
-                "(the file may differ in its last bits)",
-                "warning",
-            )
-            recipe.device = self.device()
-        output = Path(recipe.output or "")
-        if output.exists() and not recipe.overwrite:
-            self._set_status(f"{output.name} already exists: tick Overwrite to write it again", "error")
-            return
-        self._submit("merge", recipe.normalized())
-
-    def _submit(self, kind: str, params: MergeParams) -> None:
-        if self.job is not None:
-            return
-        if kind == "merge" and params.output:
-            folder = Path(params.output).parent
-            if not folder.is_dir() and self._is_default_folder(folder):
-                folder.mkdir(parents=True, exist_ok=True)
-        self.analysis_side.prepare()
-        a, b = short_name(params.lora_a), short_name(params.lora_b)
-        title = f"Merge {a} − {b}" if kind == "merge" else f"Analyze {a} − {b}"
-        function = f"{TASKS}:merge" if kind == "merge" else f"{TASKS}:analyze"
-        project = self.services.project
-        self._job_record_id = new_record_id()
-        events = project.workspace.events_path("merges" if kind == "merge" else "jobs", self._job_record_id)
-        request = JobRequest(title, function, params, lane="device", device=params.device, event_log=events)
-        self.job_kind = kind
-        self._job_project = project  # the recipe goes to this project, even if another opens
-        self.job = handle = self.services.jobs.submit(request)
-        handle.progressed.connect(self._on_progress)
-        handle.succeeded.connect(self._on_succeeded)
-        handle.failed.connect(self._on_failed)
-        handle.finished.connect(self._on_finished)
-        self.run_bar.show_queued()
-        self._set_status(f"{'Merging' if kind == 'merge' else 'Analyzing'} on {params.device}…", "info")
-        self._update_run_state()
-
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.run_bar.eta_label.setText("cancelling…")
-
-    def _on_progress(self, progress) -> None:
-        if self.job is None:
-            return
-        self.run_bar.show_progress(
-            progress.fraction, self.job.eta_text or f"{progress.done:.0f}/{progress.total or 0:.0f}"
-        )
-
-    def _on_succeeded(self, result) -> None:
-        if self.job_kind == "merge":
-            self.last_result = result
-            record = self._job_project.record_merge(result.recipe, result.output, id=self._job_record_id)
-            self._job_project.update_section(
-                SECTION, recipe=result.recipe, last_output=result.output, last_merge_id=record.id
-            )
-            if self._job_project is self.services.project:
-                self._created = result.recipe.get("created")
-                self.save_settings()
-            for line in result.summary().splitlines():
-                self.services.log(f"Merge: {line}")
-            for warning in result.warnings:
-                self.services.log(f"Merge: {warning}", "warning")
-            name = Path(result.output).name if result.output else "?"
-            self._set_status(
-                f"Wrote <b>{html.escape(name)}</b>: {result.merged} modules merged, alpha {result.alpha:.6g}, "
-                f"{result.elapsed_s:.2f} s",
-                "ok",
-                rich=True,
-            )
-            if result.analysis is not None:
-                self.show_analysis(result.analysis, f"Merge → {name}")
-        else:
-            self._set_status(f"Analysis of {len(result.rows)} modules (nothing written)", "ok")
-            self.show_analysis(result, "Analysis (nothing written)")
-
-    def _on_failed(self, message: str, _trace: str) -> None:
-        what = "Merge" if self.job_kind == "merge" else "Analyze"
-        self._set_status(f"{what} failed: {message}", "error")
-
-    def _on_finished(self, state: str) -> None:
-        kind = self.job_kind
-        self.job = None
-        self.job_kind = ""
-        self.run_bar.show_ended(state == "done")
-        if state == "cancelled":
-            self._set_status(
-                f"{'Merge' if kind == 'merge' else 'Analyze'} cancelled; nothing was written.", "warning"
-            )
-        self._update_run_state()
-
-    def _set_status(self, text: str, level: str, *, rich: bool = False) -> None:
-        self.run_bar.set_status(text, level, rich=rich)
-
-    # --- analysis ----------------------------------------------------------------------------
-
-    def ensure_analysis_view(self):
-        return self.analysis_side.ensure_view()
-
-    def show_analysis(self, result, heading: str) -> None:
-        self.analysis_side.set_selected_blocks(self._selected_blocks())
-        self.analysis_side.show_analysis(result, heading)
-
-    def _export_base(self) -> Path:
-        output = self.output_edit.text().strip()
-        if output:
-            path = Path(output)
-            return path.with_name(path.name[: -len(path.suffix)] if path.suffix else path.name)
-        return Path(self.services.output_dir()) / "merge-analysis"
-
-    def _on_exported(self, path: str) -> None:
-        self.services.log(f"Merge: exported {path}")
-        self.services.show_status(f"Saved {Path(path).name}")
+    def _set_status(self, text: str, level: str) -> None:
+        self.run_bar.set_status(text, level)
 
     # --- copy command ------------------------------------------------------------------------
 
     def command_line(self, *, windows: bool | None = None) -> str:
-        """The equivalent ``python main.py merge …`` of the form (raises ``UserError`` if incomplete)."""
-        return self.build_params(for_merge=True).to_command_line(script=script_path(), windows=windows)
+        """The equivalent ``<python> main.py merge …`` of the form (raises ``UserError`` if incomplete)."""
+        params = self.build_params(for_merge=True)
+        return params.to_command_line(python=sys.executable, script=script_path(), windows=windows)
 
     def copy_command(self) -> None:
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 from difflora_gui.specs import CliCommandSpec
 
@@ -27,9 +29,28 @@ def run(args: argparse.Namespace) -> int:
 
     summary = summarize(args.file, check_values=args.check_values)
     if args.json:
-        print(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
+        text = json.dumps(summary.to_json(), indent=2, ensure_ascii=False)
     else:
-        print(summary.to_text(modules=args.modules))
+        text = summary.to_text(modules=args.modules)
+    return print_to_pipe(text)
+
+
+def print_to_pipe(text: str) -> int:
+    """Print ``text``; a reader that stops early (``inspect FILE | head -1``) ends it quietly, exit 0.
+
+    The write is flushed here so that a closed pipe shows up now, not as "Exception ignored" at exit;
+    stdout then points at the null device so that the interpreter's own last flush stays silent.
+    """
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no real file descriptor (a captured stream): nothing to silence
+            pass
     return 0
 
 
@@ -39,7 +60,9 @@ COMMAND = CliCommandSpec(
     description=(
         "Show what a LoRA file holds. Reads every Wan LoRA format (musubi/kohya, ComfyUI/diffusion-pipe/\n"
         "ai-toolkit, diffusers/PEFT), identifies the model (Wan 1.3B/14B/5B, T2V/I2V) from the shapes and\n"
-        "checks every value for NaN/Inf. Bad files are one line on stderr and exit code 2."
+        "checks every value for NaN/Inf. For Wan2.2 A14B it shows which expert a file is for and what says\n"
+        "so (key prefix, file name, metadata; never the shapes), and a combo file's two experts one by one.\n"
+        "Bad files are one line on stderr and exit code 2."
     ),
     configure=configure,
     run=run,

@@ -67,7 +67,7 @@ class ExpertRole:
     @property
     def title(self) -> str:
         if self.role == "combo":
-            return "both experts in one file (combo)"
+            return "both experts in one combo file"
         if self.role == "both":
             return "one file for both experts"
         return EXPERT_TITLES[self.role]
@@ -260,7 +260,7 @@ def resolve_role(
         return ExpertRole(
             "combo",
             "prefix",
-            "from the key prefixes: transformer_1 is the high-noise expert, transformer_2 the low-noise one",
+            "key prefixes transformer_1: high-noise, transformer_2: low-noise",
         )
     if len(prefix_experts) == 1:
         expert = prefix_experts[0]

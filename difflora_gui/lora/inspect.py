@@ -2,11 +2,14 @@
 
 :func:`summarize` opens the file (every header problem is a ``BadFileError``) and, unless told not
 to, reads every tensor once to refuse NaN/Inf values and to measure each module's ‖ΔW‖ (from the
-factors, never a dense matrix for low-rank modules).
+factors, never a dense matrix for low-rank modules). A Wan2.2 A14B combo file (both experts in one
+file) is summarised per expert (:attr:`LoraSummary.parts`); its own ``modules`` are the union of
+both experts' module names, for the targets grid.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -15,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from difflora_gui.lora import wan_layout
+from difflora_gui.lora.experts import EXPERTS, NO_EXPERT_VARIANTS, ExpertRole
 from difflora_gui.lora.model import LoraModule, ModelInfo
 from difflora_gui.lora.reader import LoraFile, open_lora
 from difflora_gui.lora.selector import GROUP_ORDER, format_blocks
@@ -51,6 +55,26 @@ class LoraSummary:
     metadata: dict[str, str]
     values_checked: bool
     notes: list[str] = field(default_factory=list)
+    #: which Wan2.2 A14B expert(s) the file is for, and what said so
+    expert_role: ExpertRole = field(default_factory=lambda: ExpertRole("both"))
+    #: ("high", "low") for a combo file (then :attr:`parts` has one summary per expert), else ()
+    experts_in_file: tuple[str, ...] = ()
+    parts: dict[str, LoraSummary] = field(default_factory=dict)
+    #: the expert of a combo file's part summary (None for a whole file)
+    expert: str | None = None
+
+    def part(self, expert: str) -> LoraSummary:
+        """The summary of one expert of a combo file; any other file's summary is its own part."""
+        if expert not in EXPERTS:
+            raise ValueError(f"unknown expert {expert!r} (use 'high' or 'low')")
+        return self.parts.get(expert, self)
+
+    @property
+    def shows_expert(self) -> bool:
+        """Whether the card has an expert row: files that can be A14B experts, or an ignored expert word."""
+        model = self.model
+        can_have = model.variant not in NO_EXPERT_VARIANTS and model.task != "i2v"
+        return can_have or bool(self.expert_role.detail)
 
     # --- derived facts ---------------------------------------------------------------------------
 
@@ -131,7 +155,16 @@ class LoraSummary:
             "file_size": self.file_size,
             "format": self.format,
             "format_detail": self.format_detail,
-            "model": {**asdict(self.model), "label": self.model.label},
+            "model": {**asdict(self.model), "label": self.model.label, "description": self.model.description},
+            "expert_role": {
+                "role": self.expert_role.role,
+                "source": self.expert_role.source,
+                "detail": self.expert_role.detail,
+                "experts": list(self.expert_role.experts),
+                "text": self.expert_role.text,
+            },
+            "experts_in_file": list(self.experts_in_file),
+            "expert": self.expert,
             "num_modules": len(self.modules),
             "num_tensors": self.num_tensors,
             "blocks": self.blocks,
@@ -152,6 +185,7 @@ class LoraSummary:
                 {**asdict(m), "shape": list(m.shape), "group": wan_layout.layer_group(m.name)}
                 for m in self.modules
             ],
+            "parts": {e: part.to_json() for e, part in self.parts.items()},
         }
 
     def card(self) -> list[tuple[str, str]]:
@@ -165,6 +199,35 @@ class LoraSummary:
             ("model", f"{model.label} ({sizes})"),
             ("format", self.format_detail),
         ]
+        if self.shows_expert:
+            role = self.expert_role
+            rows.append(("expert", role.text if role.is_single or role.role == "combo" else _both_text(role)))
+        if self.parts:
+            return self._combo_card(rows)
+        rows += self._module_rows()
+        provenance = self.provenance
+        if provenance:
+            rows.append(("made by", _provenance_text(provenance)))
+        for note in self.notes:
+            rows.append(("note", note))
+        return rows
+
+    def _combo_card(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """A combo file: each expert's module rows, labelled "high …"/"low …"."""
+        for expert, part in self.parts.items():
+            rows += [(f"{expert} {label}", value) for label, value in part._module_rows()]
+            rows += [(f"{expert} note", note) for note in part.notes if note not in self.notes]
+        provenance = self.provenance
+        if provenance:
+            rows.append(("made by", _provenance_text(provenance)))
+        for note in self.notes:
+            rows.append(("note", note))
+        return rows
+
+    def _module_rows(self) -> list[tuple[str, str]]:
+        """The rows on modules, blocks, ranks, dtypes and values."""
+        model = self.model
+        rows: list[tuple[str, str]] = []
         kinds = ", ".join(f"{k} {n}" for k, n in self.kinds.items())
         rows.append(("modules", f"{len(self.modules)} ({kinds}), {self.num_tensors} tensors"))
         if self.blocks:
@@ -192,11 +255,6 @@ class LoraSummary:
             rows.append(("values", f"all finite{largest}"))
         else:
             rows.append(("values", "not checked"))
-        provenance = self.provenance
-        if provenance:
-            rows.append(("made by", _provenance_text(provenance)))
-        for note in self.notes:
-            rows.append(("note", note))
         return rows
 
     def to_text(self, *, modules: bool = False) -> str:
@@ -214,6 +272,15 @@ class LoraSummary:
             lines.append("")
             lines.append(_module_table(self.modules))
         return "\n".join(lines)
+
+
+def _both_text(role: ExpertRole) -> str:
+    """The expert row of a file that names no expert (or whose expert word was ignored)."""
+    if role.source == "none" and role.detail and "ignored" in role.detail:
+        return f"none ({role.detail})"
+    return "not named: one file for both experts, or a one-model LoRA" + (
+        f" ({role.detail})" if role.detail and "no expert named" not in role.detail else ""
+    )
 
 
 def _num(value: float) -> str:
@@ -298,17 +365,20 @@ def delta_norm(module: LoraModule) -> float:
     return float(module.delta(dtype=torch.float64).norm())
 
 
-def _notes(lora: LoraFile, modules: list[ModuleFacts]) -> list[str]:
+def _notes(lora, modules: list[ModuleFacts]) -> list[str]:
     notes = []
     model = lora.model
     if model.variant == "unknown":
         notes.append(
             "the shapes fit no released Wan size (1.3B, 14B, 5B) but are consistent with a Wan-like layout"
         )
-    if model.variant == "14B" and model.task == "t2v":
+    if model.variant == "14B" and model.task == "t2v" and model.expert is None:
         notes.append(
-            "no image cross-attention (k_img/v_img): Wan2.1 T2V, or Wan2.2 T2V/I2V-A14B (same shapes)"
+            "no image cross-attention (k_img/v_img): Wan2.1 T2V, or Wan2.2 T2V/I2V-A14B (same shapes); "
+            "nothing names a Wan2.2 expert, so it would be used for both"
         )
+    if model.task == "i2v":
+        notes.append("image cross-attention (k_img/v_img): Wan2.1 I2V (Wan2.2 I2V has no k_img/v_img)")
     zero_alpha = [m.name for m in modules if m.alpha == 0]
     if zero_alpha:
         notes.append(
@@ -327,46 +397,82 @@ def _notes(lora: LoraFile, modules: list[ModuleFacts]) -> list[str]:
     return notes
 
 
+def _module_facts(lora, check_values: bool, step: Callable[[], None]) -> list[ModuleFacts]:
+    facts: list[ModuleFacts] = []
+    for name in lora.names():
+        entry = lora.entry(name)
+        alpha = lora.alpha(name)
+        norm = None
+        scale = lora.scale(name)
+        if check_values:
+            module = lora.load(name, check_finite=True)
+            norm = delta_norm(module)
+            scale = module.scale
+        facts.append(ModuleFacts(name, entry.kind, entry.shape, entry.rank, alpha, scale, entry.dtype, norm))
+        step()
+    return facts
+
+
+def _summary_of(lora, facts: list[ModuleFacts], check_values: bool, **extra) -> LoraSummary:
+    dtypes = Counter(info.dtype for info in lora.tensor_infos.values())
+    return LoraSummary(
+        path=str(lora.path),
+        file_size=lora.file_size,
+        format=lora.format,
+        format_detail=lora.format_detail,
+        model=lora.model,
+        modules=facts,
+        num_tensors=len(lora.tensor_infos),
+        dtypes=dict(dtypes.most_common()),
+        metadata=dict(lora.metadata),
+        values_checked=check_values,
+        notes=_notes(lora, facts),
+        expert_role=lora.expert_role,
+        **extra,
+    )
+
+
 def summarize(
     source: str | Path | LoraFile,
     *,
     check_values: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> LoraSummary:
-    """Summarise a LoRA file; with ``check_values`` every tensor is read once (NaN/Inf refused)."""
-    owned = not isinstance(source, LoraFile)
+    """Summarise a LoRA file; with ``check_values`` every tensor is read once (NaN/Inf refused).
+
+    ``source``: a path, or an opened file (or one expert's part of a combo file), left open.
+    """
+    owned = isinstance(source, (str, Path))
     lora = open_lora(source) if owned else source
     try:
-        facts: list[ModuleFacts] = []
-        names = lora.names()
-        for i, name in enumerate(names):
-            entry = lora.entry(name)
-            alpha = lora.alpha(name)
-            norm = None
-            scale = lora.scale(name)
-            if check_values:
-                module = lora.load(name, check_finite=True)
-                norm = delta_norm(module)
-                scale = module.scale
-            facts.append(
-                ModuleFacts(name, entry.kind, entry.shape, entry.rank, alpha, scale, entry.dtype, norm)
-            )
+        sources = [lora.part(e) for e in lora.experts_in_file] or [lora]
+        total = sum(len(s) for s in sources)
+        done = 0
+
+        def step() -> None:
+            nonlocal done
+            done += 1
             if progress is not None:
-                progress(i + 1, len(names))
-        dtypes = Counter(info.dtype for info in lora.tensor_infos.values())
-        return LoraSummary(
-            path=str(lora.path),
-            file_size=lora.file_size,
-            format=lora.format,
-            format_detail=lora.format_detail,
-            model=lora.model,
-            modules=facts,
-            num_tensors=len(lora.tensor_infos),
-            dtypes=dict(dtypes.most_common()),
-            metadata=dict(lora.metadata),
-            values_checked=check_values,
-            notes=_notes(lora, facts),
+                progress(done, total)
+
+        if not lora.experts_in_file:
+            return _summary_of(lora, _module_facts(lora, check_values, step), check_values)
+        parts = {
+            part.expert: _summary_of(
+                part, _module_facts(part, check_values, step), check_values, expert=part.expert
+            )
+            for part in sources
+        }
+        union: dict[str, ModuleFacts] = {}
+        for part_summary in parts.values():
+            for m in part_summary.modules:
+                union.setdefault(m.name, dataclasses.replace(m, norm=None))
+        modules = [union[n] for n in wan_layout.sorted_names(union)]
+        summary = _summary_of(
+            lora, modules, check_values, experts_in_file=tuple(lora.experts_in_file), parts=parts
         )
+        summary.notes = [n for n in summary.notes if "merged on the dense path" not in n]
+        return summary
     finally:
         if owned:
             lora.close()

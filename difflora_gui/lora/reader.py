@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,13 @@ from typing import TYPE_CHECKING
 from difflora_gui.errors import BadFileError
 from difflora_gui.lora import experts as lora_experts
 from difflora_gui.lora import keys as lora_keys
-from difflora_gui.lora.entries import FORMAT_OF_NAMING, ModuleEntry, ModuleSet, collect_modules
+from difflora_gui.lora.entries import (
+    FORMAT_OF_NAMING,
+    ModuleEntry,
+    ModuleSet,
+    collect_modules,
+    describe_format,
+)
 from difflora_gui.lora.experts import EXPERTS, ExpertRole
 from difflora_gui.lora.model import ModelInfo
 from difflora_gui.lora.module_reader import ModuleReader
@@ -166,15 +173,14 @@ class LoraFile(ModuleReader):
 
             self._entries = {}
             self._parts = {e: ExpertPart(self, e, sets[e]) for e in EXPERTS}
-            self.naming_counts = {
-                k: sets["high"].naming_counts.get(k, 0) + sets["low"].naming_counts.get(k, 0)
-                for k in {**sets["high"].naming_counts, **sets["low"].naming_counts}
-            }
-            self.key_styles = sorted({*sets["high"].key_styles, *sets["low"].key_styles})
-            self.prefixes = sorted({*sets["high"].prefixes, *sets["low"].prefixes})
-            self.format_detail = (
-                f"{first.format} (two experts: {self._parts['high'].format_detail.split(' (', 1)[1]}"
-            )
+            namings = Counter(sets["high"].naming_counts) + Counter(sets["low"].naming_counts)
+            styles = Counter([*sets["high"].key_styles, *sets["low"].key_styles])
+            prefixes = Counter([*sets["high"].prefixes, *sets["low"].prefixes])
+            self.naming_counts = dict(namings)
+            self.key_styles = sorted(styles)
+            self.prefixes = sorted(prefixes)
+            entries = [*sets["high"].entries.values(), *sets["low"].entries.values()]
+            self.format_detail = describe_format(first.format, entries, namings, styles, prefixes)
         else:
             self._entries = first.entries
             self.naming_counts = first.naming_counts

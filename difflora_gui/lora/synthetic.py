@@ -89,3 +89,92 @@ def make_wan_lora(
     if path is not None:
         write_lora(path, modules, format=format, dtype=dtype, metadata=metadata, overwrite=overwrite)
     return modules
+
+
+# --- Wan2.2 A14B expert layouts ------------------------------------------------------------------
+
+
+def combo_state_dict(
+    high: list[LoraModule],
+    low: list[LoraModule],
+    *,
+    format: str = "comfy",
+    dtype: str = "float32",
+    bare: bool = False,
+) -> dict:
+    """The tensors of a combo file holding both experts (ai-toolkit ``split_multistage_loras: false``).
+
+    comfy: ``diffusion_model.transformer_1.…`` (high) / ``diffusion_model.transformer_2.…`` (low), or
+    without ``diffusion_model.`` when ``bare``; musubi: ``lora_unet_transformer_1_…``; diffusers:
+    ``transformer.…`` (high) beside ``transformer_2.…`` (low), as diffusers' Wan2.2 pipeline names them.
+    """
+    from difflora_gui.lora.writer import normalize_format, to_state_dict
+
+    fmt = normalize_format(format)
+    out: dict = {}
+    for number, modules in ((1, high), (2, low)):
+        for key, tensor in to_state_dict(modules, format=fmt, dtype=dtype).items():
+            if fmt == "comfy":
+                rest = key[len("diffusion_model.") :]
+                key = (
+                    f"transformer_{number}.{rest}" if bare else f"diffusion_model.transformer_{number}.{rest}"
+                )
+            elif fmt == "musubi":
+                key = f"lora_unet_transformer_{number}_{key[len('lora_unet_') :]}"
+            elif number == 2:
+                key = f"transformer_2.{key[len('transformer.') :]}"
+            out[key] = tensor
+    return out
+
+
+def make_wan_combo(
+    variant: str | WanVariant = "tiny",
+    *,
+    path: str | Path,
+    seed: int = 0,
+    format: str = "comfy",
+    bare: bool = False,
+    dtype: str = "float32",
+    metadata: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    **options,
+) -> dict[str, list[LoraModule]]:
+    """Write a combo file of two generated experts (high: ``seed``, low: ``seed + 1``); returns both.
+
+    ``options`` go to :func:`make_wan_lora` (``rank``, ``alpha``, ``select``, ``task`` …).
+    """
+    from difflora_gui.lora.writer import save_safetensors
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(path)
+    experts = {
+        "high": make_wan_lora(variant, seed=seed, dtype=dtype, **options),
+        "low": make_wan_lora(variant, seed=seed + 1, dtype=dtype, **options),
+    }
+    tensors = combo_state_dict(experts["high"], experts["low"], format=format, dtype=dtype, bare=bare)
+    save_safetensors(path, tensors, dict(metadata or {}))
+    return experts
+
+
+def make_wan_split(
+    variant: str | WanVariant = "tiny",
+    *,
+    stem: str | Path,
+    seed: int = 0,
+    **options,
+) -> dict[str, tuple[Path, list[LoraModule]]]:
+    """Write the two files ``<stem>_high_noise.safetensors`` / ``<stem>_low_noise.safetensors``.
+
+    High gets ``seed`` and low ``seed + 1``, as in :func:`make_wan_combo`, so the same arguments give
+    the same per-expert modules in both layouts. ``options`` go to :func:`make_wan_lora`.
+    """
+    from difflora_gui.lora.experts import expert_output_path
+
+    base = Path(stem)
+    base = base.with_name(base.name + ".safetensors")
+    out: dict[str, tuple[Path, list[LoraModule]]] = {}
+    for offset, expert in enumerate(("high", "low")):
+        target = expert_output_path(base, expert)
+        out[expert] = (target, make_wan_lora(variant, seed=seed + offset, path=target, **options))
+    return out

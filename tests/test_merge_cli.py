@@ -180,7 +180,7 @@ def test_recipe_to_cli_args_round_trip(tmp_path):
     assert argv[0] == "merge"
     assert _parse(*argv[1:]) == recipe
     assert MergeParams.from_json(json.loads(json.dumps(recipe.to_json()))) == recipe
-    line = recipe.to_command_line(windows=False)
+    line = recipe.to_command_line(python="python", windows=False)
     assert line.startswith("python main.py merge --lora_a ") and "'" in line  # the space is quoted
     assert '"' in recipe.to_command_line(windows=True)
     defaults = MergeParams(lora_a="a", lora_b="b", output="o.safetensors")
@@ -294,3 +294,45 @@ def test_declared_aliases_value_spellings_and_bad_values_name_the_flag():
     assert "--energy" not in argv and "--alpha" not in argv and "--auto_alpha" in argv
     back = _parse(*argv[1:])
     assert back.auto_alpha and (back.energy, back.alpha) == (0.99, 1.0)
+
+
+def test_copy_command_starts_with_the_running_interpreter_quoted_for_the_platform(tmp_path):
+    """POSIX shell quoting or Windows (list2cmdline) double quotes; the expert flags only when set."""
+    import shlex
+    import sys
+
+    recipe = MergeParams(lora_a="my a.safetensors", lora_b="b.safetensors", output="o.safetensors")
+    posix = recipe.to_command_line(script="/opt/app dir/main.py", windows=False)
+    assert posix.startswith(
+        f"{shlex.quote(sys.executable)} '/opt/app dir/main.py' merge --lora_a 'my a.safetensors' "
+    )
+    assert shlex.split(posix)[:3] == [sys.executable, "/opt/app dir/main.py", "merge"]
+    python = r"C:\Program Files\Python311\python.exe"
+    windows = recipe.to_command_line(python=python, script=r"C:\Apps\DiffLoRA Studio\main.py", windows=True)
+    assert windows.startswith(
+        '"C:\\Program Files\\Python311\\python.exe" "C:\\Apps\\DiffLoRA Studio\\main.py" merge --lora_a "my a.safetensors" '
+    )
+    for line in (posix, windows):
+        assert "expert" not in line and "_high" not in line  # a one-model recipe: no expert flag at all
+    experts = MergeParams(
+        lora_a_high="a_high_noise.safetensors",
+        lora_a_low="a_low_noise.safetensors",
+        lora_b="b.safetensors",
+        output="o.safetensors",
+        expert="low",
+    )
+    argv = experts.to_cli_args()
+    assert argv == [
+        "merge",
+        "--lora_b",
+        "b.safetensors",
+        "--lora_a_high",
+        "a_high_noise.safetensors",
+        "--lora_a_low",
+        "a_low_noise.safetensors",
+        "--expert",
+        "low",
+        "--output",
+        "o.safetensors",
+    ]
+    assert _parse(*argv[1:]) == experts

@@ -49,6 +49,15 @@ NAME.KEY=VALUE for the compressor used by a filter). Shortcuts: --fast_svd (rand
 --oversample/--niter (its parameters), --threshold/--threshold_percentile/--top_k_layers
 (magnitude_filter).
 
+Wan2.2 A14B experts: the high-noise and low-noise experts are merged separately, ΔH = A_H − B_H and
+ΔL = A_L − B_L, into <output stem>_high_noise.safetensors and <output stem>_low_noise.safetensors.
+Each side's files say what they hold: a split file (<name>_high_noise / _low_noise, or its
+metadata) gives its expert, an ai-toolkit combo file (transformer_1 / transformer_2 keys) both, a
+joint or one-model file is used for both experts; --lora_a_high/--lora_a_low/--lora_b_high/
+--lora_b_low give an expert's file explicitly and override that. --expert high|low writes one
+of the two. Each expert is a merge of its own: auto alpha picks one alpha per expert. Both files
+are written or neither. When neither side is for one expert, the merge is the one-model merge.
+
 exit codes: 0 done, 2 bad input (nothing written), 130 cancelled (nothing written).
 """
 
@@ -197,30 +206,46 @@ def _list_strategies() -> int:
     return 0
 
 
+def _analysis_text(analysis) -> str:
+    """The analysis table; a two-expert analysis prints one table per expert, headed by it."""
+    if not analysis.by_expert:
+        return analysis.table()
+    titles = {"high": "high-noise expert", "low": "low-noise expert"}
+    return "\n\n".join(f"== {titles[e]} ==\n{analysis.by_expert[e].table()}" for e in analysis.experts)
+
+
 def run(args: argparse.Namespace) -> int:
     from difflora_gui.errors import UserError
 
     options = COMMAND_OPTIONS.resolve(values_from_args(COMMAND_OPTIONS, args))
     if options["list_strategies"]:
         return _list_strategies()
-    if not args.lora_a or not args.lora_b:
-        raise UserError("merge needs --lora_a and --lora_b (see python main.py merge --help)")
+    given_a = args.lora_a or args.lora_a_high or args.lora_a_low
+    given_b = args.lora_b or args.lora_b_high or args.lora_b_low
+    if not given_a or not given_b:
+        raise UserError(
+            "merge needs --lora_a and --lora_b (for Wan2.2 A14B experts also --lora_a_high … "
+            "--lora_b_low; see python main.py merge --help)"
+        )
     params = params_from_args(args)
     from difflora_gui.jobs.cli import run_in_terminal
     from difflora_gui.merge.engine import run_analysis, run_merge
 
     if options["analyze_only"]:
         analysis = run_in_terminal(run_analysis, params, description="analyze", quiet=options["quiet"])
-        print(json.dumps(analysis.to_json(), indent=1) if options["json"] else analysis.table())
+        print(json.dumps(analysis.to_json(), indent=1) if options["json"] else _analysis_text(analysis))
         return 0
     if not params.output:
         raise UserError("merge needs --output FILE (or --analyze_only)")
     result = run_in_terminal(run_merge, params, description="merge", quiet=options["quiet"])
+    if options["quiet"]:  # the log (and its warnings) was not shown; a warning still is
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     if options["json"]:
         print(json.dumps(result.to_json(), indent=1, ensure_ascii=False))
         return 0
     if result.analysis is not None:
-        print(result.analysis.table())
+        print(_analysis_text(result.analysis))
         print()
     print(result.summary())
     sys.stdout.flush()

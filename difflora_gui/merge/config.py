@@ -16,6 +16,10 @@ COMPUTE_DTYPES = ("float32", "float64")
 SAVE_DTYPES = ("float32", "float16", "bfloat16")
 OUTPUT_FORMATS = ("comfy", "musubi", "diffusers")
 TARGET_NORMS = ("a", "b", "mean")
+#: what ``--expert`` may pick: both experts of a Wan2.2 A14B pair, or one of them
+EXPERT_CHOICES = ("both", "high", "low")
+#: the per-expert input fields (``lora_a_high`` …), each an optional path
+EXPERT_INPUTS = ("lora_a_high", "lora_a_low", "lora_b_high", "lora_b_low")
 DEFAULT_STRATEGY = "full_svd"
 DTYPE_ALIASES = {"float": "float32", "fp32": "float32", "double": "float64", "fp64": "float64"}
 SAVE_DTYPE_ALIASES = {
@@ -63,6 +67,35 @@ MERGE_CONFIG = ConfigDeclaration(
             metavar="FILE",
             form=False,
         ),
+        # Wan2.2 A14B: per-expert inputs. Each overrides, for its expert, what --lora_a / --lora_b
+        # give (a split file by its name, a combo file's part, a joint file for both experts).
+        *(
+            Param(
+                f"lora_{side}_{expert}",
+                "path",
+                None,
+                f"Wan2.2 A14B: LoRA {side.upper()} for the {expert}-noise expert (overrides what --lora_{side} "
+                f"gives for it; a combo file gives its {expert}-noise part)",
+                title=f"LoRA {side.upper()}, {expert}-noise expert",
+                group="inputs",
+                metavar="FILE",
+                optional=True,
+                form=False,
+            )
+            for side in ("a", "b")
+            for expert in ("high", "low")
+        ),
+        Param(
+            "expert",
+            "choice",
+            "both",
+            "Wan2.2 A14B: which expert's difference to write: both (<output stem>_high_noise and "
+            "_low_noise files), high or low (that one file); a merge of one-model LoRAs ignores it",
+            title="Experts",
+            group="inputs",
+            choices=EXPERT_CHOICES,
+            form=False,
+        ),
         Param(
             "output",
             "path",
@@ -102,7 +135,8 @@ MERGE_CONFIG = ConfigDeclaration(
             "bool",
             False,
             "choose alpha so that the mean ‖ΔW‖ of the merged modules in the output equals the target "
-            "norm (the difference of two similar LoRAs is much weaker than either)",
+            "norm (the difference of two similar LoRAs is much weaker than either); a Wan2.2 two-expert "
+            "merge chooses one alpha per expert, from that expert's modules",
             title="Auto alpha",
             group="strength",
         ),

@@ -15,20 +15,30 @@ difference, statistics and compression), :mod:`.output` (checks, output modules,
 result); this module runs the passes and chooses alpha. A merge changes no process-wide setting:
 its workers limit their own OpenMP threads (:func:`~difflora_gui.merge.runtime.merge_worker_threads`).
 
-Events: ``ctx.status`` for each phase, ``ctx.artifact("lora", path, ...)`` for the written LoRA and
-``ctx.artifact("file", path, role="analysis")`` for each analysis file.
+Wan2.2 A14B experts (:mod:`.experts`): when an input is for one expert (a split file, a combo
+file, ``--lora_a_high`` …) the merge subtracts per expert, ΔH = A_H − B_H and ΔL = A_L − B_L, and
+writes ``<output stem>_high_noise.safetensors`` and ``_low_noise`` (:mod:`.expert_run`). Each
+expert is a complete merge of its own, auto alpha included (one alpha per expert, from that
+expert's modules: the experts' norms differ). Inputs without expert information merge as one
+model, exactly as before.
+
+Events: ``ctx.status`` for each phase, ``ctx.artifact("lora", path, ...)`` for each written LoRA
+(with ``expert=`` in a two-expert merge) and ``ctx.artifact("file", path, role="analysis")`` for
+each analysis file.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 from typing import Any
 
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.context import JobContext, NullContext
 from difflora_gui.jobs.pipeline import WorkerPool
 from difflora_gui.merge import analysis as an
+from difflora_gui.merge.experts import ExpertPair, expert_part, plan_experts
 from difflora_gui.merge.module_math import ModuleMath
 from difflora_gui.merge.output import (
     Computed,
@@ -61,26 +71,65 @@ def run_merge(
     ``keep_analysis`` returns the analysis in the result even when no analysis files are written
     (the GUI plots it after every merge); the LoRA file is the same either way.
     """
-    return _Merge(
-        MergeParams.coerce(params), ctx or NullContext(), write=True, keep_analysis=keep_analysis
-    ).run()
+    p = MergeParams.coerce(params).normalized()
+    ctx = ctx or NullContext()
+    plan = plan_experts(p)
+    if plan.two_expert:
+        from difflora_gui.merge.expert_run import run_experts
+
+        return run_experts(p, plan, ctx, write=True, keep_analysis=keep_analysis)
+    return _Merge(p, ctx, write=True, keep_analysis=keep_analysis, notes=plan.notes).run()
 
 
 def run_analysis(params: MergeParams | dict, ctx: JobContext | None = None) -> an.AnalysisResult:
-    """Job function: the same numbers as ``--analyze_blocks`` without writing anything."""
-    result = _Merge(MergeParams.coerce(params), ctx or NullContext(), write=False).run()
+    """Job function: the same numbers as ``--analyze_blocks`` without writing anything.
+
+    A two-expert pair gives an analysis with ``by_expert`` (one complete analysis per expert).
+    """
+    p = MergeParams.coerce(params).normalized()
+    ctx = ctx or NullContext()
+    plan = plan_experts(p)
+    if plan.two_expert:
+        from difflora_gui.merge.expert_run import run_experts
+
+        result = run_experts(p, plan, ctx, write=False)
+    else:
+        result = _Merge(p, ctx, write=False, notes=plan.notes).run()
     assert result.analysis is not None
     return result.analysis
 
 
 class _Merge:
-    def __init__(self, params: MergeParams, ctx: JobContext, *, write: bool, keep_analysis: bool = False):
+    """One merge of one pair: a one-model merge, or one expert of a two-expert merge.
+
+    For an expert (``pair`` given), ``params`` are that expert's (its two files as ``lora_a`` /
+    ``lora_b``, its output), ``recipe`` is what its file's metadata records, and ``stage`` is the
+    temporary file the LoRA is written to (the caller renames it once every expert is done).
+    """
+
+    def __init__(
+        self,
+        params: MergeParams,
+        ctx: JobContext,
+        *,
+        write: bool,
+        keep_analysis: bool = False,
+        notes: list[str] | None = None,
+        pair: ExpertPair | None = None,
+        recipe: dict[str, Any] | None = None,
+        stage: Path | None = None,
+    ):
         self.params = params.normalized()
         self.ctx = ctx
         self.write = write
         # measure every module (not only the merged ones) and keep the analysis in the result
         self.analyze = self.params.analyze or not write or keep_analysis
         self.warnings: list[str] = []
+        self.notes = list(notes or [])
+        self.pair = pair
+        self.expert = pair.expert if pair is not None else None
+        self.recipe = recipe
+        self.stage = stage
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
@@ -96,23 +145,32 @@ class _Merge:
         p = self.params
         if p.created is None:
             p.created = now_created()
+        for note in self.notes:
+            self.ctx.log(note)
         policy = p.rank_policy()
         device = resolve_device(p.device)
         warm_up_linalg(device)
-        output = check_outputs(p, write=self.write)
+        output = check_outputs(p, write=self.write, check_exists=self.stage is None)
         strategy = resolve_strategy(p.strategy, p.strategy_params)
         hashing = InputHashing(p) if self.write else None
+        parts = (self.pair.a.part, self.pair.b.part) if self.pair is not None else (None, None)
         try:
             self.ctx.status("reading the inputs")
-            with open_lora(p.lora_a) as src_a, open_lora(p.lora_b) as src_b:
+            with open_lora(p.lora_a) as file_a, open_lora(p.lora_b) as file_b:
+                src_a, src_b = expert_part(file_a, parts[0]), expert_part(file_b, parts[1])
                 self.plan = make_plan(p, src_a, src_b, strategy=strategy, policy=policy, warn=self.warn)
-                self.math = ModuleMath(p, self.plan, device=device, dtype=getattr(torch, p.dtype), ctx=self.ctx)
+                self._warn_blocks_out_of_range()
+                self.math = ModuleMath(
+                    p, self.plan, device=device, dtype=getattr(torch, p.dtype), ctx=self.ctx
+                )
                 # Factored modules are small, single-threaded work: one worker per core beats one
                 # multi-threaded stream, and single-threaded BLAS makes every re-run give the same bits.
                 # numpy's BLAS does the CPU Grams (merge.api); see numpy_blas_single_threaded.
                 with (
                     numpy_blas_single_threaded(device.type == "cpu"),
-                    WorkerPool(merge_workers(), name="difflora-merge", thread_context=merge_worker_threads) as pool,
+                    WorkerPool(
+                        merge_workers(), name="difflora-merge", thread_context=merge_worker_threads
+                    ) as pool,
                 ):
                     computed = self._compute(pool)
                 alpha = self._choose_alpha(computed)
@@ -121,6 +179,7 @@ class _Merge:
                 files: list[str] = []
                 if self.write:
                     self.ctx.raise_if_cancelled()
+                    self._warn_same_content(hashing, parts)
                     self.ctx.status(f"writing {output.name}")
                     write_output(
                         output,
@@ -131,7 +190,11 @@ class _Merge:
                         alpha=alpha,
                         hashing=hashing,
                         warn=self.warn,
+                        recipe=self.recipe,
+                        expert=self.expert,
+                        stage=self.stage,
                     )
+                if self.write and self.stage is None:  # an expert's file: the caller reports it
                     self.ctx.artifact(
                         "lora",
                         output,
@@ -159,7 +222,31 @@ class _Merge:
             files=files,
             elapsed=time.perf_counter() - started,
             warnings=self.warnings,
+            expert=self.expert,
         )
+
+    def _warn_blocks_out_of_range(self) -> None:
+        """Blocks the targets name that the model does not have (``attn 30-45`` on 40 blocks)."""
+        model = self.plan.src_a.model
+        beyond = getattr(self.plan.selector, "blocks_out_of_range", None)
+        if beyond is None or model.variant == "unknown":  # an unknown layout's block count is a guess
+            return
+        missing = list(beyond(model.num_blocks))
+        if missing:
+            from difflora_gui.lora.selector import format_blocks
+
+            self.warn(
+                f"--target_blocks names block(s) {format_blocks(missing)}, but {model.label} has "
+                f"{model.num_blocks} blocks (0-{model.num_blocks - 1}): those select nothing"
+            )
+
+    def _warn_same_content(self, hashing: InputHashing | None, parts: tuple) -> None:
+        """A byte-identical copy as A and B (another path, so not refused up front): zero difference."""
+        if hashing is None or parts[0] != parts[1]:
+            return
+        a, b = hashing.result()
+        if a.sha256 == b.sha256:
+            self.warn(f"{a.name} (A) and {b.name} (B) have the same content: their difference is zero")
 
     # --- the passes ------------------------------------------------------------------------------
 
@@ -248,7 +335,9 @@ class _Merge:
                 jobs.append((name, inspect))
         merged = sum(1 for s, _ in computed.status.values() if s == an.MERGED)
         if self.write:
-            self.ctx.status(f"merging {merged} modules" + (f", analysing {len(jobs) - merged}" if analyze else ""))
+            self.ctx.status(
+                f"merging {merged} modules" + (f", analysing {len(jobs) - merged}" if analyze else "")
+            )
         else:
             self.ctx.status(f"analysing {len(jobs)} modules (nothing is written)")
         for outcome in self._pipeline(pool, jobs):
@@ -306,4 +395,3 @@ class _Merge:
             f"target {p.target_norm} = {target:.6g} → alpha {alpha:.6g}"
         )
         return alpha
-

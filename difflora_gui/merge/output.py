@@ -17,14 +17,24 @@ from difflora_gui.merge import analysis as an
 from difflora_gui.merge.result import MergeResult, analysis_paths, optimal_residual, strategy_text
 from difflora_gui.merge.runtime import quiet_logger
 
+#: the metadata key naming the Wan2.2 expert a written file is for (the file layer reads it back)
+EXPERT_METADATA_KEY = "difflora_expert"
+
 if TYPE_CHECKING:
     from difflora_gui.lora.model import LoraModule
     from difflora_gui.merge.params import MergeParams
     from difflora_gui.merge.plan import MergePlan
 
 
-def check_outputs(params: MergeParams, *, write: bool) -> Path | None:
-    """The inputs exist; the output (and the analysis files) may be written. Returns the output path."""
+def check_outputs(
+    params: MergeParams, *, write: bool, check_exists: bool = True, inputs: list[str] | None = None
+) -> Path | None:
+    """The inputs exist; the output (and the analysis files) may be written. Returns the output path.
+
+    ``check_exists=False`` skips the output checks (a two-expert merge checked every file of the
+    set before it started). ``inputs``: every input file of the merge (default A and B), none of
+    which may be overwritten.
+    """
     from difflora_gui.fileio import check_output_path, same_file
 
     p = params
@@ -38,14 +48,45 @@ def check_outputs(params: MergeParams, *, write: bool) -> Path | None:
     output = Path(p.output)
     if output.suffix.lower() != ".safetensors":
         raise UserError("the output must be a .safetensors file", path=output)
-    check_output_path(output, inputs=[p.lora_a, p.lora_b], overwrite=p.overwrite)
+    if not check_exists:
+        return output
+    sources = inputs if inputs is not None else [p.lora_a, p.lora_b]
+    check_output_path(output, inputs=sources, overwrite=p.overwrite)
     if p.analyze:
         for extra in analysis_paths(output):
-            if any(same_file(extra, source) for source in (p.lora_a, p.lora_b)):
+            if any(same_file(extra, source) for source in sources):
                 raise UserError("refusing to overwrite an input file with the analysis", path=extra)
             if extra.exists() and not p.overwrite:
                 raise UserError("analysis file already exists (use --overwrite to replace it)", path=extra)
     return output
+
+
+#: recipe fields that only matter to a Wan2.2 two-expert merge, at their one-model values: a
+#: one-model file's recorded recipe leaves them out (it is the recipe it always was)
+_EXPERT_DEFAULTS = {
+    "lora_a_high": None,
+    "lora_a_low": None,
+    "lora_b_high": None,
+    "lora_b_low": None,
+    "expert": "both",
+}
+
+
+def file_recipe(params: MergeParams, output: Path) -> dict[str, Any]:
+    """The recipe a written file records: file names only (no user paths in a file that gets
+    shared), and no flags that do not change its content, so a re-run gives the same bytes."""
+    recipe = {k: v for k, v in params.to_json().items() if k not in ("overwrite", "analyze")}
+    for key, default in _EXPERT_DEFAULTS.items():
+        if recipe.get(key) == default:
+            recipe.pop(key, None)
+        elif key != "expert" and recipe.get(key):
+            recipe[key] = Path(recipe[key]).name
+    recipe.update(
+        lora_a=Path(params.lora_a).name if params.lora_a else "",
+        lora_b=Path(params.lora_b).name if params.lora_b else "",
+        output=output.name,
+    )
+    return recipe
 
 
 class InputHashing:
@@ -135,18 +176,23 @@ def write_output(
     alpha: float,
     hashing: InputHashing | None,
     warn,
+    recipe: dict[str, Any] | None = None,
+    expert: str | None = None,
+    stage: Path | None = None,
 ) -> None:
-    """Write the merged LoRA with its provenance metadata (one atomic rename)."""
+    """Write the merged LoRA with its provenance metadata (one atomic rename).
+
+    An expert's file (``expert`` set) records ``recipe`` (the pair's, with this expert) and
+    ``difflora_expert``; with ``stage`` the file goes there (the caller renames it to ``output``).
+    """
     from difflora_gui.lora.writer import build_metadata, portability_warnings, write_lora
 
     p = params
     for warning in portability_warnings([m.name for m in modules], p.format, task=plan.src_a.model.task):
         warn(warning)
     inputs = hashing.result() if hashing is not None else []
-    # what made the file: file names only (no user paths in a file that gets shared), and no
-    # flags that do not change its content, so a re-run of the recipe gives the same bytes
-    recipe = {k: v for k, v in p.to_json().items() if k not in ("overwrite", "analyze")}
-    recipe.update(lora_a=Path(p.lora_a).name, lora_b=Path(p.lora_b).name, output=output.name)
+    if recipe is None:
+        recipe = file_recipe(p, output)
     merged = [r for r in computed.rows.values() if r.status == an.MERGED]
     extra = {
         "difflora.alpha": repr(float(alpha)),
@@ -157,6 +203,8 @@ def write_output(
     energies = [r.retained_energy for r in merged if r.retained_energy is not None]
     if energies:
         extra["difflora.retained_energy"] = f"{sum(energies) / len(energies):.6f}"
+    if expert is not None:
+        extra[EXPERT_METADATA_KEY] = expert
     metadata = build_metadata(
         modules=modules,
         title=p.title or output.stem,
@@ -172,17 +220,19 @@ def write_output(
     # the writer logs the portability warnings too; they were reported above through the job
     with quiet_logger("difflora_gui.lora.writer"):
         write_lora(
-            output,
+            stage or output,
             modules,
             format=p.format,
             dtype=plan.save_dtype,
             metadata=metadata,
             inputs=[p.lora_a, p.lora_b],
-            overwrite=p.overwrite,
+            overwrite=p.overwrite or stage is not None,  # a stage is our own temporary file
         )
 
 
-def build_analysis(params: MergeParams, plan: MergePlan, computed: Computed, alpha: float) -> an.AnalysisResult:
+def build_analysis(
+    params: MergeParams, plan: MergePlan, computed: Computed, alpha: float
+) -> an.AnalysisResult:
     rows = [computed.rows[n] for n in plan.names if n in computed.rows]
     return an.AnalysisResult(
         lora_a=str(params.lora_a),
@@ -207,6 +257,7 @@ def build_result(
     files: list[str],
     elapsed: float,
     warnings: list[str],
+    expert: str | None = None,
 ) -> MergeResult:
     merged = [r for r in computed.rows.values() if r.status == an.MERGED and r.retained_energy is not None]
     ranks: dict[int, int] = {}
@@ -238,5 +289,8 @@ def build_result(
         analysis=analysis,
         analysis_files=files,
         warnings=list(warnings),
-        optimal_residual_mean=sum(optimal) / len(optimal) if optimal and len(optimal) == len(residuals) else None,
+        optimal_residual_mean=sum(optimal) / len(optimal)
+        if optimal and len(optimal) == len(residuals)
+        else None,
+        expert=expert,
     )

@@ -23,6 +23,8 @@ from difflora_gui.merge.config import (
     COMPUTE_DTYPES,
     DEFAULT_STRATEGY,
     DTYPE_ALIASES,
+    EXPERT_CHOICES,
+    EXPERT_INPUTS,
     MERGE_CONFIG,
     OUTPUT_FORMATS,
     SAVE_DTYPE_ALIASES,
@@ -62,6 +64,12 @@ class MergeParams:
 
     lora_a: str = ""
     lora_b: str = ""
+    # Wan2.2 A14B: per-expert inputs (each overrides what lora_a / lora_b give for its expert)
+    lora_a_high: str | None = None
+    lora_a_low: str | None = None
+    lora_b_high: str | None = None
+    lora_b_low: str | None = None
+    expert: str = "both"
     output: str | None = None
     weight_a: float = 1.0
     weight_b: float = 1.0
@@ -91,11 +99,17 @@ class MergeParams:
     def normalized(self) -> MergeParams:
         """A checked copy with spellings normalised (``fp32`` → ``float32``); raises ``UserError``."""
         p = replace(self, strategy_params={k: dict(v) for k, v in (self.strategy_params or {}).items()})
-        if not str(p.lora_a).strip():
+        for name in EXPERT_INPUTS:
+            value = getattr(p, name)
+            setattr(p, name, None if value is None or not str(value).strip() else str(value))
+        if not str(p.lora_a or "").strip() and not (p.lora_a_high or p.lora_a_low):
             raise UserError("no LoRA A given (--lora_a: the LoRA with the concept)")
-        if not str(p.lora_b).strip():
+        if not str(p.lora_b or "").strip() and not (p.lora_b_high or p.lora_b_low):
             raise UserError("no LoRA B given (--lora_b: the LoRA without the concept)")
-        p.lora_a, p.lora_b = str(p.lora_a), str(p.lora_b)
+        p.lora_a, p.lora_b = str(p.lora_a or ""), str(p.lora_b or "")
+        p.expert = str(p.expert or "both").strip().lower()
+        if p.expert not in EXPERT_CHOICES:
+            raise UserError(f"--expert must be one of {', '.join(EXPERT_CHOICES)}, got {self.expert!r}")
         p.output = None if p.output in (None, "") else str(p.output)
         for name in ("weight_a", "weight_b", "alpha", "energy", "sv_ratio", "sv_cumulative"):
             value = getattr(p, name)
@@ -204,10 +218,13 @@ class MergeParams:
         return args
 
     def to_command_line(
-        self, python: str = "python", script: str = "main.py", *, windows: bool | None = None
+        self, python: str | None = None, script: str = "main.py", *, windows: bool | None = None
     ) -> str:
-        """The command as one line to paste in a terminal (Windows quoting on Windows)."""
-        argv = [python, script, *self.to_cli_args()]
+        """The command as one line to paste in a terminal: the running interpreter (``sys.executable``
+        unless ``python`` is given), the script, then :meth:`to_cli_args`; quoted for the platform
+        (``windows``: double quotes as ``subprocess.list2cmdline`` writes them; otherwise POSIX
+        shell quoting). ``windows`` defaults to the platform this runs on."""
+        argv = [python or sys.executable or "python", script, *self.to_cli_args()]
         windows = sys.platform == "win32" if windows is None else windows
         return subprocess.list2cmdline(argv) if windows else shlex.join(argv)
 

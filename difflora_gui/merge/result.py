@@ -10,6 +10,8 @@ from typing import Any
 
 from difflora_gui.merge import analysis as an
 
+EXPERT_TITLES = {"high": "high-noise expert", "low": "low-noise expert"}
+
 
 def analysis_paths(output: str | Path) -> tuple[Path, Path]:
     """Where ``--analyze_blocks`` writes its JSON and CSV: beside the output, same stem."""
@@ -76,6 +78,17 @@ class MergeResult:
         return data
 
     def summary(self) -> str:
+        """What the CLI prints after a merge; a two-expert merge lists both files, then each expert."""
+        if self.by_expert:
+            lines = [
+                "wrote " + " and ".join(self.outputs) if self.outputs else "analysis only (nothing written)",
+                f"modules: {self.merged} merged, {self.nullified} nullified, {self.excluded} excluded "
+                f"(all experts); time: {self.elapsed_s:.2f} s",
+            ]
+            for expert in self.experts:
+                lines.append(f"{EXPERT_TITLES[expert]}:")
+                lines += [f"  {line}" for line in self.by_expert[expert].summary().splitlines()]
+            return "\n".join(lines)
         ranks = ", ".join(f"{count}×rank {rank}" for rank, count in sorted(self.ranks.items())) or "-"
         lines = [
             f"wrote {self.output} ({self.format}, {self.save_dtype})"

@@ -5,16 +5,19 @@ merge: an ``error`` (different model sizes, conflicting shapes, the same file tw
 because the merge would fail or mean nothing; a ``warning`` (T2V vs I2V, different block or layer
 coverage, different training settings) lets it run but says what the result will be; an ``info``
 notes harmless differences (ranks, alphas, dtypes, key formats). :func:`training_facts` reads the
-trainer's ``ss_*`` metadata (kohya / Musubi Tuner) for the input cards.
+trainer's ``ss_*`` metadata (kohya / Musubi Tuner) for the input cards. A Wan2.2 A14B merge
+compares each expert's pair (:func:`compare_expert_inputs`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from difflora_gui.fileio import same_file
+from difflora_gui.lora.experts import EXPERT_TITLES, find_expert_in_name
 from difflora_gui.lora.inspect import LoraSummary
 from difflora_gui.lora.selector import GROUP_ORDER, format_blocks
 
@@ -197,6 +200,41 @@ def compare_inputs(a: LoraSummary, b: LoraSummary) -> list[Issue]:
     return sorted(issues, key=lambda issue: order[issue.level])
 
 
+def compare_expert_inputs(pairs: Sequence[tuple[str | None, LoraSummary, LoraSummary]]) -> list[Issue]:
+    """:func:`compare_inputs` per expert pair ``(expert, A, B)``, each issue naming its expert.
+
+    An issue both experts share (a joint file on each side, or the same trainer settings) is said
+    once, for "both experts"; a one-model pair (``expert`` None) is :func:`compare_inputs` itself.
+    """
+    if len(pairs) == 1 and pairs[0][0] is None:
+        return compare_inputs(pairs[0][1], pairs[0][2])
+    per_expert = [(expert, compare_inputs(a, b)) for expert, a, b in pairs]
+    seen: dict[tuple[str, str], list[str | None]] = {}
+    for expert, issues in per_expert:
+        for issue in issues:
+            seen.setdefault((issue.level, issue.text), []).append(expert)
+    merged: list[Issue] = []
+    for (level, text), experts in seen.items():
+        if len(per_expert) > 1 and len(experts) == len(per_expert):
+            where = "both experts"
+        else:
+            where = " and ".join(EXPERT_TITLES.get(e or "", "one model") for e in experts)
+        merged.append(Issue(level, f"{where}: {text}"))
+    order = {level: i for i, level in enumerate(LEVELS)}
+    return sorted(merged, key=lambda issue: order[issue.level])
+
+
+def expert_free_stem(path: str | Path) -> str:
+    """The file's stem without its expert word (``x_high_noise`` → ``x``), for naming outputs."""
+    match = find_expert_in_name(path)
+    stem = Path(path).stem
+    if match is None or match.stem != stem:
+        return stem
+    rest = (stem[: match.start] + stem[match.end :]).strip("_-. ")
+    return rest or stem
+
+
 def default_output_name(lora_a: str | Path, lora_b: str | Path) -> str:
-    """``<A stem>-minus-<B stem>.safetensors``."""
-    return f"{Path(lora_a).stem}-minus-{Path(lora_b).stem}.safetensors"
+    """``<A stem>-minus-<B stem>.safetensors`` (an expert word such as ``_high_noise`` left out:
+    a two-expert merge adds its own suffix to each file it writes)."""
+    return f"{expert_free_stem(lora_a)}-minus-{expert_free_stem(lora_b)}.safetensors"

@@ -1,29 +1,38 @@
 """An input card: LoRA A (+) or B (−), chosen by drag and drop or a file picker, with its summary.
 
-The card only shows things; the panel reads the file (a ``light`` job running ``inspect``) and
-calls :meth:`LoraCard.show_loading`, :meth:`show_summary` or :meth:`show_error`.
+The card only shows things; the inputs box reads the file (a ``light`` job running ``inspect``) and
+calls :meth:`LoraCard.show_loading`, :meth:`show_summary`, :meth:`show_error` or
+:meth:`show_missing`, and :meth:`show_role` for which expert the file is for (with the user's
+override, a combo box on the card). A long file name is elided in the middle (the full path is the
+tooltip) and no text on the card can widen it, so Open and Clear always stay inside the column.
+A ``compact`` card (the two-expert grid's) puts the buttons on a row of their own.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
+from superqt import QElidingLabel
 
 from difflora_gui.lora.inspect import LoraSummary
 from difflora_gui.merge.input_checks import training_facts
+from difflora_gui.merge.input_slots import OVERRIDE_TITLES, OVERRIDES, expert_of, side_of
 
 LORA_FILTER = "LoRA files (*.safetensors);;All files (*)"
 #: rows of ``LoraSummary.card()`` shown on the card; the whole card is the body's tooltip
@@ -33,21 +42,51 @@ _CARD_STYLE = """
 QFrame#loraCard { background: #222428; border: 1px solid #30333a; border-radius: 8px; }
 QFrame#loraCard[dropping="true"] { border: 1px dashed #5b8def; background: #243049; }
 QLabel#roleBadge { font-weight: 700; padding: 1px 8px; border-radius: 4px; color: #ffffff; }
-QLabel#roleBadge[role="a"] { background: #2d6a46; }
-QLabel#roleBadge[role="b"] { background: #7a3b41; }
+QLabel#roleBadge[side="a"] { background: #2d6a46; }
+QLabel#roleBadge[side="b"] { background: #7a3b41; }
 QLabel#cardFile { font-weight: 600; color: #e3e5e8; }
 """
 
 
+#: zero-width space: lets a long path or module name wrap after a separator instead of widening the card
+_BREAK = "\u200b"
+
+
+def breakable(text: str) -> str:
+    """``text`` with a line-break opportunity after each path separator, ``_`` and ``.``."""
+    for sep in ("/", "\\", "_", "."):
+        text = text.replace(sep, sep + _BREAK)
+    return text
+
+
+def badge_text(role: str) -> str:
+    """ "A  +" / "B  −", and "A+ high" … on the two-expert grid's cards."""
+    sign = "+" if side_of(role) == "a" else "−"
+    expert = expert_of(role)
+    return f"{side_of(role).upper()}  {sign}" if expert is None else f"{side_of(role).upper()}{sign} {expert}"
+
+
+def missing_text(path: Path) -> str:
+    return f"file moved or deleted: {path}"
+
+
 class LoraCard(QFrame):
-    """One input slot. Emits ``file_chosen(path)`` (drop or picker) and ``clear_requested``."""
+    """One input slot. Emits ``file_chosen(path)`` (drop or picker), ``clear_requested`` and
+    ``override_chosen(role)`` (the expert the user says the file is for: auto/high/low/both).
+
+    ``start_folder``: called for the folder the file dialog opens in (the inputs box remembers the
+    last folder per slot); ``folder_used(folder)`` is emitted when the dialog chose a file.
+    """
 
     file_chosen = Signal(object)
     clear_requested = Signal()
+    override_chosen = Signal(str)
+    folder_used = Signal(str)
 
-    def __init__(self, role: str, title: str, parent: QWidget | None = None):
+    def __init__(self, role: str, title: str, parent: QWidget | None = None, *, compact: bool = False):
         super().__init__(parent)
         self.role = role
+        self.compact = compact
         self.setObjectName("loraCard")
         self.setProperty("dropping", False)
         self.setAcceptDrops(True)
@@ -55,33 +94,77 @@ class LoraCard(QFrame):
         self.path: Path | None = None
         self.summary: LoraSummary | None = None
         self.error = ""
+        self.start_folder: Callable[[], str] | None = None
+        self.setMinimumWidth(0)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 8, 10, 8)
+        layout.setContentsMargins(
+            8 if compact else 10, 6 if compact else 8, 8 if compact else 10, 6 if compact else 8
+        )
         layout.setSpacing(4)
         header = QHBoxLayout()
-        badge = QLabel("A  +" if role == "a" else "B  −")
+        self.badge = badge = QLabel(badge_text(role))
         badge.setObjectName("roleBadge")
-        badge.setProperty("role", role)
+        badge.setProperty("side", side_of(role))
         badge.setToolTip(title)
-        self.file_label = QLabel()
+        # elided in the middle, never wider than the room left: a long name cannot push the buttons out
+        self.file_label = QElidingLabel()
+        self.file_label.setElideMode(Qt.TextElideMode.ElideMiddle)
         self.file_label.setObjectName("cardFile")
-        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.file_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.file_label.setMinimumWidth(20)
         self.open_button = QPushButton("Open…")
         self.open_button.setObjectName(f"open-{role}")
-        self.open_button.setToolTip(f"Choose LoRA {role.upper()}: {title}")
+        self.open_button.setToolTip(f"Choose {title}")
         self.open_button.clicked.connect(self.choose_file)
         self.clear_button = QPushButton("Clear")
         self.clear_button.setObjectName(f"clear-{role}")
         self.clear_button.clicked.connect(self.clear_requested.emit)
         header.addWidget(badge)
         header.addWidget(self.file_label, 1)
-        header.addWidget(self.open_button)
-        header.addWidget(self.clear_button)
-        layout.addLayout(header)
+        if compact:
+            layout.addLayout(header)
+            buttons = QHBoxLayout()
+            buttons.addWidget(self.open_button)
+            buttons.addWidget(self.clear_button)
+            buttons.addStretch(1)
+            layout.addLayout(buttons)
+        else:
+            header.addWidget(self.open_button)
+            header.addWidget(self.clear_button)
+            layout.addLayout(header)
         self.title_label = QLabel(title)
         self.title_label.setObjectName("mutedLabel")
+        self.title_label.setWordWrap(True)
         layout.addWidget(self.title_label)
+        # which expert the file is for, why we think so, and the user's override
+        self.role_row = QWidget()
+        # narrow (compact) cards put the override under the reason, which then has the whole width
+        role_layout = QVBoxLayout(self.role_row) if compact else QHBoxLayout(self.role_row)
+        role_layout.setContentsMargins(0, 0, 0, 0)
+        role_layout.setSpacing(6)
+        self.role_label = QLabel()
+        self.role_label.setObjectName(f"expertRole-{role}")
+        self.role_label.setWordWrap(True)
+        self.role_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.role_combo = QComboBox()
+        self.role_combo.setObjectName(f"expertOverride-{role}")
+        self.role_combo.setToolTip(
+            "Which Wan2.2 expert this file is for. Auto: from the key prefixes, the file name or the "
+            "metadata (never the shapes: both experts have the same ones)"
+        )
+        for key in OVERRIDES:
+            self.role_combo.addItem(OVERRIDE_TITLES[key], key)
+        self.role_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.role_combo.activated.connect(
+            lambda _i: self.override_chosen.emit(str(self.role_combo.currentData()))
+        )
+        role_layout.addWidget(self.role_label, 1)
+        align = Qt.AlignmentFlag.AlignLeft if compact else Qt.AlignmentFlag.AlignTop
+        role_layout.addWidget(self.role_combo, 0, align)
+        self.role_row.hide()
+        layout.addWidget(self.role_row)
         self.progress = QProgressBar()
         self.progress.setObjectName(f"inspectProgress-{role}")
         self.progress.setTextVisible(False)
@@ -92,6 +175,7 @@ class LoraCard(QFrame):
         self.body.setWordWrap(True)
         self.body.setTextFormat(Qt.TextFormat.RichText)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.body.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.body)
         self.show_empty()
 
@@ -103,9 +187,13 @@ class LoraCard(QFrame):
         self.file_label.setToolTip("")
         self.progress.hide()
         self.clear_button.setEnabled(False)
-        self.body.setText(
-            "<span style='color:#8b9098'>Drop a .safetensors LoRA here (or on the window), or click Open…</span>"
+        self.role_row.hide()
+        hint = (
+            "Drop a .safetensors LoRA here"
+            if self.compact
+            else ("Drop a .safetensors LoRA here (or on the window), or click Open…")
         )
+        self.body.setText(f"<span style='color:#8b9098'>{hint}</span>")
 
     def show_loading(self, path: Path) -> None:
         self.path, self.summary, self.error = Path(path), None, ""
@@ -137,9 +225,12 @@ class LoraCard(QFrame):
         if training:
             lines.append(("trainer", "; ".join(f"{label} {value}" for label, value in training)))
         lines += [("note", text) for text in summary.notes]
+        if self.compact:  # the two-expert grid's cards are narrow: the essentials only
+            keep = ("model", "blocks", "rank, alpha")
+            lines = [(label, value) for label, value in lines if label in keep]
         cells = "".join(
             f"<tr><td style='color:#8b9098; padding-right:8px; white-space:nowrap'>{html.escape(label)}</td>"
-            f"<td>{html.escape(value)}</td></tr>"
+            f"<td>{html.escape(breakable(value))}</td></tr>"
             for label, value in lines
         )
         self.body.setText(f"<table cellspacing='0' cellpadding='1'>{cells}</table>")
@@ -150,14 +241,32 @@ class LoraCard(QFrame):
         self.path = Path(path) if path is not None else None
         self._show_path()
         self.progress.hide()
-        self.body.setText(f"<span style='color:#ff8a8a'>{html.escape(message)}</span>")
+        self.body.setText(f"<span style='color:#ff8a8a'>{html.escape(breakable(message))}</span>")
+
+    def show_missing(self, path: Path) -> None:
+        """The chosen file is no longer there (moved, renamed or deleted since it was chosen)."""
+        self.show_error(path, missing_text(path))
+
+    def show_role(self, text: str, override: str, *, tooltip: str = "") -> None:
+        """Which expert the file is for (``text``) and the user's override (``auto`` … ``both``)."""
+        self.role_label.setText(text)
+        self.role_label.setToolTip(tooltip or text)
+        index = self.role_combo.findData(override)
+        self.role_combo.blockSignals(True)
+        self.role_combo.setCurrentIndex(max(index, 0))
+        self.role_combo.blockSignals(False)
+        self.role_row.setVisible(bool(text))
 
     # --- choosing a file ---------------------------------------------------------------------
 
     def choose_file(self) -> None:
-        start = str(self.path.parent) if self.path is not None else ""
-        path, _ = QFileDialog.getOpenFileName(self, f"LoRA {self.role.upper()}", start, LORA_FILTER)
+        if self.start_folder is not None:
+            start = self.start_folder()
+        else:
+            start = str(self.path.parent) if self.path is not None else ""
+        path, _ = QFileDialog.getOpenFileName(self, self.badge.toolTip() or "LoRA", start, LORA_FILTER)
         if path:
+            self.folder_used.emit(str(Path(path).parent))
             self.file_chosen.emit(Path(path))
 
     def _show_path(self) -> None:

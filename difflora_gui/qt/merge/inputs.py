@@ -1,9 +1,16 @@
-"""The workbench's inputs: LoRA A and LoRA B cards, read by ``light`` jobs, and how A and B differ.
+"""The workbench's inputs: LoRA A and LoRA B cards — or, for Wan2.2 A14B, one A and B per expert.
 
-Each file is summarised by ``inspect`` (every tensor read once, NaN/Inf refused) in a job, never
-on the UI thread; a newer file, a swap or a clear makes a running read's result irrelevant (it is
-cancelled and ignored). :attr:`InputsBox.issues` lists the differences between A and B
-(:func:`~difflora_gui.merge.input_checks.compare_inputs`); errors among them block Run.
+Each file is summarised by ``inspect`` (every tensor read once, NaN/Inf refused) in a ``light``
+job, never on the UI thread, once per file even when it fills several slots; a newer choice, a
+swap or a clear makes a running read irrelevant (it is cancelled and ignored). A one-model merge
+shows two cards (``a``, ``b``); a file that is for one Wan2.2 expert (its name, key prefixes or
+metadata say so), or the user's choice of "Wan2.2 A14B (two experts)", shows the expert grid
+(``a_high``, ``a_low``, ``b_high``, ``b_low``). Loading ``x_high_noise`` into A fills A's low-noise
+slot with ``x_low_noise`` when it lies beside it; a combo or joint file fills both slots of its
+side. :meth:`InputsBox.fields` gives the ``MergeParams`` input fields (a user's override is an
+explicit per-expert field). :attr:`InputsBox.issues` lists how A and B differ, per expert pair;
+errors among them block Run. Chosen files are watched: a moved or deleted one shows on its card
+and blocks Run at once, not when a job fails.
 """
 
 from __future__ import annotations
@@ -11,15 +18,42 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QFileSystemWatcher, Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from difflora_gui.jobs.job import JobRequest
+from difflora_gui.lora.experts import expert_from_name
 from difflora_gui.lora.inspect import LoraSummary
-from difflora_gui.merge.input_checks import ERROR, INFO, WARNING, Issue, compare_inputs
-from difflora_gui.qt.merge.input_card import LoraCard
+from difflora_gui.merge.input_checks import (
+    ERROR,
+    INFO,
+    WARNING,
+    Issue,
+    compare_expert_inputs,
+    compare_inputs,
+    expert_free_stem,
+)
+from difflora_gui.merge.input_folders import LastFolders
+from difflora_gui.merge.input_slots import (
+    EXPERT_SLOTS,
+    SIDES,
+    SLOTS,
+    WRITE_CHOICES,
+    expert_of,
+    field_of,
+    has_expert,
+    other_slot,
+    part_summary,
+    side_of,
+    slot_of,
+    slot_title,
+)
+from difflora_gui.qt.merge.expert_inputs import ExpertGrid
+from difflora_gui.qt.merge.input_card import LoraCard, missing_text
+from difflora_gui.qt.merge.input_placement import SlotPlacement
+from difflora_gui.qt.merge.input_reads import INSPECT_JOB, InputReads, Read, short_name
+from difflora_gui.qt.merge.input_roles import role_line
 
-ROLES = ("a", "b")
+ROLES = SIDES  # the one-model slots (the panel's name for them)
 ROLE_TITLES = {
     "a": "LoRA A: trained WITH the concept (added)",
     "b": "LoRA B: trained WITHOUT it (subtracted)",
@@ -29,20 +63,15 @@ ISSUE_STYLE = {
     WARNING: ("⚠", "#e0b060"),
     INFO: ("ℹ", "#8b9098"),
 }
-INSPECT_JOB = "difflora_gui.merge.workbench_jobs:inspect_lora"
+__all__ = ["INSPECT_JOB", "ROLES", "InputsBox", "short_name"]  # the panel's names for them
+MODE_TITLES = {False: "Wan2.1 / one model", True: "Wan2.2 A14B (two experts)"}
 
 
-def short_name(path: str | Path, limit: int = 22) -> str:
-    """A file's stem, shortened for job titles (the Jobs dock shows a title on one line)."""
-    stem = Path(path).stem
-    return stem if len(stem) <= limit else stem[: limit - 1] + "…"
+class InputsBox(SlotPlacement, InputReads, QFrame):
+    """The input cards, Swap, the model choice, what a two-expert merge writes, and the issues.
 
-
-class InputsBox(QFrame):
-    """The two input cards, the Swap button and the list of differences between A and B.
-
-    ``changed(paths_changed)``: a file was chosen, cleared or swapped (True), or a read finished (False).
-    ``reading_started``: a read job was submitted (the panel prepares its plots meanwhile).
+    ``changed(paths_changed)``: a file was chosen, cleared, swapped or placed (True), or a read
+    finished or a file went missing (False). ``reading_started``: a read job was submitted.
     ``summary_read``: a read finished with a summary.
     """
 
@@ -54,20 +83,56 @@ class InputsBox(QFrame):
         super().__init__(parent)
         self.services = services
         self.setObjectName("sectionCard")
-        self.paths: dict[str, Path | None] = {"a": None, "b": None}
-        self.summaries: dict[str, LoraSummary | None] = {"a": None, "b": None}
-        self.errors: dict[str, str] = {"a": "", "b": ""}
+        self.slots: dict[str, Path | None] = dict.fromkeys(SLOTS)
+        #: a slot filled along with another (a partner file, or the second slot of a joint/combo file)
+        self.filled_by: dict[str, str | None] = dict.fromkeys(SLOTS)
+        #: the user's override of what a file is for, by (side, file): "high" | "low" | "both"
+        self.overrides: dict[tuple[str, Path], str] = {}
+        #: files put in one slot on purpose (that slot's Open…, a recipe): never moved by a read
+        self._pinned: set[tuple[str, Path]] = set()
+        #: the role a file was placed by, by (side, file): a read that says otherwise places it again
+        self._placed: dict[tuple[str, Path], str] = {}
+        self._reads: dict[Path, Read] = {}
+        self.missing: set[Path] = set()
         self.issues: list[Issue] = []
-        self._jobs: dict[str, object] = {"a": None, "b": None}
+        self.notes: list[str] = []
+        self._two_expert = False
+        # the one-model slots' state, by name (the panel reads them; kept up to date in place)
+        self.paths: dict[str, Path | None] = dict.fromkeys(SIDES)
+        self.summaries: dict[str, LoraSummary | None] = dict.fromkeys(SIDES)
+        self.errors: dict[str, str] = dict.fromkeys(SIDES, "")
+        self.folders = LastFolders()
+        self.watcher = QFileSystemWatcher(self)
+        self.watcher.fileChanged.connect(self._on_file_changed)
+        self._build()
 
+    def _build(self) -> None:
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
         layout.setSpacing(6)
+        header = QHBoxLayout()
         heading = QLabel("Inputs")
         heading.setObjectName("cardHeading")
-        layout.addWidget(heading)
-        self.cards = {role: LoraCard(role, ROLE_TITLES[role]) for role in ROLES}
-        layout.addWidget(self.cards["a"])
+        self.mode_combo = QComboBox()
+        self.mode_combo.setObjectName("inputsModel")
+        self.mode_combo.setToolTip(
+            "One model (Wan2.1, TI2V-5B, or a Wan2.2 file for both experts), or Wan2.2 A14B with one "
+            "A and B per expert (chosen by itself when a file names an expert)"
+        )
+        for two, title in MODE_TITLES.items():
+            self.mode_combo.addItem(title, two)
+        self.mode_combo.activated.connect(lambda _i: self.set_two_expert(bool(self.mode_combo.currentData())))
+        header.addWidget(heading)
+        header.addStretch(1)
+        header.addWidget(self.mode_combo)
+        layout.addLayout(header)
+
+        self.one_model = QWidget()
+        one = QVBoxLayout(self.one_model)
+        one.setContentsMargins(0, 0, 0, 0)
+        one.setSpacing(6)
+        self.cards: dict[str, LoraCard] = {role: LoraCard(role, ROLE_TITLES[role]) for role in SIDES}
+        one.addWidget(self.cards["a"])
         swap_row = QHBoxLayout()
         self.swap_button = QPushButton("⇅ Swap A and B")
         self.swap_button.setObjectName("swapButton")
@@ -76,50 +141,183 @@ class InputsBox(QFrame):
         swap_row.addStretch(1)
         swap_row.addWidget(self.swap_button)
         swap_row.addStretch(1)
-        layout.addLayout(swap_row)
-        layout.addWidget(self.cards["b"])
+        one.addLayout(swap_row)
+        one.addWidget(self.cards["b"])
+        layout.addWidget(self.one_model)
+
+        self.expert_grid = ExpertGrid()
+        self.expert_grid.swap_button.clicked.connect(self.swap)
+        self.cards.update(self.expert_grid.cards)
+        self.expert_grid.hide()
+        layout.addWidget(self.expert_grid)
+        self.write_row = QWidget()
+        write = QHBoxLayout(self.write_row)
+        write.setContentsMargins(0, 0, 0, 0)
+        write.addWidget(QLabel("Write"))
+        self.write_combo = QComboBox()
+        self.write_combo.setObjectName("writeExperts")
+        self.write_combo.setToolTip(
+            "Both experts: <output>_high_noise and <output>_low_noise (loaders pair them by name); "
+            "or one expert's file only"
+        )
+        for key, title in WRITE_CHOICES.items():
+            self.write_combo.addItem(title, key)
+        self.write_combo.activated.connect(lambda _i: self._refresh(True))
+        write.addWidget(self.write_combo, 1)
+        self.write_row.hide()
+        layout.addWidget(self.write_row)
+
+        self.note_label = QLabel()
+        self.note_label.setObjectName("inputNotes")
+        self.note_label.setWordWrap(True)
+        self.note_label.hide()
+        layout.addWidget(self.note_label)
         self.issues_label = QLabel()
         self.issues_label.setObjectName("inputIssues")
         self.issues_label.setWordWrap(True)
         self.issues_label.setTextFormat(Qt.TextFormat.RichText)
         self.issues_label.hide()
         layout.addWidget(self.issues_label)
-        for role, card in self.cards.items():
-            card.file_chosen.connect(lambda path, role=role: self.set_input(role, path))
-            card.clear_requested.connect(lambda role=role: self.clear_input(role))
+        for slot, card in self.cards.items():
+            card.file_chosen.connect(lambda path, slot=slot: self.set_input(slot, path))
+            card.clear_requested.connect(lambda slot=slot: self.clear_input(slot))
+            card.override_chosen.connect(lambda role, slot=slot: self.set_override(slot, role))
+            card.folder_used.connect(lambda folder, slot=slot: self.folders.remember(slot, folder))
+            card.start_folder = lambda slot=slot: self.start_folder(slot)
 
     # --- what the panel reads ----------------------------------------------------------------
 
+    @property
+    def two_expert(self) -> bool:
+        return self._two_expert
+
+    @property
+    def write_expert(self) -> str:
+        """What a two-expert merge writes: "both", "high" or "low"."""
+        return str(self.write_combo.currentData() or "both")
+
+    def active_slots(self) -> tuple[str, ...]:
+        """The slots the merge reads: A and B, or the experts' slots that are written."""
+        if not self._two_expert:
+            return SIDES
+        experts = ("high", "low") if self.write_expert == "both" else (self.write_expert,)
+        return tuple(slot_of(side, e) for side in SIDES for e in experts)
+
+    def _slot_problem(self, slot: str) -> str:
+        path, title = self.slots[slot], slot_title(slot)
+        if path is None:
+            return f"choose {title} (drop a .safetensors file or click Open…)"
+        if path in self.missing or not path.exists():
+            return f"{title}: {missing_text(path)}"
+        read = self._reads.get(path)
+        if read is not None and read.error:
+            return f"{title}: {read.error}"
+        if read is None or read.summary is None:
+            return f"reading {title}…"
+        return ""
+
     def problem(self) -> str:
-        """Why nothing can run with these inputs ("" when both are read and compatible)."""
-        for role in ROLES:
-            if self.paths[role] is None:
-                return f"choose LoRA {role.upper()} (drop a .safetensors file or click Open…)"
-            if self.errors[role]:
-                return f"LoRA {role.upper()}: {self.errors[role]}"
-            if self.summaries[role] is None:
-                return f"reading LoRA {role.upper()}…"
+        """Why nothing can run with these inputs ("" when all are read and compatible)."""
+        for slot in self.active_slots():
+            problem = self._slot_problem(slot)
+            if problem:
+                return problem
         for issue in self.issues:
             if issue.blocks_run:
                 return issue.text
         return ""
 
+    def ready(self) -> bool:
+        return not self.problem()
+
+    def summary_of(self, slot: str) -> LoraSummary | None:
+        """The summary a slot uses (a combo file's part for an expert slot)."""
+        path = self.slots[slot]
+        read = self._reads.get(path) if path is not None else None
+        if read is None or read.summary is None:
+            return None
+        return part_summary(read.summary, expert_of(slot))
+
     def known(self) -> list[LoraSummary]:
-        return [s for s in (self.summaries["a"], self.summaries["b"]) if s is not None]
+        return [s for s in (self.summary_of(slot) for slot in self.active_slots()) if s is not None]
 
     def block_count(self) -> int:
-        """Blocks of the detected model (the larger one when A and B disagree; 0 before any read)."""
+        """Blocks of the detected model (the larger one when inputs disagree; 0 before any read)."""
         return max((s.model.num_blocks for s in self.known()), default=0)
 
     def module_names(self) -> list[str]:
-        """Every module in A or B."""
+        """Every module of the inputs the merge reads."""
         return sorted({m.name for s in self.known() for m in s.modules})
+
+    def primary(self, side: str) -> Path | None:
+        """The file a side is named after: A or B, or its high-noise file, else its low-noise one."""
+        if not self._two_expert:
+            return self.slots[side]
+        return self.slots[slot_of(side, "high")] or self.slots[slot_of(side, "low")]
+
+    def name_pair(self) -> tuple[Path | None, Path | None]:
+        """The files the output is named after (``default_output_name`` leaves out their expert word)."""
+        return self.primary("a"), self.primary("b")
+
+    def fields(self) -> dict:
+        """The ``MergeParams`` input fields: ``lora_a`` … ``lora_b_low`` (str or None) and ``expert``."""
+
+        def text(path: Path | None) -> str | None:
+            return None if path is None else str(path)
+
+        result = {"lora_a": text(self.primary("a")), "lora_b": text(self.primary("b"))}
+        for slot in EXPERT_SLOTS:
+            result[field_of(slot)] = text(self.slots[slot]) if self._two_expert else None
+        result["expert"] = self.write_expert if self._two_expert else "both"
+        return result
+
+    def apply_fields(self, values: dict) -> None:
+        """Show stored input fields (a recipe's): per-expert fields open the expert grid."""
+        self.notes = []
+        per_expert = {slot: values.get(field_of(slot)) or None for slot in EXPERT_SLOTS}
+        if any(per_expert.values()):
+            self._set_mode(True, place=False)
+            for slot, text in per_expert.items():
+                path = Path(text) if text else None
+                if path is None:
+                    self._clear_slot(slot)
+                elif self.slots[slot] != path:
+                    self._put(slot, path)
+                if path is not None:
+                    self._pinned.add((side_of(slot), path))
+                    self._override_from_placement(slot, path)
+            index = self.write_combo.findData(values.get("expert") or "both")
+            self.write_combo.setCurrentIndex(max(index, 0))
+            for side in SIDES:
+                self.slots[side] = self.primary(side)
+        else:
+            self._set_mode(False, place=False)
+            self.write_combo.setCurrentIndex(0)
+            for side in SIDES:
+                text = values.get(field_of(side)) or None
+                if not text:
+                    self.clear_input(side)
+                elif self.paths[side] != Path(text):
+                    self.set_input(side, text)
+        self._refresh(True)
+
+    def start_folder(self, slot: str) -> str:
+        """Where the slot's file dialog opens (its file's folder, its last folder, a model folder)."""
+        settings = getattr(self.services, "settings", None)
+        return self.folders.start(
+            slot, current=self.slots[slot], model_folders=getattr(settings, "model_folders", []) or []
+        )
 
     # --- choosing files ----------------------------------------------------------------------
 
     def accept_files(self, paths: list[Path]) -> None:
-        """Dropped files: the first two fill A and B (one file: the first empty slot, else B)."""
+        """Dropped files: the first two (a pair of expert files counts as one) fill A and B."""
         loras = [Path(p) for p in paths if Path(p).suffix.lower() == ".safetensors"]
+        groups: dict[object, Path] = {}
+        for path in loras:  # x_high_noise and x_low_noise: one input (the second is its partner)
+            key = (str(path.parent), expert_free_stem(path)) if expert_from_name(path) else path
+            groups.setdefault(key, path)
+        loras = list(groups.values())
         if not loras:
             return
         if len(loras) >= 2:
@@ -131,104 +329,180 @@ class InputsBox(QFrame):
                     "warning",
                 )
             return
-        if self.paths["a"] is not None and self.paths["b"] is not None:
+        if self.primary("a") is not None and self.primary("b") is not None:
             self.services.show_status(f"Replaced LoRA B with {loras[0].name}")
-        self.set_input("a" if self.paths["a"] is None else "b", loras[0])
+        self.set_input("a" if self.primary("a") is None else "b", loras[0])
 
     def set_input(self, role: str, path: str | Path) -> None:
-        """Use this file as LoRA A or B and read its summary (a light job)."""
+        """Use this file in a slot (``a``/``b``: for its side, placed by what it is for) and read it."""
         path = Path(path)
-        self._cancel(role)
-        self.paths[role], self.summaries[role], self.errors[role] = path, None, ""
-        self.cards[role].show_loading(path)
-        self._changed(True)
-        if not path.is_file():
-            self._show_error(role, f"{path}: file not found")
-            return
-        self.reading_started.emit()
-        handle = self.services.jobs.submit(
-            JobRequest(f"Inspect {short_name(path)}", INSPECT_JOB, {"path": str(path)}, lane="light")
-        )
-        self._jobs[role] = handle
-        handle.progressed.connect(lambda progress, h=handle: self._on_progress(h, progress))
-        handle.succeeded.connect(lambda summary, h=handle: self._on_read(h, summary))
-        handle.failed.connect(lambda message, _trace, h=handle: self._on_failed(h, message))
+        self.notes = []
+        self._forget_read(path)  # chosen again: read it again (it may have changed)
+        self.missing.discard(path)
+        if role in SIDES:
+            self._pinned.discard((role, path))
+            self.overrides.pop((role, path), None)
+            detected = self._role(path)
+            if not self._two_expert and has_expert(detected):
+                self.slots[role] = path
+                self._set_mode(True)
+            elif self._two_expert:
+                self.slots[role] = path
+                self._place_side(role, path, detected.role)
+            else:
+                self._put(role, path)
+        else:
+            if not self._two_expert:
+                self._set_mode(True)
+            self._put_in_slot(role, path)
+        self._refresh(True)
 
     def clear_input(self, role: str) -> None:
-        self._cancel(role)
-        self.paths[role], self.summaries[role], self.errors[role] = None, None, ""
-        self.cards[role].show_empty()
-        self._changed(True)
+        """Empty a slot (and the slots filled along with it: a partner, a joint file's other slot)."""
+        self.notes = []
+        if role in SIDES and self._two_expert:
+            targets = [slot_of(role, "high"), slot_of(role, "low"), role]
+        else:
+            targets = [role]
+        for slot in targets:
+            old = self.slots[slot]
+            self._clear_slot(slot)
+            for other in EXPERT_SLOTS:
+                if self.filled_by[other] == slot or (
+                    old is not None
+                    and expert_of(slot)
+                    and other == other_slot(slot)
+                    and self.slots[other] == old
+                ):
+                    self._clear_slot(other)
+        self._refresh(True)
 
     def swap(self) -> None:
-        """A becomes B and B becomes A (summaries and running reads follow)."""
-        for store in (self.paths, self.summaries, self.errors, self._jobs):
-            store["a"], store["b"] = store["b"], store["a"]
-        for role in ROLES:
-            self._show_card(role)
-        self._changed(True)
+        """A becomes B and B becomes A (for both experts; reads, overrides and partners follow)."""
 
-    # --- internals ---------------------------------------------------------------------------
+        def flip(name: str | None) -> str | None:
+            if name is None:
+                return None
+            return ("b" if name[0] == "a" else "a") + name[1:]
 
-    def _cancel(self, role: str) -> None:
-        handle, self._jobs[role] = self._jobs[role], None
-        if handle is not None and not handle.is_finished:
-            handle.cancel()
+        self.slots = {flip(slot): path for slot, path in self.slots.items()}
+        self.filled_by = {flip(slot): flip(by) for slot, by in self.filled_by.items()}
+        self.overrides = {(flip(side), path): role for (side, path), role in self.overrides.items()}
+        self._pinned = {(flip(side), path) for side, path in self._pinned}
+        self._placed = {(flip(side), path): role for (side, path), role in self._placed.items()}
+        self.notes = []
+        self._refresh(True)
 
-    def _show_card(self, role: str) -> None:
-        card, path = self.cards[role], self.paths[role]
+    def set_two_expert(self, two: bool) -> None:
+        """The user's choice of layout: one model, or Wan2.2 A14B's two experts."""
+        self.notes = []
+        self._set_mode(two)
+        self._refresh(True)
+
+    def set_override(self, slot: str, role: str) -> None:
+        """The user says what the slot's file is for: "auto" (what it says), "high", "low" or "both"."""
+        path = self.slots[slot]
         if path is None:
-            card.show_empty()
-        elif self.summaries[role] is not None:
-            card.show_summary(self.summaries[role])
-        elif self.errors[role]:
-            card.show_error(path, self.errors[role])
-        else:
-            card.show_loading(path)
-
-    def _role_of(self, handle) -> str | None:
-        # after a swap a read belongs to the other card; after a newer choice to none
-        for role, current in self._jobs.items():
-            if current is handle:
-                return role
-        return None
-
-    def _on_progress(self, handle, progress) -> None:
-        role = self._role_of(handle)
-        if role is not None:
-            self.cards[role].show_progress(progress.fraction)
-
-    def _on_read(self, handle, summary: LoraSummary) -> None:
-        role = self._role_of(handle)
-        if role is None:
             return
-        self._jobs[role] = None
-        self.summaries[role] = summary
-        self.cards[role].show_summary(summary)
-        self.summary_read.emit()
-        self._changed(False)
+        self.notes = []
+        side = side_of(slot)
+        if role == "auto":
+            self.overrides.pop((side, path), None)
+        else:
+            self.overrides[(side, path)] = role
+        self._pinned.discard((side, path))
+        effective = self._effective_role(side, path)
+        if slot in SIDES:
+            if effective in ("high", "low", "combo") and not self._two_expert:
+                self._set_mode(True)
+        else:
+            self._place_side(side, path, effective)
+        self._refresh(True)
 
-    def _on_failed(self, handle, message: str) -> None:
-        role = self._role_of(handle)
-        if role is not None:
-            self._jobs[role] = None
-            self._show_error(role, message)
+    def recheck_files(self) -> bool:
+        """Notice files moved away or back since they were chosen; True if anything changed."""
+        changed = False
+        for path in {p for p in self.slots.values() if p is not None}:
+            if path.exists() and path in self.missing:
+                self.missing.discard(path)
+                self._forget_read(path)  # back (or another file of the name): read it again
+                changed = True
+            elif not path.exists() and path not in self.missing:
+                self.missing.add(path)
+                changed = True
+        if changed:
+            self._refresh(False)
+        return changed
 
-    def _show_error(self, role: str, message: str) -> None:
-        self.errors[role] = message
-        self.cards[role].show_error(self.paths[role], message)
-        self._changed(False)
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.WindowActivate:
+            self.recheck_files()  # a file moved while the window was in the background
+        return super().event(event)
 
-    def _changed(self, paths_changed: bool) -> None:
-        a, b = self.summaries["a"], self.summaries["b"]
-        self.issues = compare_inputs(a, b) if a is not None and b is not None else []
-        if self.issues:
-            self.issues_label.setText(
-                "".join(
-                    f"<div style='color:{ISSUE_STYLE[i.level][1]}; margin-bottom:3px'>"
-                    f"{ISSUE_STYLE[i.level][0]} {html.escape(i.text)}</div>"
-                    for i in self.issues
-                )
-            )
-        self.issues_label.setVisible(bool(self.issues))
+    # --- showing -----------------------------------------------------------------------------
+
+    def _refresh(self, paths_changed: bool) -> None:
+        self._start_reads()
+        self._sync_one_model_state()
+        self._show_cards()
+        self.one_model.setVisible(not self._two_expert)
+        self.expert_grid.setVisible(self._two_expert)
+        self.write_row.setVisible(self._two_expert)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData(self._two_expert))
+        self._update_issues()
+        self.note_label.setText("\n".join(self.notes))
+        self.note_label.setVisible(bool(self.notes))
+        if self.notes:
+            self.services.show_status(self.notes[-1])
         self.changed.emit(paths_changed)
+
+    def _sync_one_model_state(self) -> None:
+        for side in SIDES:
+            path = self.primary(side)
+            if not self._two_expert:
+                self.slots[side] = path
+            read = self._reads.get(path) if path is not None else None
+            self.paths[side] = path
+            self.summaries[side] = read.summary if read is not None else None
+            error = read.error if read is not None else ""
+            self.errors[side] = missing_text(path) if path is not None and path in self.missing else error
+
+    def _show_cards(self) -> None:
+        shown = EXPERT_SLOTS if self._two_expert else SIDES
+        for slot in shown:
+            card, path = self.cards[slot], self.slots[slot]
+            if path is None:
+                card.show_empty()
+                continue
+            read = self._reads.get(path)
+            if path in self.missing:
+                card.show_missing(path)
+            elif read is not None and read.summary is not None:
+                card.show_summary(part_summary(read.summary, expert_of(slot)))
+            elif read is not None and read.error:
+                card.show_error(path, read.error)
+            elif card.path != path or card.summary is not None or card.error:
+                card.show_loading(path)
+            text, tooltip = role_line(self, slot, path)
+            card.show_role(text, self.overrides.get((side_of(slot), path), "auto"), tooltip=tooltip)
+
+    def _update_issues(self) -> None:
+        self.issues = []
+        if not self._two_expert:
+            a, b = self.summary_of("a"), self.summary_of("b")
+            if a is not None and b is not None:
+                self.issues = compare_inputs(a, b)
+        else:
+            experts = ("high", "low") if self.write_expert == "both" else (self.write_expert,)
+            pairs = [(e, self.summary_of(slot_of("a", e)), self.summary_of(slot_of("b", e))) for e in experts]
+            pairs = [(e, a, b) for e, a, b in pairs if a is not None and b is not None]
+            if pairs:
+                self.issues = compare_expert_inputs(pairs)
+        self.issues_label.setText(
+            "".join(
+                f"<div style='color:{ISSUE_STYLE[i.level][1]}; margin-bottom:3px'>"
+                f"{ISSUE_STYLE[i.level][0]} {html.escape(i.text)}</div>"
+                for i in self.issues
+            )
+        )
+        self.issues_label.setVisible(bool(self.issues))

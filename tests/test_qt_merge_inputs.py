@@ -1,0 +1,255 @@
+"""The Merge workbench's inputs box: Wan2.2 experts side by side, partners, overrides, per-expert
+issues, long names, remembered folders and files that move away (real tiny LoRA files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint
+from PySide6.QtWidgets import QFileDialog
+
+from difflora_gui.lora.synthetic import make_wan_lora
+from difflora_gui.merge.input_checks import default_output_name
+from difflora_gui.merge.input_folders import LastFolders
+from difflora_gui.qt.merge.inputs import InputsBox
+from difflora_gui.qt.testing import close_window, make_main_window
+
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch):
+    win, dialogs = make_main_window(qtbot, monkeypatch)
+    yield win
+    close_window(win, dialogs)
+
+
+@pytest.fixture
+def box(qtbot, window):
+    inputs = InputsBox(window.services)
+    qtbot.addWidget(inputs)
+    inputs.resize(450, 900)
+    inputs.show()
+    yield inputs
+    qtbot.waitUntil(lambda: not inputs.reading(), timeout=TIMEOUT_MS)
+
+
+def lora(path: Path, variant: str = "tiny", seed: int = 0, **options) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options.setdefault("rank", 2)
+    options.setdefault("select", "self_attn")
+    make_wan_lora(variant, seed=seed, path=path, **options)
+    return path
+
+
+def settle(qtbot, box: InputsBox) -> None:
+    qtbot.waitUntil(lambda: not box.reading(), timeout=TIMEOUT_MS)
+
+
+def test_a_high_noise_file_opens_the_expert_grid_and_brings_its_partner(qtbot, box, tmp_path):
+    a_high = lora(tmp_path / "A" / "x_high_noise.safetensors")
+    a_low = lora(tmp_path / "A" / "x_low_noise.safetensors", seed=1)
+    b_high = lora(tmp_path / "B" / "y_high_noise.safetensors", seed=2)
+    b_low = lora(tmp_path / "B" / "y_low_noise.safetensors", seed=3)
+    assert not box.two_expert and box.one_model.isVisible()
+
+    box.set_input("a", a_high)
+    assert box.two_expert and box.expert_grid.isVisible() and not box.one_model.isVisible()
+    assert box.slots["a_high"] == a_high and box.slots["a_low"] == a_low
+    assert "filled with its partner x_low_noise.safetensors" in box.note_label.text()
+    box.accept_files([b_low])  # a dropped file: its side is the first empty one, B
+    settle(qtbot, box)
+    assert box.slots["b_high"] == b_high and box.slots["b_low"] == b_low
+    assert box.expert_grid.headings["high"].text() == "High-noise expert"
+    assert "high-noise" in box.cards["a_high"].role_label.text()
+    assert "file name" in box.cards["a_high"].role_label.text()
+    assert box.problem() == "" and box.ready()
+    assert box.fields() == {
+        "lora_a": str(a_high),
+        "lora_b": str(b_high),
+        "lora_a_high": str(a_high),
+        "lora_a_low": str(a_low),
+        "lora_b_high": str(b_high),
+        "lora_b_low": str(b_low),
+        "expert": "both",
+    }
+    assert box.name_pair() == (a_high, b_high)
+    assert default_output_name(*box.name_pair()) == "x-minus-y.safetensors"
+
+    # Clear on the file that brought its partner clears the partner too
+    box.cards["a_high"].clear_button.click()
+    assert box.slots["a_high"] is None and box.slots["a_low"] is None
+    assert box.problem().startswith("choose LoRA A, high-noise expert")
+
+
+def test_a_wan21_pair_keeps_the_one_model_layout(qtbot, box, tmp_path):
+    a = lora(tmp_path / "dense.safetensors")
+    b = lora(tmp_path / "sparse.safetensors", seed=1)
+    box.accept_files([a, b])
+    settle(qtbot, box)
+    assert not box.two_expert and box.paths == {"a": a, "b": b}
+    assert box.fields()["lora_a_high"] is None and box.fields()["expert"] == "both"
+    assert box.ready()
+    assert "no expert named" in box.cards["a"].role_label.text()
+
+
+def test_choosing_two_experts_puts_a_joint_file_in_both_and_overrides_are_fields(qtbot, box, tmp_path):
+    joint = lora(tmp_path / "joint.safetensors")
+    b_high = lora(tmp_path / "y_high_noise.safetensors", seed=2)
+    lora(tmp_path / "y_low_noise.safetensors", seed=3)
+    box.set_input("a", joint)
+    assert not box.two_expert
+    box.mode_combo.setCurrentIndex(box.mode_combo.findData(True))
+    box.mode_combo.activated.emit(box.mode_combo.currentIndex())
+    assert box.two_expert
+    assert box.slots["a_high"] == box.slots["a_low"] == joint
+    assert "joint file, used for both experts" in box.cards["a_low"].role_label.text()
+    box.set_input("b", b_high)
+    settle(qtbot, box)
+    fields = box.fields()
+    assert fields["lora_a_high"] == fields["lora_a_low"] == str(joint)
+
+    # B's high-noise file marked "both experts": it goes into both of B's per-expert fields
+    box.set_override("b_high", "both")
+    assert box.slots["b_high"] == box.slots["b_low"] == b_high
+    assert box.fields()["lora_b_low"] == str(b_high)
+    assert "Both experts (your choice)" in box.cards["b_low"].role_label.text()
+    assert box.cards["b_high"].role_combo.currentData() == "both"
+    # back to Auto: the name says high-noise, and the partner beside it comes back
+    box.set_override("b_high", "auto")
+    assert box.slots["b_low"] == tmp_path / "y_low_noise.safetensors"
+
+    # what to write
+    box.write_combo.setCurrentIndex(box.write_combo.findData("low"))
+    box.write_combo.activated.emit(box.write_combo.currentIndex())
+    assert box.fields()["expert"] == "low"
+    assert box.active_slots() == ("a_low", "b_low")
+
+
+def test_issues_are_per_expert_pair(qtbot, box, tmp_path):
+    small = lora(tmp_path / "small_high_noise.safetensors", "1.3B", select="self_attn blocks=0")
+    big = lora(tmp_path / "big_high_noise.safetensors", "14B", select="self_attn blocks=0")
+    low_a = lora(tmp_path / "c_low_noise.safetensors", "14B", select="self_attn blocks=0", seed=4)
+    box.set_input("a_high", small)
+    box.set_input("b_high", big)
+    box.set_input("a_low", low_a)
+    box.set_input("b_low", low_a)  # the same file as A and B for the low-noise expert
+    settle(qtbot, box)
+    texts = [issue.text for issue in box.issues if issue.blocks_run]
+    assert any(t.startswith("high-noise expert: A is for Wan 1.3B") and "different model sizes" in t for t in texts)
+    assert any(t.startswith("low-noise expert: A and B are the same file") for t in texts)
+    assert box.problem() in texts
+    # writing only the low-noise expert: the high-noise pair no longer matters
+    box.write_combo.setCurrentIndex(box.write_combo.findData("low"))
+    box.write_combo.activated.emit(box.write_combo.currentIndex())
+    assert all(issue.text.startswith("low-noise expert") for issue in box.issues)
+
+
+def test_apply_fields_restores_a_two_expert_recipe(qtbot, box, tmp_path):
+    a_high = lora(tmp_path / "x_high_noise.safetensors")
+    joint = lora(tmp_path / "base_high.safetensors", seed=1)  # named high, but used for both
+    values = {
+        "lora_a": str(a_high),
+        "lora_b": str(joint),
+        "lora_a_high": str(a_high),
+        "lora_a_low": None,
+        "lora_b_high": str(joint),
+        "lora_b_low": str(joint),
+        "expert": "high",
+    }
+    box.apply_fields(values)
+    settle(qtbot, box)
+    assert box.two_expert and box.fields() == values
+    assert box.cards["b_low"].role_combo.currentData() == "both"
+    assert box.ready()
+
+
+def test_a_long_file_name_is_elided_in_the_middle_and_the_buttons_stay_inside(qtbot, box, tmp_path):
+    long_name = "a very long name of a LoRA trained for many epochs " * 4 + "END.safetensors"
+    path = lora(tmp_path / long_name)
+    box.resize(330, 700)
+    box.set_input("a", path)
+    settle(qtbot, box)
+    qtbot.wait(20)
+    card = box.cards["a"]
+    label = card.file_label
+    assert label.text() == long_name and label.toolTip() == str(path)
+    shown = QLabel_text(label)
+    # the start and the end of the name stay, the middle gives way
+    assert "…" in shown and shown[0] == "a" and shown.endswith("s") and len(shown) < len(long_name)
+    for button in (card.open_button, card.clear_button, box.swap_button):
+        left = button.mapTo(box, QPoint(0, 0)).x()
+        assert left >= 0 and left + button.width() <= box.width(), button.text()
+    assert card.width() <= box.width()
+
+
+def QLabel_text(label) -> str:  # noqa: N802 - the text Qt paints (superqt keeps the full one in text())
+    from PySide6.QtWidgets import QLabel
+
+    return QLabel.text(label)
+
+
+def test_the_expert_grid_fits_a_450_px_settings_column(qtbot, box, tmp_path):
+    lora(tmp_path / "x_low_noise.safetensors", seed=1)
+    box.set_input("a", lora(tmp_path / "x_high_noise.safetensors"))
+    settle(qtbot, box)
+    box.resize(430, 900)
+    qtbot.wait(20)
+    grid = box.expert_grid
+    assert grid.columns == 2  # side by side
+    high, low = box.cards["a_high"], box.cards["a_low"]
+    assert high.mapTo(box, QPoint(0, 0)).x() < low.mapTo(box, QPoint(0, 0)).x()
+    for card in grid.cards.values():
+        for button in (card.open_button, card.clear_button, card.role_combo):
+            if not button.isVisible():
+                continue
+            right = button.mapTo(box, QPoint(button.width(), 0)).x()
+            assert right <= box.width(), (card.role, button.objectName())
+    box.resize(300, 900)  # narrower still: one column
+    qtbot.wait(20)
+    assert grid.columns == 1
+    assert box.cards["a_low"].mapTo(box, QPoint(0, 0)).y() > box.cards["a_high"].mapTo(box, QPoint(0, 0)).y()
+
+
+def test_file_dialogs_start_in_the_model_folder_then_remember_each_slot(qtbot, box, window, tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    window.services.update_settings(model_folders=[str(tmp_path / "gone"), str(models)])
+    elsewhere = lora(tmp_path / "elsewhere" / "picked.safetensors")
+    asked: list[str] = []
+
+    def fake_dialog(_parent, _title, start, _filter):
+        asked.append(start)
+        return str(elsewhere), ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(fake_dialog))
+    box.cards["b"].open_button.click()
+    assert asked == [str(models)]  # nothing chosen for B yet: the first model folder that exists
+    assert box.slots["b"] == elsewhere
+    box.clear_input("b")
+    box.cards["b"].open_button.click()
+    assert asked[-1] == str(elsewhere.parent)  # B's last folder
+    box.cards["a"].open_button.click()
+    assert asked[-1] == str(models)  # A has its own memory
+    assert LastFolders().folders["b"] == str(elsewhere.parent)  # kept for the next session
+
+
+def test_a_moved_input_is_noticed_without_running_anything(qtbot, box, tmp_path):
+    a = lora(tmp_path / "a.safetensors")
+    b = lora(tmp_path / "b.safetensors", seed=1)
+    box.accept_files([a, b])
+    settle(qtbot, box)
+    assert box.ready()
+    changes = []
+    box.changed.connect(changes.append)
+    moved = tmp_path / "moved away.safetensors"
+    a.rename(moved)
+    qtbot.waitUntil(lambda: a in box.missing, timeout=5000)  # the file watcher saw it go
+    assert box.problem() == f"LoRA A: file moved or deleted: {a}"
+    assert f"file moved or deleted: {a}" in box.cards["a"].body.text().replace("\u200b", "")
+    assert changes and changes[-1] is False  # the panel re-checks Run
+    moved.rename(a)
+    assert box.recheck_files()  # as when the window is activated again
+    settle(qtbot, box)
+    assert box.ready()

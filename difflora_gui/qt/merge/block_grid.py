@@ -12,6 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
+    QComboBox,
     QDoubleSpinBox,
     QGridLayout,
     QSizePolicy,
@@ -24,6 +25,7 @@ from superqt.utils import signals_blocked
 from difflora_gui.lora.block_weights import PRESET_DESCRIPTIONS
 from difflora_gui.lora.block_weights import PRESETS as BLOCK_PRESETS
 from difflora_gui.lora.block_weights import preset_weights as core_preset_weights
+from difflora_gui.lora.selector import format_blocks
 
 GRID_COLUMNS = 10
 #: the weights a cell's field accepts (the grammar takes any finite number; −1 flips a block)
@@ -42,7 +44,11 @@ QToolButton#blockToggle {
 QToolButton#blockToggle:checked { background: #2f4a7a; border-color: #5b8def; color: #ffffff; }
 QToolButton#blockToggle:focus { border: 2px solid #f0c060; }
 QToolButton#blockToggle:disabled { color: #4a4d52; border-color: #2a2d32; }
-QDoubleSpinBox#blockWeight { padding: 0 1px; min-height: 16px; font-size: 10px; }
+QDoubleSpinBox#blockWeight { padding: 0px; min-height: 16px; font-size: 10px; color: #c4c7cc; }
+QDoubleSpinBox#blockWeight[off="true"] { color: #5a5e66; }
+QDoubleSpinBox#blockWeight::up-button, QDoubleSpinBox#blockWeight::down-button {
+    width: 0px; height: 0px; border: none; image: none; subcontrol-origin: border;
+}
 QDoubleSpinBox#blockWeight:focus { border: 1px solid #f0c060; }
 """
 
@@ -58,8 +64,27 @@ def preset_weights(name: str, count: int) -> list[float]:
     return [round_weight(weights.get(b, 0.0)) for b in range(count)]
 
 
-def preset_tooltip(name: str) -> str:
-    return PRESET_DESCRIPTIONS.get(name, "")
+def out_of_range_text(blocks: list[int], count: int) -> str:
+    """The warning for named blocks the model does not have ("" when there are none)."""
+    if not blocks:
+        return ""
+    return (
+        f"⚠ Blocks {format_blocks(blocks)} are not in this model (it has {count} blocks, "
+        f"0-{count - 1}); they select nothing."
+    )
+
+
+class PresetMenu(QComboBox):
+    """The weight presets as a menu of actions: "Weights…" until one is chosen, then again."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("weightPreset")
+        self.setToolTip("Block weights: flat (every block 1), a ramp over the blocks, or one third of them")
+        self.addItem("Weights…", "")
+        for name in PRESETS:
+            self.addItem(name.capitalize(), name)
+            self.setItemData(self.count() - 1, PRESET_DESCRIPTIONS.get(name, ""), Qt.ItemDataRole.ToolTipRole)
 
 
 class WeightBox(QDoubleSpinBox):
@@ -144,6 +169,10 @@ class BlockGrid(QWidget):
         for cell, weight in zip(self.cells, weights, strict=False):
             with signals_blocked(cell.button):
                 cell.button.setChecked(weight != 0)
+            if bool(cell.weight.property("off")) != (weight == 0):
+                cell.weight.setProperty("off", weight == 0)  # a left-out block's 0 is dimmed
+                cell.weight.style().unpolish(cell.weight)
+                cell.weight.style().polish(cell.weight)
             if cell.weight.hasFocus() and round_weight(cell.weight.value()) == round_weight(weight):
                 continue  # the user is typing this value: leave the text as typed
             with signals_blocked(cell.weight):

@@ -15,10 +15,9 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -33,15 +32,17 @@ from difflora_gui.lora.wan_layout import LAYER_GROUPS
 from difflora_gui.qt.merge.block_grid import (
     GRID_COLUMNS,
     GRID_STYLE,
-    PRESETS,
     BlockGrid,
-    preset_tooltip,
+    PresetMenu,
+    out_of_range_text,
     preset_weights,
     round_weight,
 )
 
 __all__ = ["GRID_COLUMNS", "GROUP_BOXES", "TargetSelector"]
 
+#: the longest description of the selection under the text (the rest is in the tooltip)
+DESCRIPTION_CHARS = 160
 #: the group boxes, in order: (group, label)
 GROUP_BOXES = (
     ("self_attn", "Self-attention"),
@@ -116,17 +117,7 @@ class TargetSelector(QWidget):
         self.all_button.clicked.connect(lambda: self._user(self.select_all, "Select every block"))
         self.none_button.clicked.connect(lambda: self._user(self.select_none, "Select no block"))
         self.invert_button.clicked.connect(lambda: self._user(self.invert, "Invert the blocks"))
-        self.preset_combo = QComboBox()
-        self.preset_combo.setObjectName("weightPreset")
-        self.preset_combo.setToolTip(
-            "Block weights: flat (every block 1), a ramp over the blocks, or one third of them"
-        )
-        self.preset_combo.addItem("Weights…", "")
-        for name in PRESETS:
-            self.preset_combo.addItem(name.capitalize(), name)
-            self.preset_combo.setItemData(
-                self.preset_combo.count() - 1, preset_tooltip(name), Qt.ItemDataRole.ToolTipRole
-            )
+        self.preset_combo = PresetMenu()
         self.preset_combo.activated.connect(self._on_preset_chosen)
         for button in (self.all_button, self.none_button, self.invert_button):
             tools.addWidget(button)
@@ -473,12 +464,7 @@ class TargetSelector(QWidget):
             "The text says more than the boxes show (patterns, or blocks this model does not have); "
             "clicks change groups and blocks and keep the rest"
         )
-        self.range_warning.setText(
-            f"⚠ Blocks {format_blocks(outside)} are not in this model (it has {self.block_count} blocks, "
-            f"0-{self.block_count - 1}); they select nothing."
-            if outside
-            else ""
-        )
+        self.range_warning.setText(out_of_range_text(outside, self.block_count))
         self.range_warning.setVisible(bool(outside))
         self.text_edit.setProperty("invalid", bool(self._text_error))
         self.text_edit.setStyleSheet("border-color: #ff7b7b;" if self._text_error else "")
@@ -490,6 +476,9 @@ class TargetSelector(QWidget):
             return f"<span style='color:#ff8a8a'>{_escape(problem)}</span>"
         count = self.targeted_count()
         what = selector.describe() if selector is not None else ""
+        self.status_label.setToolTip(what)
+        if len(what) > DESCRIPTION_CHARS:  # a ramp names every block: the tooltip has it all
+            what = what[: DESCRIPTION_CHARS - 1].rstrip() + "…"
         if count is None:
             return f"<span style='color:#8b9098'>{_escape(what)}</span>"
         blocks = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,7 +111,7 @@ def test_spectrum_shows_the_selected_modules_singular_values_rank_cut_and_energy
     assert f"{100 * row.retained_energy:.2f} %" in view.spectrum_label.text()
 
 
-def test_clicking_a_block_in_the_bars_or_the_heatmap_toggles_it_in_the_target_grid(merged):
+def test_clicking_a_block_in_the_bars_toggles_it_in_the_target_grid_a_heatmap_cell_picks_a_module(merged):
     panel = merged.panel
     view = panel.analysis_view
     assert panel.targets.checked_blocks() == [0, 1]
@@ -122,11 +123,19 @@ def test_clicking_a_block_in_the_bars_or_the_heatmap_toggles_it_in_the_target_gr
     assert panel.targets.text() == "attn blocks=0"
     # the deselected block's bars are dimmed
     assert view.bar_items["norm_a"].opts["brushes"][1].color().alpha() < 255
-    position = view.block_scene_pos("heatmap", 1)
     QTest.mouseClick(
-        view.heat_plot.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, position
+        view.bars_plot.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, position
     )
     assert panel.targets.checked_blocks() == [0, 1] and panel.targets.text() == "attn"
+    # a heatmap cell shows its module (spectrum, table row) and leaves the target grid alone
+    QTest.mouseClick(
+        view.heat_plot.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        view.cell_scene_pos("blocks.1.self_attn.q"),
+    )
+    assert view.current_module == "blocks.1.self_attn.q"
+    assert panel.targets.checked_blocks() == [0, 1]
 
 
 def test_plots_export_as_png_and_the_table_as_csv(merged, tmp_path, monkeypatch):
@@ -139,10 +148,10 @@ def test_plots_export_as_png_and_the_table_as_csv(merged, tmp_path, monkeypatch)
         monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, target=target: (str(target), ""))
         panel.export_actions[name].trigger()
         image = QImage(str(target))
-        widget = (
-            panel.analysis_view._spectrum_box if name == "spectrum" else panel.analysis_view.plot_widget(name)
-        )
+        widget = panel.analysis_view.export_widget(name)
         assert not image.isNull() and image.width() == 2 * widget.width(), name
+        assert image.height() > 2 * widget.height(), name  # with a title band
+        assert Path(panel.analysis.lora_a).name in panel.analysis_view.last_export_title
         assert image.pixelColor(5, image.height() // 2) != image.pixelColor(image.width() // 2, 5) or name
     csv_path = tmp_path / "table.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args: (str(csv_path), ""))

@@ -34,6 +34,7 @@ CSV_COLUMNS = (
     "norm_a",
     "norm_b",
     "norm_diff",
+    "norm_diff_before_alpha",
     "norm_out",
     "cosine",
     "cancellation",
@@ -59,7 +60,8 @@ class ModuleRow:
     """One module. Norms are Frobenius norms of ΔW (out×in) as applied at strength 1.
 
     ``norm_a``/``norm_b``: the inputs (weights not applied); ``norm_diff``: ‖alpha·(w_a·ΔW_a − w_b·ΔW_b)‖
-    (the exact difference); ``norm_out``: what the output file holds (after truncation; 0 when
+    (the exact difference; :meth:`diff_before_alpha` gives it without alpha, on the footing of
+    ``norm_a``/``norm_b``); ``norm_out``: what the output file holds (after truncation; 0 when
     nullified or excluded). ``inner``: ⟨ΔW_a, ΔW_b⟩. ``retained_energy``: ‖out‖²/‖diff‖² of the
     kept singular values; ``residual``: ‖diff − out‖/‖diff‖. ``singular_values``: the difference's
     spectrum (alpha applied; exact when ``sv_exact``), at most r_a + r_b values for low-rank inputs.
@@ -96,6 +98,20 @@ class ModuleRow:
         """‖w_a·A − w_b·B‖/(|w_a|·‖A‖ + |w_b|·‖B‖): 0 = A and B cancel, 1 = nothing in common."""
         diff = math.sqrt(max(self._weighted_diff_sq(), 0.0))
         return _ratio(diff, abs(self.weight_a) * self.norm_a + abs(self.weight_b) * self.norm_b)
+
+    def diff_before_alpha(self, alpha: float) -> float:
+        """‖w_a·ΔW_a − w_b·ΔW_b‖: the difference on the footing of ``norm_a``/``norm_b`` (alpha not applied).
+
+        ``norm_diff`` holds it times |alpha| (the merge scales the rows by alpha). The same number
+        also follows from the norms and the inner product (the Gram identity), a little less
+        precisely where A and B nearly cancel; of ``norm_diff / |alpha|`` and ``norm_diff`` the one
+        that agrees with it is taken, so rows written either way read the same.
+        """
+        from_gram = math.sqrt(max(self._weighted_diff_sq(), 0.0))
+        if not alpha or not math.isfinite(alpha) or abs(alpha) == 1.0:
+            return self.norm_diff if alpha else from_gram
+        unscaled = self.norm_diff / abs(alpha)
+        return unscaled if abs(unscaled - from_gram) <= abs(self.norm_diff - from_gram) else self.norm_diff
 
     def _weighted_diff_sq(self) -> float:
         wa, wb = self.weight_a, self.weight_b
@@ -282,6 +298,8 @@ class AnalysisResult:
                     value = row.shape[1]
                 elif column == "singular_values":
                     value = " ".join(f"{v:.7g}" for v in row.singular_values)
+                elif column == "norm_diff_before_alpha":
+                    value = _round(row.diff_before_alpha(self.alpha))
                 else:
                     value = data[column]
                 values.append("" if value is None else value)

@@ -1,8 +1,12 @@
 """The analysis half of the workbench: export buttons over the plots, built without freezing the window.
 
 The plots (:mod:`analysis_view`, pyqtgraph) are built in steps between events once the first job
-starts (pyqtgraph is imported on a background thread meanwhile), then shown empty so that their
-first layout and paint do not coincide with a result; results fill them in steps too.
+starts (pyqtgraph is imported on a background thread meanwhile), then shown under their
+placeholder so that their first layout does not coincide with a result; results fill them in
+steps too. A Wan2.2 two-expert result shows one view per expert, in tabs "High-noise expert" /
+"Low-noise expert" (the tab bar hides for a one-model result); exports are of the expert on show
+and name it. The panel calls :meth:`AnalysisSide.clear` or :meth:`AnalysisSide.mark_stale` when
+the inputs change: exports stay disabled until the next :meth:`AnalysisSide.set_analysis`.
 """
 
 from __future__ import annotations
@@ -19,22 +23,30 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QStackedWidget,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from difflora_gui.errors import UserError
+from difflora_gui.merge import plot_data
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 from difflora_gui.qt.merge.plotting import plotting_ready, warm_up_plotting
 
-PLOT_TITLES = (("blocks", "Block bars…"), ("heatmap", "Heatmap…"), ("spectrum", "Spectrum…"))
+PLOT_TITLES = (("blocks", "Block bars"), ("heatmap", "Heatmap"), ("spectrum", "Spectrum"))
+INTRO_TEXT = (
+    "Analyze (nothing is written) or Merge to see how A and B differ: block by block, how large LoRA A, "
+    "LoRA B and their difference are, how much of A cancels against B, a blocks × layers heatmap of the "
+    "output and the singular values of each module with the rank cut.<br><br>Click a block in the bars "
+    "to select or deselect it in the target grid, a heatmap cell for that module's spectrum."
+)
 
 
 class AnalysisSide(QWidget):
     """Export buttons and the plots (an introduction until the first analysis arrives)."""
 
-    #: a block was clicked in the bars or the heatmap
+    #: a block was clicked in the bars
     block_clicked = Signal(int)
     #: an export was written (path) or failed (message)
     exported = Signal(str)
@@ -43,12 +55,21 @@ class AnalysisSide(QWidget):
     def __init__(self, export_base: Callable[[], Path], parent: QWidget | None = None):
         super().__init__(parent)
         self._export_base = export_base
+        #: the first view (the one-model analysis, or the high-noise expert's); None until built
         self.view = None
+        #: the second expert's view (created when a two-expert result first arrives)
+        self.second_view = None
+        #: the analysis on show (a two-expert one holds the experts' analyses in ``by_expert``)
         self.result = None
+        self.stale_reason: str | None = None
         self._selected_blocks: set[int] | None = None
+        self._pending: list[Callable[[], None]] = []
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._build_step)
+        self._work_timer = QTimer(self)
+        self._work_timer.setSingleShot(True)
+        self._work_timer.timeout.connect(self._next_work)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 0, 0, 0)
@@ -63,7 +84,7 @@ class AnalysisSide(QWidget):
         menu = QMenu(self.export_png_button)
         self.export_actions = {}
         for name, text in PLOT_TITLES:
-            action = menu.addAction(text)
+            action = menu.addAction(f"{text}…")
             action.triggered.connect(lambda _checked=False, name=name: self.export_png_dialog(name))
             self.export_actions[name] = action
         self.export_png_button.setMenu(menu)
@@ -73,17 +94,23 @@ class AnalysisSide(QWidget):
             "Save the per-module table (norms, cancellation, ranks, energies, spectra)"
         )
         self.export_csv_button.clicked.connect(self.export_csv_dialog)
-        for widget in (self.export_png_button, self.export_csv_button):
-            widget.setEnabled(False)
         header.addWidget(heading)
         header.addStretch(1)
         header.addWidget(self.export_png_button)
         header.addWidget(self.export_csv_button)
         layout.addLayout(header)
         self.stack = QStackedWidget()
-        self.stack.addWidget(self._intro_page())
+        self.intro = self._intro_page()
+        self.stack.addWidget(self.intro)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("analysisExperts")
+        self.tabs.setDocumentMode(True)
+        self.tabs.setTabBarAutoHide(True)  # one-model results: no tab bar
+        self.tabs.currentChanged.connect(lambda _index: self._update_exports())
+        self.stack.addWidget(self.tabs)
         layout.addWidget(self.stack, 1)
         self.setMinimumWidth(320)
+        self._update_exports()
 
     @staticmethod
     def _intro_page() -> QWidget:
@@ -93,12 +120,7 @@ class AnalysisSide(QWidget):
         layout.setContentsMargins(12, 10, 12, 10)
         heading = QLabel("Where does the concept live?")
         heading.setObjectName("cardHeading")
-        text = QLabel(
-            "Analyze (nothing is written) or Merge to see, block by block, how large LoRA A, LoRA B and their "
-            "difference are, how much of A cancels against B, a blocks × layers heatmap of the output and the "
-            "singular values of each module with the rank cut.<br><br>Click a block in the plots to select or "
-            "deselect it in the target grid."
-        )
+        text = QLabel(INTRO_TEXT)
         text.setWordWrap(True)
         text.setObjectName("mutedLabel")
         layout.addWidget(heading)
@@ -122,52 +144,188 @@ class AnalysisSide(QWidget):
             self.ensure_view()
             self._timer.start(0)
             return
-        self.stack.setCurrentWidget(self.view)  # empty plots now: their first paint is not at a result
+        # laid out under their placeholder now: their first layout is not at a result
+        self.stack.setCurrentWidget(self.tabs)
         freeze_heap_after_heavy_imports()
 
-    def ensure_view(self):
-        """The plots (imports pyqtgraph if the background import has not)."""
-        if self.view is None:
-            from difflora_gui.qt.merge.analysis_view import AnalysisView
+    def _new_view(self):
+        from difflora_gui.qt.merge.analysis_view import AnalysisView
 
-            self.view = AnalysisView()
-            self.view.block_clicked.connect(self.block_clicked)
-            self.stack.addWidget(self.view)
+        view = AnalysisView()
+        view.block_clicked.connect(self.block_clicked)
+        view.set_selected_blocks(self._selected_blocks)
+        return view
+
+    def ensure_view(self):
+        """The first view (imports pyqtgraph if the background import has not)."""
+        if self.view is None:
+            self.view = self._new_view()
+            self.tabs.addTab(self.view, "Analysis")
         return self.view
+
+    @property
+    def views(self) -> dict[str | None, object]:
+        """The views in use by expert (``{None: view}`` for a one-model analysis)."""
+        experts = self.result.experts if self.result is not None else []
+        if len(experts) == 2:
+            return {experts[0]: self.view, experts[1]: self.second_view}
+        return {experts[0] if experts else None: self.view} if self.view is not None else {}
+
+    def view_of(self, expert: str | None):
+        return self.views.get(expert)
+
+    @property
+    def current_expert(self) -> str | None:
+        """The expert whose analysis is on show (None for a one-model analysis)."""
+        if self.result is None:
+            return None
+        experts = self.result.experts
+        if not experts:
+            return None
+        return experts[min(self.tabs.currentIndex(), len(experts) - 1)] if len(experts) == 2 else experts[0]
+
+    @property
+    def current_view(self):
+        return self.view_of(self.current_expert)
+
+    @property
+    def is_filled(self) -> bool:
+        """Every view shows the analysis (no build or fill step is waiting)."""
+        return not self._pending and all(v.is_filled for v in self.views.values())
 
     # --- showing -----------------------------------------------------------------------------
 
-    def show_analysis(self, result, heading: str) -> None:
+    def set_analysis(self, result, heading: str = "") -> None:
+        """Show an analysis; a two-expert result (``by_expert``) shows each expert in its tab."""
         view = self.ensure_view()
         self.result = result
-        view.set_analysis(result, heading, staged=True)
-        view.set_selected_blocks(self._selected_blocks)
-        self.stack.setCurrentWidget(view)
-        self.export_png_button.setEnabled(True)
-        self.export_csv_button.setEnabled(True)
+        self.stale_reason = None
+        self._pending = []
+        experts = result.experts
+        if len(experts) == 2:
+            if self.second_view is None:
+                self.second_view = self._new_view()
+            if self.tabs.indexOf(self.second_view) < 0:
+                self.tabs.addTab(self.second_view, "")
+            for index, expert in enumerate(experts):
+                self.tabs.setTabText(index, plot_data.EXPERT_HEADINGS[expert])
+            parts = [(view, result.by_expert[experts[0]]), (self.second_view, result.by_expert[experts[1]])]
+        else:
+            if self.second_view is not None and self.tabs.indexOf(self.second_view) >= 0:
+                self.tabs.removeTab(self.tabs.indexOf(self.second_view))
+            one = result.by_expert[experts[0]] if experts else result
+            self.tabs.setTabText(0, plot_data.EXPERT_HEADINGS.get(one.expert or "", "Analysis"))
+            parts = [(view, one)]
+        first_view, first = parts[0]
+        first_view.set_analysis(first, self._heading(heading, first), staged=True)
+        for other_view, other in parts[1:]:
+            # the second view is built and filled a step per event-loop pass, after the first
+            self._pending.append(self._build_steps(other_view))
+            self._pending.append(
+                lambda v=other_view, r=other: v.set_analysis(r, self._heading(heading, r), staged=True)
+            )
+        if self._pending:
+            self._work_timer.start(0)
+        self.stack.setCurrentWidget(self.tabs)
+        self._update_exports()
+
+    def show_analysis(self, result, heading: str) -> None:
+        """The panel's name for :meth:`set_analysis`."""
+        self.set_analysis(result, heading)
+
+    @staticmethod
+    def _heading(heading: str, result) -> str:
+        if not result.expert:
+            return heading
+        expert = plot_data.EXPERT_HEADINGS.get(result.expert, result.expert)
+        return f"{heading} · {expert}" if heading else expert
+
+    def _build_steps(self, view) -> Callable[[], None]:
+        def step() -> None:
+            if view.build_step():
+                self._pending.insert(0, step)  # one plot per pass until it is built
+
+        return step
+
+    def _next_work(self) -> None:
+        if self._pending:
+            self._pending.pop(0)()
+        if self._pending:
+            self._work_timer.start(0)
+
+    def clear(self) -> None:
+        """No analysis: the introduction instead of plots, exports disabled."""
+        self._pending = []
+        self.result = None
+        self.stale_reason = None
+        for view in (self.view, self.second_view):
+            if view is not None:
+                view.clear()
+        self.stack.setCurrentWidget(self.intro)
+        self._update_exports()
+
+    def mark_stale(self, reason: str = "inputs changed") -> None:
+        """The analysis no longer matches the inputs: greyed with a stale mark, exports disabled."""
+        if self.result is None:
+            return
+        self.stale_reason = reason or "inputs changed"
+        for view in self.views.values():
+            view.mark_stale(self.stale_reason)
+        self._update_exports()
+
+    @property
+    def is_stale(self) -> bool:
+        return self.stale_reason is not None
 
     def set_selected_blocks(self, blocks: set[int] | None) -> None:
         self._selected_blocks = blocks
-        if self.view is not None:
-            self.view.set_selected_blocks(blocks)
+        for view in (self.view, self.second_view):
+            if view is not None:
+                view.set_selected_blocks(blocks)
 
     # --- export ------------------------------------------------------------------------------
 
+    @property
+    def can_export(self) -> bool:
+        return self.result is not None and not self.is_stale and self.current_view is not None
+
+    def _update_exports(self) -> None:
+        enabled = self.can_export
+        why = "" if enabled else "Nothing to export: Analyze or Merge first"
+        if self.result is not None and self.is_stale:
+            why = "The analysis is stale (the inputs changed): Analyze again to export"
+        expert = self.current_expert
+        of = f" ({plot_data.EXPERT_HEADINGS[expert].lower()})" if expert else ""
+        for name, text in PLOT_TITLES:
+            self.export_actions[name].setText(f"{text}{of}…")
+        self.export_png_button.setEnabled(enabled)
+        self.export_csv_button.setEnabled(enabled)
+        self.export_png_button.setToolTip(why or f"Save a plot as a PNG image{of}, with a title")
+        self.export_csv_button.setToolTip(
+            why or f"Save the per-module table{of} (norms, cancellation, ranks, energies, spectra)"
+        )
+
+    def default_export_path(self, kind: str) -> Path:
+        """Where an export dialog starts (``kind``: a plot name or ``csv``); names the expert on show."""
+        return plot_data.export_path(Path(self._export_base()), kind, self.current_expert)
+
     def export_png_dialog(self, name: str) -> None:
-        if self.view is None or self.result is None:
+        if not self.can_export:
             return
-        start = f"{self._export_base()}-{name}.png"
+        view = self.current_view
+        start = str(self.default_export_path(name))
         path, _ = QFileDialog.getSaveFileName(self, f"Export the {name} plot", start, "PNG images (*.png)")
         if path:
-            self._export(lambda: self.view.export_png(name, path), path)
+            self._export(lambda: view.export_png(name, path), path)
 
     def export_csv_dialog(self) -> None:
-        if self.view is None or self.result is None:
+        if not self.can_export:
             return
-        start = f"{self._export_base()}.analysis.csv"
+        view = self.current_view
+        start = str(self.default_export_path("csv"))
         path, _ = QFileDialog.getSaveFileName(self, "Export the analysis table", start, "CSV files (*.csv)")
         if path:
-            self._export(lambda: self.view.export_csv(path), path)
+            self._export(lambda: view.export_csv(path), path)
 
     def _export(self, write, path: str) -> None:
         try:

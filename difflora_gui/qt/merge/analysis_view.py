@@ -1,91 +1,52 @@
-"""The analysis plots (pyqtgraph): where the concept lives in the model.
+"""The analysis of one merge (or one Wan2.2 expert of it): block bars, heatmap, spectrum and module table.
 
-* block bars: ‖ΔW_a‖, ‖ΔW_b‖ and ‖ΔW_out‖ per block, with the block's cancellation ratio as a line
-  on a second axis (0: A and B cancel, 1: nothing shared);
-* heatmap: ‖ΔW_out‖ of every module, blocks × layer types;
-* spectrum: the singular values of the module selected in the table, the rank cut and the
-  retained energy.
-
-Clicking a block in the bars or a column of the heatmap emits :attr:`AnalysisView.block_clicked`
-(the panel toggles that block in the target grid). This module imports pyqtgraph: the panel
-imports it only when the first analysis arrives, so the window starts without it.
+The plots are in :mod:`analysis_plots`, the table in :mod:`analysis_table`. Clicking a block in
+the bars emits :attr:`AnalysisView.block_clicked` (the panel toggles that block in the target
+grid); clicking a heatmap cell shows that module's spectrum and selects its table row. Hovering
+shows the numbers under the pointer. Without data a placeholder covers the plots (never empty
+axes); :meth:`mark_stale` greys them until the next :meth:`set_analysis`. This module imports
+pyqtgraph: the panel imports it only when the first analysis is near, so the window starts without it.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QPoint,
-    QRectF,
-    QSortFilterProxyModel,
-    Qt,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtCore import QPoint, QRectF, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
     QSplitter,
     QTableView,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
 from difflora_gui.fileio import atomic_output, atomic_write_text
 from difflora_gui.merge import plot_data as data
-from difflora_gui.merge.analysis import MERGED, AnalysisResult, ModuleRow
+from difflora_gui.merge.analysis import MERGED, AnalysisResult
+from difflora_gui.qt.merge.analysis_overlay import AnalysisOverlay
+from difflora_gui.qt.merge.analysis_plots import BarsPlot, HeatmapPlot, SpectrumPlot
+from difflora_gui.qt.merge.analysis_table import COLUMN_WIDTHS, NAME_ROLE, SORT_ROLE, ModuleTableModel
 from difflora_gui.qt.theme import COLORS
 
-SERIES = (
-    ("norm_a", "‖ΔW_a‖", "#5fae7b"),
-    ("norm_b", "‖ΔW_b‖", "#d0707a"),
-    ("norm_out", "‖ΔW_out‖", "#6b9cf0"),
-)
-CANCEL_COLOR = "#e0b060"
-DESELECTED_ALPHA = 70
-#: the bars' y range is this much above the tallest bar, so the legend row never covers one
-LEGEND_HEADROOM = 1.25
 PLOTS = ("blocks", "heatmap", "spectrum")
 #: PNG exports have this many pixels per screen pixel
 EXPORT_SCALE = 2.0
-INTRO = (
-    f"<span style='color:{COLORS['muted']}'>Analyze (nothing is written) or Merge to fill these plots: "
-    "per block ‖ΔW‖ of A, B and the output with the cancellation ratio, the output's blocks × layers "
-    "heatmap, and each module's singular values with the rank cut.</span>"
+EMPTY_TEXT = (
+    "Analyze or Merge to see how A and B differ: per block ‖ΔW‖ of A, B and the output with the "
+    "cancellation ratio, the output's blocks × layers heatmap, and each module's singular values with "
+    "the rank cut."
 )
-TABLE_COLUMNS = ("module", "status", "‖A‖", "‖B‖", "‖A−B‖", "‖out‖", "cancel", "rank", "energy")
-
-#: short names for the heatmap's rows
-_LAYER_LABELS = {"self_attn": "self", "cross_attn": "cross", "ffn": "ffn"}
+STALE_REASON = "inputs changed"
 
 
-def _layer_label(key: str) -> str:
-    group, _, layer = key.partition(".")
-    return f"{_LAYER_LABELS.get(group, group)} {layer}".strip()
-
-
-def _style_plot(widget: pg.PlotWidget) -> None:
-    item = widget.getPlotItem()
-    for name in ("left", "bottom", "right"):
-        axis = item.getAxis(name)
-        axis.setPen(pg.mkPen(COLORS["muted"]))
-        axis.setTextPen(pg.mkPen(COLORS["text"]))
-    item.showGrid(x=False, y=True, alpha=0.15)
-
-
-def _number(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:.{digits}g}"
+def stale_text(reason: str) -> str:
+    return f"Stale: {reason or STALE_REASON} — Analyze again"
 
 
 def _container() -> QWidget:
@@ -95,85 +56,13 @@ def _container() -> QWidget:
     return holder
 
 
-NAME_ROLE = Qt.ItemDataRole.UserRole
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-COLUMN_WIDTHS = (0, 70, 58, 58, 62, 58, 58, 42, 58)
-
-
-class ModuleTableModel(QAbstractTableModel):
-    """The analysis' modules as a table (one row per module, model order); sorts by value."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.rows: list[ModuleRow] = []
-        self._index: dict[str, int] = {}
-
-    def set_rows(self, rows: list[ModuleRow]) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self._index = {row.name: i for i, row in enumerate(self.rows)}
-        self.endResetModel()
-
-    def row_of(self, name: str) -> int | None:
-        return self._index.get(name)
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
-        return 0 if parent.isValid() else len(TABLE_COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt override
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return TABLE_COLUMNS[section]
-        return None
-
-    def _values(self, row: ModuleRow) -> list[tuple[object, str]]:
-        """(sort value, text) per column."""
-        merged = row.status == MERGED
-        energy = row.retained_energy if merged else None
-        return [
-            (row.name, row.name.removeprefix("blocks.")),
-            (row.status, row.status),
-            (row.norm_a, _number(row.norm_a)),
-            (row.norm_b, _number(row.norm_b)),
-            (row.norm_diff, _number(row.norm_diff)),
-            (row.norm_out, _number(row.norm_out)),
-            (row.cancellation, _number(row.cancellation, 3)),
-            (row.rank if merged else None, str(row.rank) if merged else "-"),
-            (energy, "-" if energy is None else f"{energy:.4f}"),
-        ]
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        row = self.rows[index.row()]
-        column = index.column()
-        if role == NAME_ROLE:
-            return row.name
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._values(row)[column][1]
-        if role == SORT_ROLE:
-            if column == 0:
-                return index.row()  # model order
-            value = self._values(row)[column][0]
-            if isinstance(value, str):
-                return value
-            return -math.inf if value is None else float(value)
-        if role == Qt.ItemDataRole.ToolTipRole and column == 0:
-            return row.name
-        if role == Qt.ItemDataRole.TextAlignmentRole and column >= 2:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and column == 1 and row.status != MERGED:
-            return QColor(COLORS["muted"])
-        return None
-
-
 class AnalysisView(QWidget):
     """Block bars, heatmap, module table and spectrum for one :class:`AnalysisResult`."""
 
-    #: a block was clicked in the bars or the heatmap
+    #: a block was clicked in the bars
     block_clicked = Signal(int)
+    #: a module was picked (heatmap cell or table row); its spectrum is on show
+    module_selected = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -181,13 +70,19 @@ class AnalysisView(QWidget):
         self.result: AnalysisResult | None = None
         self.blocks: list[data.BlockRow] = []
         self.heat: data.Heatmap | None = None
+        self.spectrum: data.Spectrum | None = None
         self.current_module = ""
+        self.stale_reason: str | None = None
+        #: the last hover text shown (empty: none)
+        self.hover_text = ""
+        #: the title drawn into the last exported PNG
+        self.last_export_title = ""
         self._selected_blocks: set[int] | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        self.title = QLabel(INTRO)
+        self.title = QLabel("")
         self.title.setObjectName("analysisTitle")
         self.title.setWordWrap(True)
         self.title.setTextFormat(Qt.TextFormat.RichText)
@@ -223,20 +118,14 @@ class AnalysisView(QWidget):
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # model order until a header is clicked
         self.table.selectionModel().currentRowChanged.connect(self._on_table_row)
 
+        self.body = QWidget()
+        body = QVBoxLayout(self.body)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(4)
         middle = QSplitter(Qt.Orientation.Horizontal)
         middle.setChildrenCollapsible(False)
         middle.addWidget(self._containers["heatmap"])
-        self._spectrum_box = spectrum_box = QWidget()
-        spectrum_layout = QVBoxLayout(spectrum_box)
-        spectrum_layout.setContentsMargins(0, 0, 0, 0)
-        spectrum_layout.setSpacing(2)
-        self.spectrum_label = QLabel("Singular values of the module selected in the table")
-        self.spectrum_label.setObjectName("spectrumLabel")
-        self.spectrum_label.setWordWrap(True)
-        self.spectrum_label.setTextFormat(Qt.TextFormat.RichText)
-        spectrum_layout.addWidget(self.spectrum_label)
-        spectrum_layout.addWidget(self._containers["spectrum"], 1)
-        middle.addWidget(spectrum_box)
+        middle.addWidget(self._containers["spectrum"])
         middle.setSizes([520, 420])
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setObjectName("analysisSplitter")
@@ -245,11 +134,17 @@ class AnalysisView(QWidget):
         splitter.addWidget(middle)
         splitter.addWidget(self.table)
         splitter.setSizes([280, 250, 190])
-        layout.addWidget(splitter, 1)
-        self.hint = QLabel("Click a block (bars or heatmap) to select or deselect it in the target grid.")
+        body.addWidget(splitter, 1)
+        self.hint = QLabel(
+            "Click a block in the bars to select or deselect it in the target grid; click a heatmap cell "
+            "for that module's spectrum. Hover for values."
+        )
         self.hint.setObjectName("mutedLabel")
         self.hint.setWordWrap(True)
-        layout.addWidget(self.hint)
+        body.addWidget(self.hint)
+        layout.addWidget(self.body, 1)
+        self.overlay = AnalysisOverlay(self.body)
+        self.overlay.show_empty(EMPTY_TEXT)
 
     # --- building in steps -------------------------------------------------------------------
 
@@ -267,124 +162,42 @@ class AnalysisView(QWidget):
         while self.build_step():
             pass
 
-    def _plot_widget(self, name: str, tooltip: str = "") -> pg.PlotWidget:
-        widget = pg.PlotWidget(background=COLORS["base"], enableMenu=False)
-        widget.setObjectName(f"{name}Plot")
-        if tooltip:
-            widget.setToolTip(tooltip)
-        _style_plot(widget)
-        self._containers[name].layout().addWidget(widget)
-        return widget
+    def _add(self, name: str, plot) -> None:
+        self._containers[name].layout().addWidget(plot.holder)
+        scene = plot.widget.scene()
+        scene.sigMouseMoved.connect(lambda pos, name=name: self._on_hover(name, pos))
+        scene.sigMouseClicked.connect(lambda event, name=name: self._on_click(name, event))
 
     def _make_bars(self) -> None:
-        self.bars_plot = self._plot_widget(
-            "blocks", "Click a block to select or deselect it in the target grid"
-        )
-        self._build_bars()
+        self.bars = BarsPlot()
+        self._add("blocks", self.bars)
 
     def _make_heatmap(self) -> None:
-        self.heat_plot = self._plot_widget(
-            "heatmap", "Click a column to select or deselect that block in the target grid"
-        )
-        self._build_heatmap()
+        self.heatmap = HeatmapPlot()
+        self._add("heatmap", self.heatmap)
 
     def _make_spectrum(self) -> None:
-        self.spectrum_plot = self._plot_widget("spectrum")
-        self._build_spectrum()
+        self.spectrum_view = SpectrumPlot()
+        self._add("spectrum", self.spectrum_view)
 
-    # --- building the plots ------------------------------------------------------------------
-
-    def _build_bars(self) -> None:
-        plot = self.bars_plot.getPlotItem()
-        plot.setLabel("bottom", "block")
-        plot.setLabel("left", "Frobenius norm")
-        plot.setMenuEnabled(False)
-        # one row above the bars (the y range leaves room for it); PNG exports keep it
-        self.legend = plot.addLegend(
-            offset=(4, 2), colCount=4, labelTextColor=COLORS["text"], labelTextSize="8pt", verSpacing=-4
-        )
-        self.bar_items: dict[str, pg.BarGraphItem] = {}
-        for key, label, color in SERIES:
-            bar = pg.BarGraphItem(x=[], height=[], width=0.26, brush=color, pen=pg.mkPen(None), name=label)
-            plot.addItem(bar)
-            self.bar_items[key] = bar
-        # the cancellation ratio on a second y axis (pyqtgraph's multiple-axes recipe)
-        self.cancel_box = pg.ViewBox()
-        plot.showAxis("right")
-        plot.scene().addItem(self.cancel_box)
-        plot.getAxis("right").linkToView(self.cancel_box)
-        plot.getAxis("right").setLabel("cancellation ratio", color=CANCEL_COLOR)
-        # the ratio lies in [0, 1]; the headroom above 1 is for the legend, so no ticks there
-        plot.getAxis("right").setTicks([[(v, f"{v:g}") for v in (0.0, 0.25, 0.5, 0.75, 1.0)]])
-        self.cancel_box.setXLink(plot)
-        self.cancel_box.setYRange(0.0, LEGEND_HEADROOM, padding=0)
-        self.cancel_box.setMouseEnabled(x=False, y=False)
-        self.cancel_curve = pg.PlotDataItem(
-            [],
-            [],
-            pen=pg.mkPen(CANCEL_COLOR, width=2),
-            symbol="o",
-            symbolSize=5,
-            symbolBrush=CANCEL_COLOR,
-            symbolPen=None,
-        )
-        self.cancel_box.addItem(self.cancel_curve)
-        self.legend.addItem(self.cancel_curve, "cancellation (right axis)")
-        plot.vb.sigResized.connect(self._sync_cancel_box)
-        plot.scene().sigMouseClicked.connect(self._on_bars_clicked)
-
-    def _sync_cancel_box(self) -> None:
-        plot = self.bars_plot.getPlotItem()
-        self.cancel_box.setGeometry(plot.vb.sceneBoundingRect())
-        self.cancel_box.linkedViewChanged(plot.vb, self.cancel_box.XAxis)
-
-    def _build_heatmap(self) -> None:
-        plot = self.heat_plot.getPlotItem()
-        plot.setLabel("bottom", "block")
-        plot.setMenuEnabled(False)
-        plot.invertY(True)
-        self.heat_image = pg.ImageItem()
-        self.colormap = pg.colormap.get("viridis")
-        self.heat_image.setColorMap(self.colormap)
-        plot.addItem(self.heat_image)
-        self.colorbar = pg.ColorBarItem(
-            values=(0.0, 1.0), colorMap=self.colormap, label="‖ΔW_out‖", interactive=False, width=12
-        )
-        self.colorbar.setImageItem(self.heat_image, insert_in=plot)
-        plot.scene().sigMouseClicked.connect(self._on_heat_clicked)
-
-    def _build_spectrum(self) -> None:
-        plot = self.spectrum_plot.getPlotItem()
-        plot.setLabel("bottom", "singular value index")
-        plot.setLabel("left", "singular value")
-        plot.setMenuEnabled(False)
-        self.spectrum_kept = pg.BarGraphItem(
-            x=[], height=[], width=0.7, brush=SERIES[2][2], pen=pg.mkPen(None)
-        )
-        self.spectrum_dropped = pg.BarGraphItem(
-            x=[], height=[], width=0.7, brush="#4a4f58", pen=pg.mkPen(None)
-        )
-        plot.addItem(self.spectrum_kept)
-        plot.addItem(self.spectrum_dropped)
-        self.spectrum_curve = pg.PlotDataItem(
-            [], [], pen=None, symbol="o", symbolSize=4, symbolBrush=COLORS["text"]
-        )
-        plot.addItem(self.spectrum_curve)
-        self.rank_line = pg.InfiniteLine(
-            angle=90,
-            movable=False,
-            pen=pg.mkPen(CANCEL_COLOR, width=2, style=Qt.PenStyle.DashLine),
-            label="rank {value:.0f}",
-            labelOpts={"position": 0.92, "color": CANCEL_COLOR, "anchors": [(0, 0), (0, 0)]},
-        )
-        plot.addItem(self.rank_line)
-        self.rank_line.hide()
-        self.spectrum_text = ""
+    # the plots' parts by name (tests, demos and the screenshot script read them)
+    bars_plot = property(lambda self: self.bars.widget)
+    heat_plot = property(lambda self: self.heatmap.widget)
+    spectrum_plot = property(lambda self: self.spectrum_view.widget)
+    bar_items = property(lambda self: self.bars.items)
+    cancel_curve = property(lambda self: self.bars.cancel_curve)
+    heat_image = property(lambda self: self.heatmap.image)
+    heat_array = property(lambda self: self.heatmap.array)
+    spectrum_curve = property(lambda self: self.spectrum_view.curve)
+    spectrum_kept = property(lambda self: self.spectrum_view.kept)
+    spectrum_dropped = property(lambda self: self.spectrum_view.dropped)
+    rank_line = property(lambda self: self.spectrum_view.rank_line)
+    spectrum_label = property(lambda self: self.spectrum_view.label)
 
     # --- filling -----------------------------------------------------------------------------
 
     def set_analysis(self, result: AnalysisResult, heading: str = "", *, staged: bool = False) -> None:
-        """Show an analysis (replacing the previous one).
+        """Show an analysis (replacing the previous one, and any stale mark).
 
         ``staged``: fill one plot per event-loop pass (bars now, heatmap, table and spectrum
         next), so that no single pass of filling and repainting holds up the window.
@@ -392,8 +205,20 @@ class AnalysisView(QWidget):
         """
         self.finish_building()
         self.result = result
+        self.stale_reason = None
         self.blocks = data.block_rows(result)
         self.heat = data.heatmap(result)
+        self.title.setText(self._title_html(result, heading))
+        self.overlay.dismiss()
+        self._fills = [self._fill_bars, self._fill_heatmap, self._fill_table, self._select_most_distinct]
+        if staged:
+            self._fill_next()
+        else:
+            while self._fills:
+                self._fills.pop(0)()
+
+    @staticmethod
+    def _title_html(result: AnalysisResult, heading: str) -> str:
         merged = sum(1 for r in result.rows if r.status == MERGED)
         parts = [
             f"<b>{html.escape(heading or 'Analysis')}</b>",
@@ -403,13 +228,33 @@ class AnalysisView(QWidget):
         ]
         if result.rank_policy:
             parts.append(html.escape(result.rank_policy))
-        self.title.setText(" · ".join(parts))
-        self._fills = [self._fill_bars, self._fill_heatmap, self._fill_table, self._select_most_distinct]
-        if staged:
-            self._fill_next()
-        else:
-            while self._fills:
-                self._fills.pop(0)()
+        return " · ".join(parts)
+
+    def clear(self) -> None:
+        """No data: the placeholder covers the plots, the table is empty (exports have nothing to write)."""
+        self._fills = []
+        self._fill_timer.stop()
+        self.result = None
+        self.stale_reason = None
+        self.blocks, self.heat, self.spectrum, self.current_module = [], None, None, ""
+        self.title.setText("")
+        self.table_model.set_rows([])
+        if self.is_built:
+            self.bars.clear()
+            self.heatmap.clear()
+            self.spectrum_view.fill(None)
+        self.overlay.show_empty(EMPTY_TEXT)
+
+    def mark_stale(self, reason: str = STALE_REASON) -> None:
+        """The numbers no longer match the inputs: greyed under a stale mark until the next analysis."""
+        if self.result is None:
+            return  # nothing shown, nothing to mark
+        self.stale_reason = reason or STALE_REASON
+        self.overlay.show_stale(stale_text(self.stale_reason))
+
+    @property
+    def is_stale(self) -> bool:
+        return self.stale_reason is not None
 
     @property
     def is_filled(self) -> bool:
@@ -426,60 +271,20 @@ class AnalysisView(QWidget):
         self.select_module(top[0].name if top else "")
 
     def _fill_bars(self) -> None:
-        x = np.array([b.block for b in self.blocks], dtype=float)
-        offsets = {"norm_a": -0.28, "norm_b": 0.0, "norm_out": 0.28}
-        for key, _label, _color in SERIES:
-            heights = [getattr(b, key) for b in self.blocks]
-            self.bar_items[key].setOpts(x=x + offsets[key], height=heights, brushes=self._brushes(key))
-        cancel = [np.nan if b.cancellation is None else b.cancellation for b in self.blocks]
-        self.cancel_curve.setData(x, np.array(cancel, dtype=float), connect="finite")
-        plot = self.bars_plot.getPlotItem()
-        if len(x):
-            plot.setXRange(x.min() - 0.7, x.max() + 0.7, padding=0)
-            top = max(max(getattr(b, key) for b in self.blocks) for key, _, _ in SERIES)
-            plot.setYRange(0.0, top * LEGEND_HEADROOM if top > 0 else 1.0, padding=0)
-        self.cancel_box.setYRange(0.0, LEGEND_HEADROOM, padding=0)
-        self._sync_cancel_box()
-
-    def _brushes(self, key: str) -> list:
-        color = dict((k, c) for k, _, c in SERIES)[key]
-        brushes = []
-        for block in self.blocks:
-            qcolor = QColor(color)
-            if self._selected_blocks is not None and block.block not in self._selected_blocks:
-                qcolor.setAlpha(DESELECTED_ALPHA)
-            brushes.append(pg.mkBrush(qcolor))
-        return brushes
+        self.bars.selected = self._selected_blocks
+        self.bars.fill(self.blocks)
 
     def _fill_heatmap(self) -> None:
-        heat = self.heat
-        plot = self.heat_plot.getPlotItem()
-        if heat is None or not heat.blocks:
-            self.heat_image.clear()
-            return
-        first, last = heat.blocks[0], heat.blocks[-1]
-        width = last - first + 1
-        image = np.full((width, len(heat.layers)), np.nan)
-        for i, block in enumerate(heat.blocks):
-            for j in range(len(heat.layers)):
-                if heat.present[i][j]:
-                    image[block - first, j] = heat.values[i][j]
-        self.heat_array = image
-        top = float(np.nanmax(image)) if np.isfinite(image).any() else 0.0
-        self.heat_image.setImage(image, levels=(0.0, top if top > 0 else 1.0), autoLevels=False)
-        self.heat_image.setRect(QRectF(first - 0.5, -0.5, width, len(heat.layers)))
-        self.colorbar.setLevels((0.0, top if top > 0 else 1.0))
-        plot.getAxis("left").setTicks([[(j, _layer_label(name)) for j, name in enumerate(heat.layers)]])
-        plot.setXRange(first - 0.5, last + 0.5, padding=0)
-        plot.setYRange(-0.5, len(heat.layers) - 0.5, padding=0)
+        self.heatmap.fill(self.heat)
 
     def _fill_table(self) -> None:
-        self.table_model.set_rows(self.result.rows if self.result is not None else [])
+        result = self.result
+        self.table_model.set_rows(result.rows if result is not None else [], result.alpha if result else 1.0)
 
     # --- the spectrum ------------------------------------------------------------------------
 
     def select_module(self, name: str) -> None:
-        """Show a module's spectrum and select its table row."""
+        """Show a module's spectrum, select its table row and outline its heatmap cell."""
         self.current_module = name
         source_row = self.table_model.row_of(name)
         if source_row is not None:
@@ -499,102 +304,135 @@ class AnalysisView(QWidget):
             self._fill_spectrum()
 
     def _fill_spectrum(self) -> None:
-        plot = self.spectrum_plot.getPlotItem()
         if self.result is None or not self.current_module:
-            for item in (self.spectrum_kept, self.spectrum_dropped):
-                item.setOpts(x=[], height=[])
-            self.spectrum_curve.setData([], [])
-            self.rank_line.hide()
-            self.spectrum_text = ""
-            self.spectrum_label.setText("Singular values of the module selected in the table")
+            self.spectrum = None
+            self.spectrum_view.fill(None)
+            self.heatmap.outline_module("")
             return
         spectrum = data.spectrum(self.result, self.current_module)
         self.spectrum = spectrum
-        values = np.array(spectrum.values, dtype=float)
-        index = np.arange(1, len(values) + 1, dtype=float)
-        kept = spectrum.rank
-        self.spectrum_kept.setOpts(x=index[:kept], height=values[:kept])
-        self.spectrum_dropped.setOpts(x=index[kept:], height=values[kept:])
-        self.spectrum_curve.setData(index, values)
-        if kept:
-            self.rank_line.show()  # first: a hidden line's label ignores value changes
-            self.rank_line.label.setFormat(f"rank {kept}")
-            self.rank_line.setValue(kept + 0.5)
-            self.rank_line.label.valueChanged()
-        else:
-            self.rank_line.hide()
-        self.spectrum_text = spectrum.label
-        self.spectrum_label.setText(
+        self.spectrum_view.fill(
+            spectrum,
             f"<b>{html.escape(spectrum.name)}</b> <span style='color:{COLORS['muted']}'>·</span> "
-            f"{html.escape(spectrum.short_label)}"
+            f"{html.escape(spectrum.short_label)}",
         )
-        top = float(values.max()) if len(values) else 1.0
-        plot.setXRange(0.4, max(len(values), 1) + 0.6, padding=0)
-        plot.setYRange(0.0, top * 1.08 if top > 0 else 1.0, padding=0)
+        self.heatmap.outline_module(self.current_module)
+        self.module_selected.emit(self.current_module)
+
+    @property
+    def spectrum_text(self) -> str:
+        return self.spectrum.label if self.spectrum is not None else ""
 
     # --- selection from the target grid ------------------------------------------------------
 
     def set_selected_blocks(self, blocks: set[int] | None) -> None:
         """Dim the bars of blocks the target grid leaves out (None: every block is selected)."""
         self._selected_blocks = None if blocks is None else set(blocks)
-        if self.blocks:
-            for key, _label, _color in SERIES:
-                self.bar_items[key].setOpts(brushes=self._brushes(key))
+        if self.is_built:
+            self.bars.set_selected(self._selected_blocks)
 
-    # --- clicks ------------------------------------------------------------------------------
+    # --- the pointer -------------------------------------------------------------------------
 
-    def _block_at(self, plot: pg.PlotItem, scene_pos) -> int | None:
-        if not plot.vb.sceneBoundingRect().contains(scene_pos):
-            return None
-        x = plot.vb.mapSceneToView(scene_pos).x()
-        block = int(round(x))
-        present = {b.block for b in self.blocks}
-        return block if block in present and abs(x - block) <= 0.5 else None
+    def hover_at(self, plot_name: str, scene_pos) -> str:
+        """What hovering over a scene point of a plot shows (empty: nothing under it)."""
+        if self.result is None or self.is_stale:
+            return ""
+        if plot_name == "blocks":
+            hit = self.bars.at(scene_pos)
+            return "" if hit is None else data.block_hover(self.result, hit[0], hit[1])
+        if plot_name == "heatmap":
+            name = self.heatmap.module_at(scene_pos)
+            return "" if name is None else data.cell_hover(self.result, name)
+        index = self.spectrum_view.at(scene_pos)
+        if index is None or self.spectrum is None:
+            return ""
+        return f"{self.spectrum.name}\n{data.spectrum_hover(self.spectrum, index)}"
 
-    def _on_bars_clicked(self, event) -> None:
-        block = self._block_at(self.bars_plot.getPlotItem(), event.scenePos())
-        if block is not None:
-            self.block_clicked.emit(block)
+    def _on_hover(self, plot_name: str, scene_pos) -> None:
+        text = self.hover_at(plot_name, scene_pos)
+        widget = self.plot_widget(plot_name)
+        if text == self.hover_text and text:
+            return
+        self.hover_text = text
+        if text:
+            QToolTip.showText(widget.mapToGlobal(widget.mapFromScene(scene_pos)), text, widget)
+        else:
+            QToolTip.hideText()
 
-    def _on_heat_clicked(self, event) -> None:
-        block = self._block_at(self.heat_plot.getPlotItem(), event.scenePos())
-        if block is not None:
-            self.block_clicked.emit(block)
+    def _on_click(self, plot_name: str, event) -> None:
+        if self.result is None or self.is_stale:
+            return
+        if plot_name == "blocks":
+            hit = self.bars.at(event.scenePos())
+            if hit is not None:
+                self.block_clicked.emit(hit[0])
+        elif plot_name == "heatmap":
+            name = self.heatmap.module_at(event.scenePos())
+            if name is not None:
+                self.select_module(name)
 
-    def block_scene_pos(self, plot_name: str, block: int):
+    def block_scene_pos(self, plot_name: str, block: int) -> QPoint:
         """Where a block is drawn, in the plot widget's viewport coordinates (for tests and demos)."""
-        widget = self.bars_plot if plot_name == "blocks" else self.heat_plot
-        plot = widget.getPlotItem()
-        y = plot.vb.viewRange()[1]
-        scene = plot.vb.mapViewToScene(pg.Point(block, (y[0] + y[1]) / 2))
-        return widget.mapFromScene(scene)
+        return (self.bars if plot_name == "blocks" else self.heatmap).viewport_pos(block)
+
+    def cell_scene_pos(self, name: str) -> QPoint:
+        """Where a module's heatmap cell is drawn (viewport coordinates of the heatmap widget)."""
+        cell = self.heat.cell_of(name) if self.heat is not None else None
+        if cell is None:
+            raise KeyError(name)
+        return self.heatmap.viewport_pos(*cell)
 
     # --- export ------------------------------------------------------------------------------
 
-    def plot_widget(self, name: str) -> pg.PlotWidget:
-        return {"blocks": self.bars_plot, "heatmap": self.heat_plot, "spectrum": self.spectrum_plot}[name]
+    def plot_widget(self, name: str):
+        return {"blocks": self.bars, "heatmap": self.heatmap, "spectrum": self.spectrum_view}[name].widget
+
+    def export_widget(self, name: str) -> QWidget:
+        """What a PNG export shows of a plot: the plot with its legend row (bars) or label (spectrum)."""
+        return {"blocks": self.bars, "heatmap": self.heatmap, "spectrum": self.spectrum_view}[name].holder
+
+    def export_title(self, name: str) -> str:
+        if self.result is None:
+            return ""
+        return data.plot_title(name, self.result, self.current_module if name == "spectrum" else "")
 
     def export_png(self, name: str, path: str | Path, scale: float = EXPORT_SCALE) -> Path:
-        """Save one plot as a PNG (``name``: blocks, heatmap or spectrum), as on screen at ``scale``×.
+        """Save one plot as a PNG (``name``: blocks, heatmap or spectrum) under a title, at ``scale``×.
 
         The widget is rendered into an image of ``scale`` device pixels per pixel: a crisp copy of
-        what the user sees (legend, colour bar and, for the spectrum, its title label included).
-        pyqtgraph's ImageExporter enlarges text but not the legend, so it is not used here.
+        what the user sees (legend, colour bar and, for the spectrum, its label included), with a
+        title band on top naming the plot, the inputs and the expert. pyqtgraph's ImageExporter
+        enlarges text but not the legend, so it is not used here.
         """
-        widget = self._spectrum_box if name == "spectrum" else self.plot_widget(name)
+        if self.result is None:
+            raise ValueError("no analysis to export")
+        widget = self.export_widget(name)
         size = widget.size()
-        image = QImage(round(size.width() * scale), round(size.height() * scale), QImage.Format.Format_ARGB32)
+        title = self.export_title(name)
+        font = QFont(self.font())
+        font.setBold(True)
+        font.setPointSizeF(max(font.pointSizeF(), 9.0) * 1.1)
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextWordWrap)
+        text_box = QFontMetricsF(font).boundingRect(QRectF(0, 0, size.width() - 16, 1000), flags, title)
+        band = int(text_box.height() + 12)
+        image = QImage(
+            round(size.width() * scale), round((size.height() + band) * scale), QImage.Format.Format_ARGB32
+        )
         image.setDevicePixelRatio(scale)
         image.fill(QColor(COLORS["base"]))
         painter = QPainter(image)
         try:
+            painter.setFont(font)
+            painter.setPen(QColor(COLORS["text"]))
+            painter.drawText(QRectF(8, 0, size.width() - 16, band), flags, title)
             # QWidget's render (the widget as painted on screen), not QGraphicsView's scene render
-            QWidget.render(widget, painter, QPoint())
+            QWidget.render(widget, painter, QPoint(0, band))
         finally:
             painter.end()
         with atomic_output(path, overwrite=True) as tmp:
             if not image.save(str(tmp), "PNG"):
                 raise OSError(f"could not write a PNG image to {path}")
+        self.last_export_title = title
         return Path(path)
 
     def export_csv(self, path: str | Path) -> Path:

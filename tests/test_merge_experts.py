@@ -357,6 +357,17 @@ def test_cli_runs_the_experts_and_refuses_with_exit_2(tmp_path, experts):
     assert (tmp_path / "cli_high_noise.safetensors").is_file() and (
         tmp_path / "cli_low_noise.safetensors"
     ).is_file()
+    pair = ["--lora_a_high", experts["a_high"].name, "--lora_a_low", experts["a_low"].name]
+    pair += ["--lora_b_high", experts["b_high"].name, "--lora_b_low", experts["b_low"].name]
+    done = run_main("merge", *pair, "--analyze_only", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "== high-noise expert ==" in done.stdout and "== low-noise expert ==" in done.stdout
+    done = run_main(
+        "merge", *pair, "--expert", "high", "--output", "j.safetensors", "--json", "--quiet", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["outputs"] == ["j_high_noise.safetensors"] and list(data["by_expert"]) == ["high"]
     done = run_main(
         "merge",
         "--lora_a",

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from difflora_gui.errors import UserError
+from difflora_gui.lora.experts import EXPERT_TITLES, EXPERTS
 from difflora_gui.merge.output_names import expert_output
 
 if TYPE_CHECKING:
     from difflora_gui.merge.params import MergeParams
 
-EXPERTS = ("high", "low")
-TITLES = {"high": "high-noise expert", "low": "low-noise expert"}
+TITLES = EXPERT_TITLES
 SHORT = {"high": "high-noise", "low": "low-noise"}
 #: the key prefix of each expert in a combo file (for the notes)
 COMBO_PREFIX = {"high": "transformer_1", "low": "transformer_2"}
@@ -110,20 +110,8 @@ def _role_of(path: str) -> _FileRole:
     from difflora_gui.lora.reader import open_lora
 
     with open_lora(path) as lora:
-        role = getattr(lora, "expert_role", None)
-        if role is None:  # a reader without expert roles: the file layer's rule on name and metadata
-            role = _role_without_reader(lora)
-    if role is None:
-        return _FileRole("both", "")
-    return _FileRole(str(role.role), str(getattr(role, "detail", "") or ""))
-
-
-def _role_without_reader(lora):
-    try:
-        from difflora_gui.lora.experts import resolve_role
-    except ImportError:
-        return None
-    return resolve_role(lora.path, lora.metadata, variant=lora.model.variant, model_title=lora.model.label)
+        role = lora.expert_role
+    return _FileRole(str(role.role), str(role.detail or ""))
 
 
 # --- the plan ----------------------------------------------------------------------------------

@@ -17,9 +17,6 @@ from difflora_gui.merge import analysis as an
 from difflora_gui.merge.result import MergeResult, analysis_paths, optimal_residual, strategy_text
 from difflora_gui.merge.runtime import quiet_logger
 
-#: the metadata key naming the Wan2.2 expert a written file is for (the file layer reads it back)
-EXPERT_METADATA_KEY = "difflora_expert"
-
 if TYPE_CHECKING:
     from difflora_gui.lora.model import LoraModule
     from difflora_gui.merge.params import MergeParams
@@ -203,8 +200,6 @@ def write_output(
     energies = [r.retained_energy for r in merged if r.retained_energy is not None]
     if energies:
         extra["difflora.retained_energy"] = f"{sum(energies) / len(energies):.6f}"
-    if expert is not None:
-        extra[EXPERT_METADATA_KEY] = expert
     metadata = build_metadata(
         modules=modules,
         title=p.title or output.stem,
@@ -216,6 +211,7 @@ def write_output(
         created=p.created,
         description=f"differential LoRA: {p.describe()}",
         extra=extra,
+        expert=expert,
     )
     # the writer logs the portability warnings too; they were reported above through the job
     with quiet_logger("difflora_gui.lora.writer"):

@@ -13,31 +13,19 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from difflora_gui.lora.experts import expert_output_path
 from difflora_gui.merge.input_checks import default_output_name
 from difflora_gui.merge.result import analysis_paths
 
 __all__ = ["default_output_name", "expert_output", "numbered_free", "outputs_for"]
 
-_SUFFIXES = {"high": "_high_noise", "low": "_low_noise"}
 _NUMBERED = re.compile(r"^(?P<base>.*)_(?P<number>\d{5})$")
 
 
 def expert_output(output: str | Path, expert: str | None) -> Path:
     """The file one expert's part of a merge goes to (``output`` itself for a one-model merge)."""
     output = Path(output)
-    if expert is None:
-        return output
-    try:
-        from difflora_gui.lora.experts import expert_output_path
-    except ImportError:  # the file layer's helper; the same rule below until it is there
-        expert_output_path = None
-    if expert_output_path is not None:
-        return Path(expert_output_path(output, expert))
-    suffix = _SUFFIXES[expert]
-    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
-    if stem.endswith(suffix):
-        return output
-    return output.with_name(f"{stem}{suffix}{output.suffix}")
+    return output if expert is None else expert_output_path(output, expert)
 
 
 def outputs_for(output: str | Path, experts: Iterable[str | None]) -> list[Path]:

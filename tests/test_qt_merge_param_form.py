@@ -267,3 +267,35 @@ def test_the_rank_hint_sits_under_the_rank_field_and_its_link_sets_the_rank(qtbo
     assert form.value("rank") == 4
     hint.set_analysis(None)  # the analysis was cleared (new inputs)
     assert hint.isHidden() and hint.plain_text() == ""
+
+
+def test_a_third_party_filter_s_text_compressor_field_is_offered_as_a_choice(qtbot):
+    from difflora_gui.plugin_host import get_plugin_host
+    from difflora_gui.qt.merge.strategy import StrategyChooser
+    from difflora_gui.specs import MergeStrategySpec
+
+    strategies = dict(get_plugin_host().merge_strategies())
+    strategies["mine"] = MergeStrategySpec(
+        name="mine",
+        title="Mine",
+        description="a filter declaring its compressor as text",
+        params=(Param("compressor", "str", "full_svd", "any registered compressor"),),
+        select=lambda stats, params, ctx: [s.name for s in stats],
+    )
+    strategies["sign_flip"] = MergeStrategySpec(
+        name="sign_flip", title="Sign flip", description="a third-party compressor", compress=lambda *a: None
+    )
+    chooser = StrategyChooser(strategies)
+    qtbot.addWidget(chooser)
+    chooser.set_state("mine")
+    combo = chooser.form("mine").editors["compressor"].editor
+    assert isinstance(combo, QComboBox) and not combo.isEditable()
+    assert [combo.itemText(i) for i in range(combo.count())] == ["full_svd", "randomized_svd", "sign_flip"]
+    combo.setCurrentText("sign_flip")
+    assert chooser.compressor_name() == "sign_flip"
+    assert chooser.strategy_params() == {"mine": {"compressor": "sign_flip"}}
+    assert chooser.problem() == ""
+    # the magnitude filter offers the same list
+    chooser.set_state("magnitude_filter")
+    combo = chooser.form("magnitude_filter").editors["compressor"].editor
+    assert combo.findText("sign_flip") >= 0 and combo.currentText() == "full_svd"

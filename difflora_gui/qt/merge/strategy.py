@@ -3,12 +3,14 @@
 Nothing strategy-specific lives here. A compressor shows its own parameters; a module filter also
 says that it hands the modules it keeps to a compressor, and shows that compressor's parameters
 (the compressor is the one the engine would pick: the filter's ``compressor`` parameter when it
-declares one, else its ``default_compressor``). With :meth:`StrategyChooser.set_undo_stack`
+declares one, else its ``default_compressor``); that parameter is always a choice of the registered
+compressors, however the filter declares it. With :meth:`StrategyChooser.set_undo_stack`
 choosing a strategy and every field of its forms are undoable steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QStackedWidget, QVBoxLa
 from superqt.utils import signals_blocked
 
 from difflora_gui.merge.strategies import compressor_name_for
+from difflora_gui.params import Param
 from difflora_gui.qt.param_form import ParamForm
 from difflora_gui.specs import MergeStrategySpec
 
@@ -100,7 +103,7 @@ class StrategyChooser(QWidget):
         """The parameter form of a strategy (built once, so values survive switching)."""
         if name not in self.forms:
             spec = self.strategies[name]
-            form = ParamForm(spec.params, empty_text="This strategy has no parameters.")
+            form = ParamForm(self._form_params(spec), empty_text="This strategy has no parameters.")
             form.setObjectName(f"strategyForm-{name}")
             form.changed.connect(self._on_form_changed)
             if self._undo is not None:
@@ -108,6 +111,23 @@ class StrategyChooser(QWidget):
             self.forms[name] = form
             self.stack.addWidget(form)
         return self.forms[name]
+
+    def compressor_names(self) -> list[str]:
+        """The registered compressors (``full_svd`` first), what a filter's ``compressor`` offers."""
+        names = [n for n, spec in self.strategies.items() if spec.is_compressor]
+        return sorted(names, key=lambda n: (n != "full_svd", n))
+
+    def _form_params(self, spec: MergeStrategySpec) -> tuple[Param, ...]:
+        # a filter's "compressor" field, declared as text or as a choice, offers the compressors
+        # registered here (a third-party filter's too), never free text
+        if not spec.is_filter or "compressor" not in spec.params:
+            return tuple(spec.params)
+        return tuple(
+            dataclasses.replace(p, type="choice", choices=self.compressor_names)
+            if p.name == "compressor"
+            else p
+            for p in spec.params
+        )
 
     def _compressor_form(self, name: str) -> ParamForm:
         # a second form per compressor: its values apply when it serves a filter

@@ -36,6 +36,8 @@ class ActionDef:
     fallback: str | None = None
     tip: str = ""
     object_name: str = ""
+    #: further key texts that trigger it too (Ctrl+Y for Redo)
+    more_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ ACTIONS: tuple[ActionDef, ...] = (
               tip="Model folders, Musubi Tuner, ComfyUI, device, output", object_name="actionSettings"),
     ActionDef("action_quit", "&Quit", "close", StandardKey.Quit, "Ctrl+Q", tip="Close the window",
               object_name="actionQuit"),
+    ActionDef("action_undo", "&Undo", "undo", StandardKey.Undo, "Ctrl+Z",
+              tip="Undo the last change of targets, block weights, forms or the output name",
+              object_name="actionUndo"),
+    ActionDef("action_redo", "&Redo", "redo", StandardKey.Redo, "Ctrl+Shift+Z", more_keys=("Ctrl+Shift+Z", "Ctrl+Y"),
+              tip="Redo the change undone last", object_name="actionRedo"),
     ActionDef("action_plugins", "&Plugins…", "show_plugins", "Ctrl+Shift+P",
               tip="Loaded plugins, their errors; enable or disable", object_name="actionPlugins"),
     ActionDef("action_reset_layout", "Reset &layout", "reset_layout", tip="Put the docks back",
@@ -88,6 +95,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "action_quit",
         ),
     ),
+    ("&Edit", ("action_undo", "action_redo")),
     ("&View", (SECTION_ACTIONS, SEPARATOR, "action_toggle_jobs", "action_toggle_log", "action_reset_layout")),
     ("&Tools", ("action_plugins",)),
     ("&Help", ("action_shortcuts", "action_about")),
@@ -105,6 +113,10 @@ def _make_action(window: QMainWindow, definition: ActionDef) -> QAction:
         action.setShortcut(QKeySequence(definition.shortcut))
     if definition.fallback and action.shortcut().isEmpty():
         action.setShortcut(QKeySequence(definition.fallback))
+    if definition.more_keys:
+        keys = [action.shortcut()] if not action.shortcut().isEmpty() else []
+        keys += [QKeySequence(text) for text in definition.more_keys if QKeySequence(text) not in keys]
+        action.setShortcuts(keys)
     if definition.tip:
         action.setStatusTip(definition.tip)
         action.setToolTip(definition.tip)
@@ -155,7 +167,7 @@ def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
     native = QKeySequence.SequenceFormat.NativeText
     rows = []
     for definition in ACTIONS:
-        keys = getattr(window, definition.attr).shortcut().toString(native)
+        keys = ", ".join(key.toString(native) for key in getattr(window, definition.attr).shortcuts())
         if keys:
             rows.append((keys, definition.text.replace("&", "").rstrip("…")))
     first, last = SECTIONS[0], SECTIONS[-1]

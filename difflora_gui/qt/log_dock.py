@@ -59,6 +59,7 @@ class LogDock(QDockWidget):
         self.view.setReadOnly(True)
         self.view.setMaximumBlockCount(MAX_LINES)
         self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Tab stays in the panels; a click selects text
         self.copy_button = QPushButton("Copy")
         self.copy_button.setToolTip("Copy the whole log to the clipboard")
         self.copy_button.clicked.connect(self.copy_to_clipboard)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QStackedWidget,
     QWidget,
 )
@@ -39,6 +40,7 @@ from difflora_gui.qt.sections import SECTION_INFO, PanelEntry, SectionPage, buil
 from difflora_gui.qt.services import AppServices
 from difflora_gui.qt.theme import icon
 from difflora_gui.qt.wheel_guard import install_wheel_guard
+from difflora_gui.qt.window_layout import arrange_docks, compact_screen, current_panel, focus_panel
 from difflora_gui.settings import AppSettings
 from difflora_gui.specs import SECTIONS, PanelSpec
 
@@ -125,6 +127,7 @@ class MainWindow(QMainWindow):
             self.log(self.services.settings.load_warning, "warning")
         if not self.restore_window_state():
             self._default_geometry()
+            self.arrange_docks(compact=compact_screen())
         self.project_files.update_title()
 
     def _default_geometry(self) -> None:
@@ -138,6 +141,10 @@ class MainWindow(QMainWindow):
             max(min(1280, area.width()), int(area.width() * 0.9)),
             max(min(820, area.height()), int(area.height() * 0.9)),
         )
+
+    def arrange_docks(self, *, compact: bool) -> None:
+        """Docks for the screen (see :func:`~difflora_gui.qt.window_layout.arrange_docks`)."""
+        arrange_docks(self, compact=compact)
 
     # --- building ----------------------------------------------------------------------------
 
@@ -177,8 +184,12 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.log_dock], [190], Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
-        self.jobs_status = QLabel()
+        self.jobs_status = QPushButton()
         self.jobs_status.setObjectName("jobsStatus")
+        self.jobs_status.setFlat(True)
+        self.jobs_status.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.jobs_status.setToolTip("Show the Jobs dock (Ctrl+J)")
+        self.jobs_status.clicked.connect(self.show_jobs_dock)
         self.device_status = QLabel("device: cpu")
         self.device_status.setObjectName("deviceStatus")
         self.statusBar().addPermanentWidget(self.jobs_status)
@@ -228,6 +239,34 @@ class MainWindow(QMainWindow):
     def current_section(self) -> str:
         return SECTIONS[max(self.nav.currentRow(), 0)]
 
+    def current_panel(self) -> QWidget | None:
+        """The panel on show in the current section (None on an intro page)."""
+        return current_panel(self)
+
+    def focus_current_panel(self) -> None:
+        """The keyboard focus starts in the section's panel (its first input), not in a dock."""
+        focus_panel(current_panel(self))
+
+    # --- undo (each panel may keep an ``undo_stack``) -------------------------------------------
+
+    def current_undo_stack(self):
+        panel = self.current_panel()
+        return getattr(panel, "undo_stack", None) if panel is not None else None
+
+    @Slot()
+    def undo(self) -> None:
+        stack = self.current_undo_stack()
+        if stack is not None and stack.canUndo():
+            stack.undo()
+            self.status(f"Undone: {stack.redoText()}")
+
+    @Slot()
+    def redo(self) -> None:
+        stack = self.current_undo_stack()
+        if stack is not None and stack.canRedo():
+            stack.redo()
+            self.status(f"Redone: {stack.undoText()}")
+
     # --- logging -----------------------------------------------------------------------------
 
     def log(self, text: str, level: str = "info") -> None:
@@ -246,6 +285,10 @@ class MainWindow(QMainWindow):
             self.log(f"Done: {handle.title} in {elapsed:.1f} s")
         elif handle.state == CANCELLED:
             self.log(f"Cancelled: {handle.title}", "warning")
+
+    def show_jobs_dock(self) -> None:
+        self.jobs_dock.show()
+        self.jobs_dock.raise_()
 
     @Slot(object)
     def _on_job_failed(self, handle: JobHandle) -> None:
@@ -466,6 +509,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._shown_once:
             self._shown_once = True
+            QTimer.singleShot(0, self.focus_current_panel)
             QTimer.singleShot(0, self.first_shown.emit)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override

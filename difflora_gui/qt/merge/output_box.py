@@ -180,8 +180,10 @@ class OutputBox(QFrame):
 
     def set_inputs(self, pair: tuple[Path | None, Path | None], experts: Iterable[str | None]) -> None:
         """The files the name follows and the experts a merge writes (``(None,)``: one file)."""
-        self._pair = (pair[0], pair[1])
-        self._experts = tuple(experts) or (None,)
+        pair, experts = (pair[0], pair[1]), tuple(experts) or (None,)
+        if (pair, experts) == (self._pair, self._experts):
+            return  # the same files read again: the name stays as it is
+        self._pair, self._experts = pair, experts
         self.refresh()
 
     @property

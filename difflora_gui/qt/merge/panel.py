@@ -81,6 +81,7 @@ class MergePanel(PanelJobs, QWidget):
         self.last_result = None  # MergeResult of the last merge
         self._created: str | None = None  # the recipe's creation time while the form shows that recipe
         self._restoring = False
+        self._input_signature: tuple = ()  # the input fields last seen (to tell other inputs from a re-read)
         self.undo_stack = UndoStack(self)
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -305,11 +306,14 @@ class MergePanel(PanelJobs, QWidget):
     def _on_inputs_changed(self, paths_changed: bool) -> None:
         self.targets.set_block_count(self.inputs.block_count())
         self.targets.set_module_names(self.inputs.module_names())
-        if paths_changed:
+        signature = tuple(sorted((key, str(value)) for key, value in self._input_fields().items()))
+        if signature != self._input_signature:  # other files (or experts) than before
+            self._input_signature = signature
             self._follow_inputs()
             self.mark_analysis_stale("the inputs changed")
             if self.job is None:
                 self.run_bar.clear_status()  # the last job's line was about other inputs
+        if paths_changed:
             self._on_settings_changed()
         else:
             self._update_run_state()
@@ -321,7 +325,9 @@ class MergePanel(PanelJobs, QWidget):
         pair = name_pair() if name_pair is not None else (self.paths["a"], self.paths["b"])
         experts: tuple[str | None, ...] = (None,)
         if getattr(self.inputs, "two_expert", False):
-            expert = self._input_fields().get("expert") or "both"
+            expert = (
+                getattr(self.inputs, "write_expert", None) or self._input_fields().get("expert") or "both"
+            )
             experts = ("high", "low") if expert == "both" else (expert,)
         self.output_box.set_inputs(pair, experts)
 

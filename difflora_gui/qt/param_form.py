@@ -228,11 +228,7 @@ class ParamForm(QWidget):
     def set_undo_stack(self, stack) -> None:
         """Record every user edit on ``stack`` (an :class:`~difflora_gui.qt.undo.UndoStack`)."""
         self._undo = stack
-        self._shown = self.values()
-        for editor in self.editors.values():
-            nested = getattr(editor, "nested", None)
-            if nested is not None:
-                nested.set_undo_stack(stack)
+        self._shown = self.values()  # a nested config's edits are steps of its field, as a whole
 
     def _on_field_edited(self, name: str) -> None:
         before, after = self._shown.get(name), self.editors[name].value()

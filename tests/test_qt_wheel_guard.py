@@ -100,8 +100,7 @@ def test_the_workbench_settings_ignore_the_wheel_and_copy_command_is_unchanged(q
         assert scroll.isAncestorOf(mode) and not mode.hasFocus()
         before = (mode.currentText(), rank.value())
         for widget in (mode, rank):
-            wheel(widget)
-            wheel(widget, +1)
+            wheel(widget)  # down: the next rank mode, a lower rank, if the input took it
         assert (mode.currentText(), rank.value()) == before
         assert panel.command_line(windows=False) == command
     finally:

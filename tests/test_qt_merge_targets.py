@@ -176,3 +176,22 @@ def test_counts_with_module_names_and_weights(box):
     box.set_text("attn blocks=0@0.5,1")
     assert box.targeted_count() == sum(1 for n in names if parse_selector("attn").matches(n))
     assert "weighted 0 ×0.5" in box.status_label.text()
+
+
+def test_the_block_buttons_and_the_range_are_undoable_steps(box):
+    stack = UndoStack()
+    box.set_undo_stack(stack)
+    box.none_button.click()
+    assert box.text() == "" and "no block is selected" in box.status_label.text()
+    box.range_edit.setText("2-4")
+    box.range_button.click()
+    assert box.text() == "attn blocks=2-4"
+    box.invert_button.click()
+    assert box.text() == "attn blocks=0-1,5-39"
+    box.all_button.click()
+    assert box.text() == "attn" and stack.count() == 4
+    for expected in ("attn blocks=0-1,5-39", "attn blocks=2-4", "", "attn"):
+        stack.undo()
+        assert box.text() == expected
+        if not expected:  # the state, not only the text, comes back
+            assert box.problem() == "no block is selected" and box.checked_blocks() == []

@@ -9,6 +9,8 @@ and reports; :class:`~difflora_gui.qt.merge.targets.TargetSelector` keeps the st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -25,7 +27,7 @@ from superqt.utils import signals_blocked
 from difflora_gui.lora.block_weights import PRESET_DESCRIPTIONS
 from difflora_gui.lora.block_weights import PRESETS as BLOCK_PRESETS
 from difflora_gui.lora.block_weights import preset_weights as core_preset_weights
-from difflora_gui.lora.selector import format_blocks
+from difflora_gui.lora.selector import Selector, format_blocks
 
 GRID_COLUMNS = 10
 #: the weights a cell's field accepts (the grammar takes any finite number; −1 flips a block)
@@ -62,6 +64,17 @@ def preset_weights(name: str, count: int) -> list[float]:
     """The weight of each of ``count`` blocks for a preset, rounded as the grid shows them."""
     weights = core_preset_weights(name, count)
     return [round_weight(weights.get(b, 0.0)) for b in range(count)]
+
+
+def grid_selector(groups, blocks, weights: Mapping[int, float], include, exclude) -> Selector:
+    """The selector of the targets box's state (weights only for the blocks that are not at 1)."""
+    extra = {"weights": dict(weights)} if weights else {}
+    return Selector.from_parts(groups, blocks, include, exclude, **extra)
+
+
+def selector_weights(selector: Selector) -> dict[int, float]:
+    """A selector's block weights that are not 1."""
+    return {int(b): float(w) for b, w in selector.weights.items() if w != 1}
 
 
 def out_of_range_text(blocks: list[int], count: int) -> str:

@@ -13,7 +13,6 @@ one field or stepping one weight merges into one step.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -34,9 +33,11 @@ from difflora_gui.qt.merge.block_grid import (
     GRID_STYLE,
     BlockGrid,
     PresetMenu,
+    grid_selector,
     out_of_range_text,
     preset_weights,
     round_weight,
+    selector_weights,
 )
 
 __all__ = ["GRID_COLUMNS", "GROUP_BOXES", "TargetSelector"]
@@ -50,15 +51,6 @@ GROUP_BOXES = (
     ("ffn", "FFN"),
     ("other", "Other"),
 )
-
-
-def _selector(groups, blocks, weights: Mapping[int, float], include, exclude) -> Selector:
-    extra = {"weights": dict(weights)} if weights else {}
-    return Selector.from_parts(groups, blocks, include, exclude, **extra)
-
-
-def _weights_of(selector: Selector) -> dict[int, float]:
-    return {int(b): float(w) for b, w in (getattr(selector, "weights", None) or {}).items() if w != 1}
 
 
 class TargetSelector(QWidget):
@@ -81,7 +73,7 @@ class TargetSelector(QWidget):
         self._names: list[str] = []
         self.block_count = 0
         self._undo = None
-        self._shown_text = ""  # the text after the last change (the "before" of the next undo step)
+        self._shown_state: tuple = ()  # the state after the last change (the next undo step's "before")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -167,18 +159,30 @@ class TargetSelector(QWidget):
         layout.addWidget(self.status_label)
         self.set_block_count(0)
         self._refresh(from_text=False)
-        self._shown_text = self.text_edit.text()
+        self._shown_state = self._state()
 
     # --- undo --------------------------------------------------------------------------------
 
     def set_undo_stack(self, stack) -> None:
         """Record every user change on ``stack`` (an :class:`~difflora_gui.qt.undo.UndoStack`)."""
         self._undo = stack
-        self._shown_text = self.text_edit.text()
+        self._shown_state = self._state()
+
+    def _state(self) -> tuple:
+        # the whole state, not only the text: "no block" and an invalid text both show ""
+        return (
+            self.text_edit.text(),
+            frozenset(self._groups),
+            self._blocks,
+            tuple(sorted(self._weights.items())),
+            self._include,
+            self._exclude,
+            self._text_error,
+        )
 
     def _record(self, what: str, merge_key: str | None = None) -> None:
-        before, after = self._shown_text, self.text_edit.text()
-        self._shown_text = after
+        before, after = self._shown_state, self._state()
+        self._shown_state = after
         if self._undo is None or self._undo.applying or before == after:
             return
         self._undo.record(
@@ -188,10 +192,12 @@ class TargetSelector(QWidget):
             merge_key=None if merge_key is None else f"targets-{id(self)}-{merge_key}",
         )
 
-    def _restore(self, text: str) -> None:
+    def _restore(self, state: tuple) -> None:
+        text, groups, self._blocks, weights, self._include, self._exclude, self._text_error = state
+        self._groups, self._weights, self._remembered = set(groups), dict(weights), {}
         self.text_edit.setText(text)
-        self._apply_text(text)
-        self._shown_text = text
+        self._refresh(from_text=True)
+        self._shown_state = state
         self.changed.emit()
 
     def _user(self, action, what: str, merge_key: str | None = None) -> None:
@@ -249,7 +255,7 @@ class TargetSelector(QWidget):
         if self._blocks is not None and not self._blocks:
             return None
         weights = {b: w for b, w in self._weights.items() if self._blocks is not None and b in self._blocks}
-        return _selector(self._groups, self._blocks, weights, self._include, self._exclude)
+        return grid_selector(self._groups, self._blocks, weights, self._include, self._exclude)
 
     def text(self) -> str:
         return self.text_edit.text().strip()
@@ -299,7 +305,7 @@ class TargetSelector(QWidget):
         """Show a selector text (a restored recipe, not recorded); the boxes follow when they can."""
         self.text_edit.setText(text)
         self._apply_text(text)
-        self._shown_text = self.text_edit.text()
+        self._shown_state = self._state()
         self.changed.emit()
 
     # --- actions (the buttons record them; called directly they are not recorded) ------------
@@ -442,7 +448,7 @@ class TargetSelector(QWidget):
         self._text_error = ""
         self._groups = set(selector.groups)
         self._blocks = selector.blocks
-        self._weights = _weights_of(selector)
+        self._weights = selector_weights(selector)
         self._remembered = {}
         self._include, self._exclude = selector.include, selector.exclude
         self._refresh(from_text=True)

@@ -17,7 +17,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QLabel
 
 from difflora_gui.lora.reader import open_lora
 from difflora_gui.merge import plot_data
@@ -79,8 +79,7 @@ def one_model(tmp_path_factory) -> AnalysisResult:
 
 
 def hover(qtbot, widget, pos) -> None:
-    """Move the pointer there (pyqtgraph reports at most one move per 10 ms: wait past that first)."""
-    qtbot.wait(15)
+    """Move the pointer there (every move counts: no wait between moves)."""
     QTest.mouseMove(widget, pos)
 
 
@@ -101,7 +100,7 @@ def test_without_data_there_are_no_empty_axes_and_nothing_to_export(qtbot, side,
     side.clear()
     assert side.result is None and view.result is None
     assert side.stack.currentWidget() is side.intro  # the introduction, not empty plots
-    assert "how A and B differ" in side.intro.findChildren(type(side.view.title))[1].text()
+    assert any("how A and B differ" in label.text() for label in side.intro.findChildren(QLabel))
     assert list(view.bar_items["norm_a"].opts["height"]) == [] and view.table_model.rowCount() == 0
     assert not exports_enabled(side)
     side.export_csv_dialog()  # nothing happens (no dialog, no file)
@@ -360,3 +359,13 @@ def test_the_engines_four_file_analysis_shows_both_experts(qtbot, side, tmp_path
     assert side.current_expert == "low" and not side.tabs.tabBar().isVisible()
     assert side.view.result is one.by_expert["low"]
     assert side.default_export_path("csv").name == "merged_low_noise.workbench.csv"
+
+
+def test_marked_stale_before_the_second_expert_is_filled_both_experts_are_stale(qtbot, side, tmp_path):
+    both = two_expert_analysis(tmp_path)
+    side.set_analysis(both, "Merge")
+    side.mark_stale("the inputs changed")  # the low-noise view is still waiting for its turn
+    qtbot.waitUntil(lambda: side.is_filled, timeout=30_000)
+    assert [v.result for v in side.views.values()] == [both.by_expert["high"], both.by_expert["low"]]
+    assert all(v.is_stale for v in side.views.values()) and not exports_enabled(side)
+    assert side.views["low"].overlay.text == "Stale: the inputs changed — Analyze again"

@@ -20,6 +20,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from superqt import QElidingLabel
 
 from difflora_gui.merge import plot_data as data
 from difflora_gui.qt.theme import COLORS
@@ -27,7 +28,7 @@ from difflora_gui.qt.theme import COLORS
 SERIES = (
     ("norm_a", "‖ΔW_a‖", "#5fae7b"),
     ("norm_b", "‖ΔW_b‖", "#d0707a"),
-    ("norm_out", "‖ΔW_out‖ (written)", "#6b9cf0"),
+    ("norm_out", "‖ΔW_out‖", "#6b9cf0"),
 )
 CANCEL_COLOR = "#e0b060"
 DESELECTED_ALPHA = 70
@@ -37,6 +38,7 @@ _BAR_WIDTH = 0.26
 #: the y ranges end this much above the tallest bar (a little air, no legend to make room for)
 HEADROOM = 1.06
 
+NO_SPECTRUM = "Singular values of the module selected in the table or the heatmap"
 #: short names for the heatmap's rows
 _LAYER_LABELS = {"self_attn": "self", "cross_attn": "cross", "ffn": "ffn"}
 
@@ -99,7 +101,7 @@ def _holder(widget: QWidget, above: QWidget | None = None) -> QWidget:
 
 def _legend_html() -> str:
     swatches = [f"<span style='color:{color}'>■</span>&nbsp;{label}" for _key, label, color in SERIES]
-    swatches.append(f"<span style='color:{CANCEL_COLOR}'>●</span>&nbsp;cancellation (right axis, 0…1)")
+    swatches.append(f"<span style='color:{CANCEL_COLOR}'>●</span>&nbsp;cancellation (right)")
     return "&nbsp;&nbsp;&nbsp;".join(swatches)
 
 
@@ -110,6 +112,11 @@ class BarsPlot(_Plot):
         self.legend.setObjectName("barsLegend")
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setWordWrap(True)
+        self.legend.setToolTip(
+            "‖ΔW_a‖, ‖ΔW_b‖: the block's norms of LoRA A and B (at strength 1, before alpha); ‖ΔW_out‖: "
+            "what the output file holds (truncated, alpha applied); cancellation ‖A−B‖/(‖A‖+‖B‖) on "
+            "the right axis: 0 = A and B cancel, 1 = nothing shared"
+        )
         self.legend.setStyleSheet(
             f"background:{COLORS['base']}; color:{COLORS['text']}; padding:2px 6px; font-size:8pt;"
         )
@@ -296,10 +303,8 @@ class HeatmapPlot(_Plot):
 class SpectrumPlot(_Plot):
     def __init__(self):
         self.widget = _plot_widget("spectrumPlot")
-        self.label = QLabel("Singular values of the module selected in the table or the heatmap")
+        self.label = QElidingLabel(NO_SPECTRUM)
         self.label.setObjectName("spectrumLabel")
-        self.label.setWordWrap(True)
-        self.label.setTextFormat(Qt.TextFormat.RichText)
         self.holder = _holder(self.widget, self.label)
         self.spectrum: data.Spectrum | None = None
         plot = self.item
@@ -321,14 +326,15 @@ class SpectrumPlot(_Plot):
         plot.addItem(self.rank_line)
         self.rank_line.hide()
 
-    def fill(self, spectrum: data.Spectrum | None, label_html: str = "") -> None:
+    def fill(self, spectrum: data.Spectrum | None, label: str = "") -> None:
         self.spectrum = spectrum
         if spectrum is None:
             for item in (self.kept, self.dropped):
                 item.setOpts(x=[], height=[])
             self.curve.setData([], [])
             self.rank_line.hide()
-            self.label.setText("Singular values of the module selected in the table or the heatmap")
+            self.label.setText(NO_SPECTRUM)
+            self.label.setToolTip("")
             return
         values = np.array(spectrum.values, dtype=float)
         index = np.arange(1, len(values) + 1, dtype=float)
@@ -343,7 +349,8 @@ class SpectrumPlot(_Plot):
             self.rank_line.label.valueChanged()
         else:
             self.rank_line.hide()
-        self.label.setText(label_html)
+        self.label.setText(label)  # one line, elided; whole in the tooltip
+        self.label.setToolTip(label)
         top = float(values.max()) if len(values) else 1.0
         self.item.setXRange(0.4, max(len(values), 1) + 0.6, padding=0)
         self.item.setYRange(0.0, top * 1.08 if top > 0 else 1.0, padding=0)

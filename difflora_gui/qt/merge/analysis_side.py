@@ -221,9 +221,7 @@ class AnalysisSide(QWidget):
         for other_view, other in parts[1:]:
             # the second view is built and filled a step per event-loop pass, after the first
             self._pending.append(self._build_steps(other_view))
-            self._pending.append(
-                lambda v=other_view, r=other: v.set_analysis(r, self._heading(heading, r), staged=True)
-            )
+            self._pending.append(lambda v=other_view, r=other: self._fill_later(v, r, heading))
         if self._pending:
             self._work_timer.start(0)
         self.stack.setCurrentWidget(self.tabs)
@@ -239,6 +237,11 @@ class AnalysisSide(QWidget):
             return heading
         expert = plot_data.EXPERT_HEADINGS.get(result.expert, result.expert)
         return f"{heading} · {expert}" if heading else expert
+
+    def _fill_later(self, view, result, heading: str) -> None:
+        view.set_analysis(result, self._heading(heading, result), staged=True)
+        if self.is_stale:  # marked while this view waited for its turn
+            view.mark_stale(self.stale_reason)
 
     def _build_steps(self, view) -> Callable[[], None]:
         def step() -> None:

@@ -10,21 +10,20 @@ pyqtgraph: the panel imports it only when the first analysis is near, so the win
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QRectF, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QRectF, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
-    QLabel,
     QSplitter,
     QTableView,
     QToolTip,
     QVBoxLayout,
     QWidget,
 )
+from superqt import QElidingLabel
 
 from difflora_gui.fileio import atomic_output, atomic_write_text
 from difflora_gui.merge import plot_data as data
@@ -78,14 +77,15 @@ class AnalysisView(QWidget):
         #: the title drawn into the last exported PNG
         self.last_export_title = ""
         self._selected_blocks: set[int] | None = None
+        self._viewports: dict[QWidget, str] = {}
+        self._hover_key: tuple | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        self.title = QLabel("")
+        # one line, elided at the end (the workbench may leave the side ~320 px): whole in the tooltip
+        self.title = QElidingLabel("")
         self.title.setObjectName("analysisTitle")
-        self.title.setWordWrap(True)
-        self.title.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.title)
 
         self._fills: list = []
@@ -135,12 +135,13 @@ class AnalysisView(QWidget):
         splitter.addWidget(self.table)
         splitter.setSizes([280, 250, 190])
         body.addWidget(splitter, 1)
-        self.hint = QLabel(
-            "Click a block in the bars to select or deselect it in the target grid; click a heatmap cell "
-            "for that module's spectrum. Hover for values."
+        hint = (
+            "Click a bar: select or deselect its block in the target grid · a heatmap cell: its spectrum · "
+            "hover: values"
         )
+        self.hint = QElidingLabel(hint)
+        self.hint.setToolTip(hint)
         self.hint.setObjectName("mutedLabel")
-        self.hint.setWordWrap(True)
         body.addWidget(self.hint)
         layout.addWidget(self.body, 1)
         self.overlay = AnalysisOverlay(self.body)
@@ -165,7 +166,9 @@ class AnalysisView(QWidget):
     def _add(self, name: str, plot) -> None:
         self._containers[name].layout().addWidget(plot.holder)
         scene = plot.widget.scene()
-        scene.sigMouseMoved.connect(lambda pos, name=name: self._on_hover(name, pos))
+        viewport = plot.widget.viewport()
+        self._viewports[viewport] = name
+        viewport.installEventFilter(self)
         scene.sigMouseClicked.connect(lambda event, name=name: self._on_click(name, event))
 
     def _make_bars(self) -> None:
@@ -204,11 +207,15 @@ class AnalysisView(QWidget):
         :attr:`is_filled` says when everything shows the new analysis.
         """
         self.finish_building()
+        if not result.rows and result.experts:
+            result = result.by_expert[result.experts[0]]  # one view shows one expert (the side shows both)
         self.result = result
         self.stale_reason = None
         self.blocks = data.block_rows(result)
         self.heat = data.heatmap(result)
-        self.title.setText(self._title_html(result, heading))
+        title = self._title_text(result, heading)
+        self.title.setText(title)
+        self.title.setToolTip(title)
         self.overlay.dismiss()
         self._fills = [self._fill_bars, self._fill_heatmap, self._fill_table, self._select_most_distinct]
         if staged:
@@ -218,16 +225,14 @@ class AnalysisView(QWidget):
                 self._fills.pop(0)()
 
     @staticmethod
-    def _title_html(result: AnalysisResult, heading: str) -> str:
+    def _title_text(result: AnalysisResult, heading: str) -> str:
         merged = sum(1 for r in result.rows if r.status == MERGED)
         parts = [
-            f"<b>{html.escape(heading or 'Analysis')}</b>",
-            html.escape(
-                f"{result.model}; {merged} of {len(result.rows)} modules merged; alpha {result.alpha:.6g}"
-            ),
+            heading or "Analysis",
+            f"{result.model}; {merged} of {len(result.rows)} modules merged; alpha {result.alpha:.6g}",
         ]
         if result.rank_policy:
-            parts.append(html.escape(result.rank_policy))
+            parts.append(result.rank_policy)
         return " · ".join(parts)
 
     def clear(self) -> None:
@@ -238,6 +243,7 @@ class AnalysisView(QWidget):
         self.stale_reason = None
         self.blocks, self.heat, self.spectrum, self.current_module = [], None, None, ""
         self.title.setText("")
+        self.title.setToolTip("")
         self.table_model.set_rows([])
         if self.is_built:
             self.bars.clear()
@@ -311,11 +317,7 @@ class AnalysisView(QWidget):
             return
         spectrum = data.spectrum(self.result, self.current_module)
         self.spectrum = spectrum
-        self.spectrum_view.fill(
-            spectrum,
-            f"<b>{html.escape(spectrum.name)}</b> <span style='color:{COLORS['muted']}'>·</span> "
-            f"{html.escape(spectrum.short_label)}",
-        )
+        self.spectrum_view.fill(spectrum, f"{spectrum.name} · {spectrum.short_label}")
         self.heatmap.outline_module(self.current_module)
         self.module_selected.emit(self.current_module)
 
@@ -333,27 +335,48 @@ class AnalysisView(QWidget):
 
     # --- the pointer -------------------------------------------------------------------------
 
-    def hover_at(self, plot_name: str, scene_pos) -> str:
-        """What hovering over a scene point of a plot shows (empty: nothing under it)."""
+    def _hit(self, plot_name: str, scene_pos):
+        """What is under a scene point of a plot, as a key (None: nothing)."""
         if self.result is None or self.is_stale:
+            return None
+        if plot_name == "blocks":
+            return self.bars.at(scene_pos)
+        if plot_name == "heatmap":
+            return self.heatmap.module_at(scene_pos)
+        return self.spectrum_view.at(scene_pos) if self.spectrum is not None else None
+
+    def _hover_text(self, plot_name: str, hit) -> str:
+        if hit is None:
             return ""
         if plot_name == "blocks":
-            hit = self.bars.at(scene_pos)
-            return "" if hit is None else data.block_hover(self.result, hit[0], hit[1])
+            return data.block_hover(self.result, hit[0], hit[1])
         if plot_name == "heatmap":
-            name = self.heatmap.module_at(scene_pos)
-            return "" if name is None else data.cell_hover(self.result, name)
-        index = self.spectrum_view.at(scene_pos)
-        if index is None or self.spectrum is None:
-            return ""
-        return f"{self.spectrum.name}\n{data.spectrum_hover(self.spectrum, index)}"
+            return data.cell_hover(self.result, hit)
+        return f"{self.spectrum.name}\n{data.spectrum_hover(self.spectrum, hit)}"
+
+    def hover_at(self, plot_name: str, scene_pos) -> str:
+        """What hovering over a scene point of a plot shows (empty: nothing under it)."""
+        return self._hover_text(plot_name, self._hit(plot_name, scene_pos))
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        # every move of the pointer over a plot (the scene's own signal drops moves < 10 ms apart,
+        # which could leave the tooltip of the cell the pointer just left)
+        name = self._viewports.get(watched)
+        if name is not None:
+            if event.type() == QEvent.Type.MouseMove:
+                self._on_hover(name, self.plot_widget(name).mapToScene(event.position().toPoint()))
+            elif event.type() == QEvent.Type.Leave:
+                self._on_hover(name, None)
+        return False
 
     def _on_hover(self, plot_name: str, scene_pos) -> None:
-        text = self.hover_at(plot_name, scene_pos)
+        hit = None if scene_pos is None else self._hit(plot_name, scene_pos)
+        key = (plot_name, hit)
+        if key == self._hover_key:
+            return  # the same thing under the pointer: the tooltip stays
+        self._hover_key = key
+        self.hover_text = text = self._hover_text(plot_name, hit)
         widget = self.plot_widget(plot_name)
-        if text == self.hover_text and text:
-            return
-        self.hover_text = text
         if text:
             QToolTip.showText(widget.mapToGlobal(widget.mapFromScene(scene_pos)), text, widget)
         else:

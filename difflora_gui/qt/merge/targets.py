@@ -238,11 +238,15 @@ class TargetSelector(QWidget):
         self._names = list(names)
         self._refresh(from_text=False, rewrite_text=False)
 
-    def _fix_tab_order(self) -> None:
-        # the cells are made after the rest: without this, Tab reaches them last
+    def focus_chain(self) -> list[QWidget]:
+        """The box's focusable widgets in layout order (the panel chains the boxes by them)."""
         chain = [self.group_boxes[g] for g, _ in GROUP_BOXES] + self.grid.focus_chain()
         chain += [self.all_button, self.none_button, self.invert_button, self.preset_combo]
-        chain += [self.range_edit, self.range_button, self.text_edit]
+        return chain + [self.range_edit, self.range_button, self.text_edit]
+
+    def _fix_tab_order(self) -> None:
+        # the cells are made after the rest: without this, Tab reaches them last
+        chain = self.focus_chain()
         for first, second in zip(chain, chain[1:], strict=False):
             QWidget.setTabOrder(first, second)
 

@@ -454,3 +454,34 @@ def test_output_names_default_outputs_and_a_free_numbered_name(tmp_path):
     # a numbered name counts on from its number
     (tmp_path / "d_00007.safetensors").write_bytes(b"x")
     assert numbered_free(tmp_path / "d_00007.safetensors") == tmp_path / "d_00008.safetensors"
+
+
+def test_expert_none_merges_files_named_like_experts_as_one_model(tmp_path):
+    """Wan2.1 sliders named x_high / x_low: refused with the way out, which merges them as one model."""
+    a = write(tmp_path / "contrast_high.safetensors", make_modules(31, rank=8))
+    b = write(tmp_path / "contrast_low.safetensors", make_modules(32, rank=8))
+    with pytest.raises(UserError, match="pass --expert none"):
+        run_merge(recipe(tmp_path, lora_a=a, lora_b=b))
+    result = run_merge(recipe(tmp_path, lora_a=a, lora_b=b, expert="none"))
+    assert result.output == str(tmp_path / "out.safetensors") and not result.by_expert
+    assert_delta(tmp_path / "out.safetensors", a, b)
+    with pytest.raises(UserError, match="--lora_b_low need an expert"):
+        run_merge(recipe(tmp_path, lora_a=a, lora_b=b, lora_b_low=b, expert="none"))
+
+
+def test_planned_outputs_name_every_file_before_the_merge(tmp_path, experts):
+    from difflora_gui.merge.experts import planned_outputs
+
+    four = recipe(
+        tmp_path,
+        lora_a=experts["a_high"],
+        lora_a_low=experts["a_low"],
+        lora_b=experts["b_high"],
+        lora_b_low=experts["b_low"],
+    )
+    assert planned_outputs(four) == [
+        tmp_path / "out_high_noise.safetensors",
+        tmp_path / "out_low_noise.safetensors",
+    ]
+    one = recipe(tmp_path, lora_a=experts["b_joint"], lora_b=experts["a_high"], expert="none")
+    assert planned_outputs(one) == [tmp_path / "out.safetensors"]

@@ -17,7 +17,7 @@ SAVE_DTYPES = ("float32", "float16", "bfloat16")
 OUTPUT_FORMATS = ("comfy", "musubi", "diffusers")
 TARGET_NORMS = ("a", "b", "mean")
 #: what ``--expert`` may pick: both experts of a Wan2.2 A14B pair, or one of them
-EXPERT_CHOICES = ("both", "high", "low")
+EXPERT_CHOICES = ("both", "high", "low", "none")
 #: the per-expert input fields (``lora_a_high`` …), each an optional path
 EXPERT_INPUTS = ("lora_a_high", "lora_a_low", "lora_b_high", "lora_b_low")
 DEFAULT_STRATEGY = "full_svd"
@@ -90,7 +90,9 @@ MERGE_CONFIG = ConfigDeclaration(
             "choice",
             "both",
             "Wan2.2 A14B: which expert's difference to write: both (<output stem>_high_noise and "
-            "_low_noise files), high or low (that one file); a merge of one-model LoRAs ignores it",
+            "_low_noise files), high or low (that one file); none merges --lora_a and --lora_b as one "
+            "model whatever their names say (Wan2.1 LoRAs named like x_high / x_low). A merge of "
+            "one-model LoRAs ignores it",
             title="Experts",
             group="inputs",
             choices=EXPERT_CHOICES,

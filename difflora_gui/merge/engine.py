@@ -118,6 +118,7 @@ class _Merge:
         pair: ExpertPair | None = None,
         recipe: dict[str, Any] | None = None,
         stage: Path | None = None,
+        known_hashes: dict[str, str] | None = None,
     ):
         self.params = params.normalized()
         self.ctx = ctx
@@ -130,6 +131,7 @@ class _Merge:
         self.expert = pair.expert if pair is not None else None
         self.recipe = recipe
         self.stage = stage
+        self.known_hashes = known_hashes
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
@@ -152,7 +154,7 @@ class _Merge:
         warm_up_linalg(device)
         output = check_outputs(p, write=self.write, check_exists=self.stage is None)
         strategy = resolve_strategy(p.strategy, p.strategy_params)
-        hashing = InputHashing(p) if self.write else None
+        hashing = InputHashing(p, self.known_hashes) if self.write else None
         parts = (self.pair.a.part, self.pair.b.part) if self.pair is not None else (None, None)
         try:
             self.ctx.status("reading the inputs")

@@ -105,6 +105,7 @@ def run_experts(
             check_outputs(sub, write=True, inputs=_inputs(plan))
     stages: dict[str, Path] = {}
     results: dict[str, MergeResult] = {}
+    hashes: dict[str, str] = {}  # a file both experts use is hashed once
     try:
         for index, pair in enumerate(plan.pairs):
             expert = pair.expert
@@ -121,6 +122,7 @@ def run_experts(
                 pair=pair,
                 recipe=file_recipe(replace(p, expert=expert), Path(p.output)) if write else None,
                 stage=stage,
+                known_hashes=hashes,
             )
             result = merge.run()
             result.recipe = replace(p, expert=expert).to_json()
@@ -136,9 +138,19 @@ def run_experts(
                 stage.unlink()
     if write:
         _report_files(p, plan, results, ctx)
-    for expert, result in results.items():
-        warnings += [f"{TITLES[expert]}: {w}" for w in result.warnings]
+    warnings += _expert_warnings(results)
     return _pair_result(p, results, warnings, elapsed=time.perf_counter() - started)
+
+
+def _expert_warnings(results: dict[str, MergeResult]) -> list[str]:
+    """Each expert's warnings for the pair, naming the expert; one both experts share is said once."""
+    lines: list[str] = []
+    shared = set.intersection(*(set(r.warnings) for r in results.values())) if len(results) > 1 else set()
+    for warning in dict.fromkeys(w for r in results.values() for w in r.warnings if w in shared):
+        lines.append(f"both experts: {warning}")
+    for expert, result in results.items():
+        lines += [f"{TITLES[expert]}: {w}" for w in result.warnings if w not in shared]
+    return lines
 
 
 def _commit(plan: ExpertPlan, stages: dict[str, Path], *, overwrite: bool) -> None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from difflora_gui.merge.params import MergeParams
 
 TITLES = EXPERT_TITLES
+EXPERT_FLAGS = ("lora_a_high", "lora_a_low", "lora_b_high", "lora_b_low")
 SHORT = {"high": "high-noise", "low": "low-noise"}
 #: the key prefix of each expert in a combo file (for the notes)
 COMBO_PREFIX = {"high": "transformer_1", "low": "transformer_2"}
@@ -101,6 +102,7 @@ class ExpertPlan:
 class _FileRole:
     role: str  # "high" | "low" | "both" | "combo"
     detail: str
+    source: str = "none"  # "prefix" | "name" | "metadata" | "none"
 
 
 def _role_of(path: str) -> _FileRole:
@@ -111,7 +113,7 @@ def _role_of(path: str) -> _FileRole:
 
     with open_lora(path) as lora:
         role = lora.expert_role
-    return _FileRole(str(role.role), str(role.detail or ""))
+    return _FileRole(str(role.role), str(role.detail or ""), str(role.source))
 
 
 # --- the plan ----------------------------------------------------------------------------------
@@ -123,6 +125,7 @@ class _Side:
     flag: str  # "lora_a"
     specific: dict[str, PartRef] = field(default_factory=dict)  # expert → its own file
     joint: PartRef | None = None  # a file for both experts (or a one-model LoRA)
+    by_name_only: bool = True  # what it says of experts comes from file names alone
 
     def source(self, expert: str) -> PartRef | None:
         return self.specific.get(expert) or self.joint
@@ -146,6 +149,7 @@ def _side(p: MergeParams, side: str, notes: list[str], role_of: Callable[[str], 
     explicit = {e: getattr(p, f"lora_{side}_{e}") for e in EXPERTS}
     if main:
         role = role_of(main)
+        result.by_name_only = role.source in ("name", "none")
         if role.role == "combo":
             for e in EXPERTS:
                 result.specific[e] = PartRef(main, e, f"{TITLES[e]} of a combo file ({COMBO_PREFIX[e]})")
@@ -159,6 +163,7 @@ def _side(p: MergeParams, side: str, notes: list[str], role_of: Callable[[str], 
         if not path:
             continue
         role = role_of(path)
+        result.by_name_only = False
         part = e if role.role == "combo" else None
         how = f"{TITLES[e]}, given with --lora_{side}_{e}"
         if role.role in EXPERTS and role.role != e:
@@ -180,9 +185,12 @@ def _missing_half(have: _Side, lack: _Side, expert: str) -> UserError:
     hint = f" ({lack.label} has a {SHORT[other[0]]} file: are they for different experts?)" if other else ""
     keep = [e for e in EXPERTS if e != expert]
     only = f", or --expert {keep[0]} to write only the {TITLES[keep[0]]}" if keep else ""
+    one_model = ""
+    if have.by_name_only and lack.by_name_only:  # "x_high" may be a one-model LoRA's name, not an expert's
+        one_model = "; if both are one-model LoRAs whose names only look like experts', pass --expert none"
     return UserError(
         f"{have.label} has a {SHORT[expert]} file ({have.specific[expert].name}) but {lack.label} has none: "
-        f"pass --{lack.flag}_{expert} or a joint {lack.label}{only}{hint}"
+        f"pass --{lack.flag}_{expert} or a joint {lack.label}{only}{hint}{one_model}"
     )
 
 
@@ -201,8 +209,22 @@ def plan_experts(params: MergeParams, *, role_of: Callable[[str], _FileRole] | N
         if path and not Path(path).is_file():
             label = flag[5].upper() + ("" if flag in ("lora_a", "lora_b") else f" ({TITLES[flag[7:]]})")
             raise UserError(f"LoRA {label} not found: {path}")
-    a, b = _side(p, "a", notes, role_of), _side(p, "b", notes, role_of)
     output = Path(p.output) if p.output else None
+    if p.expert == "none":  # the user says: one model, whatever the names say
+        flags = [f"--{f}" for f in EXPERT_FLAGS if getattr(p, f)]
+        if flags:
+            raise UserError(
+                f"--expert none merges --lora_a and --lora_b as one model; {', '.join(flags)} need an expert"
+            )
+        pair = ExpertPair(
+            None,
+            PartRef(p.lora_a, None, "one model (--expert none)"),
+            PartRef(p.lora_b, None, "one model (--expert none)"),
+            output,
+        )
+        _refuse_same(pair)
+        return ExpertPlan([pair], notes)
+    a, b = _side(p, "a", notes, role_of), _side(p, "b", notes, role_of)
     if not a.has_experts and not b.has_experts:
         if p.expert != "both":
             notes.append(f"--expert {p.expert} is ignored: neither input is for one Wan2.2 expert")
@@ -240,6 +262,16 @@ def plan_experts(params: MergeParams, *, role_of: Callable[[str], _FileRole] | N
             f"and --lora_b_{absent[0]} for the {TITLES[absent[0]]}"
         )
     return plan
+
+
+def planned_outputs(params: MergeParams) -> list[Path]:
+    """The LoRA files a merge of ``params`` writes (one, or one per expert), before it runs.
+
+    For an overwrite question or a free numbered name (:func:`~.output_names.numbered_free` with
+    the plan's experts); raises ``UserError`` as the merge would (headers only).
+    """
+    plan = plan_experts(params.normalized())
+    return [pair.output for pair in plan.pairs if pair.output is not None]
 
 
 def _refuse_same(pair: ExpertPair) -> None:

@@ -7,6 +7,7 @@ thread of their own while the merge computes (:class:`InputHashing`).
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,20 +90,27 @@ def file_recipe(params: MergeParams, output: Path) -> dict[str, Any]:
 class InputHashing:
     """The inputs' hashes for the provenance metadata, computed on a thread while the merge runs."""
 
-    def __init__(self, params: MergeParams):
+    def __init__(self, params: MergeParams, known: dict[str, str] | None = None):
+        """``known``: sha256 by resolved path, shared by the experts of one merge (a joint or combo
+        file used by both experts is hashed once); filled in by :meth:`result`."""
         from difflora_gui.lora.writer import InputFile
 
+        self._known = known if known is not None else {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="difflora-hash")
+        self._keys = [os.path.realpath(params.lora_a), os.path.realpath(params.lora_b)]
         self._futures: list[Future] = [
-            self._pool.submit(InputFile.from_path, params.lora_a, "A"),
-            self._pool.submit(InputFile.from_path, params.lora_b, "B"),
+            self._pool.submit(InputFile.from_path, path, role, sha256=self._known.get(key))
+            for path, role, key in ((params.lora_a, "A", self._keys[0]), (params.lora_b, "B", self._keys[1]))
         ]
 
     def result(self) -> list:
         try:
-            return [future.result() for future in self._futures]
+            files = [future.result() for future in self._futures]
         except OSError as exc:  # an input vanished or became unreadable while we merged
             raise UserError(f"cannot read an input again to record its hash: {exc}") from None
+        for key, item in zip(self._keys, files, strict=True):
+            self._known[key] = item.sha256
+        return files
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -317,7 +317,9 @@ class MergePanel(PanelJobs, QWidget):
             self._on_settings_changed()
         else:
             self._update_run_state()
-        self.update_tab_order()  # the block grid is (re)made when the inputs are read
+        QTimer.singleShot(
+            0, self, self.update_tab_order
+        )  # the block grid is (re)made when the inputs are read
 
     def _follow_inputs(self) -> None:
         """Tell the output which files it is named after and which experts it writes."""

@@ -217,11 +217,14 @@ def plot_title(plot: str, result: AnalysisResult, module: str = "") -> str:
 
 
 def expert_stem(base: Path, expert: str | None) -> Path:
-    """``base`` with the expert's suffix (``x`` → ``x_high_noise``); kept if it already ends in it."""
+    """``base`` with the expert's suffix (``x`` → ``x_high_noise``, ``x_low_noise`` → ``x_high_noise``)."""
     suffix = EXPERT_SUFFIXES.get(expert or "", "")
     if not suffix or base.name.endswith(suffix):
         return base
-    return base.with_name(base.name + suffix)
+    name = base.name
+    for other in EXPERT_SUFFIXES.values():  # an output named for the other expert: that one's name
+        name = name.removesuffix(other)
+    return base.with_name(name + suffix)
 
 
 #: the table export's name ends so; a merge's ``--analyze_blocks`` files end ``.analysis.csv/.json``

@@ -62,6 +62,7 @@ def _plot_widget(object_name: str) -> pg.PlotWidget:
         axis = item.getAxis(name)
         axis.setPen(pg.mkPen(COLORS["muted"]))
         axis.setTextPen(pg.mkPen(COLORS["text"]))
+        axis.enableAutoSIPrefix(False)  # no "(x0.001)" beside the label: the ticks say the numbers
     item.showGrid(x=False, y=True, alpha=0.15)
     item.setMenuEnabled(False)
     return widget

@@ -369,3 +369,26 @@ def test_marked_stale_before_the_second_expert_is_filled_both_experts_are_stale(
     assert [v.result for v in side.views.values()] == [both.by_expert["high"], both.by_expert["low"]]
     assert all(v.is_stale for v in side.views.values()) and not exports_enabled(side)
     assert side.views["low"].overlay.text == "Stale: the inputs changed — Analyze again"
+
+
+def test_export_names_carry_the_expert_once(tmp_path):
+    base = tmp_path / "slider"
+    assert plot_data.export_path(base, "csv") == tmp_path / "slider.workbench.csv"
+    assert plot_data.export_path(base, "heatmap", "high") == tmp_path / "slider_high_noise-heatmap.png"
+    # a base already named for an expert: kept for that one, renamed for the other
+    named = tmp_path / "slider_high_noise"
+    assert plot_data.export_path(named, "csv", "high") == tmp_path / "slider_high_noise.workbench.csv"
+    assert plot_data.export_path(named, "csv", "low") == tmp_path / "slider_low_noise.workbench.csv"
+    # an existing file is not offered again: the time goes into the name
+    (tmp_path / "slider.workbench.csv").write_text("mine", encoding="utf-8")
+    from datetime import datetime
+
+    again = plot_data.export_path(base, "csv", now=datetime(2026, 12, 2, 5, 15, 0))
+    assert again == tmp_path / "slider.workbench-20261202-051500.csv"
+
+
+def test_a_view_given_a_two_expert_result_shows_its_first_expert(qtbot, side, tmp_path):
+    both = two_expert_analysis(tmp_path)
+    view = side.view
+    view.set_analysis(both, "direct")
+    assert view.result is both.by_expert["high"] and view.table_model.rowCount() == 16

@@ -209,3 +209,41 @@ def test_block_rows_match_the_engines_group_aggregates():
     assert block.norm_b == pytest.approx(group.norm_b)
     assert block.norm_out == pytest.approx(group.norm_out)
     assert block.cancellation == pytest.approx(group.cancellation)
+
+
+def test_a_wan22_pair_shows_both_experts_and_other_inputs_make_it_stale(qtbot, monkeypatch, tmp_path):
+    """Through the panel: a 4-file analysis fills both expert tabs; loading other inputs marks it stale."""
+    files = {}
+    for expert, blocks, seed in (("high", (1,), 5), ("low", (0,), 7)):
+        files[expert] = make_demo_pair(
+            tmp_path / f"concept_{expert}_noise.safetensors",
+            tmp_path / f"base_{expert}_noise.safetensors",
+            concept_blocks=blocks,
+            rank=8,
+            seed=seed,
+        )
+    window = PanelWindow(qtbot, monkeypatch, tmp_path)
+    try:
+        panel, side = window.panel, window.panel.analysis_side
+        window.window.route_files(list(files["high"]))  # the low-noise partners are found beside them
+        qtbot.waitUntil(lambda: panel.analyze_button.isEnabled(), timeout=60_000)
+        window.run("analyze")
+        qtbot.waitUntil(lambda: side.is_filled, timeout=60_000)
+        result = panel.analysis
+        assert result.experts == ["high", "low"]
+        assert [side.tabs.tabText(i) for i in range(side.tabs.count())] == [
+            "High-noise expert",
+            "Low-noise expert",
+        ]
+        for expert, view in side.views.items():
+            assert view.result is result.by_expert[expert]
+            assert Path(view.result.lora_a).name == f"concept_{expert}_noise.safetensors"
+        assert panel.export_csv_button.isEnabled()
+        # other inputs: the old analysis is marked stale and cannot be exported
+        a, b = make_demo_pair(tmp_path / "other_a.safetensors", tmp_path / "other_b.safetensors", seed=9)
+        window.window.route_files([a, b])
+        qtbot.waitUntil(lambda: side.is_stale, timeout=60_000)
+        assert all(view.is_stale for view in side.views.values())
+        assert not panel.export_csv_button.isEnabled() and not panel.export_png_button.isEnabled()
+    finally:
+        window.close()

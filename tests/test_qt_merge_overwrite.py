@@ -159,3 +159,32 @@ def test_loading_other_inputs_makes_the_analysis_stale_and_disables_export(windo
     assert (callable(stale) and stale()) or stale is True or panel.analysis is None or not view.isVisible()
     window.run("analyze")
     assert panel.export_csv_button.isEnabled()
+
+
+def test_a_two_expert_merge_says_both_files_and_keeps_both_in_the_history(window, tmp_path):
+    from difflora_gui.lora.synthetic import make_wan_split
+
+    folder = tmp_path / "wan22"
+    folder.mkdir()
+    a = make_wan_split("tiny", stem=folder / "concept", seed=1, rank=2)
+    b = make_wan_split("tiny", stem=folder / "base", seed=5, rank=2)
+    panel = window.panel
+    window.window.route_files([a["high"][0], a["low"][0], b["high"][0], b["low"][0]])
+    window.qtbot.waitUntil(lambda: panel.inputs.ready(), timeout=60_000)
+    if not getattr(panel.inputs, "two_expert", False):
+        pytest.skip("the inputs box does not pair expert files yet")
+    assert panel.output_edit.text() == str(window.out / "concept-minus-base.safetensors")
+    window.run("merge")
+    high = window.out / "concept-minus-base_high_noise.safetensors"
+    low = window.out / "concept-minus-base_low_noise.safetensors"
+    assert high.is_file() and low.is_file()
+    status = panel.status_label.text()
+    assert high.name in status and low.name in status
+    record = merges(window)[-1]
+    assert record.outputs == [str(high), str(low)]
+    assert record.sha256 == {str(high): sha256_file(high), str(low): sha256_file(low)}
+    # both names are taken now: the next automatic merge numbers the pair
+    window.run("merge")
+    assert (window.out / "concept-minus-base_00002_high_noise.safetensors").is_file()
+    assert (window.out / "concept-minus-base_00002_low_noise.safetensors").is_file()
+    assert window.dialogs.titles("question") == []

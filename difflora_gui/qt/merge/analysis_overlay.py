@@ -1,6 +1,7 @@
 """A cover over the analysis plots: a placeholder while there is no data, a stale mark after inputs change.
 
-* ``show_empty(text)``: opaque, so no empty axes are seen (the plots stay laid out beneath it);
+* ``show_empty(text)``: opaque, the introduction card (as the side shows before the plots exist),
+  so no empty axes are seen (the plots stay laid out, and painted, beneath it);
 * ``show_stale(text)``: translucent over the old numbers (greyed), with the reason in the middle;
   it takes the clicks, so a stale plot cannot toggle blocks or pick modules.
 """
@@ -9,13 +10,40 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
 from difflora_gui.qt.theme import COLORS
 
 EMPTY, STALE = "empty", "stale"
 #: how much of the old plots shows through the stale cover (0…255)
 STALE_COVER_ALPHA = 175
+
+
+INTRO_HEADING = "Where does the concept live?"
+INTRO_TEXT = (
+    "Analyze or Merge to see how A and B differ (Analyze writes nothing): block by block, how large LoRA A, "
+    "LoRA B and their difference are, how much of A cancels against B, a blocks × layers heatmap of the "
+    "output and the singular values of each module with the rank cut.<br><br>Click a block in the bars "
+    "to select or deselect it in the target grid, a heatmap cell for that module's spectrum."
+)
+
+
+def intro_card(text: str) -> QFrame:
+    """The introduction shown while there is no analysis: a heading and ``text`` (rich text)."""
+    card = QFrame()
+    card.setObjectName("sectionCard")
+    layout = QVBoxLayout(card)
+    layout.setContentsMargins(12, 10, 12, 10)
+    heading = QLabel(INTRO_HEADING)
+    heading.setObjectName("cardHeading")
+    body = QLabel(text)
+    body.setObjectName("mutedLabel")
+    body.setWordWrap(True)
+    layout.addWidget(heading)
+    layout.addWidget(body)
+    layout.addStretch(1)
+    card.body = body
+    return card
 
 
 class AnalysisOverlay(QWidget):
@@ -27,6 +55,10 @@ class AnalysisOverlay(QWidget):
         self.mode = ""
         self.text = ""
         self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground, True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.card = intro_card("")
+        layout.addWidget(self.card)
         parent.installEventFilter(self)
         self.hide()
 
@@ -45,6 +77,9 @@ class AnalysisOverlay(QWidget):
         self.mode, self.text = mode, text
         self.setGeometry(self.parentWidget().rect())
         self.setToolTip(text if mode == STALE else "")
+        self.card.setVisible(mode == EMPTY)
+        if mode == EMPTY:
+            self.card.body.setText(text)
         self.raise_()
         self.show()
         self.update()
@@ -55,21 +90,20 @@ class AnalysisOverlay(QWidget):
 
     def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
-        base = QColor(COLORS["base"])
-        if self.mode == STALE:
-            base.setAlpha(STALE_COVER_ALPHA)
-        painter.fillRect(self.rect(), base)
+        if self.mode == EMPTY:  # opaque under the card: nothing of the plots shows
+            painter.fillRect(self.rect(), QColor(COLORS["window"]))
+            painter.end()
+            return
+        cover = QColor(COLORS["base"])
+        cover.setAlpha(STALE_COVER_ALPHA)
+        painter.fillRect(self.rect(), cover)
         margin = 24
         area = QRectF(self.rect()).adjusted(margin, margin, -margin, -margin)
         flags = int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap)
         box = painter.boundingRect(area, flags, self.text)
-        if self.mode == STALE:
-            frame = box.adjusted(-14, -10, 14, 10)
-            painter.setPen(QColor(COLORS["warning"]))
-            painter.setBrush(QColor(COLORS["window"]))
-            painter.drawRoundedRect(frame, 6, 6)
-            painter.setPen(QColor(COLORS["text"]))
-        else:
-            painter.setPen(QColor(COLORS["muted"]))
+        painter.setPen(QColor(COLORS["warning"]))
+        painter.setBrush(QColor(COLORS["window"]))
+        painter.drawRoundedRect(box.adjusted(-14, -10, 14, 10), 6, 6)
+        painter.setPen(QColor(COLORS["text"]))
         painter.drawText(area, flags, self.text)
         painter.end()

@@ -17,7 +17,6 @@ from pathlib import Path
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -32,15 +31,10 @@ from PySide6.QtWidgets import (
 from difflora_gui.errors import UserError
 from difflora_gui.merge import plot_data
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
+from difflora_gui.qt.merge.analysis_overlay import INTRO_TEXT, intro_card
 from difflora_gui.qt.merge.plotting import plotting_ready, warm_up_plotting
 
 PLOT_TITLES = (("blocks", "Block bars"), ("heatmap", "Heatmap"), ("spectrum", "Spectrum"))
-INTRO_TEXT = (
-    "Analyze (nothing is written) or Merge to see how A and B differ: block by block, how large LoRA A, "
-    "LoRA B and their difference are, how much of A cancels against B, a blocks × layers heatmap of the "
-    "output and the singular values of each module with the rank cut.<br><br>Click a block in the bars "
-    "to select or deselect it in the target grid, a heatmap cell for that module's spectrum."
-)
 
 
 class AnalysisSide(QWidget):
@@ -100,7 +94,7 @@ class AnalysisSide(QWidget):
         header.addWidget(self.export_csv_button)
         layout.addLayout(header)
         self.stack = QStackedWidget()
-        self.intro = self._intro_page()
+        self.intro = intro_card(INTRO_TEXT)
         self.stack.addWidget(self.intro)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("analysisExperts")
@@ -111,22 +105,6 @@ class AnalysisSide(QWidget):
         layout.addWidget(self.stack, 1)
         self.setMinimumWidth(320)
         self._update_exports()
-
-    @staticmethod
-    def _intro_page() -> QWidget:
-        card = QFrame()
-        card.setObjectName("sectionCard")
-        layout = QVBoxLayout(card)
-        layout.setContentsMargins(12, 10, 12, 10)
-        heading = QLabel("Where does the concept live?")
-        heading.setObjectName("cardHeading")
-        text = QLabel(INTRO_TEXT)
-        text.setWordWrap(True)
-        text.setObjectName("mutedLabel")
-        layout.addWidget(heading)
-        layout.addWidget(text)
-        layout.addStretch(1)
-        return card
 
     # --- building ----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from superqt import QElidingLabel
 from difflora_gui.fileio import atomic_output, atomic_write_text
 from difflora_gui.merge import plot_data as data
 from difflora_gui.merge.analysis import MERGED, AnalysisResult
-from difflora_gui.qt.merge.analysis_overlay import AnalysisOverlay
+from difflora_gui.qt.merge.analysis_overlay import INTRO_TEXT, AnalysisOverlay
 from difflora_gui.qt.merge.analysis_plots import BarsPlot, HeatmapPlot, SpectrumPlot
 from difflora_gui.qt.merge.analysis_table import COLUMN_WIDTHS, NAME_ROLE, SORT_ROLE, ModuleTableModel
 from difflora_gui.qt.theme import COLORS
@@ -36,11 +36,7 @@ from difflora_gui.qt.theme import COLORS
 PLOTS = ("blocks", "heatmap", "spectrum")
 #: PNG exports have this many pixels per screen pixel
 EXPORT_SCALE = 2.0
-EMPTY_TEXT = (
-    "Analyze or Merge to see how A and B differ: per block ‖ΔW‖ of A, B and the output with the "
-    "cancellation ratio, the output's blocks × layers heatmap, and each module's singular values with "
-    "the rank cut."
-)
+EMPTY_TEXT = INTRO_TEXT
 STALE_REASON = "inputs changed"
 
 
@@ -86,6 +82,7 @@ class AnalysisView(QWidget):
         # one line, elided at the end (the workbench may leave the side ~320 px): whole in the tooltip
         self.title = QElidingLabel("")
         self.title.setObjectName("analysisTitle")
+        self.title.hide()  # until there is an analysis: the placeholder then sits where the intro was
         layout.addWidget(self.title)
 
         self._fills: list = []
@@ -216,6 +213,7 @@ class AnalysisView(QWidget):
         title = self._title_text(result, heading)
         self.title.setText(title)
         self.title.setToolTip(title)
+        self.title.show()
         self.overlay.dismiss()
         self._fills = [self._fill_bars, self._fill_heatmap, self._fill_table, self._select_most_distinct]
         if staged:
@@ -244,6 +242,7 @@ class AnalysisView(QWidget):
         self.blocks, self.heat, self.spectrum, self.current_module = [], None, None, ""
         self.title.setText("")
         self.title.setToolTip("")
+        self.title.hide()
         self.table_model.set_rows([])
         if self.is_built:
             self.bars.clear()

@@ -181,13 +181,18 @@ def test_missing_halves_and_the_same_file_are_refused_with_what_to_pass(tmp_path
     with pytest.raises(
         UserError,
         match=r"^A has a low-noise file \(dense_low_noise.safetensors\) but B has none: "
-        r"pass --lora_b_low or a joint B",
+        r"pass --lora_b_low or a joint B, or --expert high to write only the high-noise expert$",
     ):
         run_merge(
             recipe(tmp_path, lora_a=experts["a_high"], lora_a_low=experts["a_low"], lora_b=experts["b_high"])
         )
-    with pytest.raises(UserError, match="B has a low-noise file: are they for different experts"):
+    with pytest.raises(UserError) as refused:
         run_merge(recipe(tmp_path, lora_a=experts["a_high"], lora_b=experts["b_low"]))
+    assert str(refused.value) == (
+        "A has a high-noise file (dense_high_noise.safetensors) but B has none: pass --lora_b_high or a "
+        "joint B (B has a low-noise file: are they for different experts?); if both are one-model LoRAs whose "
+        "names only look like experts', pass --expert none"
+    )
     with pytest.raises(UserError, match="^A and B are the same file .*their difference is zero"):
         run_merge(recipe(tmp_path, lora_a=experts["b_joint"], lora_b=experts["b_joint"]))
     link = tmp_path / "link.safetensors"

@@ -180,13 +180,14 @@ def _side(p: MergeParams, side: str, notes: list[str], role_of: Callable[[str], 
     return result
 
 
-def _missing_half(have: _Side, lack: _Side, expert: str) -> UserError:
-    other = [e for e in EXPERTS if e != expert and e in lack.specific]
-    hint = f" ({lack.label} has a {SHORT[other[0]]} file: are they for different experts?)" if other else ""
-    keep = [e for e in EXPERTS if e != expert]
-    only = f", or --expert {keep[0]} to write only the {TITLES[keep[0]]}" if keep else ""
+def _missing_half(have: _Side, lack: _Side, expert: str, *, other_complete: bool) -> UserError:
+    """The error for an expert file on one side without its counterpart on the other."""
+    other = next(e for e in EXPERTS if e != expert)
+    crossed = other in lack.specific and have.source(other) is None  # A high only, B low only
+    hint = f" ({lack.label} has a {SHORT[other]} file: are they for different experts?)" if crossed else ""
+    only = f", or --expert {other} to write only the {TITLES[other]}" if other_complete else ""
     one_model = ""
-    if have.by_name_only and lack.by_name_only:  # "x_high" may be a one-model LoRA's name, not an expert's
+    if crossed and have.by_name_only and lack.by_name_only:  # "x_high"/"x_low": maybe not experts at all
         one_model = "; if both are one-model LoRAs whose names only look like experts', pass --expert none"
     return UserError(
         f"{have.label} has a {SHORT[expert]} file ({have.specific[expert].name}) but {lack.label} has none: "
@@ -242,10 +243,12 @@ def plan_experts(params: MergeParams, *, role_of: Callable[[str], _FileRole] | N
             _refuse_same(pair)
             pairs.append(pair)
             continue
+        other = next(e for e in EXPERTS if e != expert)
+        other_complete = p.expert == "both" and a.source(other) is not None and b.source(other) is not None
         if expert in a.specific:
-            raise _missing_half(a, b, expert)
+            raise _missing_half(a, b, expert, other_complete=other_complete)
         if expert in b.specific:
-            raise _missing_half(b, a, expert)
+            raise _missing_half(b, a, expert, other_complete=other_complete)
         absent.append(expert)
     if not pairs:
         expert = wanted[0]

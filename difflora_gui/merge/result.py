@@ -55,7 +55,8 @@ class MergeResult:
     #: the Wan2.2 A14B expert this file is for ("high" / "low"); None for a one-model merge
     expert: str | None = None
     #: a two-expert merge: one complete result per expert written ("high", "low"); this object then
-    #: describes the pair (``output`` None, counts summed, ``analysis`` with ``by_expert``)
+    #: describes the pair (``output`` None, counts summed, ``analysis`` with ``by_expert``, ``alpha``
+    #: the first expert's: with auto alpha each expert has its own, in ``by_expert``)
     by_expert: dict[str, MergeResult] = field(default_factory=dict)
 
     @property

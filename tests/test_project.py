@@ -15,6 +15,7 @@ from difflora_gui.project import (
     versions,
     with_suffix,
 )
+from difflora_gui.project.records import RecordError
 from difflora_gui.specs import SECTIONS
 
 
@@ -212,3 +213,40 @@ def test_with_suffix(tmp_path):
     assert with_suffix(tmp_path / "a").name == "a.difflora"
     assert with_suffix(tmp_path / "a.difflora").name == "a.difflora"
     assert with_suffix(tmp_path / "a.v2").name == "a.v2.difflora"
+
+
+def test_the_merge_history_keeps_every_merge_with_its_files_and_hashes(tmp_path):
+    from difflora_gui.project import MergeRecord
+
+    project = Project()
+    recipe = {"lora_a": str(tmp_path / "a.safetensors"), "lora_b": str(tmp_path / "b.safetensors")}
+    high, low = tmp_path / "out_high_noise.safetensors", tmp_path / "out_low_noise.safetensors"
+    first = project.record_merge(recipe, str(high), id="m1", outputs=[str(high), str(low)],
+                                 sha256={str(high): "aa", str(low): "bb"})  # fmt: skip
+    again = project.record_merge(recipe, str(high), id="m1", outputs=[str(high), str(low)],
+                                 sha256={str(high): "cc", str(low): "dd"}, replaced=[str(high), str(low)])  # fmt: skip
+    assert again.id != first.id  # appended, never replacing the earlier merge
+    assert [r.id for r in project.merge_history()] == [first.id, again.id]
+    assert first.written == [str(high), str(low)] and first.output == str(high)
+    assert project.producer_of(low) is again  # the newest merge that wrote it
+
+    path = tmp_path / "history.difflora"
+    project.save(path)
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    kept = next(r for r in stored["records"] if r["id"] == again.id)
+    assert kept["outputs"] == ["out_high_noise.safetensors", "out_low_noise.safetensors"]  # relative to it
+    assert kept["sha256"] == {"out_high_noise.safetensors": "cc", "out_low_noise.safetensors": "dd"}
+    reopened = Project.load(path)
+    record = reopened.get_record(again.id)
+    assert isinstance(record, MergeRecord)
+    assert record.sha256 == {str(high): "cc", str(low): "dd"} and record.replaced == [str(high), str(low)]
+    assert [r.id for r in reopened.merge_history()] == [first.id, again.id]
+
+
+def test_an_older_merge_record_without_outputs_reads_its_one_output():
+    from difflora_gui.project import MergeRecord, Record
+
+    record = Record.from_json({"kind": "merge", "id": "old", "output": "/x/y.safetensors", "recipe": {}})
+    assert isinstance(record, MergeRecord) and record.outputs == ["/x/y.safetensors"] and record.sha256 == {}
+    with pytest.raises(RecordError):
+        Record.from_json({"kind": "merge", "id": "bad", "sha256": ["not", "a", "map"]})

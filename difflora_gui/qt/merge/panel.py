@@ -252,6 +252,7 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
             self.rank_form,
             self.strength_form,
             self.targets,
+            self.output_form,  # Overwrite too: undoing into it is harmless, a replacement always asks
             self.output_box,
         ):
             setter = getattr(part, "set_undo_stack", None)

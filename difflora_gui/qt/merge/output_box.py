@@ -222,6 +222,11 @@ class OutputBox(QFrame):
             self.refresh()
         self.changed.emit()
 
+    def set_auto(self, auto: bool) -> None:
+        """Follow the inputs (or not) from now on, keeping the name shown until they change."""
+        self.auto = auto
+        self._remember_shown()
+
     def free_automatic_name(self) -> bool:
         """An automatic name whose file exists moves on to the next free number; True if it did."""
         if not self.auto or not self.text():

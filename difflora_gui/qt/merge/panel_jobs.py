@@ -83,7 +83,7 @@ class PanelJobs:
         auto = self.output_box.auto  # a re-run does not freeze the name: it still follows the inputs
         for problem in self.apply_recipe(recipe, output_auto=False):
             self.services.log(f"Merge: {problem}", "warning")
-        self.output_box.auto = auto
+        self.output_box.set_auto(auto)
         recipe.overwrite = False
         if recipe.device not in self.services.devices.ids():  # the device is part of the recipe (and bits)
             self.services.log(

@@ -4,6 +4,7 @@ whose buttons stay put, plain quotes in errors, and a 1280×720 window that leav
 from __future__ import annotations
 
 import html
+import time
 
 import pytest
 from merge_panel_helpers import PanelWindow
@@ -11,8 +12,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel
 
+from difflora_gui import hookimpl
 from difflora_gui.merge.demo_pair import make_demo_pair
 from difflora_gui.qt.merge.shortcuts import focus_chain
+from difflora_gui.specs import MergeStrategySpec
 
 
 @pytest.fixture
@@ -150,3 +153,38 @@ def test_a_1280x720_window_leaves_the_workbench_its_room(window, qtbot):
     main.action_toggle_jobs.trigger()
     assert main.log_dock.isVisibleTo(main) and main.jobs_dock.isVisibleTo(main)
     assert main.tabifiedDockWidgets(main.log_dock) == [main.jobs_dock]
+
+
+class SlowPlugin:
+    """An exact SVD that takes a moment per module, so Esc can cancel it."""
+
+    @hookimpl
+    def difflora_register_merge_strategies(self):
+        def compress(delta, rank_cap, params, ctx):
+            from difflora_gui.merge import linalg
+
+            for _ in range(40):
+                ctx.raise_if_cancelled()
+                time.sleep(0.01)
+            return linalg.factored_svd(delta, rank_cap)
+
+        return [MergeStrategySpec("slow_svd", "Slow SVD", "exact SVD, slowly", compress=compress)]
+
+
+def test_ctrl_shift_return_merges_and_esc_cancels(qtbot, monkeypatch, tmp_path, pair):
+    made = PanelWindow(qtbot, monkeypatch, tmp_path, (("slow", SlowPlugin()),))
+    try:
+        panel = made.panel
+        made.load(*pair)
+        panel.strategy.set_state("slow_svd")
+        panel.targets.text_edit.setFocus()
+        qtbot.waitUntil(panel.targets.text_edit.hasFocus)
+        modifiers = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+        qtbot.keyClick(panel.targets.text_edit, Qt.Key.Key_Return, modifiers)
+        qtbot.waitUntil(lambda: panel.job is not None and panel.job.state == "running", timeout=30_000)
+        qtbot.keyClick(panel.targets.text_edit, Qt.Key.Key_Escape)
+        made.wait_job()
+        assert "cancelled; nothing was written" in panel.status_label.text()
+        assert list(made.out.iterdir()) == []
+    finally:
+        made.close()

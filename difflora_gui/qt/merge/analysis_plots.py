@@ -13,8 +13,6 @@ says where something is drawn (tests and demos click there). Imports pyqtgraph: 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QRectF, Qt
@@ -48,10 +46,10 @@ def layer_label(key: str) -> str:
     return f"{_LAYER_LABELS.get(group, group)} {layer}".strip()
 
 
-def block_ticks(axis: pg.AxisItem, blocks: list[int]) -> None:
-    """Whole block numbers on a block axis (every n-th so that about 20 show)."""
-    step = max(1, math.ceil(len(blocks) / 20))
-    axis.setTicks([[(b, str(b)) for b in blocks[::step]], []] if blocks else None)
+def block_ticks(axis: pg.AxisItem, blocks: list[int], most: int) -> None:
+    """Whole block numbers on a block axis: every n-th (1, 2, 5, 10 …) so that at most ``most`` show."""
+    step = next(n for n in (1, 2, 5, 10, 20, 50, 100, 10**9) if len(blocks) <= most * n)
+    axis.setTicks([[(b, str(b)) for b in blocks if b % step == 0], []] if blocks else None)
 
 
 def _plot_widget(object_name: str) -> pg.PlotWidget:
@@ -171,7 +169,7 @@ class BarsPlot(_Plot):
             self.items[key].setOpts(x=x + _OFFSETS[key], height=heights, brushes=self._brushes(key))
         cancel = [np.nan if b.cancellation is None else b.cancellation for b in blocks]
         self.cancel_curve.setData(x, np.array(cancel, dtype=float), connect="finite")
-        block_ticks(self.item.getAxis("bottom"), [b.block for b in blocks])
+        block_ticks(self.item.getAxis("bottom"), [b.block for b in blocks], most=20)
         if len(x):
             self.item.setXRange(x.min() - 0.7, x.max() + 0.7, padding=0)
             top = max(max(getattr(b, key) for b in blocks) for key, _, _ in SERIES)
@@ -263,7 +261,7 @@ class HeatmapPlot(_Plot):
         self.image.setRect(QRectF(first - 0.5, -0.5, width, len(heat.layers)))
         self.colorbar.setLevels(levels)
         self.item.getAxis("left").setTicks([[(j, layer_label(name)) for j, name in enumerate(heat.layers)]])
-        block_ticks(self.item.getAxis("bottom"), list(heat.blocks))
+        block_ticks(self.item.getAxis("bottom"), list(heat.blocks), most=9)
         self.item.setXRange(first - 0.5, last + 0.5, padding=0)
         self.item.setYRange(-0.5, len(heat.layers) - 0.5, padding=0)
 

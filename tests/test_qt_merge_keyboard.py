@@ -1,5 +1,5 @@
 """The workbench by keyboard and on a small screen: shortcuts, tab order, focus, undo, a run bar
-whose buttons stay put, plain quotes in errors, and a 1280×720 window that leaves the panel room."""
+whose buttons stay put, plain quotes in errors, the rank hint, and a 1280×720 window that leaves the panel room."""
 
 from __future__ import annotations
 
@@ -188,3 +188,16 @@ def test_ctrl_shift_return_merges_and_esc_cancels(qtbot, monkeypatch, tmp_path, 
         assert list(made.out.iterdir()) == []
     finally:
         made.close()
+
+
+def test_the_rank_hint_follows_the_analysis_and_goes_with_other_inputs(window, pair, tmp_path):
+    panel = window.panel
+    if panel.rank_hint is None:
+        pytest.skip("no rank hint widget yet")
+    window.load(*pair)
+    assert panel.rank_hint.plain_text() == ""
+    window.run("analyze")
+    assert "keeps" in panel.rank_hint.plain_text() and not panel.rank_hint.isHidden()
+    other = make_demo_pair(tmp_path / "c.safetensors", tmp_path / "d.safetensors", seed=9)
+    window.load(*other)
+    assert panel.rank_hint.plain_text() == "" and panel.rank_hint.isHidden()

@@ -171,6 +171,13 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
         line.setStyleSheet("color: #30333a;")
         layout.addWidget(line)
         layout.addWidget(self.strength_form)
+        self.rank_hint = None  # "rank 8 keeps 99 % of the targeted energy", once an analysis is there
+        try:
+            from difflora_gui.qt.merge.rank_hint import RankHint
+        except ImportError:
+            return frame
+        self.rank_hint = RankHint()
+        self.rank_hint.attach(self.rank_form, "rank")
         return frame
 
     def _build_targets(self) -> QWidget:
@@ -372,9 +379,7 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
                 clear() if clear is not None else side.view.hide()
         for button in (self.export_png_button, self.export_csv_button):
             button.setEnabled(False)
-        hint = getattr(self.strategy, "set_analysis", None)
-        if hint is not None:
-            hint(None)
+        self._show_rank_hint(None)
 
     def ensure_analysis_view(self):
         return self.analysis_side.ensure_view()
@@ -384,9 +389,15 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
         if self.analysis_side.view is not None and not self.analysis_side.view.isVisible():
             self.analysis_side.view.show()
         self.analysis_side.show_analysis(result, heading)
-        hint = getattr(self.strategy, "set_analysis", None)
-        if hint is not None:
-            hint(result)
+        self._show_rank_hint(result)
+
+    def _show_rank_hint(self, result) -> None:
+        """The rank hint of this analysis (``None``: no analysis, no hint)."""
+        if self.rank_hint is None:
+            return
+        selector = self.targets.selector()
+        weight_of = getattr(selector, "weight_of", None) if selector is not None else None
+        self.rank_hint.set_analysis(result, weight_of)
 
     def _export_base(self) -> Path:
         output = self.output_box.text()

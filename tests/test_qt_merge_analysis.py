@@ -153,6 +153,13 @@ def test_a_two_expert_result_shows_each_expert_side_by_side_in_tabs(qtbot, side,
     # each expert's concept block is where its own difference is largest
     assert np.argmax(views["high"].bar_items["norm_out"].opts["height"]) == 1
     assert np.argmax(views["low"].bar_items["norm_out"].opts["height"]) == 0
+    # a module picked in one expert's heatmap is shown in the other's too (switching tabs compares it)
+    name = "blocks.0.cross_attn.v"
+    high_view = views["high"]
+    QTest.mouseClick(high_view.heat_plot.viewport(), LEFT, NO_MOD, high_view.cell_scene_pos(name))
+    assert high_view.current_module == name and views["low"].current_module == name
+    _x, y = views["low"].spectrum_curve.getData()
+    np.testing.assert_allclose(y, both.by_expert["low"].row(name).singular_values, rtol=1e-12)
     # exports are of the expert on show, named for it
     base = tmp_path / "exports" / "merged"
     assert side.default_export_path("csv") == base.with_name("merged_high_noise.workbench.csv")

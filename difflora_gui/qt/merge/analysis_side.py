@@ -131,6 +131,7 @@ class AnalysisSide(QWidget):
 
         view = AnalysisView()
         view.block_clicked.connect(self.block_clicked)
+        view.module_picked.connect(lambda name, view=view: self._show_module_in_others(view, name))
         view.set_selected_blocks(self._selected_blocks)
         return view
 
@@ -257,6 +258,13 @@ class AnalysisSide(QWidget):
     @property
     def is_stale(self) -> bool:
         return self.stale_reason is not None
+
+    def _show_module_in_others(self, picked, name: str) -> None:
+        """A module picked in one expert's view is shown in the other's too (same name, its own numbers)."""
+        for view in self.views.values():
+            others = view is not picked and view.result is not None and view.is_filled
+            if others and view.table_model.row_of(name) is not None:
+                view.select_module(name)
 
     def set_selected_blocks(self, blocks: set[int] | None) -> None:
         self._selected_blocks = blocks

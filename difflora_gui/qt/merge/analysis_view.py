@@ -56,8 +56,8 @@ class AnalysisView(QWidget):
 
     #: a block was clicked in the bars
     block_clicked = Signal(int)
-    #: a module was picked (heatmap cell or table row); its spectrum is on show
-    module_selected = Signal(str)
+    #: the user picked a module (heatmap cell or table row); its spectrum is on show
+    module_picked = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -307,6 +307,7 @@ class AnalysisView(QWidget):
         if name:
             self.current_module = str(name)
             self._fill_spectrum()
+            self.module_picked.emit(self.current_module)
 
     def _fill_spectrum(self) -> None:
         if self.result is None or not self.current_module:
@@ -318,7 +319,6 @@ class AnalysisView(QWidget):
         self.spectrum = spectrum
         self.spectrum_view.fill(spectrum, f"{spectrum.name} · {spectrum.short_label}")
         self.heatmap.outline_module(self.current_module)
-        self.module_selected.emit(self.current_module)
 
     @property
     def spectrum_text(self) -> str:
@@ -392,6 +392,7 @@ class AnalysisView(QWidget):
             name = self.heatmap.module_at(event.scenePos())
             if name is not None:
                 self.select_module(name)
+                self.module_picked.emit(name)
 
     def block_scene_pos(self, plot_name: str, block: int) -> QPoint:
         """Where a block is drawn, in the plot widget's viewport coordinates (for tests and demos)."""

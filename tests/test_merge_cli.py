@@ -336,3 +336,36 @@ def test_copy_command_starts_with_the_running_interpreter_quoted_for_the_platfor
         "o.safetensors",
     ]
     assert _parse(*argv[1:]) == experts
+
+
+def test_a_reader_that_stops_early_ends_the_merge_command_quietly(tmp_path):
+    """``merge ... --json | head -c 100``: exit 0, no BrokenPipeError traceback."""
+    import sys
+
+    from difflora_gui.lora.synthetic import make_wan_lora
+    from tests.app_process import ROOT
+
+    for name, seed in (("a", 1), ("b", 2)):  # 160 modules: a JSON of ~100 kB, more than a pipe holds
+        make_wan_lora(
+            "1.3B", rank=4, seed=seed, select="attn blocks=0-19", path=tmp_path / f"{name}.safetensors"
+        )
+    argv = [
+        sys.executable,
+        str(ROOT / "main.py"),
+        "merge",
+        "--lora_a",
+        "a.safetensors",
+        "--lora_b",
+        "b.safetensors",
+    ]
+    with subprocess.Popen(
+        [*argv, "--analyze_only", "--json", "--quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as child:
+        assert child.stdout.read(100).startswith(b"{")
+        child.stdout.close()  # far more than a pipe's buffer is still to come
+        stderr = child.stderr.read().decode("utf-8", "replace")
+        assert child.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr

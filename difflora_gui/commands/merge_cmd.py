@@ -228,13 +228,15 @@ def run(args: argparse.Namespace) -> int:
             "--lora_b_low; see python main.py merge --help)"
         )
     params = params_from_args(args)
+    from difflora_gui.commands.inspect_cmd import print_to_pipe  # `merge ... | head` ends quietly
     from difflora_gui.jobs.cli import run_in_terminal
     from difflora_gui.merge.engine import run_analysis, run_merge
 
     if options["analyze_only"]:
         analysis = run_in_terminal(run_analysis, params, description="analyze", quiet=options["quiet"])
-        print(json.dumps(analysis.to_json(), indent=1) if options["json"] else _analysis_text(analysis))
-        return 0
+        return print_to_pipe(
+            json.dumps(analysis.to_json(), indent=1) if options["json"] else _analysis_text(analysis)
+        )
     if not params.output:
         raise UserError("merge needs --output FILE (or --analyze_only)")
     result = run_in_terminal(run_merge, params, description="merge", quiet=options["quiet"])
@@ -242,14 +244,11 @@ def run(args: argparse.Namespace) -> int:
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     if options["json"]:
-        print(json.dumps(result.to_json(), indent=1, ensure_ascii=False))
-        return 0
+        return print_to_pipe(json.dumps(result.to_json(), indent=1, ensure_ascii=False))
+    text = result.summary()
     if result.analysis is not None:
-        print(_analysis_text(result.analysis))
-        print()
-    print(result.summary())
-    sys.stdout.flush()
-    return 0
+        text = f"{_analysis_text(result.analysis)}\n\n{text}"
+    return print_to_pipe(text)
 
 
 COMMAND = CliCommandSpec(

@@ -407,3 +407,32 @@ def test_an_exception_escaping_a_slot_goes_to_the_log(window, monkeypatch):
     assert "Unexpected error: LookupError: a slot went wrong" in window.log_dock.text()
     assert "in test_an_exception_escaping_a_slot_goes_to_the_log" in window.log_dock.text()
     assert seen == [LookupError]  # the previous hook still runs
+
+
+def test_a_small_screen_starts_with_the_docks_tabbed_and_closed(qtbot, monkeypatch):
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QGuiApplication
+
+    from difflora_gui.qt import window_layout
+    from difflora_gui.qt.testing import close_window, make_main_window
+
+    class Screen:
+        def __init__(self, width, height):
+            self.area = QRect(0, 0, width, height)
+
+        def availableGeometry(self):  # noqa: N802 - the Qt name
+            return self.area
+
+    monkeypatch.setattr(QGuiApplication, "platformName", staticmethod(lambda: "xcb"))
+    for (width, height), compact in (((2560, 1440), False), ((1366, 768), True), ((1280, 720), True)):
+        monkeypatch.setattr(
+            QGuiApplication, "primaryScreen", staticmethod(lambda w=width, h=height: Screen(w, h))
+        )
+        assert window_layout.compact_screen() is compact
+    window, dialogs = make_main_window(qtbot, monkeypatch)  # on the 1280×720 screen
+    try:
+        assert not window.log_dock.isVisible() and not window.jobs_dock.isVisible()
+        window.jobs_status.click()  # the status bar's jobs count opens the Jobs dock
+        assert window.jobs_dock.isVisible()
+    finally:
+        close_window(window, dialogs)

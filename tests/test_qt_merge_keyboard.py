@@ -72,6 +72,8 @@ def test_shortcuts_run_analyze_and_say_so_in_the_tooltips(window, pair, qtbot):
     assert "Esc" in panel.cancel_button.toolTip()
     keys = {shortcut.key().toString() for shortcut in panel.shortcuts}
     assert {"Ctrl+Return", "Ctrl+Shift+Return", "Esc", "Ctrl+M"} <= keys
+    escape = next(s for s in panel.shortcuts if s.key().toString() == "Esc")
+    assert not escape.isEnabled()  # nothing runs: Esc is left to the other widgets
     panel.targets.text_edit.setFocus()
     qtbot.waitUntil(panel.targets.text_edit.hasFocus)
     qtbot.keyClick(panel.targets.text_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)

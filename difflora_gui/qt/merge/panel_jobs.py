@@ -17,6 +17,7 @@ from difflora_gui.project import new_record_id
 from difflora_gui.qt.merge.inputs import short_name
 from difflora_gui.qt.merge.merge_history import record_merge, status_text, unwrap, written_files
 from difflora_gui.qt.merge.output_box import ask_replace
+from difflora_gui.qt.merge.shortcuts import sync_shortcuts
 
 SECTION = "merge"
 TASKS = "difflora_gui.merge.workbench_jobs"
@@ -52,6 +53,7 @@ class PanelJobs:
         )
         self.copy_button.setEnabled(self.paths["a"] is not None and self.paths["b"] is not None)
         self.rerun_button.setEnabled(not running and self.stored_recipe() is not None)
+        sync_shortcuts(self, getattr(self, "shortcuts", []))
 
     def analyze(self) -> None:
         """Compute the analysis of the current inputs and targets (nothing is written)."""

@@ -1,7 +1,7 @@
 """The workbench's keyboard: Analyze, Merge and Cancel shortcuts, and a tab order that follows the layout.
 
 Ctrl+Return analyses, Ctrl+Shift+Return (or Ctrl+M) merges, Esc cancels the running job; they work
-anywhere in the panel and do what the button would (nothing when it is disabled). The tab order is
+anywhere in the panel and do what the button would; each is on only while its button is enabled. The tab order is
 rebuilt from the layouts, top to bottom, whenever widgets are added (the block grid is made when the
 inputs are read, which used to put it at the end of the chain).
 """
@@ -45,8 +45,15 @@ def install_shortcuts(panel: QWidget) -> list[QShortcut]:
                 button.click()
 
         shortcut.activated.connect(press)
+        shortcut.setProperty("button", button_name)
         made.append(shortcut)
     return made
+
+
+def sync_shortcuts(panel: QWidget, shortcuts: list[QShortcut]) -> None:
+    """A shortcut is on only while its button is enabled (Esc is free for others while nothing runs)."""
+    for shortcut in shortcuts:
+        shortcut.setEnabled(getattr(panel, shortcut.property("button")).isEnabled())
 
 
 def focus_chain(root: QWidget) -> list[QWidget]:

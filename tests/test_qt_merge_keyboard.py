@@ -203,3 +203,15 @@ def test_the_rank_hint_follows_the_analysis_and_goes_with_other_inputs(window, p
     other = make_demo_pair(tmp_path / "c.safetensors", tmp_path / "d.safetensors", seed=9)
     window.load(*other)
     assert panel.rank_hint.plain_text() == "" and panel.rank_hint.isHidden()
+
+
+def test_the_edit_menu_names_the_step_and_is_disabled_with_nothing_to_undo(window, pair):
+    main, panel = window.window, window.panel
+    window.load(*pair)
+    panel.undo_stack.clear()
+    assert not main.action_undo.isEnabled() and not main.action_redo.isEnabled()
+    panel.output_edit.setText(str(window.out / "mine.safetensors"))
+    panel.output_edit.textEdited.emit(panel.output_edit.text())
+    assert main.action_undo.isEnabled() and main.action_undo.text() == "&Undo edit the output name"
+    main.action_undo.trigger()
+    assert not main.action_undo.isEnabled() and main.action_redo.text() == "&Redo edit the output name"

@@ -117,6 +117,8 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_docks()
         install_actions(self, self.recent_menu)
+        self._undo_bound = None
+        self.nav.currentRowChanged.connect(lambda _row: self.bind_undo_actions())
         self.project_files.fill_recent_menu()
         self._build_status_bar()
         self._connect_signals()
@@ -222,6 +224,8 @@ class MainWindow(QMainWindow):
                 entries.append(entry)
                 self.panels[spec.name] = entry
             self.pages[key].set_panels(entries)
+        if hasattr(self, "action_undo"):
+            self.bind_undo_actions()
 
     def _report_plugin_problems(self) -> None:
         failed = [info for info in self.host.infos() if info.status == "failed"]
@@ -252,6 +256,32 @@ class MainWindow(QMainWindow):
     def current_undo_stack(self):
         panel = self.current_panel()
         return getattr(panel, "undo_stack", None) if panel is not None else None
+
+    def bind_undo_actions(self) -> None:
+        """Edit ▸ Undo/Redo follow the current panel's stack: enabled when it can, named for the step."""
+        stack = self.current_undo_stack()
+        previous, self._undo_bound = self._undo_bound, stack
+        if previous is not None and previous is not stack:
+            try:
+                previous.canUndoChanged.disconnect(self._show_undo_state)
+                previous.canRedoChanged.disconnect(self._show_undo_state)
+                previous.indexChanged.disconnect(self._show_undo_state)
+            except (RuntimeError, TypeError):  # already gone with its panel
+                pass
+        if stack is not None and stack is not previous:
+            stack.canUndoChanged.connect(self._show_undo_state)
+            stack.canRedoChanged.connect(self._show_undo_state)
+            stack.indexChanged.connect(self._show_undo_state)
+        self._show_undo_state()
+
+    def _show_undo_state(self, *_args) -> None:
+        stack = self._undo_bound
+        can_undo = stack is not None and stack.canUndo()
+        can_redo = stack is not None and stack.canRedo()
+        self.action_undo.setEnabled(can_undo)
+        self.action_redo.setEnabled(can_redo)
+        self.action_undo.setText(f"&Undo {stack.undoText()}" if can_undo else "&Undo")
+        self.action_redo.setText(f"&Redo {stack.redoText()}" if can_redo else "&Redo")
 
     @Slot()
     def undo(self) -> None:

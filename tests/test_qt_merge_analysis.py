@@ -399,3 +399,41 @@ def test_a_view_given_a_two_expert_result_shows_its_first_expert(qtbot, side, tm
     view = side.view
     view.set_analysis(both, "direct")
     assert view.result is both.by_expert["high"] and view.table_model.rowCount() == 16
+
+
+def test_a_wide_side_shows_the_two_experts_as_columns(qtbot, side, tmp_path, monkeypatch):
+    both = two_expert_analysis(tmp_path)
+    show(qtbot, side, both, "Merge")
+    assert not side.in_columns and side.tabs.count() == 2
+    side.resize(1300, 600)
+    qtbot.waitUntil(lambda: side.in_columns, timeout=5_000)
+    high, low = side.views["high"], side.views["low"]
+    assert high.isVisible() and low.isVisible() and high.parent() is low.parent() is side.columns
+    assert high.geometry().right() < low.geometry().left()  # side by side
+    assert side.tabs.count() == 0
+    # the menus offer both experts' exports
+    assert side._second_png_actions["blocks"].isVisible()
+    assert "low-noise expert" in side._second_png_actions["blocks"].text()
+    assert side.export_csv_button.menu() is not None
+    offered = []
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda _p, _c, start, _f: offered.append(Path(start)) or (start, "")
+    )
+    side._csv_actions[1].trigger()
+    side._second_png_actions["heatmap"].trigger()
+    side.export_actions["heatmap"].trigger()
+    assert [p.name for p in offered] == [
+        "merged_low_noise.workbench.csv",
+        "merged_low_noise-heatmap.png",
+        "merged_high_noise-heatmap.png",
+    ]
+    assert offered[0].read_text(encoding="utf-8") == both.by_expert["low"].to_csv()
+    # narrow again: tabs, the same views and numbers
+    side.resize(700, 600)
+    qtbot.waitUntil(lambda: not side.in_columns, timeout=5_000)
+    assert [side.tabs.tabText(i) for i in range(side.tabs.count())] == [
+        "High-noise expert",
+        "Low-noise expert",
+    ]
+    assert side.tabs.widget(0) is high and side.tabs.widget(1) is low and low.result is both.by_expert["low"]
+    assert side.export_csv_button.menu() is None and not side._second_png_actions["blocks"].isVisible()

@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
     QPushButton,
+    QSplitter,
     QStackedWidget,
     QTabWidget,
     QToolButton,
@@ -35,6 +36,8 @@ from difflora_gui.qt.merge.analysis_overlay import INTRO_TEXT, intro_card
 from difflora_gui.qt.merge.plotting import plotting_ready, warm_up_plotting
 
 PLOT_TITLES = (("blocks", "Block bars"), ("heatmap", "Heatmap"), ("spectrum", "Spectrum"))
+#: from this width on the two experts are shown side by side (two columns) instead of in tabs
+COLUMNS_MIN_WIDTH = 1100
 
 
 class AnalysisSide(QWidget):
@@ -81,7 +84,21 @@ class AnalysisSide(QWidget):
             action = menu.addAction(f"{text}…")
             action.triggered.connect(lambda _checked=False, name=name: self.export_png_dialog(name))
             self.export_actions[name] = action
+        # two columns: the other expert's plots too, and the table of either (a menu on Export CSV)
+        self._second_png_actions = {}
+        for name, text in PLOT_TITLES:
+            action = menu.addAction(f"{text}…")
+            action.triggered.connect(
+                lambda _checked=False, name=name: self.export_png_dialog(name, second=True)
+            )
+            self._second_png_actions[name] = action
         self.export_png_button.setMenu(menu)
+        self._csv_menu = QMenu(self)
+        self._csv_actions = [self._csv_menu.addAction(""), self._csv_menu.addAction("")]
+        for index, action in enumerate(self._csv_actions):
+            action.triggered.connect(
+                lambda _checked=False, second=bool(index): self.export_csv_dialog(second=second)
+            )
         self.export_csv_button = QPushButton("Export CSV…")
         self.export_csv_button.setObjectName("exportCsvButton")
         self.export_csv_button.setToolTip(
@@ -102,6 +119,10 @@ class AnalysisSide(QWidget):
         self.tabs.setTabBarAutoHide(True)  # one-model results: no tab bar
         self.tabs.currentChanged.connect(lambda _index: self._update_exports())
         self.stack.addWidget(self.tabs)
+        self.columns = QSplitter(Qt.Orientation.Horizontal)
+        self.columns.setObjectName("analysisColumns")
+        self.columns.setChildrenCollapsible(False)
+        self.stack.addWidget(self.columns)
         layout.addWidget(self.stack, 1)
         self.setMinimumWidth(320)
         self._update_exports()
@@ -123,7 +144,8 @@ class AnalysisSide(QWidget):
             self._timer.start(0)
             return
         # laid out under their placeholder now: their first layout is not at a result
-        self.stack.setCurrentWidget(self.tabs)
+        if self.result is None and self.stack.currentWidget() is self.intro:
+            self.stack.setCurrentWidget(self.tabs)
         freeze_heap_after_heavy_imports()
 
     def _new_view(self):
@@ -161,7 +183,14 @@ class AnalysisSide(QWidget):
         experts = self.result.experts
         if not experts:
             return None
-        return experts[min(self.tabs.currentIndex(), len(experts) - 1)] if len(experts) == 2 else experts[0]
+        if len(experts) == 2 and not self.in_columns:
+            return experts[min(max(self.tabs.currentIndex(), 0), 1)]
+        return experts[0]  # one expert, or the first column (the export menus offer the second)
+
+    @property
+    def in_columns(self) -> bool:
+        """Whether the two experts are shown as two columns (a wide side) rather than tabs."""
+        return self.stack.currentWidget() is self.columns
 
     @property
     def current_view(self):
@@ -184,17 +213,10 @@ class AnalysisSide(QWidget):
         if len(experts) == 2:
             if self.second_view is None:
                 self.second_view = self._new_view()
-            if self.tabs.indexOf(self.second_view) < 0:
-                self.tabs.addTab(self.second_view, "")
-            for index, expert in enumerate(experts):
-                self.tabs.setTabText(index, plot_data.EXPERT_HEADINGS[expert])
             parts = [(view, result.by_expert[experts[0]]), (self.second_view, result.by_expert[experts[1]])]
         else:
-            if self.second_view is not None and self.tabs.indexOf(self.second_view) >= 0:
-                self.tabs.removeTab(self.tabs.indexOf(self.second_view))
-            one = result.by_expert[experts[0]] if experts else result
-            self.tabs.setTabText(0, plot_data.EXPERT_HEADINGS.get(one.expert or "", "Analysis"))
-            parts = [(view, one)]
+            parts = [(view, result.by_expert[experts[0]] if experts else result)]
+        self._place_views()
         first_view, first = parts[0]
         first_view.set_analysis(first, self._heading(heading, first), staged=True)
         for other_view, other in parts[1:]:
@@ -203,8 +225,40 @@ class AnalysisSide(QWidget):
             self._pending.append(lambda v=other_view, r=other: self._fill_later(v, r, heading))
         if self._pending:
             self._work_timer.start(0)
-        self.stack.setCurrentWidget(self.tabs)
         self._update_exports()
+
+    def _two_experts(self) -> bool:
+        return self.result is not None and len(self.result.experts) == 2
+
+    def _place_views(self) -> None:
+        """The two experts as columns when the side is wide, else as tabs (one view: the tab page)."""
+        two = self._two_experts()
+        views = [self.view, self.second_view] if two else [self.view]
+        if two and self.width() >= COLUMNS_MIN_WIDTH:
+            for view in views:
+                if self.tabs.indexOf(view) >= 0:
+                    self.tabs.removeTab(self.tabs.indexOf(view))
+                self.columns.addWidget(view)
+                view.show()  # a former tab page is hidden explicitly by the tab widget
+            self.stack.setCurrentWidget(self.columns)
+            return
+        for index, view in enumerate(views):
+            if self.tabs.indexOf(view) < 0:
+                self.tabs.insertTab(index, view, "")
+        if self.second_view is not None and not two and self.tabs.indexOf(self.second_view) >= 0:
+            self.tabs.removeTab(self.tabs.indexOf(self.second_view))
+        experts = self.result.experts if self.result is not None else []
+        for index in range(len(views)):
+            expert = experts[index] if index < len(experts) else ""
+            self.tabs.setTabText(index, plot_data.EXPERT_HEADINGS.get(expert, "Analysis"))
+        self.stack.setCurrentWidget(self.tabs)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        shown = self._two_experts() and self.stack.currentWidget() is not self.intro
+        if shown and (self.width() >= COLUMNS_MIN_WIDTH) != self.in_columns:
+            self._place_views()
+            self._update_exports()
 
     def show_analysis(self, result, heading: str) -> None:
         """The panel's name for :meth:`set_analysis`."""
@@ -287,6 +341,19 @@ class AnalysisSide(QWidget):
         of = f" ({plot_data.EXPERT_HEADINGS[expert].lower()})" if expert else ""
         for name, text in PLOT_TITLES:
             self.export_actions[name].setText(f"{text}{of}…")
+        # two columns: both experts' exports in the menus (Export CSV becomes a menu)
+        columns = self.in_columns and self._two_experts()
+        second = self.result.experts[1] if columns else None
+        for name, text in PLOT_TITLES:
+            action = self._second_png_actions[name]
+            action.setVisible(columns)
+            if second:
+                action.setText(f"{text} ({plot_data.EXPERT_HEADINGS[second].lower()})…")
+        if columns:
+            for action, e in zip(self._csv_actions, self.result.experts, strict=True):
+                action.setText(f"Table of the {plot_data.EXPERT_HEADINGS[e].lower()}…")
+        if (self.export_csv_button.menu() is not None) != columns:
+            self.export_csv_button.setMenu(self._csv_menu if columns else None)
         self.export_png_button.setEnabled(enabled)
         self.export_csv_button.setEnabled(enabled)
         self.export_png_button.setToolTip(why or f"Save a plot as a PNG image{of}, with a title")
@@ -294,24 +361,29 @@ class AnalysisSide(QWidget):
             why or f"Save the per-module table{of} (norms, cancellation, ranks, energies, spectra)"
         )
 
-    def default_export_path(self, kind: str) -> Path:
-        """Where an export dialog starts (``kind``: a plot name or ``csv``); names the expert on show."""
-        return plot_data.export_path(Path(self._export_base()), kind, self.current_expert)
+    def _export_expert(self, second: bool) -> str | None:
+        return self.result.experts[1] if second and self._two_experts() else self.current_expert
 
-    def export_png_dialog(self, name: str) -> None:
+    def default_export_path(self, kind: str, *, second: bool = False) -> Path:
+        """Where an export dialog starts (``kind``: a plot name or ``csv``); names the expert on show.
+
+        ``second``: the second column's expert (two columns)."""
+        return plot_data.export_path(Path(self._export_base()), kind, self._export_expert(second))
+
+    def export_png_dialog(self, name: str, *, second: bool = False) -> None:
         if not self.can_export:
             return
-        view = self.current_view
-        start = str(self.default_export_path(name))
+        view = self.view_of(self._export_expert(second))
+        start = str(self.default_export_path(name, second=second))
         path, _ = QFileDialog.getSaveFileName(self, f"Export the {name} plot", start, "PNG images (*.png)")
         if path:
             self._export(lambda: view.export_png(name, path), path)
 
-    def export_csv_dialog(self) -> None:
+    def export_csv_dialog(self, *, second: bool = False) -> None:
         if not self.can_export:
             return
-        view = self.current_view
-        start = str(self.default_export_path("csv"))
+        view = self.view_of(self._export_expert(second))
+        start = str(self.default_export_path("csv", second=second))
         path, _ = QFileDialog.getSaveFileName(self, "Export the analysis table", start, "CSV files (*.csv)")
         if path:
             self._export(lambda: view.export_csv(path), path)

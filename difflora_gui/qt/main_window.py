@@ -39,6 +39,7 @@ from difflora_gui.qt.project_controller import PROJECT_FILTER, ProjectController
 from difflora_gui.qt.sections import SECTION_INFO, PanelEntry, SectionPage, build_panel
 from difflora_gui.qt.services import AppServices
 from difflora_gui.qt.theme import icon
+from difflora_gui.qt.undo_actions import EditActions
 from difflora_gui.qt.wheel_guard import install_wheel_guard
 from difflora_gui.qt.window_layout import arrange_docks, compact_screen, current_panel, focus_panel
 from difflora_gui.settings import AppSettings
@@ -117,7 +118,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_docks()
         install_actions(self, self.recent_menu)
-        self._undo_bound = None
+        self.edit_actions = EditActions(self)
         self.nav.currentRowChanged.connect(lambda _row: self.bind_undo_actions())
         self.project_files.fill_recent_menu()
         self._build_status_bar()
@@ -251,51 +252,21 @@ class MainWindow(QMainWindow):
         """The keyboard focus starts in the section's panel (its first input), not in a dock."""
         focus_panel(current_panel(self))
 
-    # --- undo (each panel may keep an ``undo_stack``) -------------------------------------------
+    # --- undo (each panel may keep an ``undo_stack``; see :mod:`~difflora_gui.qt.undo_actions`) -----
 
     def current_undo_stack(self):
-        panel = self.current_panel()
-        return getattr(panel, "undo_stack", None) if panel is not None else None
+        return self.edit_actions.current_stack()
 
     def bind_undo_actions(self) -> None:
-        """Edit ▸ Undo/Redo follow the current panel's stack: enabled when it can, named for the step."""
-        stack = self.current_undo_stack()
-        previous, self._undo_bound = self._undo_bound, stack
-        if previous is not None and previous is not stack:
-            try:
-                previous.canUndoChanged.disconnect(self._show_undo_state)
-                previous.canRedoChanged.disconnect(self._show_undo_state)
-                previous.indexChanged.disconnect(self._show_undo_state)
-            except (RuntimeError, TypeError):  # already gone with its panel
-                pass
-        if stack is not None and stack is not previous:
-            stack.canUndoChanged.connect(self._show_undo_state)
-            stack.canRedoChanged.connect(self._show_undo_state)
-            stack.indexChanged.connect(self._show_undo_state)
-        self._show_undo_state()
-
-    def _show_undo_state(self, *_args) -> None:
-        stack = self._undo_bound
-        can_undo = stack is not None and stack.canUndo()
-        can_redo = stack is not None and stack.canRedo()
-        self.action_undo.setEnabled(can_undo)
-        self.action_redo.setEnabled(can_redo)
-        self.action_undo.setText(f"&Undo {stack.undoText()}" if can_undo else "&Undo")
-        self.action_redo.setText(f"&Redo {stack.redoText()}" if can_redo else "&Redo")
+        self.edit_actions.bind()
 
     @Slot()
     def undo(self) -> None:
-        stack = self.current_undo_stack()
-        if stack is not None and stack.canUndo():
-            stack.undo()
-            self.status(f"Undone: {stack.redoText()}")
+        self.edit_actions.undo()
 
     @Slot()
     def redo(self) -> None:
-        stack = self.current_undo_stack()
-        if stack is not None and stack.canRedo():
-            stack.redo()
-            self.status(f"Redone: {stack.undoText()}")
+        self.edit_actions.redo()
 
     # --- logging -----------------------------------------------------------------------------
 

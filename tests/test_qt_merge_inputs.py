@@ -62,8 +62,8 @@ def test_a_high_noise_file_opens_the_expert_grid_and_brings_its_partner(qtbot, b
     settle(qtbot, box)
     assert box.slots["b_high"] == b_high and box.slots["b_low"] == b_low
     assert box.expert_grid.headings["high"].text() == "High-noise expert"
-    assert "high-noise" in box.cards["a_high"].role_label.text()
-    assert "file name" in box.cards["a_high"].role_label.text()
+    assert "high-noise" in box.cards["a_high"].role_text
+    assert "file name" in box.cards["a_high"].role_text
     assert box.problem() == "" and box.ready()
     assert box.fields() == {
         "lora_a": str(a_high),
@@ -91,7 +91,7 @@ def test_a_wan21_pair_keeps_the_one_model_layout(qtbot, box, tmp_path):
     assert not box.two_expert and box.paths == {"a": a, "b": b}
     assert box.fields()["lora_a_high"] is None and box.fields()["expert"] == "both"
     assert box.ready()
-    assert "no expert named" in box.cards["a"].role_label.text()
+    assert "no expert named" in box.cards["a"].role_text
 
 
 def test_choosing_two_experts_puts_a_joint_file_in_both_and_overrides_are_fields(qtbot, box, tmp_path):
@@ -104,7 +104,7 @@ def test_choosing_two_experts_puts_a_joint_file_in_both_and_overrides_are_fields
     box.mode_combo.activated.emit(box.mode_combo.currentIndex())
     assert box.two_expert
     assert box.slots["a_high"] == box.slots["a_low"] == joint
-    assert "joint file, used for both experts" in box.cards["a_low"].role_label.text()
+    assert "joint file, used for both experts" in box.cards["a_low"].role_text
     box.set_input("b", b_high)
     settle(qtbot, box)
     fields = box.fields()
@@ -114,7 +114,7 @@ def test_choosing_two_experts_puts_a_joint_file_in_both_and_overrides_are_fields
     box.set_override("b_high", "both")
     assert box.slots["b_high"] == box.slots["b_low"] == b_high
     assert box.fields()["lora_b_low"] == str(b_high)
-    assert "Both experts (your choice)" in box.cards["b_low"].role_label.text()
+    assert "Both experts (your choice)" in box.cards["b_low"].role_text
     assert box.cards["b_high"].role_combo.currentData() == "both"
     # back to Auto: the name says high-noise, and the partner beside it comes back
     box.set_override("b_high", "auto")
@@ -137,7 +137,9 @@ def test_issues_are_per_expert_pair(qtbot, box, tmp_path):
     box.set_input("b_low", low_a)  # the same file as A and B for the low-noise expert
     settle(qtbot, box)
     texts = [issue.text for issue in box.issues if issue.blocks_run]
-    assert any(t.startswith("high-noise expert: A is for Wan 1.3B") and "different model sizes" in t for t in texts)
+    assert any(
+        t.startswith("high-noise expert: A is for Wan 1.3B") and "different model sizes" in t for t in texts
+    )
     assert any(t.startswith("low-noise expert: A and B are the same file") for t in texts)
     assert box.problem() in texts
     # writing only the low-noise expert: the high-noise pair no longer matters
@@ -212,7 +214,9 @@ def test_the_expert_grid_fits_a_450_px_settings_column(qtbot, box, tmp_path):
     assert box.cards["a_low"].mapTo(box, QPoint(0, 0)).y() > box.cards["a_high"].mapTo(box, QPoint(0, 0)).y()
 
 
-def test_file_dialogs_start_in_the_model_folder_then_remember_each_slot(qtbot, box, window, tmp_path, monkeypatch):
+def test_file_dialogs_start_in_the_model_folder_then_remember_each_slot(
+    qtbot, box, window, tmp_path, monkeypatch
+):
     models = tmp_path / "models"
     models.mkdir()
     window.services.update_settings(model_folders=[str(tmp_path / "gone"), str(models)])
@@ -253,3 +257,76 @@ def test_a_moved_input_is_noticed_without_running_anything(qtbot, box, tmp_path)
     assert box.recheck_files()  # as when the window is activated again
     settle(qtbot, box)
     assert box.ready()
+
+
+def test_a_combo_file_fills_both_experts_of_its_side_with_its_parts(qtbot, box, tmp_path):
+    from difflora_gui.lora.synthetic import make_wan_combo
+
+    combo = tmp_path / "combo.safetensors"  # nothing in the name: the key prefixes say it
+    make_wan_combo("tiny", path=combo, rank=2, select="self_attn")
+    joint = lora(tmp_path / "base.safetensors", seed=7, select="self_attn blocks=0")
+    box.set_input("a", combo)
+    box.set_input("b", joint)
+    assert not box.two_expert  # not known before the read
+    settle(qtbot, box)
+    assert box.two_expert
+    assert box.slots["a_high"] == box.slots["a_low"] == combo
+    assert box.slots["b_high"] == box.slots["b_low"] == joint
+    assert "combo file: its high-noise part (transformer_1 keys)" in box.cards["a_high"].role_text
+    assert "low-noise part" in box.cards["a_low"].role_text
+    high, low = box.summary_of("a_high"), box.summary_of("a_low")
+    assert high is not None and low is not None and high is not low
+    assert high.expert_role.role == "high" and low.expert_role.role == "low"
+    fields = box.fields()
+    assert fields["lora_a_high"] == fields["lora_a_low"] == str(combo)
+    # the combo's experts each cover all blocks, the joint B only block 0: said once, for both experts
+    coverage = [i.text for i in box.issues if "block coverage" in i.text]
+    assert len(coverage) == 1 and coverage[0].startswith("both experts: ")
+    assert box.ready()
+
+
+def test_metadata_naming_an_expert_places_the_file_after_the_read(qtbot, box, tmp_path):
+    plain = lora(tmp_path / "musubi run.safetensors", metadata={"difflora_expert": "low"})
+    box.set_input("a", plain)
+    settle(qtbot, box)
+    assert box.two_expert and box.slots["a_low"] == plain and box.slots["a_high"] is None
+    assert "metadata" in box.cards["a_low"].role_text
+    # the user knows better: it is a joint file
+    box.set_override("a_low", "both")
+    assert box.slots["a_high"] == box.slots["a_low"] == plain
+    settle(qtbot, box)
+    assert box.slots["a_high"] == plain  # a later read does not undo the user's choice
+
+
+def test_back_to_one_model_and_swap(qtbot, box, tmp_path):
+    a_high = lora(tmp_path / "x_high_noise.safetensors")
+    lora(tmp_path / "x_low_noise.safetensors", seed=1)
+    b = lora(tmp_path / "plain.safetensors", seed=2)
+    box.set_input("a", a_high)
+    box.set_input("b", b)
+    settle(qtbot, box)
+    box.swap()
+    assert box.slots["b_high"] == a_high and box.slots["a_high"] == box.slots["a_low"] == b
+    assert box.fields()["lora_a"] == str(b)
+    box.swap()
+    box.set_two_expert(False)
+    assert not box.two_expert and box.paths == {"a": a_high, "b": b}
+    assert "x_low_noise.safetensors set aside" in box.note_label.text()
+    box.set_two_expert(True)  # the expert slots kept their files
+    assert box.slots["a_low"] == tmp_path / "x_low_noise.safetensors"
+
+
+def test_a_file_gone_while_the_window_was_away_is_noticed_when_it_is_activated(qtbot, box, tmp_path):
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    a_high = lora(tmp_path / "x_high_noise.safetensors")
+    a_low = lora(tmp_path / "x_low_noise.safetensors", seed=1)
+    box.set_input("a", a_high)
+    settle(qtbot, box)
+    box.watcher.removePaths(box.watcher.files())  # as if the watcher missed it (a network share)
+    a_low.unlink()
+    assert a_low not in box.missing
+    QCoreApplication.sendEvent(box, QEvent(QEvent.Type.WindowActivate))
+    assert a_low in box.missing
+    assert box.problem() == f"LoRA A, low-noise expert: file moved or deleted: {a_low}"
+    assert "file moved or deleted" in box.cards["a_low"].body.text()

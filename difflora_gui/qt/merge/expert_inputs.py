@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QWi
 from difflora_gui.merge.input_slots import EXPERT_SLOTS, slot_title
 from difflora_gui.qt.merge.input_card import LoraCard
 
-#: below this width the grid stacks its cards in one column
+#: below this width (or two cards' minimum widths) the grid stacks its cards in one column
 TWO_COLUMN_MIN_WIDTH = 360
 COLUMN_TITLES = {"high": "High-noise expert", "low": "Low-noise expert"}
 
@@ -47,6 +47,7 @@ class ExpertGrid(QWidget):
         self.grid.setVerticalSpacing(6)
         self.columns = 0
         self._arrange(2)
+        self.setMinimumWidth(self.minimumSizeHint().width())
 
     def _arrange(self, columns: int) -> None:
         if columns == self.columns:
@@ -76,6 +77,18 @@ class ExpertGrid(QWidget):
         for card in self.cards.values():
             card.title_label.setVisible(columns == 1)  # the column headings say it when side by side
 
+    def two_column_width(self) -> int:
+        """The narrowest width at which two cards fit side by side (their buttons whole)."""
+        card = max(c.minimumSizeHint().width() for c in self.cards.values())
+        return max(TWO_COLUMN_MIN_WIDTH, 2 * card + self.grid.horizontalSpacing())
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt override
+        # one card wide: below two cards' width the grid stacks (it never widens the column)
+        hint = super().minimumSizeHint()
+        hint.setWidth(max(c.minimumSizeHint().width() for c in self.cards.values()))
+        return hint
+
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
-        self._arrange(2 if event.size().width() >= TWO_COLUMN_MIN_WIDTH else 1)
+        self.setMinimumWidth(self.minimumSizeHint().width())
+        self._arrange(2 if event.size().width() >= self.two_column_width() else 1)

@@ -32,7 +32,7 @@ from superqt import QElidingLabel
 
 from difflora_gui.lora.inspect import LoraSummary
 from difflora_gui.merge.input_checks import training_facts
-from difflora_gui.merge.input_slots import OVERRIDE_TITLES, OVERRIDES, expert_of, side_of
+from difflora_gui.merge.input_slots import OVERRIDE_TITLES, OVERRIDES, side_of
 
 LORA_FILTER = "LoRA files (*.safetensors);;All files (*)"
 #: rows of ``LoraSummary.card()`` shown on the card; the whole card is the body's tooltip
@@ -60,10 +60,9 @@ def breakable(text: str) -> str:
 
 
 def badge_text(role: str) -> str:
-    """ "A  +" / "B  −", and "A+ high" … on the two-expert grid's cards."""
+    """The badge: "A  +" / "B  −" (on the two-expert grid the column or the title names the expert)."""
     sign = "+" if side_of(role) == "a" else "−"
-    expert = expert_of(role)
-    return f"{side_of(role).upper()}  {sign}" if expert is None else f"{side_of(role).upper()}{sign} {expert}"
+    return f"{side_of(role).upper()}  {sign}"
 
 
 def missing_text(path: Path) -> str:
@@ -95,8 +94,7 @@ class LoraCard(QFrame):
         self.summary: LoraSummary | None = None
         self.error = ""
         self.start_folder: Callable[[], str] | None = None
-        self.setMinimumWidth(0)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.role_text = ""
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(
@@ -122,8 +120,8 @@ class LoraCard(QFrame):
         self.clear_button.setObjectName(f"clear-{role}")
         self.clear_button.clicked.connect(self.clear_requested.emit)
         header.addWidget(badge)
-        header.addWidget(self.file_label, 1)
-        if compact:
+        if compact:  # the buttons get a row of their own: two such cards fit a 450 px column
+            header.addWidget(self.file_label, 1)
             layout.addLayout(header)
             buttons = QHBoxLayout()
             buttons.addWidget(self.open_button)
@@ -131,6 +129,7 @@ class LoraCard(QFrame):
             buttons.addStretch(1)
             layout.addLayout(buttons)
         else:
+            header.addWidget(self.file_label, 1)
             header.addWidget(self.open_button)
             header.addWidget(self.clear_button)
             layout.addLayout(header)
@@ -147,7 +146,7 @@ class LoraCard(QFrame):
         self.role_label = QLabel()
         self.role_label.setObjectName(f"expertRole-{role}")
         self.role_label.setWordWrap(True)
-        self.role_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.role_label.setMinimumWidth(1)  # wraps to the card's width (and its height follows)
         self.role_combo = QComboBox()
         self.role_combo.setObjectName(f"expertOverride-{role}")
         self.role_combo.setToolTip(
@@ -160,7 +159,7 @@ class LoraCard(QFrame):
         self.role_combo.activated.connect(
             lambda _i: self.override_chosen.emit(str(self.role_combo.currentData()))
         )
-        role_layout.addWidget(self.role_label, 1)
+        role_layout.addWidget(self.role_label, 0 if compact else 1)
         align = Qt.AlignmentFlag.AlignLeft if compact else Qt.AlignmentFlag.AlignTop
         role_layout.addWidget(self.role_combo, 0, align)
         self.role_row.hide()
@@ -175,7 +174,7 @@ class LoraCard(QFrame):
         self.body.setWordWrap(True)
         self.body.setTextFormat(Qt.TextFormat.RichText)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.body.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.body.setMinimumWidth(1)
         layout.addWidget(self.body)
         self.show_empty()
 
@@ -188,6 +187,7 @@ class LoraCard(QFrame):
         self.progress.hide()
         self.clear_button.setEnabled(False)
         self.role_row.hide()
+        self.role_text = ""
         hint = (
             "Drop a .safetensors LoRA here"
             if self.compact
@@ -227,7 +227,8 @@ class LoraCard(QFrame):
         lines += [("note", text) for text in summary.notes]
         if self.compact:  # the two-expert grid's cards are narrow: the essentials only
             keep = ("model", "blocks", "rank, alpha")
-            lines = [(label, value) for label, value in lines if label in keep]
+            short = {"model": summary.model.label}
+            lines = [(label, short.get(label, value)) for label, value in lines if label in keep]
         cells = "".join(
             f"<tr><td style='color:#8b9098; padding-right:8px; white-space:nowrap'>{html.escape(label)}</td>"
             f"<td>{html.escape(breakable(value))}</td></tr>"
@@ -249,7 +250,8 @@ class LoraCard(QFrame):
 
     def show_role(self, text: str, override: str, *, tooltip: str = "") -> None:
         """Which expert the file is for (``text``) and the user's override (``auto`` … ``both``)."""
-        self.role_label.setText(text)
+        self.role_text = text  # as said (the label's copy may break long words)
+        self.role_label.setText(breakable(text))
         self.role_label.setToolTip(tooltip or text)
         index = self.role_combo.findData(override)
         self.role_combo.blockSignals(True)
@@ -274,7 +276,8 @@ class LoraCard(QFrame):
         if self.path is None:
             self.file_label.setText("no file")
             return
-        self.file_label.setText(self.path.name)
+        # a compact card is narrow: the stem is what tells files apart (the tooltip has the path)
+        self.file_label.setText(self.path.stem if self.compact else self.path.name)
         self.file_label.setToolTip(str(self.path))
 
     # --- drag and drop -----------------------------------------------------------------------

@@ -36,8 +36,8 @@ def role_line(box, slot: str, path: Path) -> tuple[str, str]:
     else:
         text = role_reason(detected)
         filler = box.filled_by.get(slot)
-        if filler and box.slots.get(filler) is not None and detected.role == expert:
-            text += f"; the partner of {box.slots[filler].name}"
+        if filler and box.slots.get(filler) is not None and detected.role == expert and expert_of(filler):
+            text += f"; found beside the {expert_of(filler)}-noise file"
         if detected.role in ("high", "low") and detected.role != expert:
             text += f", used here for the {expert}-noise expert"
         elif detected.role == "both":

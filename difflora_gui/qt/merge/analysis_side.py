@@ -4,9 +4,11 @@ The plots (:mod:`analysis_view`, pyqtgraph) are built in steps between events on
 starts (pyqtgraph is imported on a background thread meanwhile), then shown under their
 placeholder so that their first layout does not coincide with a result; results fill them in
 steps too. A Wan2.2 two-expert result shows one view per expert, in tabs "High-noise expert" /
-"Low-noise expert" (the tab bar hides for a one-model result); exports are of the expert on show
-and name it. The panel calls :meth:`AnalysisSide.clear` or :meth:`AnalysisSide.mark_stale` when
-the inputs change: exports stay disabled until the next :meth:`AnalysisSide.set_analysis`.
+"Low-noise expert" (the tab bar hides for a one-model result), or side by side as two columns
+when the side is at least :data:`COLUMNS_MIN_WIDTH` wide; exports are of the expert on show (in
+columns the menus offer both) and name it (``<base>_high_noise…``). The panel calls
+:meth:`AnalysisSide.clear` or :meth:`AnalysisSide.mark_stale` when the inputs change: exports
+stay disabled until the next :meth:`AnalysisSide.set_analysis`.
 """
 
 from __future__ import annotations
@@ -204,7 +206,8 @@ class AnalysisSide(QWidget):
     # --- showing -----------------------------------------------------------------------------
 
     def set_analysis(self, result, heading: str = "") -> None:
-        """Show an analysis; a two-expert result (``by_expert``) shows each expert in its tab."""
+        """Show an analysis (and drop any stale mark); a two-expert result (``by_expert``) shows each
+        expert in its tab or column. The first view fills in steps now, the second after it."""
         view = self.ensure_view()
         self.result = result
         self.stale_reason = None

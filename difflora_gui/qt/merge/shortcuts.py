@@ -87,9 +87,15 @@ def focus_chain(root: QWidget) -> list[QWidget]:
     return found
 
 
+def section_chain(section: QWidget) -> list[QWidget]:
+    """A section's own ``focus_chain()`` when it has one (the targets box), else its layout order."""
+    own = getattr(section, "focus_chain", None)
+    return list(own()) if callable(own) else focus_chain(section)
+
+
 def apply_tab_order(sections: list[QWidget]) -> list[QWidget]:
     """Chain the sections' widgets in this order; returns the chain."""
-    chain = [widget for section in sections for widget in focus_chain(section)]
+    chain = [widget for section in sections for widget in section_chain(section)]
     for first, second in zip(chain, chain[1:], strict=False):
         QWidget.setTabOrder(first, second)
     return chain

@@ -121,8 +121,9 @@ class NameMatch:
     @property
     def shown(self) -> str:
         """The match as shown to a user: ``…_high_noise`` (with what follows it when it is not the end)."""
+        head = "…" if self.start > 0 else ""
         tail = "…" if self.end < len(self.stem) else ""
-        return f"…{self.text}{tail}"
+        return f"{head}{self.text}{tail}"
 
 
 def _stem(path: str | Path) -> str:

@@ -32,7 +32,12 @@ def box(qtbot, window):
     inputs.resize(450, 900)
     inputs.show()
     yield inputs
-    qtbot.waitUntil(lambda: not inputs.reading(), timeout=TIMEOUT_MS)
+    try:
+        qtbot.waitUntil(lambda: not inputs.reading(), timeout=TIMEOUT_MS)
+    except Exception:  # say which read never ended
+        for path, read in inputs._reads.items():
+            print("read of", path, "job", read.handle and read.handle.state)
+        raise
 
 
 def lora(path: Path, variant: str = "tiny", seed: int = 0, **options) -> Path:
@@ -330,3 +335,31 @@ def test_a_file_gone_while_the_window_was_away_is_noticed_when_it_is_activated(q
     assert a_low in box.missing
     assert box.problem() == f"LoRA A, low-noise expert: file moved or deleted: {a_low}"
     assert "file moved or deleted" in box.cards["a_low"].body.text()
+
+
+def test_input_changes_are_undoable_one_step_each(qtbot, box, tmp_path, monkeypatch):
+    from difflora_gui.qt.undo import UndoStack
+
+    stack = UndoStack()
+    box.set_undo_stack(stack)
+    a_high = lora(tmp_path / "x_high_noise.safetensors")
+    a_low = lora(tmp_path / "x_low_noise.safetensors", seed=1)
+    b = lora(tmp_path / "plain.safetensors", seed=2)
+    box.accept_files([a_high, a_low, b])  # the pair counts as one input: A is x, B is plain
+    assert stack.count() == 1
+    assert box.slots["a_high"] == a_high and box.slots["a_low"] == a_low
+    assert box.slots["b_high"] == box.slots["b_low"] == b
+    box.cards["b_high"].override_chosen.emit("high")
+    assert box.slots["b_low"] is None and stack.count() == 2
+    box.expert_grid.swap_button.click()
+    assert box.slots["b_high"] == a_high and stack.count() == 3
+    stack.undo()
+    assert box.slots["a_high"] == a_high and box.slots["b_low"] is None
+    stack.undo()
+    assert box.slots["b_low"] == b and box.cards["b_high"].role_combo.currentData() == "auto"
+    stack.redo()
+    assert box.slots["b_low"] is None and box.cards["b_high"].role_combo.currentData() == "high"
+    steps = (stack.count(), stack.index())
+    box.set_input("a", b)  # code (a recipe, a project), not the user: no step
+    assert (stack.count(), stack.index()) == steps == (3, 2)
+    settle(qtbot, box)

@@ -52,6 +52,7 @@ from difflora_gui.qt.merge.input_card import LoraCard, missing_text
 from difflora_gui.qt.merge.input_placement import SlotPlacement
 from difflora_gui.qt.merge.input_reads import INSPECT_JOB, InputReads, Read, short_name
 from difflora_gui.qt.merge.input_roles import role_line
+from difflora_gui.qt.merge.input_undo import InputsUndo
 
 ROLES = SIDES  # the one-model slots (the panel's name for them)
 ROLE_TITLES = {
@@ -67,7 +68,7 @@ __all__ = ["INSPECT_JOB", "ROLES", "InputsBox", "short_name"]  # the panel's nam
 MODE_TITLES = {False: "Wan2.1 / one model", True: "Wan2.2 A14B (two experts)"}
 
 
-class InputsBox(SlotPlacement, InputReads, QFrame):
+class InputsBox(SlotPlacement, InputReads, InputsUndo, QFrame):
     """The input cards, Swap, the model choice, what a two-expert merge writes, and the issues.
 
     ``changed(paths_changed)``: a file was chosen, cleared, swapped or placed (True), or a read
@@ -97,6 +98,7 @@ class InputsBox(SlotPlacement, InputReads, QFrame):
         self.issues: list[Issue] = []
         self.notes: list[str] = []
         self._two_expert = False
+        self._write = "both"
         # the one-model slots' state, by name (the panel reads them; kept up to date in place)
         self.paths: dict[str, Path | None] = dict.fromkeys(SIDES)
         self.summaries: dict[str, LoraSummary | None] = dict.fromkeys(SIDES)
@@ -121,7 +123,11 @@ class InputsBox(SlotPlacement, InputReads, QFrame):
         )
         for two, title in MODE_TITLES.items():
             self.mode_combo.addItem(title, two)
-        self.mode_combo.activated.connect(lambda _i: self.set_two_expert(bool(self.mode_combo.currentData())))
+        self.mode_combo.activated.connect(
+            lambda _i: self.user_change(
+                "Inputs: model layout", lambda: self.set_two_expert(bool(self.mode_combo.currentData()))
+            )
+        )
         header.addWidget(heading)
         header.addStretch(1)
         header.addWidget(self.mode_combo)
@@ -137,7 +143,7 @@ class InputsBox(SlotPlacement, InputReads, QFrame):
         self.swap_button = QPushButton("⇅ Swap A and B")
         self.swap_button.setObjectName("swapButton")
         self.swap_button.setToolTip("Exchange LoRA A and LoRA B (the slider then works the other way)")
-        self.swap_button.clicked.connect(self.swap)
+        self.swap_button.clicked.connect(lambda: self.user_change("Swap A and B", self.swap))
         swap_row.addStretch(1)
         swap_row.addWidget(self.swap_button)
         swap_row.addStretch(1)
@@ -146,7 +152,7 @@ class InputsBox(SlotPlacement, InputReads, QFrame):
         layout.addWidget(self.one_model)
 
         self.expert_grid = ExpertGrid()
-        self.expert_grid.swap_button.clicked.connect(self.swap)
+        self.expert_grid.swap_button.clicked.connect(lambda: self.user_change("Swap A and B", self.swap))
         self.cards.update(self.expert_grid.cards)
         self.expert_grid.hide()
         layout.addWidget(self.expert_grid)
@@ -162,7 +168,11 @@ class InputsBox(SlotPlacement, InputReads, QFrame):
         )
         for key, title in WRITE_CHOICES.items():
             self.write_combo.addItem(title, key)
-        self.write_combo.activated.connect(lambda _i: self._refresh(True))
+        self.write_combo.activated.connect(
+            lambda _i: self.user_change(
+                "Inputs: experts to write", lambda: self.set_write_expert(str(self.write_combo.currentData()))
+            )
+        )
         write.addWidget(self.write_combo, 1)
         self.write_row.hide()
         layout.addWidget(self.write_row)
@@ -179,9 +189,20 @@ class InputsBox(SlotPlacement, InputReads, QFrame):
         self.issues_label.hide()
         layout.addWidget(self.issues_label)
         for slot, card in self.cards.items():
-            card.file_chosen.connect(lambda path, slot=slot: self.set_input(slot, path))
-            card.clear_requested.connect(lambda slot=slot: self.clear_input(slot))
-            card.override_chosen.connect(lambda role, slot=slot: self.set_override(slot, role))
+            title = slot_title(slot)
+            card.file_chosen.connect(
+                lambda path, slot=slot, t=title: self.user_change(
+                    f"Choose {t}", lambda: self.set_input(slot, path)
+                )
+            )
+            card.clear_requested.connect(
+                lambda slot=slot, t=title: self.user_change(f"Clear {t}", lambda: self.clear_input(slot))
+            )
+            card.override_chosen.connect(
+                lambda role, slot=slot, t=title: self.user_change(
+                    f"{t}: expert", lambda: self.set_override(slot, role)
+                )
+            )
             card.folder_used.connect(lambda folder, slot=slot: self.folders.remember(slot, folder))
             card.start_folder = lambda slot=slot: self.start_folder(slot)
 
@@ -194,7 +215,15 @@ class InputsBox(SlotPlacement, InputReads, QFrame):
     @property
     def write_expert(self) -> str:
         """What a two-expert merge writes: "both", "high" or "low"."""
-        return str(self.write_combo.currentData() or "both")
+        return self._write
+
+    def set_write_expert(self, expert: str) -> None:
+        self._set_write(expert)
+        self._refresh(True)
+
+    def _set_write(self, expert: str) -> None:
+        self._write = expert if expert in WRITE_CHOICES else "both"
+        self.write_combo.setCurrentIndex(max(self.write_combo.findData(self._write), 0))
 
     def active_slots(self) -> tuple[str, ...]:
         """The slots the merge reads: A and B, or the experts' slots that are written."""
@@ -286,13 +315,12 @@ class InputsBox(SlotPlacement, InputReads, QFrame):
                 if path is not None:
                     self._pinned.add((side_of(slot), path))
                     self._override_from_placement(slot, path)
-            index = self.write_combo.findData(values.get("expert") or "both")
-            self.write_combo.setCurrentIndex(max(index, 0))
+            self._set_write(str(values.get("expert") or "both"))
             for side in SIDES:
                 self.slots[side] = self.primary(side)
         else:
             self._set_mode(False, place=False)
-            self.write_combo.setCurrentIndex(0)
+            self._set_write("both")
             for side in SIDES:
                 text = values.get(field_of(side)) or None
                 if not text:
@@ -312,6 +340,9 @@ class InputsBox(SlotPlacement, InputReads, QFrame):
 
     def accept_files(self, paths: list[Path]) -> None:
         """Dropped files: the first two (a pair of expert files counts as one) fill A and B."""
+        self.user_change("Drop LoRA files", lambda: self._accept_files(paths))
+
+    def _accept_files(self, paths: list[Path]) -> None:
         loras = [Path(p) for p in paths if Path(p).suffix.lower() == ".safetensors"]
         groups: dict[object, Path] = {}
         for path in loras:  # x_high_noise and x_low_noise: one input (the second is its partner)

@@ -363,3 +363,18 @@ def test_input_changes_are_undoable_one_step_each(qtbot, box, tmp_path, monkeypa
     box.set_input("a", b)  # code (a recipe, a project), not the user: no step
     assert (stack.count(), stack.index()) == steps == (3, 2)
     settle(qtbot, box)
+
+
+def test_a_file_in_the_other_experts_slot_is_warned_until_the_user_says_so(qtbot, box, tmp_path):
+    low = lora(tmp_path / "x_low_noise.safetensors")
+    box.set_input("a_high", low)
+    settle(qtbot, box)
+    warned = [i.text for i in box.issues if "is for the low-noise expert" in i.text]
+    assert warned == [
+        "LoRA A, high-noise expert: x_low_noise.safetensors is for the low-noise expert "
+        "(set its card's expert to High noise if that is meant)"
+    ]
+    assert "used here for the high-noise expert" in box.cards["a_high"].role_text
+    box.set_override("a_high", "high")
+    assert box.slots["a_high"] == low
+    assert not [i for i in box.issues if "is for the low-noise expert" in i.text]

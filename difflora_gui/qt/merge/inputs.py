@@ -35,6 +35,7 @@ from difflora_gui.merge.input_checks import (
 from difflora_gui.merge.input_folders import LastFolders
 from difflora_gui.merge.input_slots import (
     EXPERT_SLOTS,
+    OVERRIDE_TITLES,
     SIDES,
     SLOTS,
     WRITE_CHOICES,
@@ -99,6 +100,7 @@ class InputsBox(SlotPlacement, InputReads, InputsUndo, QFrame):
         self.notes: list[str] = []
         self._two_expert = False
         self._write = "both"
+        self._shown_notes: list[str] = []
         # the one-model slots' state, by name (the panel reads them; kept up to date in place)
         self.paths: dict[str, Path | None] = dict.fromkeys(SIDES)
         self.summaries: dict[str, LoraSummary | None] = dict.fromkeys(SIDES)
@@ -483,8 +485,9 @@ class InputsBox(SlotPlacement, InputReads, InputsUndo, QFrame):
         self._update_issues()
         self.note_label.setText("\n".join(self.notes))
         self.note_label.setVisible(bool(self.notes))
-        if self.notes:
+        if self.notes and self.notes != self._shown_notes:
             self.services.show_status(self.notes[-1])
+        self._shown_notes = list(self.notes)
         self.changed.emit(paths_changed)
 
     def _sync_one_model_state(self) -> None:
@@ -517,6 +520,24 @@ class InputsBox(SlotPlacement, InputReads, InputsUndo, QFrame):
             text, tooltip = role_line(self, slot, path)
             card.show_role(text, self.overrides.get((side_of(slot), path), "auto"), tooltip=tooltip)
 
+    def _misplaced_files(self) -> list[Issue]:
+        """A file in the other expert's slot that the user did not say is for this one."""
+        issues = []
+        for slot in self.active_slots():
+            path = self.slots[slot]
+            if path is None or (side_of(slot), path) in self.overrides:
+                continue
+            role = self._role(path).role
+            if role in ("high", "low") and role != expert_of(slot):
+                issues.append(
+                    Issue(
+                        WARNING,
+                        f"{slot_title(slot)}: {path.name} is for the {role}-noise expert (set its card's "
+                        f"expert to {OVERRIDE_TITLES[expert_of(slot)]} if that is meant)",
+                    )
+                )
+        return issues
+
     def _update_issues(self) -> None:
         self.issues = []
         if not self._two_expert:
@@ -529,6 +550,7 @@ class InputsBox(SlotPlacement, InputReads, InputsUndo, QFrame):
             pairs = [(e, a, b) for e, a, b in pairs if a is not None and b is not None]
             if pairs:
                 self.issues = compare_expert_inputs(pairs)
+            self.issues = self._misplaced_files() + self.issues
         self.issues_label.setText(
             "".join(
                 f"<div style='color:{ISSUE_STYLE[i.level][1]}; margin-bottom:3px'>"

@@ -232,7 +232,7 @@ def expert_from_metadata(metadata: Mapping[str, str]) -> tuple[str, str] | None:
         if expert is not None:
             detail = f"from the metadata ss_sd_model_name {dit!r}, the DiT it was trained on"
             if expert == "low":
-                detail += " (a Musubi run that trained both experts at once names the low-noise DiT too)"
+                detail += "; a Musubi run that trained both experts at once names the low-noise DiT too"
             return expert, detail
     return None
 

@@ -277,7 +277,7 @@ class LoraSummary:
 def _both_text(role: ExpertRole) -> str:
     """The expert row of a file that names no expert (or whose expert word was ignored)."""
     if role.source == "none" and role.detail and "ignored" in role.detail:
-        return f"none ({role.detail})"
+        return f"none: {role.detail}"
     return "not named: one file for both experts, or a one-model LoRA" + (
         f" ({role.detail})" if role.detail and "no expert named" not in role.detail else ""
     )

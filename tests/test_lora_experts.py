@@ -255,6 +255,7 @@ def test_three_layouts_read_to_the_same_per_expert_modules(tmp_path, fmt, bare):
                 _same_modules(single, modules, exact=fmt != "diffusers")
             assert part.model.expert == expert and part.expert_role.source == "prefix"
             assert part.format == single.format and part.part(expert) is part
+            assert part.part(ex.other_expert(expert)) is lora.part(ex.other_expert(expert))
             assert lora.part(expert).path == combo_path
     # a joint file (one LoRA for both experts) is used as it is for each expert
     joint = tmp_path / "joint.safetensors"
@@ -391,7 +392,9 @@ def test_inspect_shows_the_expert_and_its_source(tmp_path):
 def test_inspect_a_combo_file_per_expert(tmp_path):
     path = tmp_path / "combo.safetensors"
     experts = make_wan_combo("14B", path=path, **SMALL_14B)
-    summary = summarize(path)
+    seen: list[tuple[int, int]] = []
+    summary = summarize(path, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (32, 32) and len(seen) == 32  # both experts' modules, counted once each
     assert summary.experts_in_file == ("high", "low") and summary.expert_role.role == "combo"
     assert set(summary.parts) == {"high", "low"} and summary.part("low") is summary.parts["low"]
     assert [m.name for m in summary.modules] == [m.name for m in experts["high"]]

@@ -128,7 +128,13 @@ class ModelInfo:
 
 
 class LoraSource(Protocol):
-    """An opened LoRA file, read lazily (module by module): memory stays near what is loaded."""
+    """An opened LoRA file, read lazily (module by module): memory stays near what is loaded.
+
+    Opened files (:class:`~difflora_gui.lora.reader.LoraFile`) and a combo file's per-expert views
+    (:class:`~difflora_gui.lora.expert_part.ExpertPart`) also have ``expert_role``
+    (:class:`~difflora_gui.lora.experts.ExpertRole`), ``experts_in_file`` (``("high", "low")`` for a
+    combo file, else ``()``) and ``part(expert)`` (a combo file's expert; any other source itself).
+    """
 
     path: Path
     format: str

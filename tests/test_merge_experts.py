@@ -490,3 +490,24 @@ def test_planned_outputs_name_every_file_before_the_merge(tmp_path, experts):
     ]
     one = recipe(tmp_path, lora_a=experts["b_joint"], lora_b=experts["a_high"], expert="none")
     assert planned_outputs(one) == [tmp_path / "out.safetensors"]
+
+
+def test_musubi_metadata_naming_the_low_noise_dit_writes_the_low_file_and_says_how_to_get_one(tmp_path):
+    """Musubi records the DiT a run loaded; a run of both experts at once names the low-noise one too."""
+    from difflora_gui.lora.writer import write_lora
+
+    meta = {"ss_sd_model_name": "wan2.2_t2v_low_noise_14B_fp16.safetensors"}
+    paths = []
+    for name, seed in (("musubi_a", 41), ("musubi_b", 42)):
+        path = tmp_path / f"{name}.safetensors"
+        write_lora(path, make_modules(seed, rank=4), metadata=meta)
+        paths.append(path)
+    result = run_merge(recipe(tmp_path, lora_a=paths[0], lora_b=paths[1]))
+    assert result.outputs == [str(tmp_path / "out_low_noise.safetensors")]
+    assert any("--expert none writes one file for both" in w for w in result.warnings), result.warnings
+    one = run_merge(
+        recipe(
+            tmp_path, lora_a=paths[0], lora_b=paths[1], expert="none", output=str(tmp_path / "j.safetensors")
+        )
+    )
+    assert one.outputs == [str(tmp_path / "j.safetensors")]

@@ -126,6 +126,7 @@ class _Side:
     specific: dict[str, PartRef] = field(default_factory=dict)  # expert → its own file
     joint: PartRef | None = None  # a file for both experts (or a one-model LoRA)
     by_name_only: bool = True  # what it says of experts comes from file names alone
+    by_metadata: bool = False  # its expert comes from the metadata (Musubi's ss_sd_model_name)
 
     def source(self, expert: str) -> PartRef | None:
         return self.specific.get(expert) or self.joint
@@ -150,6 +151,7 @@ def _side(p: MergeParams, side: str, notes: list[str], role_of: Callable[[str], 
     if main:
         role = role_of(main)
         result.by_name_only = role.source in ("name", "none")
+        result.by_metadata = role.source == "metadata"
         if role.role == "combo":
             for e in EXPERTS:
                 result.specific[e] = PartRef(main, e, f"{TITLES[e]} of a combo file ({COMBO_PREFIX[e]})")
@@ -263,6 +265,12 @@ def plan_experts(params: MergeParams, *, role_of: Callable[[str], _FileRole] | N
             f"only the {TITLES[written.expert]} has inputs (A has {a.what()}, B has {b.what()}): "  # type: ignore[index]
             f"writing {written.output.name if written.output else 'its file'} alone; pass --lora_a_{absent[0]} "
             f"and --lora_b_{absent[0]} for the {TITLES[absent[0]]}"
+            + (
+                # Musubi names the low-noise DiT in a file trained for both experts at once too
+                "; if they are joint files trained for both experts, --expert none writes one file for both"
+                if a.by_metadata or b.by_metadata
+                else ""
+            )
         )
     return plan
 

@@ -378,3 +378,15 @@ def test_a_file_in_the_other_experts_slot_is_warned_until_the_user_says_so(qtbot
     box.set_override("a_high", "high")
     assert box.slots["a_high"] == low
     assert not [i for i in box.issues if "is for the low-noise expert" in i.text]
+
+
+def test_an_input_rewritten_in_place_is_read_again(qtbot, box, tmp_path):
+    a = lora(tmp_path / "epoch.safetensors", rank=2)
+    box.set_input("a", a)
+    settle(qtbot, box)
+    assert set(box.summaries["a"].ranks) == {2}
+    make_wan_lora("tiny", rank=3, select="self_attn", path=a, overwrite=True)  # the trainer saved again
+    qtbot.waitUntil(
+        lambda: box.summaries["a"] is not None and set(box.summaries["a"].ranks) == {3}, timeout=10_000
+    )
+    assert str(a) in box.watcher.files()  # still watched after the file was replaced

@@ -108,6 +108,6 @@ class InputReads:
         if not path.exists():
             self.missing.add(path)
             self._refresh(False)
-        elif path in self._used_paths():  # rewritten in place: what the card says may be stale
+        elif path in self._used_paths():  # rewritten (or replaced): another input, read it again
             self._forget_read(path)
-            self._refresh(False)
+            self._refresh(True)

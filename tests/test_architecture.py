@@ -38,6 +38,7 @@ QT_FREE_ON_PURPOSE = {
     "xcb_libraries.py": "runs before Qt is loaded, to report missing X11 libraries instead of Qt aborting",
     "heap.py": "the window's garbage-collector tuning after the Qt and plot imports",
     "merge/plotting.py": "loads pyqtgraph on a background thread for the workbench's plots",
+    "undo_actions.py": "binds the window's Edit ▸ Undo/Redo actions to the current panel's Qt undo stack",
 }
 QT_MODULES = ("PySide6", "superqt", "pyqtgraph")
 

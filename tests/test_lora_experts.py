@@ -132,6 +132,21 @@ def test_metadata_names_the_expert_of_a_plain_named_file(tmp_path):
         assert lora.model.label == "Wan2.2 A14B high-noise expert" and lora.model.expert == "high"
 
 
+def test_a_musubi_joint_run_is_for_both_experts(tmp_path):
+    """Musubi's joint mode names the low-noise DiT as ss_sd_model_name and the high-noise one beside it."""
+    joint = {
+        "ss_sd_model_name": "wan2.2_t2v_low_noise_14B_fp16.safetensors",
+        "ss_dit_high_noise_name": "wan2.2_t2v_high_noise_14B_fp16.safetensors",
+    }
+    assert ex.expert_from_metadata(joint) is None
+    path = tmp_path / "style.safetensors"
+    make_wan_lora("14B", path=path, metadata=joint, **SMALL_14B)
+    with open_lora(path) as lora:
+        role = lora.expert_role
+        assert (role.role, role.source) == ("both", "metadata") and "joint" in role.detail
+        assert role.experts == ("high", "low")
+
+
 def test_name_wins_over_metadata_and_says_so(tmp_path):
     path = tmp_path / "style_low_noise.safetensors"
     make_wan_lora("14B", path=path, metadata=build_metadata(expert="high"), **SMALL_14B)

@@ -226,15 +226,36 @@ def expert_from_metadata(metadata: Mapping[str, str]) -> tuple[str, str] | None:
         value = str(metadata.get(key, "")).strip().lower()
         if value in EXPERTS:
             return value, f"from the metadata {key} = {value!r}"
+    if joint_run_from_metadata(metadata) is not None:
+        return None
     dit = str(metadata.get("ss_sd_model_name", "")).strip()
     if dit:
         expert = expert_from_name(Path(dit.replace("\\", "/")).name)
         if expert is not None:
             detail = f"from the metadata ss_sd_model_name {dit!r}, the DiT it was trained on"
             if expert == "low":
-                detail += "; a Musubi run that trained both experts at once names the low-noise DiT too"
+                detail += (
+                    "; a Musubi run that trained both experts at once names the low-noise DiT too "
+                    "(newer Musubi versions also record ss_dit_high_noise_name then)"
+                )
             return expert, detail
     return None
+
+
+def joint_run_from_metadata(metadata: Mapping[str, str]) -> str | None:
+    """A detail when the metadata says one LoRA was trained on both experts at once, else None.
+
+    Musubi's joint mode (``--dit`` low-noise + ``--dit_high_noise``) records the high-noise DiT as
+    ``ss_dit_high_noise_name`` beside ``ss_sd_model_name``; such a file is for both experts.
+    """
+    high = str(metadata.get("ss_dit_high_noise_name", "")).strip()
+    if not high:
+        return None
+    low = str(metadata.get("ss_sd_model_name", "")).strip()
+    return (
+        f"trained on both experts at once (Musubi joint mode: the metadata names the high-noise DiT {high!r}"
+        + (f" and the low-noise DiT {low!r})" if low else ")")
+    )
 
 
 # --- the role of a file --------------------------------------------------------------------------
@@ -295,4 +316,7 @@ def resolve_role(
         return ExpertRole(name_match.expert, "name", detail)
     if from_meta is not None:
         return ExpertRole(from_meta[0], "metadata", from_meta[1])
+    joint = joint_run_from_metadata(metadata)
+    if joint is not None:
+        return ExpertRole("both", "metadata", joint)
     return ExpertRole("both", "none", "no expert named by the key prefixes, the file name or the metadata")

@@ -11,7 +11,7 @@ jobs' handles, so it stays usable while they run. The settings live in the proje
 section (``settings``: the form as a ``MergeParams`` recipe, Overwrite never included; ``recipe``:
 what the last merge ran, ``created`` included, so Re-run recipe reproduces its file bit for bit);
 every merge is also a record of the project's merge history
-(:mod:`~difflora_gui.qt.merge.merge_history`). Edits to targets, block weights, forms and the output
+(:mod:`~difflora_gui.merge.history`). Edits to targets, block weights, forms and the output
 name go on :attr:`MergePanel.undo_stack` (Edit ▸ Undo).
 """
 

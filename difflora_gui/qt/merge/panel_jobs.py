@@ -15,7 +15,7 @@ from difflora_gui.jobs.job import JobRequest
 from difflora_gui.merge.params import MergeParams
 from difflora_gui.project import new_record_id
 from difflora_gui.qt.merge.inputs import short_name
-from difflora_gui.qt.merge.merge_history import record_merge, status_text, unwrap, written_files
+from difflora_gui.merge.history import record_merge, status_text, unwrap, written_files
 from difflora_gui.qt.merge.output_box import ask_replace
 from difflora_gui.qt.merge.shortcuts import sync_shortcuts
 

@@ -47,6 +47,16 @@ class ExpertGrid(QWidget):
         self.grid.setVerticalSpacing(6)
         self.columns = 0
         self._arrange(2)
+        # Tab follows the reading order: A's two experts, Swap, B's two experts
+        chain = []
+        for slot in ("a_high", "a_low", "swap", "b_high", "b_low"):
+            if slot == "swap":
+                chain.append(self.swap_button)
+            else:
+                card = self.cards[slot]
+                chain += [card.open_button, card.clear_button, card.role_combo]
+        for first, second in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(first, second)
         self.setMinimumWidth(self.minimumSizeHint().width())
 
     def _arrange(self, columns: int) -> None:

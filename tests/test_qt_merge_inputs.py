@@ -390,3 +390,69 @@ def test_an_input_rewritten_in_place_is_read_again(qtbot, box, tmp_path):
         lambda: box.summaries["a"] is not None and set(box.summaries["a"].ranks) == {3}, timeout=10_000
     )
     assert str(a) in box.watcher.files()  # still watched after the file was replaced
+
+
+# --- through the panel: what the box gives is what the merge writes ------------------------------
+
+
+def _deltas(path: Path) -> dict:
+    import torch
+
+    from difflora_gui.lora.reader import open_lora
+
+    with open_lora(path) as opened:
+        return {name: opened.load(name).delta(dtype=torch.float64) for name in opened.names()}
+
+
+def _combo_part_deltas(path: Path, expert: str) -> dict:
+    import torch
+
+    from difflora_gui.lora.reader import open_lora
+
+    with open_lora(path) as opened:
+        part = opened.part(expert)
+        return {name: part.load(name).delta(dtype=torch.float64) for name in part.names()}
+
+
+@pytest.mark.parametrize("layout", ["split", "combo"])
+def test_a_two_expert_merge_from_the_panel_writes_each_experts_difference(
+    qtbot, monkeypatch, tmp_path, layout
+):
+    import torch
+    from merge_panel_helpers import PanelWindow
+
+    from difflora_gui.lora.synthetic import make_wan_combo, make_wan_split
+
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    if layout == "split":  # A and B as ai-toolkit pairs
+        split_a = make_wan_split("tiny", stem=tmp_path / "A" / "concept", seed=0, rank=2, select="self_attn")
+        split_b = make_wan_split("tiny", stem=tmp_path / "B" / "base", seed=5, rank=2, select="self_attn")
+        dropped = [split_a["high"][0], split_a["low"][0], split_b["high"][0], split_b["low"][0]]
+        expected = {e: (_deltas(split_a[e][0]), _deltas(split_b[e][0])) for e in ("high", "low")}
+        stem = "concept-minus-base"
+    else:  # A one combo file, B a joint file used for both experts
+        combo = tmp_path / "A" / "concept combo.safetensors"
+        make_wan_combo("tiny", path=combo, rank=2, select="self_attn")
+        joint = lora(tmp_path / "B" / "base joint.safetensors", seed=9)
+        dropped = [combo, joint]
+        expected = {e: (_combo_part_deltas(combo, e), _deltas(joint)) for e in ("high", "low")}
+        stem = "concept combo-minus-base joint"
+    window = PanelWindow(qtbot, monkeypatch, tmp_path)
+    try:
+        panel = window.panel
+        panel.accept_files(dropped)
+        qtbot.waitUntil(lambda: not panel.inputs.reading(), timeout=TIMEOUT_MS)
+        assert panel.inputs.two_expert
+        panel.rank_form.editors["rank"].editor.setValue(0)  # the exact difference
+        window.run("merge")
+        written = sorted(p.name for p in window.out.iterdir() if p.suffix == ".safetensors")
+        assert written == [f"{stem}_high_noise.safetensors", f"{stem}_low_noise.safetensors"]
+        for expert in ("high", "low"):
+            out = _deltas(window.out / f"{stem}_{expert}_noise.safetensors")
+            da, db = expected[expert]
+            assert set(out) == set(da)
+            for name, delta in out.items():
+                torch.testing.assert_close(delta, da[name] - db[name], rtol=1e-5, atol=1e-6)
+    finally:
+        window.close()

@@ -456,3 +456,26 @@ def test_a_two_expert_merge_from_the_panel_writes_each_experts_difference(
                 torch.testing.assert_close(delta, da[name] - db[name], rtol=1e-5, atol=1e-6)
     finally:
         window.close()
+
+
+def test_default_output_name_leaves_out_the_expert_word_only():
+    assert (
+        default_output_name("a/x_high_noise.safetensors", "b/y_HIGH.safetensors") == "x-minus-y.safetensors"
+    )
+    assert default_output_name("a/highlights.safetensors", "b/low_res_base.safetensors") == (
+        "highlights-minus-low_res_base.safetensors"
+    )
+    assert default_output_name("dense scenes.safetensors", "sparse.safetensors") == (
+        "dense scenes-minus-sparse.safetensors"
+    )
+
+
+def test_an_override_on_a_one_model_card_opens_the_expert_grid(qtbot, box, tmp_path):
+    plain = lora(tmp_path / "musubi run 3.safetensors")
+    box.set_input("a", plain)
+    settle(qtbot, box)
+    assert not box.two_expert and box.cards["a"].role_row.isVisible()
+    box.cards["a"].override_chosen.emit("high")
+    assert box.two_expert and box.slots["a_high"] == plain and box.slots["a_low"] is None
+    assert box.fields()["lora_a_high"] == str(plain) and box.fields()["lora_a_low"] is None
+    assert box.cards["a_high"].role_combo.currentData() == "high"

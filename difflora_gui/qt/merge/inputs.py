@@ -393,7 +393,7 @@ class InputsBox(SlotPlacement, InputReads, InputsUndo, QFrame):
     def clear_input(self, role: str) -> None:
         """Empty a slot (and the slots filled along with it: a partner, a joint file's other slot)."""
         self.notes = []
-        if role in SIDES and self._two_expert:
+        if role in SIDES:  # the side: in one-model mode too (no old expert files come back later)
             targets = [slot_of(role, "high"), slot_of(role, "low"), role]
         else:
             targets = [role]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from difflora_gui.lora.experts import EXPERT_TITLES, EXPERTS, ExpertRole, resolve_role
+from difflora_gui.lora.experts import EXPERT_TITLES, EXPERTS, ExpertRole, expert_from_name, resolve_role
 
 SIDES = ("a", "b")
 EXPERT_SLOTS = ("a_high", "a_low", "b_high", "b_low")
@@ -107,3 +107,15 @@ def part_summary(summary, expert: str | None):
     if isinstance(parts, dict) and expert in parts:
         return parts[expert]
     return summary
+
+
+def one_per_pair(paths: list[Path]) -> list[Path]:
+    """Dropped files with an expert pair counted once: ``x_high_noise`` and ``x_low_noise`` beside it
+    are one input (placing the first brings its partner)."""
+    from difflora_gui.merge.input_checks import expert_free_stem
+
+    groups: dict[object, Path] = {}
+    for path in paths:
+        key = (str(path.parent), expert_free_stem(path)) if expert_from_name(path) else path
+        groups.setdefault(key, path)
+    return list(groups.values())

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from difflora_gui.merge.input_slots import OVERRIDE_TITLES, expert_of, role_reason, side_of, slot_of
+from difflora_gui.merge.input_checks import WARNING, Issue
+from difflora_gui.merge.input_slots import (
+    OVERRIDE_TITLES,
+    expert_of,
+    role_reason,
+    side_of,
+    slot_of,
+    slot_title,
+)
 
 _PART_PREFIX = {"high": "transformer_1", "low": "transformer_2"}
 
@@ -43,3 +51,22 @@ def role_line(box, slot: str, path: Path) -> tuple[str, str]:
         elif detected.role == "both":
             text = f"no expert named: used for the {expert}-noise expert"
     return text, tooltip
+
+
+def misplaced_issues(box) -> list[Issue]:
+    """A file in the other expert's slot that the user did not say is for this one."""
+    issues = []
+    for slot in box.active_slots():
+        path = box.slots[slot]
+        if path is None or (side_of(slot), path) in box.overrides:
+            continue
+        role = box._role(path).role
+        if role in ("high", "low") and role != expert_of(slot):
+            issues.append(
+                Issue(
+                    WARNING,
+                    f"{slot_title(slot)}: {path.name} is for the {role}-noise expert (set its card's "
+                    f"expert to {OVERRIDE_TITLES[expert_of(slot)]} if that is meant)",
+                )
+            )
+    return issues

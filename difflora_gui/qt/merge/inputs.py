@@ -21,7 +21,6 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QFileSystemWatcher, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from difflora_gui.lora.experts import expert_from_name
 from difflora_gui.lora.inspect import LoraSummary
 from difflora_gui.merge.input_checks import (
     ERROR,
@@ -30,18 +29,17 @@ from difflora_gui.merge.input_checks import (
     Issue,
     compare_expert_inputs,
     compare_inputs,
-    expert_free_stem,
 )
 from difflora_gui.merge.input_folders import LastFolders
 from difflora_gui.merge.input_slots import (
     EXPERT_SLOTS,
-    OVERRIDE_TITLES,
     SIDES,
     SLOTS,
     WRITE_CHOICES,
     expert_of,
     field_of,
     has_expert,
+    one_per_pair,
     other_slot,
     part_summary,
     side_of,
@@ -52,7 +50,7 @@ from difflora_gui.qt.merge.expert_inputs import ExpertGrid
 from difflora_gui.qt.merge.input_card import LoraCard, missing_text
 from difflora_gui.qt.merge.input_placement import SlotPlacement
 from difflora_gui.qt.merge.input_reads import INSPECT_JOB, InputReads, Read, short_name
-from difflora_gui.qt.merge.input_roles import role_line
+from difflora_gui.qt.merge.input_roles import misplaced_issues, role_line
 from difflora_gui.qt.merge.input_undo import InputsUndo
 
 ROLES = SIDES  # the one-model slots (the panel's name for them)
@@ -345,12 +343,7 @@ class InputsBox(SlotPlacement, InputReads, InputsUndo, QFrame):
         self.user_change("Drop LoRA files", lambda: self._accept_files(paths))
 
     def _accept_files(self, paths: list[Path]) -> None:
-        loras = [Path(p) for p in paths if Path(p).suffix.lower() == ".safetensors"]
-        groups: dict[object, Path] = {}
-        for path in loras:  # x_high_noise and x_low_noise: one input (the second is its partner)
-            key = (str(path.parent), expert_free_stem(path)) if expert_from_name(path) else path
-            groups.setdefault(key, path)
-        loras = list(groups.values())
+        loras = one_per_pair([Path(p) for p in paths if Path(p).suffix.lower() == ".safetensors"])
         if not loras:
             return
         if len(loras) >= 2:
@@ -520,24 +513,6 @@ class InputsBox(SlotPlacement, InputReads, InputsUndo, QFrame):
             text, tooltip = role_line(self, slot, path)
             card.show_role(text, self.overrides.get((side_of(slot), path), "auto"), tooltip=tooltip)
 
-    def _misplaced_files(self) -> list[Issue]:
-        """A file in the other expert's slot that the user did not say is for this one."""
-        issues = []
-        for slot in self.active_slots():
-            path = self.slots[slot]
-            if path is None or (side_of(slot), path) in self.overrides:
-                continue
-            role = self._role(path).role
-            if role in ("high", "low") and role != expert_of(slot):
-                issues.append(
-                    Issue(
-                        WARNING,
-                        f"{slot_title(slot)}: {path.name} is for the {role}-noise expert (set its card's "
-                        f"expert to {OVERRIDE_TITLES[expert_of(slot)]} if that is meant)",
-                    )
-                )
-        return issues
-
     def _update_issues(self) -> None:
         self.issues = []
         if not self._two_expert:
@@ -550,7 +525,7 @@ class InputsBox(SlotPlacement, InputReads, InputsUndo, QFrame):
             pairs = [(e, a, b) for e, a, b in pairs if a is not None and b is not None]
             if pairs:
                 self.issues = compare_expert_inputs(pairs)
-            self.issues = self._misplaced_files() + self.issues
+            self.issues = misplaced_issues(self) + self.issues
         self.issues_label.setText(
             "".join(
                 f"<div style='color:{ISSUE_STYLE[i.level][1]}; margin-bottom:3px'>"

@@ -81,4 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (JobCancelled, KeyboardInterrupt):
         print("cancelled; nothing was written", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:  # any command's reader stopped early (`... | head`): not an error
+        from difflora_gui.console_output import silence_stdout
+
+        silence_stdout()
+        return EXIT_OK
     return EXIT_OK if code is None else int(code)

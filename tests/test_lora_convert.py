@@ -80,3 +80,13 @@ def test_convert_empty_selection_and_partial_musubi_warning(tmp_path, capsys):
     assert not (tmp_path / "x.safetensors").exists()
     assert cli.main(["convert", str(source), str(tmp_path / "m.safetensors"), "--format", "musubi"]) == 0
     assert "warning: partial musubi-format file" in capsys.readouterr().err
+
+
+def test_convert_refuses_block_weights_instead_of_dropping_them(tmp_path, capsys):
+    source = tmp_path / "a.safetensors"
+    make_wan_lora("tiny", rank=2, path=source)
+    target = tmp_path / "out.safetensors"
+    assert cli.main(["convert", str(source), str(target), "--select", "attn blocks=0@0.5,1"]) == 2
+    err = capsys.readouterr().err
+    assert "block weights" in err and err.count("\n") == 1
+    assert not target.exists()

@@ -48,6 +48,7 @@ def _stored_dtype(lora, names: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from difflora_gui.errors import UserError
     from difflora_gui.fileio import check_output_path
     from difflora_gui.lora.experts import expert_output_path
     from difflora_gui.lora.reader import open_lora
@@ -55,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
 
     source, target = Path(args.input), Path(args.output)
     selector = parse_selector(args.select)
+    if selector.is_weighted:  # convert keeps or drops modules; silently dropping the weights would mislead
+        raise UserError(
+            f"--select {args.select!r} has block weights (@): convert only keeps or leaves out modules; "
+            "block weights scale a merge (python main.py merge --target_blocks ...), or leave the weights out"
+        )
     with open_lora(source) as lora:
         # a combo file (both Wan2.2 experts) becomes the two files loaders pair by name
         jobs = [(lora.part(e), expert_output_path(target, e), e) for e in lora.experts_in_file]

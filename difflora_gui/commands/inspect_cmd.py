@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
+from difflora_gui.console_output import print_to_pipe
 from difflora_gui.specs import CliCommandSpec
 
 
@@ -33,25 +32,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = summary.to_text(modules=args.modules)
     return print_to_pipe(text)
-
-
-def print_to_pipe(text: str) -> int:
-    """Print ``text``; a reader that stops early (``inspect FILE | head -1``) ends it quietly, exit 0.
-
-    The write is flushed here so that a closed pipe shows up now, not as "Exception ignored" at exit;
-    stdout then points at the null device so that the interpreter's own last flush stays silent.
-    """
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):  # no real file descriptor (a captured stream): nothing to silence
-            pass
-    return 0
 
 
 COMMAND = CliCommandSpec(

@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
             "--lora_b_low; see python main.py merge --help)"
         )
     params = params_from_args(args)
-    from difflora_gui.commands.inspect_cmd import print_to_pipe  # `merge ... | head` ends quietly
+    from difflora_gui.console_output import print_to_pipe  # `merge ... | head` ends quietly
     from difflora_gui.jobs.cli import run_in_terminal
     from difflora_gui.merge.engine import run_analysis, run_merge
 

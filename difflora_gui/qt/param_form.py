@@ -189,6 +189,7 @@ class ParamForm(QWidget):
             note.setWordWrap(True)
             outer.addWidget(note)
         self.error_label = QLabel()
+        self.error_label.setTextFormat(Qt.TextFormat.RichText)  # escaped messages joined by <br>
         self.error_label.setObjectName("validationErrors")
         self.error_label.setWordWrap(True)
         self.error_label.hide()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QElidingLabel
 
 from difflora_gui.merge.config import OUTPUT_PARAMS
 from difflora_gui.merge.result import analysis_paths
@@ -148,7 +149,9 @@ class OutputBox(QFrame):
         path_row.addWidget(self.output_edit, 1)
         path_row.addWidget(self.output_browse)
         layout.addLayout(path_row)
-        self.auto_label = QLabel()
+        # long file names must not widen the settings column: the note elides, whole in its tooltip
+        self.auto_label = QElidingLabel()
+        self.auto_label.setElideMode(Qt.TextElideMode.ElideMiddle)
         self.auto_label.setObjectName("outputNameNote")
         self.auto_label.setStyleSheet("color: #8b9098;")
         layout.addWidget(self.auto_label)
@@ -277,6 +280,7 @@ class OutputBox(QFrame):
             )
             note = f"writes {files}" + (f"; {note}" if note else "")
         self.auto_label.setText(note)
+        self.auto_label.setToolTip(note)
         self.auto_label.setVisible(bool(note))
 
     # --- undo ----------------------------------------------------------------------------------

@@ -95,7 +95,6 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
         self.strategy.set_state(self._default_strategy())
         self._restoring = False
         self.restore_from_project()
-        self._error_labels_show_quotes()
         self.update_tab_order()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
@@ -239,7 +238,6 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
             self.output_box.changed,
         ):
             signal.connect(self._on_settings_changed)
-        self.strategy.changed.connect(self._error_labels_show_quotes)
         self.targets.changed.connect(self._on_targets_changed)
         self.device_combo.currentIndexChanged.connect(self._on_settings_changed)
         self.analyze_button.clicked.connect(self.analyze)
@@ -287,12 +285,6 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
         from difflora_gui.qt.merge.shortcuts import focus_chain
 
         return focus_chain(self.inputs)
-
-    def _error_labels_show_quotes(self, *_args) -> None:
-        # the forms' error labels hold html-escaped text; as auto-detected plain text "&#x27;" showed raw
-        for label in self.findChildren(QLabel, "validationErrors"):
-            if label.textFormat() != Qt.TextFormat.RichText:
-                label.setTextFormat(Qt.TextFormat.RichText)
 
     # --- inputs ------------------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.job import JobRequest
+from difflora_gui.merge.history import record_merge, status_text, unwrap, written_files
 from difflora_gui.merge.params import MergeParams
 from difflora_gui.project import new_record_id
 from difflora_gui.qt.merge.inputs import short_name
-from difflora_gui.merge.history import record_merge, status_text, unwrap, written_files
 from difflora_gui.qt.merge.output_box import ask_replace
 from difflora_gui.qt.merge.shortcuts import sync_shortcuts
 
@@ -153,7 +153,11 @@ class PanelJobs:
 
     def _on_succeeded(self, outcome) -> None:
         if self.job_kind != "merge":
-            self._set_status(f"Analysis of {len(outcome.rows)} modules (nothing written)", "ok")
+            if outcome.by_expert:  # a Wan2.2 pair: the rows are the experts'
+                counts = ", ".join(f"{len(outcome.by_expert[e].rows)} {e}-noise" for e in outcome.experts)
+                self._set_status(f"Analysis of {counts} modules (nothing written)", "ok")
+            else:
+                self._set_status(f"Analysis of {len(outcome.rows)} modules (nothing written)", "ok")
             self.show_analysis(outcome, "Analysis (nothing written)")
             return
         result, sha256 = unwrap(outcome)

@@ -13,8 +13,9 @@ from typing import Any
 from PySide6.QtCore import Slot
 
 from difflora_gui.errors import UserError
-from difflora_gui.merge.config import form_values, merge_fields
+from difflora_gui.merge.config import MERGE_CONFIG, form_values, merge_fields
 from difflora_gui.merge.params import DEFAULT_STRATEGY, MergeParams
+from difflora_gui.params import NO_GUI_DEFAULT
 
 SECTION = "merge"
 #: the recipe keys of the inputs (the per-expert ones when the inputs box has them)
@@ -159,7 +160,11 @@ class PanelRecipe:
     def reset(self) -> None:
         """Back to a fresh form: no inputs, default settings, the Settings device."""
         self._save_timer.stop()
-        self.apply_recipe(MergeParams(strategy=self._default_strategy()), output_auto=True)
+        # a fresh form starts from the GUI's defaults (e.g. leave non-targets out), not the CLI's
+        gui_defaults = {
+            p.name: p.form_default for p in MERGE_CONFIG.params if p.gui_default is not NO_GUI_DEFAULT
+        }
+        self.apply_recipe(MergeParams(strategy=self._default_strategy(), **gui_defaults), output_auto=True)
         index = self.device_combo.findData(self.services.default_device())
         self._restoring = True
         self.device_combo.setCurrentIndex(max(index, 0))

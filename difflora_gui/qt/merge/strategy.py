@@ -70,6 +70,7 @@ class StrategyChooser(QWidget):
         box_layout.addWidget(self.compressor_stack)
         layout.addWidget(self.compressor_box)
         self.problem_label = QLabel()
+        self.problem_label.setTextFormat(Qt.TextFormat.RichText)  # its text is html-escaped
         self.problem_label.setObjectName("validationErrors")
         self.problem_label.setWordWrap(True)
         layout.addWidget(self.problem_label)

@@ -31,6 +31,7 @@ from difflora_gui.merge.input_checks import (
     compare_inputs,
 )
 from difflora_gui.merge.input_folders import LastFolders
+from difflora_gui.merge.input_roles import misplaced_issues, role_line
 from difflora_gui.merge.input_slots import (
     EXPERT_SLOTS,
     SIDES,
@@ -50,7 +51,6 @@ from difflora_gui.qt.merge.expert_inputs import ExpertGrid
 from difflora_gui.qt.merge.input_card import LoraCard, missing_text
 from difflora_gui.qt.merge.input_placement import SlotPlacement
 from difflora_gui.qt.merge.input_reads import INSPECT_JOB, InputReads, Read, short_name
-from difflora_gui.merge.input_roles import misplaced_issues, role_line
 from difflora_gui.qt.merge.input_undo import InputsUndo
 
 ROLES = SIDES  # the one-model slots (the panel's name for them)

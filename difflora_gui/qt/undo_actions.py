@@ -40,10 +40,13 @@ class EditActions:
             can_redo = stack is not None and stack.canRedo()
         except RuntimeError:  # the panel (and its stack) was rebuilt
             self.stack, can_undo, can_redo = None, False, False
-        window.action_undo.setEnabled(can_undo)
-        window.action_redo.setEnabled(can_redo)
-        window.action_undo.setText(f"&Undo {stack.undoText()}" if can_undo else "&Undo")
-        window.action_redo.setText(f"&Redo {stack.redoText()}" if can_redo else "&Redo")
+        try:
+            window.action_undo.setEnabled(can_undo)
+            window.action_redo.setEnabled(can_redo)
+            window.action_undo.setText(f"&Undo {stack.undoText()}" if can_undo else "&Undo")
+            window.action_redo.setText(f"&Redo {stack.redoText()}" if can_redo else "&Redo")
+        except RuntimeError:  # the window's actions went first while it closes; the stack follows
+            self.stack = None
 
     def undo(self) -> None:
         stack = self.current_stack()

@@ -29,6 +29,7 @@ def create_application(argv: list[str] | None = None):
     from PySide6.QtWidgets import QApplication
 
     from difflora_gui import APP_NAME, __version__
+    from difflora_gui.qt.main_thread_gc import install_main_thread_gc
     from difflora_gui.qt.theme import apply_dark_theme
 
     app = QApplication.instance()
@@ -39,6 +40,7 @@ def create_application(argv: list[str] | None = None):
     app.setApplicationVersion(__version__)
     apply_dark_theme(app)
     install_wheel_guard(app)
+    install_main_thread_gc(app)  # collect on the GUI thread only (see qt/main_thread_gc.py)
     return app
 
 

@@ -44,6 +44,7 @@ from difflora_gui.jobs.scheduler import (
     Scheduler,
 )
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
+from difflora_gui.qt.main_thread_gc import install_main_thread_gc
 
 __all__ = [
     "CANCELLED",
@@ -224,6 +225,8 @@ class JobController(QObject):
         scheduler: Scheduler | None = None,
     ):
         super().__init__(parent)
+        # job threads must never run the cyclic collector: it would destroy Qt objects there
+        install_main_thread_gc()
         self._resolve_device = resolve_device or (lambda name: "cpu" if name == "auto" else name)
         self.scheduler = scheduler if scheduler is not None else Scheduler()
         self._jobs: dict[int, JobHandle] = {}

@@ -7,6 +7,7 @@ A subclass holds ``path``, ``_entries`` (canonical name → :class:`~.entries.Mo
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,15 +20,16 @@ if TYPE_CHECKING:
     import torch
 
 
-class ModuleReader:
+class ModuleReader(ABC):
     """names/entry/shape/rank/kind/dtype/alpha/scale/load over ``_entries``; loads may run in threads."""
 
     path: Path
     _entries: dict[str, ModuleEntry]
     _alphas: dict[str, float | None] | None = None
 
+    @abstractmethod
     def _read(self, key: str, name: str, *, check_finite: bool = True) -> torch.Tensor:
-        raise NotImplementedError
+        """One tensor's bytes as a tensor (the file reads at its offset; a part through its file)."""
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -176,6 +176,10 @@ def check_specs(hook_name: str, result: Any, expected: type | None = None) -> li
 SECTIONS = ("dataset", "train", "merge", "preview", "compare")
 
 
+#: listed in ``PanelSpec.accepts``: the panel takes dropped folders (a dataset's image folders)
+FOLDER_ACCEPTS = "/"
+
+
 @dataclass(frozen=True)
 class PanelSpec:
     """A GUI panel contributed through ``difflora_gui_register_panels`` (GUI-only hook).
@@ -183,7 +187,8 @@ class PanelSpec:
     ``widget`` is a ``"module:Class"`` string (or a callable) called as ``widget(app)`` with the
     running :class:`difflora_gui.qt.services.AppServices`; it returns a ``QWidget``. Keep it a
     string so the plugin's own module never imports Qt. ``order`` sorts panels in a section.
-    ``accepts`` lists file suffixes (``".safetensors"``) this panel takes by drag and drop.
+    ``accepts`` lists file suffixes (``".safetensors"``) this panel takes by drag and drop, and
+    :data:`FOLDER_ACCEPTS` (``"/"``) when it takes dropped folders.
     """
 
     name: str

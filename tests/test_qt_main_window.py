@@ -49,7 +49,7 @@ class DropPlugin:
     def difflora_gui_register_panels(self):
         return [
             PanelSpec("merge-drop", "Merge drop", "merge", DropPanel, accepts=(".safetensors",)),
-            PanelSpec("dataset-drop", "Dataset drop", "dataset", DropPanel, accepts=(".png", ".mp4")),
+            PanelSpec("dataset-drop", "Dataset drop", "dataset", DropPanel, accepts=(".png", ".mp4", "/")),
         ]
 
 
@@ -302,6 +302,15 @@ def test_dropped_files_are_routed_by_suffix_to_the_panel_that_takes_them(drop_wi
     assert drop_window.panels["dataset-drop"].widget.received == [[frame]]
     assert "2 file(s) → Merge ▸ Merge drop" in drop_window.log_dock.text()
     assert drop_window.current_section() in ("merge", "dataset")
+
+
+def test_dropped_folders_go_to_the_panel_that_takes_folders(drop_window, tmp_path):
+    dense, sparse = tmp_path / "dense frames", tmp_path / "sparse frames"
+    dense.mkdir()
+    sparse.mkdir()
+    routed = drop_window.route_files([dense, sparse])
+    assert routed == {"dataset-drop": [dense, sparse]}
+    assert drop_window.panels["dataset-drop"].widget.received == [[dense, sparse]]
 
 
 def test_a_real_drop_event_reaches_the_router(drop_window, tmp_path):

@@ -15,9 +15,11 @@ from typing import Protocol
 
 from difflora_gui.project import PROJECT_SUFFIX
 from difflora_gui.qt.sections import SECTION_INFO, PanelEntry
-from difflora_gui.specs import SECTIONS
+from difflora_gui.specs import FOLDER_ACCEPTS, SECTIONS
 
 PROJECT, UNHANDLED = "project", "unhandled"
+#: what a panel lists in ``PanelSpec.accepts`` to take dropped folders (``FOLDER_ACCEPTS`` in specs)
+FOLDER = FOLDER_ACCEPTS
 
 
 class DropTarget(Protocol):
@@ -81,7 +83,10 @@ class DropRouter:
         for path in paths:
             if path.suffix.lower() == PROJECT_SUFFIX:
                 continue
-            entry = self.panel_for_suffix(path.suffix) if path.suffix else None
+            if path.is_dir():
+                entry = self.panel_for_suffix(FOLDER)
+            else:
+                entry = self.panel_for_suffix(path.suffix) if path.suffix else None
             if entry is None:
                 unhandled.append(path)
             else:
@@ -94,7 +99,7 @@ class DropRouter:
                 unhandled.extend(files)
         if unhandled:
             routed[UNHANDLED] = unhandled
-            suffixes = sorted({p.suffix.lower() or p.name for p in unhandled})
+            suffixes = sorted({"folder" if p.is_dir() else (p.suffix.lower() or p.name) for p in unhandled})
             message = f"No panel takes {', '.join(suffixes)} files yet ({len(unhandled)} file(s) not opened)"
             target.status(message, 10000)
             target.log(message + ": " + ", ".join(p.name for p in unhandled), "warning")

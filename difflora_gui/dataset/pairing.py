@@ -221,17 +221,21 @@ class _Side:
         self.captions: dict[str, Path] = {}
 
 
-def _collect(side: str, folder: Path, rule: PairingRule, ctx, *, same_folder: bool = False) -> _Side:
+def _scan_side(
+    side: str, folder: Path, rule: PairingRule, *, same_folder: bool = False
+) -> tuple[_Side, list]:
+    """A side's scan: the side (captions, skipped non-media) and ``(path, key)`` of its media files."""
     media, skipped, captions = scan_folder(folder)
     result = _Side()
     result.captions = captions
     result.skipped = [] if same_folder and side == "b" else skipped
     keyed: list[tuple[Path, str | None]] = [(p, rule.key(p.stem, side)) for p in media]
-    if same_folder:  # one folder holds both sides: a file belongs to the side whose suffix it has
+    if same_folder:  # one folder holds both sides: a file belongs to the side whose key matches
         keyed = [(p, k) for p, k in keyed if k is not None]
-    infos = probe_many([p for p, _ in keyed], ctx, text=f"reading {side.upper()}")
-    if not folder.is_dir():
-        raise UserError("the folder disappeared during the import", path=folder)
+    return result, keyed
+
+
+def _fill_side(result: _Side, keyed: list, infos: list) -> None:
     for (path, key), info in zip(keyed, infos, strict=True):
         if isinstance(info, BadFileError):
             result.skipped.append(Skipped(str(path), info.problem))
@@ -241,7 +245,23 @@ def _collect(side: str, folder: Path, rule: PairingRule, ctx, *, same_folder: bo
             result.unmatched.append(item)
         else:
             result.by_key.setdefault(key.casefold(), []).append(item)
-    return result
+
+
+def _collect_sides(
+    sides: list[tuple[str, Path]], rule: PairingRule, ctx, *, same_folder: bool = False
+) -> list[_Side]:
+    """Scan every side's folder, probe all their files in one parallel pass, sort the results."""
+    scans = [_scan_side(side, folder, rule, same_folder=same_folder) for side, folder in sides]
+    paths = [path for _, keyed in scans for path, _ in keyed]
+    infos = probe_many(paths, ctx, text="reading files")
+    for _, folder in sides:
+        if not folder.is_dir():
+            raise UserError("the folder disappeared during the import", path=folder)
+    start = 0
+    for result, keyed in scans:
+        _fill_side(result, keyed, infos[start : start + len(keyed)])
+        start += len(keyed)
+    return [result for result, _ in scans]
 
 
 def _unique(key: str, used: set[str]) -> str:
@@ -266,10 +286,7 @@ def pair_folders(a_dir: str | Path, b_dir: str | Path, rule: str | PairingRule =
             "A and B are the same folder: pair by suffix (e.g. --rule suffix:_dense,_sparse) or a regex",
             path=a_dir,
         )
-    for folder in (a_dir, b_dir):  # both are checked before any work
-        scan_folder(folder)
-    side_a = _collect("a", a_dir, rule, ctx, same_folder=same)
-    side_b = _collect("b", b_dir, rule, ctx, same_folder=same)
+    side_a, side_b = _collect_sides([("a", a_dir), ("b", b_dir)], rule, ctx, same_folder=same)
     if same:  # a file that matched neither side's rule
         matched = {i.path for items in side_a.by_key.values() for i in items}
         matched |= {i.path for items in side_b.by_key.values() for i in items}
@@ -340,7 +357,7 @@ def _match_duplicates(
 def import_single(a_dir: str | Path, ctx=None) -> PairSet:
     """One folder as set A: a pair per usable file with B empty (for a counterpart tool to fill)."""
     a_dir = Path(a_dir)
-    side = _collect("a", a_dir, PairingRule("stem"), ctx)
+    (side,) = _collect_sides([("a", a_dir)], PairingRule("stem"), ctx)
     used: set[str] = set()
     pairs = []
     for key in sorted(side.by_key, key=natural_key):
@@ -349,7 +366,11 @@ def import_single(a_dir: str | Path, ctx=None) -> PairSet:
             pairs.append(Pair(_unique(Path(item.path).stem, used), item, None, caption=caption))
     pairs.sort(key=lambda p: natural_key(p.id))
     return PairSet(
-        name=a_dir.name or "pairs", pairs=pairs, skipped=side.skipped, sources={"a": str(a_dir)}, rule="stem"
+        name=a_dir.name or "pairs",
+        pairs=pairs,
+        skipped=sorted(side.skipped, key=lambda s: natural_key(s.path)),
+        sources={"a": str(a_dir)},
+        rule="stem",
     )
 
 

@@ -335,23 +335,26 @@ def pair_folders(a_dir: str | Path, b_dir: str | Path, rule: str | PairingRule =
 def _match_duplicates(
     items_a: list[MediaItem], items_b: list[MediaItem]
 ) -> tuple[list[MediaItem], list[MediaItem]]:
-    """Order the files sharing one key so that same-extension files pair first, then by name."""
+    """Order the files sharing one key so that zipping them pairs same-extension files first.
+
+    Returns A and B reordered: the first ``min(len)`` entries pair up, the rest stay unpaired.
+    """
     if len(items_a) <= 1 and len(items_b) <= 1:
         return items_a, items_b
-    items_a = sorted(items_a, key=lambda i: natural_key(i.name))
-    items_b = sorted(items_b, key=lambda i: natural_key(i.name))
-    ordered_b: list[MediaItem] = []
-    rest_b = list(items_b)
-    for item in items_a:
+    rest_a = sorted(items_a, key=lambda i: natural_key(i.name))
+    rest_b = sorted(items_b, key=lambda i: natural_key(i.name))
+    paired: list[tuple[MediaItem, MediaItem]] = []
+    for item in list(rest_a):  # same extension first (frame.png with frame.png)
         suffix = Path(item.path).suffix.lower()
         match = next((b for b in rest_b if Path(b.path).suffix.lower() == suffix), None)
-        if match is None and rest_b:
-            match = rest_b[0]
-        if match is None:
-            break
-        ordered_b.append(match)
-        rest_b.remove(match)
-    return items_a, ordered_b + rest_b
+        if match is not None:
+            paired.append((item, match))
+            rest_a.remove(item)
+            rest_b.remove(match)
+    while rest_a and rest_b:  # then the others in name order
+        paired.append((rest_a.pop(0), rest_b.pop(0)))
+    paired.sort(key=lambda pair: natural_key(pair[0].name))
+    return [a for a, _ in paired] + rest_a, [b for _, b in paired] + rest_b
 
 
 def import_single(a_dir: str | Path, ctx=None) -> PairSet:

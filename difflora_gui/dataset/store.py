@@ -1,9 +1,9 @@
 """Where a pair set lives: ``pairs.json`` in the dataset's folder, and the project record (Qt-free).
 
 * :func:`save_pair_set` / :func:`load_pair_set` — the pair list as JSON, written atomically
-  (temporary file + rename); a damaged file is one clear error. With a ``project`` the paths are
-  stored relative to the project file when inside its folder (so a moved project keeps working)
-  and made absolute again on load; without one they are stored as they are.
+  (temporary file + rename); a damaged file is one clear error. Paths inside the project's
+  folder (or, without a project, inside the dataset folder) are stored relative to the dataset
+  folder, so a moved project keeps working; they come back absolute on load.
 * :func:`dataset_folder` — a dataset record's folder: its ``location``, else the workspace's
   ``datasets/<id>/``. :func:`create_dataset` / :func:`update_dataset` keep the
   :class:`~difflora_gui.project.records.DatasetRecord` and ``pairs.json`` in step.
@@ -45,25 +45,56 @@ def map_pair_set_paths(pair_set: PairSet, function: Callable[[str], str]) -> Pai
     )
 
 
-def save_pair_set(folder: str | Path, pair_set: PairSet, *, project=None) -> Path:
-    """Write ``<folder>/pairs.json`` atomically (the folder is created); returns its path."""
+def _stored(path: str, folder: Path, root: Path) -> str:
+    """Relative (POSIX, to the dataset folder) when under ``root``, else absolute."""
+    if not path:
+        return path
+    absolute = os.path.abspath(path)
+    try:
+        inside = os.path.commonpath([absolute, os.path.abspath(root)]) == os.path.abspath(root)
+    except ValueError:  # another drive
+        inside = False
+    if not inside:
+        return absolute
+    return Path(os.path.relpath(absolute, os.path.abspath(folder))).as_posix()
+
+
+def _resolved(text: str, folder: Path) -> str:
+    if not text or os.path.isabs(text):
+        return text
+    return os.path.normpath(os.path.join(os.path.abspath(folder), text))
+
+
+def save_pair_set(
+    folder: str | Path, pair_set: PairSet, *, project=None, root: str | Path | None = None
+) -> Path:
+    """Write ``<folder>/pairs.json`` atomically (the folder is created); returns its path.
+
+    Paths under ``root`` (default: the project's folder with a saved ``project``, else ``folder``
+    itself) are stored relative to ``folder``, so a moved project (or workspace) keeps its items;
+    others are stored absolute.
+    """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the dataset folder: {exc.strerror or exc}", path=folder) from None
-    if project is not None:
-        pair_set = map_pair_set_paths(pair_set, project.store_path)
+    if root is None:
+        root = project.folder if project is not None and project.folder is not None else folder
+    stored = map_pair_set_paths(pair_set, lambda text: _stored(text, folder, Path(root)))
     try:
-        return atomic_write_json(folder / PAIRS_FILE, pair_set.to_json())
+        return atomic_write_json(folder / PAIRS_FILE, stored.to_json())
     except OSError as exc:
         raise UserError(
             f"cannot write the pair list: {exc.strerror or exc}", path=folder / PAIRS_FILE
         ) from None
 
 
-def load_pair_set(folder: str | Path, *, project=None) -> PairSet:
-    """Read ``<folder>/pairs.json`` (or a pairs JSON file given directly); BadFileError if damaged."""
+def load_pair_set(folder: str | Path) -> PairSet:
+    """Read ``<folder>/pairs.json`` (or a pairs JSON file given directly); BadFileError if damaged.
+
+    Relative paths are made absolute against the folder holding the file.
+    """
     path = Path(folder)
     if path.is_dir() or not path.suffix:
         path = path / PAIRS_FILE
@@ -86,12 +117,8 @@ def load_pair_set(folder: str | Path, *, project=None) -> PairSet:
     except UserError as exc:
         raise BadFileError(path, f"the pair list is damaged: {exc}") from None
     except (TypeError, ValueError, AttributeError) as exc:
-        raise BadFileError(path, f"the pair list is damaged ({exc})") from None
-    if project is not None:
-        pair_set = map_pair_set_paths(
-            pair_set, lambda text: str(project.resolve_path(text)) if text else text
-        )
-    return pair_set
+        raise BadFileError(path, f"the pair list is damaged ({type(exc).__name__}: {exc})") from None
+    return map_pair_set_paths(pair_set, lambda text: _resolved(text, path.parent))
 
 
 # --- project records ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import zlib
@@ -59,7 +60,14 @@ def write_video(
 
 
 def write_huge_png(path: str | Path, width: int = 30_000, height: int = 30_000) -> Path:
-    """A valid 1-bit greyscale PNG of ``width`` × ``height`` (all black), a few hundred KB on disk."""
+    """A valid 1-bit greyscale PNG of ``width`` × ``height`` (all black), ~100 KB on disk."""
+    path = Path(path)
+    path.write_bytes(_huge_png_bytes(width, height))
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def _huge_png_bytes(width: int, height: int) -> bytes:
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (
@@ -76,11 +84,7 @@ def write_huge_png(path: str | Path, width: int = 30_000, height: int = 30_000) 
     parts.append(compressor.compress(row * (height % rows)))
     parts.append(compressor.flush())
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    path = Path(path)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
-    )
-    return path
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
 
 
 def truncate(source: Path, target: Path, fraction: float = 0.5) -> Path:

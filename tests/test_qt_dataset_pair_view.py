@@ -103,9 +103,11 @@ def test_zoom_on_a_applies_the_same_view_to_b(qtbot, view):
     b.horizontalScrollBar().setValue(b.horizontalScrollBar().value() + 40)
     assert (b.centre() - a.centre()).manhattanLength() < 1.5 / a.zoom()  # a view pixel
     _shot(view, "side_by_side_zoomed")
-    # a double-click fits both again
-    a.fit()
-    assert b.zoom() == pytest.approx(fitted)
+    # the keyboard: 1 shows pixels 1:1 (B too), a double-click fits both again
+    qtbot.keyClick(a, Qt.Key.Key_1)
+    assert a.zoom() == pytest.approx(1.0) and b.zoom() == pytest.approx(1.0)
+    qtbot.mouseDClick(a.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(20, 20))
+    assert a.zoom() == pytest.approx(fitted) and b.zoom() == pytest.approx(fitted)
 
 
 def test_swipe_at_30_percent_shows_a_left_and_b_right(qtbot, view):

@@ -15,6 +15,7 @@ the :class:`~difflora_gui.qt.dataset.edits.DatasetEditor` given with :meth:`Pair
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
@@ -32,6 +33,7 @@ from difflora_gui.dataset.pair_preview import PairPreview, build_preview
 from difflora_gui.qt.dataset.pair_controls import PairControls, scores_text
 from difflora_gui.qt.dataset.swipe import SwipeView
 from difflora_gui.qt.dataset.zoom_view import ViewSync, ZoomView, bgr_to_qimage
+from difflora_gui.qt.theme import COLORS
 
 MODES = ("side", "swipe")
 IMAGE_KEYS = ("a", "b", "a_crop", "b_crop", "heat", "crop_heat")
@@ -127,6 +129,9 @@ class PairView(QWidget):
         self.opacity_slider.valueChanged.connect(self._update_overlay)
         self.fit_button = _tool("Fit", "Show the whole image (or double-click it)", checkable=False)
         self.fit_button.clicked.connect(self.fit)
+        # the app's style sheet gives tool buttons no checked look: the mode and toggles need one
+        accent = COLORS["accent"]
+        self.setStyleSheet(f"QToolButton:checked {{ background: #33456b; border-color: {accent}; }}")
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         for widget in (self.side_button, self.swipe_button, self.crop_button, self.heat_button):
@@ -311,7 +316,9 @@ class PairView(QWidget):
         self._pending.pop(generation, None)
         if generation != self._generation or self._pair is None:
             return
-        self._preview, self._images = preview, images
+        # one pixmap per image, shared by the three views
+        self._preview = preview
+        self._images = {k: (None if img is None else QPixmap.fromImage(img)) for k, img in images.items()}
         self._show_frames(preview)
         self._refresh_content()
         self.loaded.emit(preview.pair_id)

@@ -9,7 +9,7 @@ in the view, or move the slider the pair view puts under it. Zoom, pan and fit w
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPen
+from PySide6.QtGui import QColor, QImage, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsPixmapItem
 
 from difflora_gui.qt.dataset.zoom_view import ZoomView, stretched_item
@@ -53,7 +53,7 @@ class SwipeView(ZoomView):
         super().clear_content()
         self._b_item = self._line = None
 
-    def set_images(self, a: QImage | None, b: QImage | None, message: str = "") -> None:
+    def set_images(self, a: QImage | QPixmap | None, b: QImage | QPixmap | None, message: str = "") -> None:
         self.set_image(a, message)
         if self._b_item is not None:
             self.scene().removeItem(self._b_item)

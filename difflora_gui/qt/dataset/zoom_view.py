@@ -2,7 +2,8 @@
 
 :class:`ZoomView` shows one image (plus an optional overlay, the difference heatmap, at an opacity):
 the wheel zooms at the pointer (the app's wheel guard only redirects combos, spins and sliders, so the
-view takes the wheel), a drag pans, a double-click fits the image again. The image is placed in a
+view takes the wheel), a drag pans, a double-click fits the image again; with the keyboard focus,
+``+``/``-`` zoom, ``1`` shows image pixels 1:1, ``0`` or ``F`` fits. The image is placed in a
 fixed scene rectangle (``set_scene_size``), so two views of images of different sizes still line up:
 each image is stretched onto the same rectangle. :class:`ViewSync` copies one view's zoom and centre to
 the others whenever the user zooms or pans.
@@ -10,6 +11,9 @@ the others whenever the user zooms or pans.
 
 from __future__ import annotations
 
+import sys
+
+import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPixmap, QTransform
@@ -21,20 +25,31 @@ WHEEL_STEP = 1.25
 
 
 def bgr_to_qimage(image: np.ndarray) -> QImage:
-    """A deep-copied ``QImage`` of a uint8 BGR (or grey) array; safe to make off the UI thread."""
+    """A deep-copied ``QImage`` of a uint8 BGR (or grey) array; make it off the UI thread.
+
+    The image is ``Format_RGB32`` (B, G, R, 255 in memory on little-endian machines), the pixmap format, so
+    ``QPixmap.fromImage`` on the UI thread is a copy (1 ms for 4096×2304) instead of a conversion (80 ms).
+    """
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGRA)
+    elif image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
     image = np.ascontiguousarray(image)
     h, w = image.shape[:2]
-    if image.ndim == 2:
-        return QImage(image.data, w, h, image.strides[0], QImage.Format.Format_Grayscale8).copy()
-    return QImage(image.data, w, h, image.strides[0], QImage.Format.Format_BGR888).copy()
+    if sys.byteorder != "little":
+        image = np.ascontiguousarray(image[..., ::-1])  # A, R, G, B in memory
+    return QImage(image.data, w, h, image.strides[0], QImage.Format.Format_RGB32).copy()
 
 
-def stretched_item(image: QImage | None, size: tuple[float, float]) -> QGraphicsPixmapItem:
-    """A pixmap item showing ``image`` stretched onto a ``size`` rectangle at the origin."""
+def stretched_item(image: QImage | QPixmap | None, size: tuple[float, float]) -> QGraphicsPixmapItem:
+    """A pixmap item showing ``image`` stretched onto a ``size`` rectangle at the origin.
+
+    Pass a ``QPixmap`` to share one among several views (converting a large ``QImage`` costs time).
+    """
     item = QGraphicsPixmapItem()
     item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
     if image is not None and not image.isNull():
-        item.setPixmap(QPixmap.fromImage(image))
+        item.setPixmap(image if isinstance(image, QPixmap) else QPixmap.fromImage(image))
         item.setTransform(QTransform.fromScale(size[0] / image.width(), size[1] / image.height()))
     return item
 
@@ -76,7 +91,7 @@ class ZoomView(QGraphicsView):
         self.scene().clear()
         self.base_item = self.overlay_item = self._message = None
 
-    def set_image(self, image: QImage | None, message: str = "") -> None:
+    def set_image(self, image: QImage | QPixmap | None, message: str = "") -> None:
         """Show ``image`` stretched onto the scene rectangle (or ``message`` where there is none)."""
         if self.base_item is not None:
             self.scene().removeItem(self.base_item)
@@ -92,7 +107,9 @@ class ZoomView(QGraphicsView):
             self._message.setFlag(QGraphicsSimpleTextItem.GraphicsItemFlag.ItemIgnoresTransformations)
             self._message.setPos(4, 4)
 
-    def set_overlay(self, image: QImage | None, opacity: float = 0.6, visible: bool = False) -> None:
+    def set_overlay(
+        self, image: QImage | QPixmap | None, opacity: float = 0.6, visible: bool = False
+    ) -> None:
         if self.overlay_item is not None:
             self.scene().removeItem(self.overlay_item)
             self.overlay_item = None
@@ -169,6 +186,21 @@ class ZoomView(QGraphicsView):
             event.ignore()
             return
         self.zoom_by(WHEEL_STEP**steps, event.position())
+        event.accept()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        key = event.key()
+        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.zoom_by(WHEEL_STEP)
+        elif key == Qt.Key.Key_Minus:
+            self.zoom_by(1 / WHEEL_STEP)
+        elif key in (Qt.Key.Key_0, Qt.Key.Key_F):
+            self.fit()
+        elif key == Qt.Key.Key_1:
+            self.zoom_by(1 / self.zoom())  # 1:1, one image pixel a screen pixel
+        else:
+            super().keyPressEvent(event)
+            return
         event.accept()
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt override

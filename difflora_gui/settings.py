@@ -134,6 +134,10 @@ class AppSettings:
 
     model_folders: list[str] = field(default_factory=list)
     musubi_tuner_dir: str = ""
+    #: a diffusers-format FLUX.1 Kontext [dev] folder (model_index.json, transformer, vae, text
+    #: encoders, tokenizers) for counterpart generation; checked by the Settings dialog
+    #: (``difflora_gui.dataset.kontext_params.model_folder_problem``), not on load (a drive may be away)
+    kontext_model_dir: str = ""
     comfyui_servers: list[ComfyServer] = field(default_factory=_default_servers)
     default_device: str = field(default="auto", metadata={"check": device_problem})
     output_dir: str = ""

@@ -353,3 +353,19 @@ def test_the_cli_reports_a_damaged_file_the_plugin_host_set_aside(capsys):
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"warning: {path}: unreadable settings (")
     assert "kept as settings.damaged-" in line
+
+
+def test_kontext_model_dir_round_trips_and_a_bad_value_keeps_its_default(tmp_path):
+    assert AppSettings().kontext_model_dir == ""
+    folder = str(tmp_path / "FLUX.1 Kontext ü")
+    AppSettings(kontext_model_dir=folder).save()
+    assert AppSettings.load().kontext_model_dir == folder
+    assert stored()["kontext_model_dir"] == folder
+    write_settings({"version": SETTINGS_VERSION, "kontext_model_dir": 5})
+    settings = AppSettings.load()
+    assert settings.kontext_model_dir == ""
+    assert "key 'kontext_model_dir': expected a text, got 5" in settings.load_warning
+    # a folder that is away (an unplugged drive) loads as written: the dialog checks it, not load
+    write_settings({"version": SETTINGS_VERSION, "kontext_model_dir": str(tmp_path / "away")})
+    settings = AppSettings.load()
+    assert settings.kontext_model_dir == str(tmp_path / "away") and settings.load_warning == ""

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from difflora_gui.dataset.kontext_params import model_folder_problem
 from difflora_gui.qt.theme import COLORS
 from difflora_gui.settings import (
     DEFAULT_COMFYUI_URL,
@@ -88,6 +89,8 @@ def validate_settings(values: AppSettings) -> list[str]:
         if not Path(folder).is_dir():
             problems.append(f"model folder not found: {folder}")
     if problem := musubi_problem(values.musubi_tuner_dir):
+        problems.append(problem)
+    if values.kontext_model_dir and (problem := model_folder_problem(values.kontext_model_dir)):
         problems.append(problem)
     problems.extend(server_problems(values.comfyui_servers))
     if device_problem(values.default_device):
@@ -378,6 +381,10 @@ class SettingsDialog(QDialog):
 
         self.model_folders = _PathList("Add a model folder")
         self.musubi_dir = _FolderField("Musubi Tuner checkout", "folder of a kohya-ss/musubi-tuner checkout")
+        self.kontext_dir = _FolderField(
+            "FLUX.1 Kontext model folder",
+            "diffusers folder of FLUX.1-Kontext-dev (model_index.json, transformer, …)",
+        )
         self.comfyui_servers = ServerTable()
         self.default_device = QComboBox()
         self.output_dir = _FolderField("Output folder", str(default_output_dir()))
@@ -405,6 +412,8 @@ class SettingsDialog(QDialog):
         paths.addRow("Model folders", self.model_folders)
         paths.addRow("", self._hint("Folders searched for Wan models and LoRA files."))
         paths.addRow("Musubi Tuner", self.musubi_dir)
+        paths.addRow("Kontext model", self.kontext_dir)
+        paths.addRow("", self._hint("FLUX.1 Kontext [dev] in diffusers format, for counterpart generation."))
         paths.addRow("Output folder", self.output_dir)
         paths.addRow("", self._hint("Where new outputs go unless a project sets its own folder."))
         paths.addRow("Default device", self.default_device)
@@ -478,6 +487,7 @@ class SettingsDialog(QDialog):
     def load(self, settings: AppSettings) -> None:
         self.model_folders.set_values(settings.model_folders)
         self.musubi_dir.setText(settings.musubi_tuner_dir)
+        self.kontext_dir.setText(settings.kontext_model_dir)
         self.comfyui_servers.set_servers(settings.comfyui_servers)
         index = self.default_device.findText(settings.default_device or "auto")
         self.default_device.setCurrentIndex(max(index, 0))
@@ -496,6 +506,7 @@ class SettingsDialog(QDialog):
         return {
             "model_folders": self.model_folders.values(),
             "musubi_tuner_dir": self.musubi_dir.text(),
+            "kontext_model_dir": self.kontext_dir.text(),
             "comfyui_servers": self.comfyui_servers.servers(),
             "default_device": self.default_device.currentText(),
             "output_dir": self.output_dir.text(),

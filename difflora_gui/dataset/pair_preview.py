@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from difflora_gui.dataset import media
@@ -78,8 +79,8 @@ def _side(item: MediaItem | None, resolution: int, frame_index: int | None) -> S
         return side
     try:
         pixels, (w, h), side.frames = read_item(item, frame_index)
-    except (UserError, OSError, ValueError) as error:
-        side.error = str(error)
+    except (UserError, OSError, ValueError, cv2.error) as error:
+        side.error = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         return side
     side.source_size = (w, h)
     side.fit = plan_bucket(w, h, resolution)

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 
 from difflora_gui.dataset import media
 from difflora_gui.dataset.model import SIDES, MediaItem, Pair, PairSet
-from difflora_gui.errors import BadFileError, UserError
+from difflora_gui.errors import BadFileError
 
 
 def _count(ids: list[str]) -> str:
@@ -68,7 +68,7 @@ class DatasetEditor(QObject):
         self.undo_stack.record(text, undo, redo)
         self.changed.emit(ids)
 
-    def _apply(self, text: str, ids: list[str], edit) -> list[str]:
+    def _apply(self, text: str, edit) -> list[str]:
         """Run ``edit`` (returns the old pairs); record a step if anything actually changed."""
         old = edit()
         new = [self.pair_set.pair(p.id) for p in old]
@@ -85,9 +85,7 @@ class DatasetEditor(QObject):
         ids = self._ids(ids)
         if not ids:
             return []
-        return self._apply(
-            f"Swap A and B of {_count(ids)}", ids, lambda: [self.pair_set.swap(i) for i in ids]
-        )
+        return self._apply(f"Swap A and B of {_count(ids)}", lambda: [self.pair_set.swap(i) for i in ids])
 
     def set_included(self, ids: Iterable[str], flag: bool) -> list[str]:
         """Include the pairs in training and export, or exclude them (one step)."""
@@ -95,7 +93,7 @@ class DatasetEditor(QObject):
         if not ids:
             return []
         verb = "Include" if flag else "Exclude"
-        return self._apply(f"{verb} {_count(ids)}", ids, lambda: self.pair_set.set_included(ids, bool(flag)))
+        return self._apply(f"{verb} {_count(ids)}", lambda: self.pair_set.set_included(ids, bool(flag)))
 
     def set_captions(self, ids: Iterable[str], text: str) -> list[str]:
         """Set (or, with ``""``, clear) the caption of every pair given, as one step."""
@@ -103,7 +101,7 @@ class DatasetEditor(QObject):
         if not ids:
             return []
         label = "Clear the caption of" if not text else "Set the caption of"
-        return self._apply(f"{label} {_count(ids)}", ids, lambda: self.pair_set.set_captions(ids, text))
+        return self._apply(f"{label} {_count(ids)}", lambda: self.pair_set.set_captions(ids, text))
 
     def replace(self, pair_id: str, side: str, path: str) -> bool:
         """Point ``side`` ("a"/"b") of the pair at ``path``; a file that cannot be read raises ``UserError``."""
@@ -115,7 +113,6 @@ class DatasetEditor(QObject):
             return False
         self._apply(
             f"Replace {side.upper()} of pair {pair_id} with {item.name}",
-            [pair_id],
             lambda: [self.pair_set.replace_item(pair_id, side, item)],
         )
         return True
@@ -152,4 +149,4 @@ class DatasetEditor(QObject):
             return None
 
 
-__all__ = ["DatasetEditor", "UserError", "check_media_file"]
+__all__ = ["DatasetEditor", "check_media_file"]

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from difflora_gui.dataset.model import Pair
-from difflora_gui.dataset.pair_preview import PairPreview, build_preview
+from difflora_gui.dataset.pair_preview import PairPreview, SidePreview, build_preview
 from difflora_gui.qt.dataset.pair_controls import PairControls, scores_text
 from difflora_gui.qt.dataset.swipe import SwipeView
 from difflora_gui.qt.dataset.zoom_view import ViewSync, ZoomView, bgr_to_qimage
@@ -51,7 +51,11 @@ class _LoadPreview(QRunnable):
 
     def run(self) -> None:
         generation, pair, resolution, frame = self._args
-        preview = build_preview(pair, resolution, frame)
+        try:
+            preview = build_preview(pair, resolution, frame)
+        except Exception as error:  # noqa: BLE001 - a bug here must not leave the view "Loading…" for ever
+            preview = PairPreview(pair.id, resolution, frame, SidePreview(pair.a), SidePreview(pair.b))
+            preview.a.error = preview.b.error = f"could not be shown: {type(error).__name__}: {error}"
         arrays = {
             "a": preview.a.image,
             "b": preview.b.image,

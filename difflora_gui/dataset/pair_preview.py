@@ -39,6 +39,8 @@ def read_item(
     if long_side > MAX_DISPLAY_SIDE:
         size = max(1, round(min(info.width, info.height) * MAX_DISPLAY_SIDE / long_side))
     if info.kind == "video":
+        if frame_index is not None and info.frames:
+            frame_index = max(0, min(frame_index, info.frames - 1))  # a shorter clip shows its last frame
         decoded = media.load_frame(item.path, frame_index, size)
         return decoded.image, decoded.source_size, info.frames
     decoded = media.load_image(item.path, size)

@@ -1,0 +1,175 @@
+"""The Dataset panel's tools bar: one button per registered dataset tool (``DatasetToolSpec``).
+
+Nothing here knows a tool: a button opens :class:`ToolDialog`, a form generated from the tool's
+``params`` (prefilled from the open set where a field's name says what it is: :data:`PREFILL`), and
+OK hands the checked values to the panel, which runs ``spec.run`` as a job on ``spec.lane`` and
+reloads the set when it finishes (:func:`reload_sources`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from difflora_gui.errors import UserError
+from difflora_gui.qt.param_form import ParamForm
+
+#: form fields filled from the open set: field name → context key
+PREFILL = {
+    "a_dir": "a_dir",
+    "src_dir": "a_dir",
+    "source": "a_dir",
+    "sources": "a_dir",
+    "input_dir": "a_dir",
+    "b_dir": "b_dir",
+    "dataset": "dataset_dir",
+    "dataset_dir": "dataset_dir",
+    "pairs": "pairs_file",
+    "pairs_file": "pairs_file",
+    "resolution": "resolution",
+    "project": "project_file",
+}
+#: result keys (a tool's summary dict) that name the new folder of a side
+RESULT_SIDES = {"a_dir": "a", "set_a": "a", "b_dir": "b", "set_b": "b"}
+
+
+def prefill_values(form: ParamForm, context: Mapping[str, Any]) -> dict[str, Any]:
+    """The values for the form's fields that the context knows (by :data:`PREFILL`)."""
+    values = {}
+    for name, param in ((p.name, p) for p in form.schema):
+        key = PREFILL.get(name)
+        value = context.get(key) if key else None
+        if value in (None, ""):
+            continue
+        if param.type == "paths" and not isinstance(value, (list, tuple)):
+            value = [value]
+        values[name] = value
+    return values
+
+
+def reload_sources(
+    result: Any, params: Mapping[str, Any], sources: Mapping[str, str], spec_name: str = ""
+) -> dict[str, str]:
+    """Which folders to import after a tool ran: ``{"a": dir, "b": dir}`` (empty: nothing to reload).
+
+    A tool's summary may name the side folders (``a_dir``/``b_dir``, ``set_a``/``set_b``); a tool
+    that wrote into ``out`` fills set B when set A exists (a counterpart tool) and set A otherwise
+    (frame extraction)."""
+    found = dict(sources)
+    named = False
+    if isinstance(result, Mapping):
+        for key, side in RESULT_SIDES.items():
+            if result.get(key):
+                found[side] = str(result[key])
+                named = True
+    if not named:
+        out = (
+            (result.get("out") if isinstance(result, Mapping) else None)
+            or params.get("out")
+            or params.get("out_dir")
+        )
+        if out and Path(str(out)).is_dir():
+            if "export" in spec_name:  # an export writes elsewhere: the set stays as it is
+                return dict(sources) if sources else {}
+            side = "b" if found.get("a") and found.get("a") != str(out) and not found.get("b") else "a"
+            found[side] = str(out)
+    return found if found.get("a") else {}
+
+
+class ToolDialog(QDialog):
+    """A tool's form; ``values()`` are its checked parameters after OK."""
+
+    def __init__(self, spec, context: Mapping[str, Any], parent=None):
+        super().__init__(parent)
+        self.spec = spec
+        self.setWindowTitle(spec.title)
+        self.setObjectName(f"toolDialog-{spec.name}")
+        layout = QVBoxLayout(self)
+        about = QLabel(spec.description)
+        about.setWordWrap(True)
+        layout.addWidget(about)
+        self.form = ParamForm(spec.params, empty_text="This tool has no settings.")
+        self.form.set_values(prefill_values(self.form, context))
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form)
+        scroll.setMinimumWidth(460)
+        layout.addWidget(scroll, 1)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText("Run")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.resize(560, min(680, 160 + 38 * max(1, len(self.form.schema))))
+
+    def values(self) -> dict[str, Any]:
+        """The checked values (``UserError`` on a bad one)."""
+        return self.form.resolved(owner=self.spec.name)
+
+    def accept(self) -> None:
+        try:
+            self.values()
+        except UserError as exc:
+            QMessageBox.warning(self, self.spec.title, str(exc))
+            return
+        super().accept()
+
+
+class ToolsBar(QWidget):
+    """A button per dataset tool; ``run_requested(spec, values)`` after its dialog's Run."""
+
+    run_requested = Signal(object, dict)
+
+    def __init__(self, specs: Mapping[str, Any], context, parent=None):
+        super().__init__(parent)
+        self._context = context  # a callable: the open set's prefill context
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        title = QLabel("Tools")
+        title.setObjectName("cardHeading")
+        layout.addWidget(title)
+        self.buttons: dict[str, QPushButton] = {}
+        for name, spec in specs.items():
+            button = QPushButton(spec.title + "…")
+            button.setObjectName(f"tool-{name}")
+            button.setToolTip(spec.description + f"\n(runs on the {spec.lane} lane)")
+            button.clicked.connect(lambda _checked=False, s=spec: self.open_tool(s))
+            layout.addWidget(button)
+            self.buttons[name] = button
+        if not specs:
+            note = QLabel("No dataset tools are installed (they come from plugins).")
+            note.setObjectName("mutedLabel")
+            layout.addWidget(note)
+        layout.addStretch(1)
+        self.dialog: ToolDialog | None = None
+
+    def open_tool(self, spec) -> bool:
+        """Show the tool's form; True when the user pressed Run (the panel then runs it)."""
+        self.dialog = dialog = ToolDialog(spec, self._context(), self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        self.run_requested.emit(spec, dialog.values())
+        return True
+
+    def set_running(self, name: str, running: bool) -> None:
+        button = self.buttons.get(name)
+        if button is not None:
+            button.setEnabled(not running)

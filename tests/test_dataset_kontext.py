@@ -246,9 +246,13 @@ def test_a_rerun_skips_finished_outputs_and_redoes_a_deleted_one_identically(tmp
     assert np.abs(decoded.astype(int) - original.astype(int)).max() <= 1  # same seed, same image
     for name in ("frame 0 ü.png", "frame 2 ü.png"):
         assert (out / name).stat().st_mtime_ns == mtimes[name]  # not rewritten
-    # nothing left to do: the pipeline is not even loaded
-    again = generate_counterparts(sources, out, params(model_dir), generator_factory=_never_load)
+    # nothing left to do: the pipeline is not even loaded; other settings are noted, outputs kept
+    ctx = RecordingContext()
+    again = generate_counterparts(
+        sources, out, params(model_dir, steps=3), ctx, generator_factory=_never_load
+    )
     assert again.generated == [] and len(again.skipped_existing) == 3
+    assert any("made with other settings (steps)" in line for line in ctx.lines)
 
 
 def _never_load(*args, **kwargs):
@@ -293,6 +297,10 @@ def test_the_job_lists_and_skips_bad_sources(tmp_path, model_dir):
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (folder / "frame 0 ü.webp").write_bytes(b"whatever")  # same stem as frame 0 ü.png
     (folder / "readme.md").write_text("x")
+    ok, png = cv2.imencode(".png", np.full((40, 48, 3), 128, np.uint8))
+    damaged = bytearray(png.tobytes())
+    damaged[60:-40] = b"\x55" * (len(damaged) - 100)  # header and end marker intact: found at decode
+    (folder / "frame 3 damaged.png").write_bytes(bytes(damaged))
     ctx = RecordingContext()
     summary = kontext.run(
         {
@@ -307,7 +315,8 @@ def test_the_job_lists_and_skips_bad_sources(tmp_path, model_dir):
     )
     assert summary["generated"] == ["frame 0 ü.png", "frame 1 ü.png", "frame 2 ü.png"]
     reasons = {Path(s["path"]).name: s["reason"] for s in summary["skipped"]}
-    assert set(reasons) == {"empty.png", "broken.jpg", "frame 0 ü.webp", "readme.md"}
+    assert set(reasons) == {"empty.png", "broken.jpg", "frame 0 ü.webp", "readme.md", "frame 3 damaged.png"}
+    assert "does not decode" in reasons["frame 3 damaged.png"]
     assert "empty" in reasons["empty.png"] and "same name as frame 0 ü.png" in reasons["frame 0 ü.webp"]
     assert all(f"skipped {s['path']}: {s['reason']}" in ctx.lines for s in summary["skipped"])
 

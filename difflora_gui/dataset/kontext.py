@@ -208,6 +208,10 @@ def _plan(sources: Sequence[Path], out_dir: Path, result: KontextResult, ctx: Jo
     return todo
 
 
+#: the settings that change what an output looks like (device and offload do not)
+_COMPARED = ("model", "prompt", "seed", "steps", "guidance", "dtype", "max_area", "max_sequence_length")
+
+
 class _Manifest:
     """``kontext-manifest.json``: the settings and, per output, its source, seed and time."""
 
@@ -227,7 +231,8 @@ class _Manifest:
     def differs(self) -> list[str]:
         if not isinstance(self.previous, dict):
             return []
-        return sorted(k for k, v in self.data["settings"].items() if self.previous.get(k) != v)
+        now = self.data["settings"]
+        return sorted(k for k in _COMPARED if k in now and self.previous.get(k) != now[k])
 
     def record(self, item: _Item, seed: int, seconds: float, work: WorkingSize) -> None:
         from difflora_gui.fileio import atomic_write_json
@@ -364,7 +369,12 @@ def _run_items(
             )
 
         on_step(0)
-        image = _decode(item.source)
+        try:
+            image = _decode(item.source)
+        except BadFileError as exc:  # passed the header check but does not decode, or vanished
+            result.skipped.append({"path": str(item.source), "reason": exc.problem})
+            ctx.log(f"skipped {item.source}: {exc.problem}")
+            continue
         pixels = generator.generate(image, work, params, seed, on_step)
         ctx.raise_if_cancelled()
         write_png(item.output, pixels)

@@ -176,9 +176,25 @@ class KontextGenerator:
             on_step(step_index + 1)
             return callback_kwargs
 
+        try:
+            output = self._call(condition, params, seed, pw, ph, callback)
+        except torch.OutOfMemoryError:
+            raise UserError(
+                f"out of GPU memory generating {pw}×{ph} on {self.device}: try --offload model (or "
+                "sequential) or a smaller --max-area"
+            ) from None
+        rgb = np.clip(np.rint(np.asarray(output[0], dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+        rgb = rgb[:sh, :sw]
+        if (sw, sh) != (work.width, work.height):
+            rgb = cv2.resize(rgb, (work.width, work.height), interpolation=cv2.INTER_CUBIC)
+        return np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def _call(self, condition, params, seed: int, pw: int, ph: int, callback):
+        import torch
+
         embeds, pooled = self.prompt_embeds(params.prompt, params.max_sequence_length)
         with torch.inference_mode(), quiet_libraries():
-            output = self.pipe(
+            return self.pipe(
                 image=condition,
                 prompt_embeds=embeds,
                 pooled_prompt_embeds=pooled,
@@ -193,11 +209,6 @@ class KontextGenerator:
                 output_type="np",
                 callback_on_step_end=callback,
             ).images
-        rgb = np.clip(np.rint(np.asarray(output[0], dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
-        rgb = rgb[:sh, :sw]
-        if (sw, sh) != (work.width, work.height):
-            rgb = cv2.resize(rgb, (work.width, work.height), interpolation=cv2.INTER_CUBIC)
-        return np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     def clip_truncation_note(self, prompt: str) -> str:
         """A note when CLIP sees only the start of the instruction ('' otherwise); T5 reads it all."""

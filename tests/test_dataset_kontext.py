@@ -144,6 +144,9 @@ def test_pad_to_mirrors_the_edge_and_keeps_the_image():
 def test_model_folder_problems_are_one_line_naming_what_is_missing(tmp_path, model_dir):
     assert model_folder_problem(model_dir) == ""
     assert "not found" in model_folder_problem(tmp_path / "nowhere")
+    single = tmp_path / "flux1-kontext-dev.safetensors"
+    single.write_bytes(b"x")
+    assert "is a file: Kontext needs a diffusers-format folder" in model_folder_problem(single)
     empty = tmp_path / "empty"
     empty.mkdir()
     problem = model_folder_problem(empty)

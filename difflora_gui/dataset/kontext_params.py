@@ -172,6 +172,11 @@ def model_folder_problem(folder: str | Path) -> str:
     if not str(folder):
         return "no Kontext model folder given (--model, or Settings ▸ Kontext model folder)"
     path = Path(folder)
+    if path.is_file():
+        return (
+            f"{path} is a file: Kontext needs a diffusers-format folder (the layout of "
+            "black-forest-labs/FLUX.1-Kontext-dev), not a single checkpoint"
+        )
     if not path.is_dir():
         return f"Kontext model folder not found: {path}"
     index = path / "model_index.json"

@@ -53,6 +53,7 @@ def test_run_check_scores_every_pair_caches_and_reports(dataset):
     assert last.done == last.total == 6
     metrics = {name: value for name, value, _ in ctx.metrics}
     assert metrics["pairs_flagged"] == 2 and metrics["pairs_checked"] == 6
+    assert {p.pair_id for p in ctx.partials} == set(result.scores)
     assert "ssim_median" in metrics
     loaded = load_scores(dataset, 128)
     assert set(loaded) == set(result.scores)

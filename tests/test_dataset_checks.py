@@ -320,3 +320,22 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "missing" in result.stderr
     result = _cli(str(tmp_path), "--resolution", "8")
     assert result.returncode == 2
+
+
+@pytest.mark.parametrize("zoom", [1.08, 0.92])
+def test_zoomed_pair_scale_is_estimated_and_flagged(tmp_path, zoom):
+    big = scene(900, 700, seed=4)
+    a = write(tmp_path / "a.png", big[110:590, 130:770])
+    matrix = cv2.getRotationMatrix2D((450, 350), 0, zoom)  # about the crop's centre
+    b = write(tmp_path / "b.png", cv2.warpAffine(big, matrix, (900, 700))[110:590, 130:770])
+    s = check_pair(a, b, 256)
+    assert s.scale == pytest.approx(zoom, abs=0.01)
+    flag = next(f for f in s.flags if f.code == "scale")
+    assert ("zoomed in" if zoom > 1 else "zoomed out") in flag.text
+
+
+def test_unzoomed_pairs_have_scale_one(tmp_path, a_image):
+    a = write(tmp_path / "a.png", a_image)
+    tinted = write(tmp_path / "b.png", np.clip(a_image.astype(np.int16) + 10, 0, 255).astype(np.uint8))
+    s = check_pair(a, tinted, 256)
+    assert s.scale == pytest.approx(1.0, abs=0.003) and "scale" not in s.flag_codes

@@ -85,6 +85,30 @@ CHECK_CONFIG = ConfigDeclaration(
             advanced=True,
         ),
         Param(
+            "scale_tolerance",
+            "float",
+            0.02,
+            "flag a pair whose content is zoomed by more than this fraction (log-polar phase "
+            "correlation of the spectra): a counterpart that zoomed the scene teaches the zoom",
+            title="Zoom tolerance",
+            group="alignment",
+            minimum=0.0,
+            maximum=1.0,
+            step=0.005,
+        ),
+        Param(
+            "scale_min_response",
+            "float",
+            0.2,
+            "a zoom is flagged only when its correlation peak is at least this high (below it the "
+            "spectra are too different to say)",
+            title="Zoom confidence at least",
+            group="alignment",
+            minimum=0.0,
+            maximum=1.0,
+            advanced=True,
+        ),
+        Param(
             "drift_lightness",
             "float",
             3.0,
@@ -215,6 +239,8 @@ class CheckThresholds:
     mad_max: float = 40.0
     shift_max: float = 2.0
     align_min_response: float = 0.05
+    scale_tolerance: float = 0.02
+    scale_min_response: float = 0.2
     drift_lightness: float = 3.0
     drift_colour: float = 2.5
     drift_saturation: float = 3.0

@@ -8,7 +8,9 @@ JSON file or table (``pairs``), or two folders to pair (``a_dir``, ``b_dir``, ``
   numpy release the GIL; paths go in, numbers come out). OpenCV's own thread pool is set to one
   thread for the run (it does not speed up per-pair work and would oversubscribe the cores) and
   restored after.
-* Progress with ETA through ``ctx.progress``; a cancel stops at the next pair and writes nothing.
+* Progress with ETA through ``ctx.progress``, each new pair's scores through ``ctx.partial``
+  (a ``PairScores``), the summary's figures through ``ctx.metric``; a cancel stops at the next
+  pair and writes nothing.
 * The scores are cached in ``scores-<resolution>.json`` in the dataset folder (``folder``, or the
   dataset folder given as the pair set), keyed by pair id and the items' paths, sizes and
   modification times: a changed or replaced item is rechecked, the rest reused. The cache also
@@ -233,6 +235,7 @@ def run_check(params: Mapping[str, Any], ctx: JobContext | None = None) -> Check
                 scores[pair.id] = value
                 done += 1
                 flagged += bool(value.flags)
+                ctx.partial(value)  # the panel shows each pair's scores as they arrive
                 ctx.progress(done, total, f"{flagged} flagged")
     ctx.raise_if_cancelled()
     ordered = {p.id: scores[p.id] for p in pairs}

@@ -5,8 +5,8 @@ A's size there — a size difference is itself a flag), :func:`check_pair` measu
 
 * **structure**: SSIM (grey, and per channel) and mean absolute difference (grey, per channel);
 * **alignment**: the translation of B against A by phase correlation on the grey images (Hanning
-  window), in pixels at the check resolution and in A's source pixels. Scale is not estimated
-  (``scale`` stays None): a zoom shows as a low SSIM and a weak correlation peak;
+  window), in pixels at the check resolution and in A's source pixels; the zoom (``scale``) by
+  phase correlation of the log-polar magnitude spectra (Fourier–Mellin, at the colour resolution);
 * **colour drift**: mean CIE Lab difference (ΔL, Δa, Δb, and Δchroma for saturation) and the
   Bhattacharyya distance of the colour histograms;
 * **size**: source sizes and aspects; for videos frame count, fps and duration, and the scores
@@ -78,7 +78,8 @@ class PairScores:
     shift: tuple[float, float] = (0.0, 0.0)  # (dx, dy) of B against A, px at the check size
     shift_source: tuple[float, float] = (0.0, 0.0)  # the same in A's source pixels
     align_response: float = 0.0  # phase-correlation peak (confidence of the shift)
-    scale: float | None = None  # not estimated (see the module docstring)
+    scale: float = 1.0  # zoom of B's content against A's (> 1: zoomed in), log-polar phase correlation
+    scale_response: float = 0.0  # its correlation peak (confidence)
     lab_drift: tuple[float, float, float] = (0.0, 0.0, 0.0)  # (ΔL, Δa, Δb), B − A
     chroma_drift: float = 0.0  # Δ mean chroma, B − A (saturation)
     histogram: float = 0.0  # worst channel's Bhattacharyya distance
@@ -165,6 +166,10 @@ def score_images(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     dx, dy, response = metrics.phase_shift(align_a, align_b)
     up = a.shape[1] / align_a.shape[1]
     small_a, small_b = metrics.shrink(a, COLOUR_RESOLUTION), metrics.shrink(b, COLOUR_RESOLUTION)
+    scale, scale_response = metrics.log_polar_scale(
+        cv2.cvtColor(small_a, cv2.COLOR_BGR2GRAY).astype(np.float32),
+        cv2.cvtColor(small_b, cv2.COLOR_BGR2GRAY).astype(np.float32),
+    )
     lab_a, lab_b = metrics.lab_stats(small_a), metrics.lab_stats(small_b)
     hist = metrics.histogram_distance(metrics.histograms(small_a), metrics.histograms(small_b))
     return {
@@ -174,6 +179,8 @@ def score_images(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         "mad_rgb": (mad_bgr[2], mad_bgr[1], mad_bgr[0]),
         "shift": (dx * up, dy * up),
         "align_response": response,
+        "scale": scale,
+        "scale_response": scale_response,
         "lab_drift": tuple(lab_b[i] - lab_a[i] for i in range(3)),
         "chroma_drift": lab_b[3] - lab_a[3],
         "histogram": max(hist),
@@ -355,6 +362,11 @@ def flag_scores(scores: PairScores, t: CheckThresholds) -> list[Flag]:
                     f"in A's pixels)",
                 )
             )
+    if abs(scores.scale - 1.0) > t.scale_tolerance and scores.scale_response >= t.scale_min_response:
+        way = "in" if scores.scale > 1 else "out"
+        flags.append(
+            Flag("scale", f"B is zoomed {way} {abs(scores.scale - 1) * 100:.1f} % (scale {scores.scale:.3f})")
+        )
     for axis, (value, limit) in enumerate(zip(drift_values(scores), drift_limits(t), strict=True)):
         if abs(value) > limit:
             code, symbol = DRIFT_AXES[axis][0], DRIFT_AXES[axis][3]

@@ -184,3 +184,14 @@ def test_the_limit_is_checked_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setattr(media.cv2, "imdecode", lambda *a: pytest.fail("decoded a refused image"))
     with pytest.raises(BadFileError, match="too large"):
         read_image(path)
+
+
+def test_jpeg_metadata_longer_than_the_first_bytes_read(tmp_path):
+    import struct
+
+    path = write_image(tmp_path / "exif heavy.jpg", 70, 50)
+    data = path.read_bytes()
+    segment = b"\xff\xe2" + struct.pack(">H", 60_002) + bytes(60_000)  # three ~60 KB ICC/APP2 blocks
+    path.write_bytes(data[:2] + segment * 3 + data[2:])
+    assert (probe(path).width, probe(path).height) == (70, 50)
+    assert read_image(path, 25).shape == (25, 35, 3)

@@ -35,8 +35,8 @@ from difflora_gui.errors import BadFileError
 
 #: images above this many pixels are refused from their header (30,000 × 30,000 would need 2.7 GB)
 MAX_IMAGE_PIXELS = 100_000_000
-#: bytes read from the start of an image to find its size (JPEG EXIF blocks can be ~64 KB)
-_HEAD_BYTES = 256 * 1024
+#: bytes read from the start of an image to find its size (more when a JPEG's metadata is bigger)
+_HEAD_BYTES = 64 * 1024
 _TAIL_BYTES = 64
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -151,7 +151,13 @@ def image_header(
             raise BadFileError(path, "truncated PNG (the file ends before its IEND chunk)")
         return "png", width, height
     if head.startswith(b"\xff\xd8\xff"):
-        width, height, scan = _jpeg_size(path, head)
+        try:
+            width, height, scan = _jpeg_size(path, head)
+        except BadFileError:
+            if len(head) >= size:
+                raise
+            head = whole()  # metadata (EXIF, ICC) longer than the first bytes read
+            width, height, scan = _jpeg_size(path, head)
         if not tail.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
             data = whole()
             start = scan if scan is not None else len(head)

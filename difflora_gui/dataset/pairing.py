@@ -126,8 +126,10 @@ class PairingRule:
 def _hidden(entry: os.DirEntry) -> bool:
     if entry.name.startswith(".") or entry.name.casefold() in IGNORED_NAMES:
         return True
+    if os.name != "nt":
+        return False
     attributes = getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0)
-    return bool(attributes & 2)  # FILE_ATTRIBUTE_HIDDEN (Windows)
+    return bool(attributes & 2)  # FILE_ATTRIBUTE_HIDDEN
 
 
 def scan_folder(folder: str | Path) -> tuple[list[Path], list[Skipped], dict[str, Path]]:

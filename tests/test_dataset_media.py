@@ -195,3 +195,13 @@ def test_jpeg_metadata_longer_than_the_first_bytes_read(tmp_path):
     path.write_bytes(data[:2] + segment * 3 + data[2:])
     assert (probe(path).width, probe(path).height) == (70, 50)
     assert read_image(path, 25).shape == (25, 35, 3)
+
+
+def test_an_image_renamed_as_a_video_is_not_a_video(tmp_path):
+    source = write_image(tmp_path / "still.jpg", 64, 48)
+    renamed = tmp_path / "still.mp4"
+    renamed.write_bytes(source.read_bytes())
+    with pytest.raises(BadFileError, match="not a video: the content is a still image"):
+        probe(renamed)
+    with pytest.raises(BadFileError, match="not a video"):
+        read_frame(renamed)

@@ -260,6 +260,12 @@ def _open_video(path: Path):
     if not container.streams.video:
         container.close()
         raise BadFileError(path, "unreadable video: no video stream in the file")
+    demuxer = container.format.name or ""
+    if demuxer == "image2" or demuxer.endswith("_pipe"):  # jpeg_pipe, png_pipe … : a still image
+        container.close()
+        raise BadFileError(
+            path, f"not a video: the content is a still image ({demuxer.removesuffix('_pipe')})"
+        )
     return container
 
 

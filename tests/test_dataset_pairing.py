@@ -344,3 +344,35 @@ def test_pair_set_json_round_trip_of_a_real_import(tmp_path):
     a, b = make_folders(tmp_path)
     pair_set = pair_folders(a, b)
     assert PairSet.from_json(json.loads(json.dumps(pair_set.to_json()))) == pair_set
+
+
+def test_pair_dropped_files(tmp_path):
+    from difflora_gui.dataset.pairing import pair_files
+
+    a, b = make_folders(tmp_path)
+    elsewhere = write_image(tmp_path / "loose" / "frame10.png")
+    pair_set = pair_files(
+        [a / "frame1.png", a / "frame2.png", a / "notes.md", a / "gone.png"],
+        [b / "frame1.jpg", b / "frame2.jpg", elsewhere],
+    )
+    assert pair_set.ids() == ["frame1", "frame2"]
+    assert pair_set.pair("frame2").caption == "a caption for frame 2"
+    assert names(pair_set.unpaired_b) == ["frame10.png"]
+    assert {Path(s.path).name: s.reason for s in pair_set.skipped} == {
+        "notes.md": "not an image or video (.md)",
+        "gone.png": "the file does not exist (moved or deleted?)",
+    }
+    assert pair_set.sources == {"a": str(a)}  # B's files come from two folders
+
+
+def test_cancel_stops_the_import(tmp_path):
+    from difflora_gui.errors import JobCancelled
+
+    a, b = tmp_path / "A", tmp_path / "B"
+    for i in range(60):
+        write_image(a / f"f{i}.png", 16, 16)
+        write_image(b / f"f{i}.png", 16, 16)
+    ctx = RecordingContext(cancel_after_progress=2, progress_interval_s=0)
+    with pytest.raises(JobCancelled):
+        pair_folders(a, b, "stem", ctx)
+    assert ctx.progress_reports[-1].done < 120

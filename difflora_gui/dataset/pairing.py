@@ -301,6 +301,23 @@ def pair_folders(a_dir: str | Path, b_dir: str | Path, rule: str | PairingRule =
         ]
         side_a.unmatched = side_b.unmatched = []
 
+    pairs, unpaired_a, unpaired_b, skipped = _pair_sides(side_a, side_b, rule)
+    for folder in (a_dir, b_dir):
+        if not folder.is_dir():
+            raise UserError("the folder disappeared during the import", path=folder)
+    return PairSet(
+        name=a_dir.name or "pairs",
+        pairs=pairs,
+        unpaired_a=unpaired_a,
+        unpaired_b=unpaired_b,
+        skipped=skipped,
+        sources={"a": str(a_dir), "b": str(b_dir)},
+        rule=str(rule),
+    )
+
+
+def _pair_sides(side_a: _Side, side_b: _Side, rule: PairingRule):
+    """``(pairs, unpaired A, unpaired B, skipped)`` from two probed sides, in natural order."""
     pairs: list[Pair] = []
     unpaired_a = list(side_a.unmatched)
     unpaired_b = list(side_b.unmatched)
@@ -320,16 +337,53 @@ def pair_folders(a_dir: str | Path, b_dir: str | Path, rule: str | PairingRule =
     unpaired_a.sort(key=lambda i: natural_key(i.name))
     unpaired_b.sort(key=lambda i: natural_key(i.name))
     skipped = sorted(side_a.skipped + side_b.skipped, key=lambda s: natural_key(s.path))
-    for folder in (a_dir, b_dir):
-        if not folder.is_dir():
-            raise UserError("the folder disappeared during the import", path=folder)
+    return pairs, unpaired_a, unpaired_b, skipped
+
+
+def pair_files(
+    a_files: Iterable[str | Path], b_files: Iterable[str | Path], rule: str | PairingRule = "stem", ctx=None
+) -> PairSet:
+    """Pair files given one by one (dropped onto the section) like :func:`pair_folders` pairs folders.
+
+    A non-media file is skipped with its reason; a caption file beside a media file is read.
+    ``sources`` names a side's folder when all its files are in one.
+    """
+    rule = PairingRule.parse(rule)
+    sides = []
+    for side, files in (("a", list(a_files)), ("b", list(b_files))):
+        result = _Side()
+        keyed = []
+        for path in map(Path, files):
+            if media_kind(path) is None:
+                result.skipped.append(
+                    Skipped(str(path), f"not an image or video ({path.suffix or 'no extension'})")
+                )
+                continue
+            keyed.append((path, rule.key(path.stem, side)))
+            caption = path.with_suffix(CAPTION_SUFFIX)
+            if caption.is_file():
+                result.captions[path.stem.casefold()] = caption
+        sides.append((result, keyed, files))
+    infos = probe_many([p for _, keyed, _ in sides for p, _ in keyed], ctx, text="reading files")
+    start = 0
+    for result, keyed, _ in sides:
+        _fill_side(result, keyed, infos[start : start + len(keyed)])
+        start += len(keyed)
+    (side_a, _, files_a), (side_b, _, files_b) = sides
+    pairs, unpaired_a, unpaired_b, skipped = _pair_sides(side_a, side_b, rule)
+    sources = {}
+    for side, files in (("a", files_a), ("b", files_b)):
+        parents = {os.path.abspath(Path(f).parent) for f in files}
+        if len(parents) == 1:
+            sources[side] = str(Path(files[0]).parent)
+    first = next(iter(files_a), None)
     return PairSet(
-        name=a_dir.name or "pairs",
+        name=Path(first).parent.name if first is not None else "pairs",
         pairs=pairs,
         unpaired_a=unpaired_a,
         unpaired_b=unpaired_b,
         skipped=skipped,
-        sources={"a": str(a_dir), "b": str(b_dir)},
+        sources=sources,
         rule=str(rule),
     )
 

@@ -141,3 +141,11 @@ def test_tool_returns_a_summary_dict_and_the_plugin_registers_it(dataset):
     tools = [spec for _, spec in host.call_register("difflora_register_dataset_tools")]
     spec = next(t for t in tools if t.name == "check_pairs")
     assert "resolution" in spec.params and "dataset_folder" in spec.params
+
+
+def test_the_panels_params_pair_list_file_and_folder(dataset):
+    """What the Dataset panel passes: the pair list's path and the folder to cache in."""
+    params = {"pairs": str(dataset / "pairs.json"), "folder": str(dataset), "resolution": 96}
+    result = run_check(params)
+    assert result.cache_path == scores_path(dataset, 96) and len(result.scores) == 6
+    assert run_check(params).reused == 6

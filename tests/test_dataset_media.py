@@ -205,3 +205,18 @@ def test_an_image_renamed_as_a_video_is_not_a_video(tmp_path):
         probe(renamed)
     with pytest.raises(BadFileError, match="not a video"):
         read_frame(renamed)
+
+
+def test_exif_orientation_is_ignored_so_pixels_match_the_header_size(tmp_path):
+    import struct
+
+    path = write_image(tmp_path / "rotated.jpg", 80, 40)
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0)
+    tiff += struct.pack(">I", 0)
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(tiff)) + b"Exif\x00\x00" + tiff
+    data = path.read_bytes()
+    path.write_bytes(data[:2] + app1 + data[2:])
+    assert cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (80, 40)  # OpenCV rotates
+    assert (probe(path).width, probe(path).height) == (80, 40)
+    assert read_image(path).shape == (40, 80, 3)
+    assert read_image(path, 20).shape == (20, 40, 3)

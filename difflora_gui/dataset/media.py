@@ -12,7 +12,8 @@
   (``method``, e.g. ``"reduced4+linear"``): scores store it, since SSIM moves by ~0.004 with it.
 * :func:`load_frame` / :func:`read_frame` — one video frame (the middle one by default), same sizing.
 
-Files are read as bytes (``numpy.fromfile`` + ``cv2.imdecode``), never with ``cv2.imread``, so
+Pixels are read as stored: a JPEG's EXIF orientation is ignored, as the trainers' loaders do (and
+so the decoded size is the header's size). Files are read as bytes (``numpy.fromfile`` + ``cv2.imdecode``), never with ``cv2.imread``, so
 non-ASCII names work on Windows too. Every problem is a :class:`~difflora_gui.errors.BadFileError`
 naming the file and the reason.
 """
@@ -319,9 +320,11 @@ def _probe_video(path: Path) -> MediaInfo:
 
 
 def _reduced_flag(factor: int) -> int:
-    return {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}.get(
+    """imdecode flags for a 1/``factor`` decode; EXIF orientation is ignored (see the module doc)."""
+    flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}.get(
         factor, cv2.IMREAD_REDUCED_COLOR_8
     )
+    return flag | cv2.IMREAD_IGNORE_ORIENTATION
 
 
 def target_dims(width: int, height: int, size: int) -> tuple[int, int]:

@@ -12,8 +12,9 @@
   (``method``, e.g. ``"reduced4+linear"``): scores store it, since SSIM moves by ~0.004 with it.
 * :func:`load_frame` / :func:`read_frame` — one video frame (the middle one by default), same sizing.
 
-Pixels are read as stored: a JPEG's EXIF orientation is ignored, as Musubi Tuner's loader does (PIL
-``Image.open`` without ``exif_transpose``), so the decoded size is the header's size. Files are read as bytes (``numpy.fromfile`` + ``cv2.imdecode``), never with ``cv2.imread``, so
+Pixels are read as stored: a JPEG's EXIF orientation is ignored, as Musubi Tuner's loader does
+(PIL ``Image.open`` without ``exif_transpose``), so the decoded size is the header's size. Files
+are read as bytes (``numpy.fromfile`` + ``cv2.imdecode``), never with ``cv2.imread``, so
 non-ASCII names work on Windows too. Every problem is a :class:`~difflora_gui.errors.BadFileError`
 naming the file and the reason.
 """

@@ -38,8 +38,16 @@ def write_video(
     height: int = 48,
     fps: int = 24,
     codec: str | None = None,
+    *,
+    noise: bool = False,
+    options: dict[str, str] | None = None,
 ) -> Path:
-    """Encode a clip whose frame i is uniformly grey level 8·i (so the frame read back is known)."""
+    """Encode a clip whose frame i is uniformly grey level 8·i (so the frame read back is known).
+
+    ``noise``: random pixels instead (a clip whose bytes spread evenly over its length);
+    ``options``: container options (``{"movflags": "faststart"}``: the index first).
+    """
+    rng = np.random.default_rng(0)
     import av
 
     path = Path(path)
@@ -47,11 +55,15 @@ def write_video(
     codec = codec or {".webm": "libvpx-vp9", ".mkv": "libx264", ".mov": "libx264"}.get(
         path.suffix.lower(), "libx264"
     )
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options=options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(frames):
-            image = np.full((height, width, 3), min(255, 8 * i), np.uint8)
+            image = (
+                rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+                if noise
+                else np.full((height, width, 3), min(255, 8 * i), np.uint8)
+            )
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

@@ -125,3 +125,17 @@ def test_the_cli_lists_the_corpus_and_exits_0(corpus, tmp_path):
     assert "warning: no pairs were found" in result.stderr
     assert "Traceback" not in result.stderr
     assert folder_digest(folder) == before
+
+
+@pytest.mark.parametrize("suffix, options", [(".mp4", {"movflags": "faststart"}), (".webm", None)])
+def test_a_clip_cut_off_after_its_first_frames_is_truncated(tmp_path, suffix, options):
+    """The header still says 5 s and the first frames decode: only the missing end tells."""
+    from tests.dataset_media_helpers import truncate
+
+    whole = write_video(
+        tmp_path / f"whole{suffix}", frames=120, width=128, height=96, noise=True, options=options
+    )
+    assert probe(whole).frames == 120
+    cut = truncate(whole, tmp_path / f"cut{suffix}", 0.6)
+    with pytest.raises(BadFileError, match=r"truncated video: its data ends before its last second"):
+        probe(cut)

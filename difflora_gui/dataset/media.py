@@ -303,6 +303,8 @@ def _probe_video(path: Path) -> MediaInfo:
             frames, estimated = max(1, round(duration * fps)) if duration and fps else 1, True
         if duration <= 0 and fps:
             duration = frames / fps
+        if duration > 2 / max(fps, 1.0) and not _end_decodes(container, stream, duration):
+            raise BadFileError(path, "truncated video: its data ends before its last second (cut off?)")
         return MediaInfo(
             "video",
             width,
@@ -315,6 +317,34 @@ def _probe_video(path: Path) -> MediaInfo:
         )
     finally:
         container.close()
+
+
+def _end_decodes(container, stream, duration: float, max_packets: int = 3000) -> bool:
+    """Whether the clip's data reaches its last second (a cut-off file's index or header claims more).
+
+    Reads packets (no decoding) from a seek near the end. A container that cannot seek, or one
+    that would need more than ``max_packets`` packets read, is given the benefit of the doubt.
+    """
+    import av
+
+    if stream.time_base is None:
+        return True
+    start = stream.start_time or 0
+    target = start + int(max(0.0, duration - 1.0) / stream.time_base)
+    try:
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+    except (av.FFmpegError, OSError, ValueError):
+        return True
+    try:
+        for count, packet in enumerate(container.demux(stream)):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is not None and stamp >= target and packet.size:
+                return True
+            if count >= max_packets:
+                return True
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+    return False
 
 
 # --- decoding ---------------------------------------------------------------------------------

@@ -284,11 +284,12 @@ def _probe_video(path: Path) -> MediaInfo:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
-        duration = 0.0
+        duration, margin = 0.0, 1.0
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
+        elif container.duration is not None:  # the longest stream's (audio may run on a little)
             duration = container.duration / av.time_base
+            margin = 2.0 + 0.1 * duration
         try:
             first = next(container.decode(stream), None)
         except (av.FFmpegError, OSError, ValueError) as exc:
@@ -303,8 +304,8 @@ def _probe_video(path: Path) -> MediaInfo:
             frames, estimated = max(1, round(duration * fps)) if duration and fps else 1, True
         if duration <= 0 and fps:
             duration = frames / fps
-        if duration > 2 / max(fps, 1.0) and not _end_decodes(container, stream, duration):
-            raise BadFileError(path, "truncated video: its data ends before its last second (cut off?)")
+        if duration > 2 / max(fps, 1.0) and not _end_decodes(container, stream, duration, margin):
+            raise BadFileError(path, "truncated video: its data ends before its end (cut off?)")
         return MediaInfo(
             "video",
             width,
@@ -319,8 +320,8 @@ def _probe_video(path: Path) -> MediaInfo:
         container.close()
 
 
-def _end_decodes(container, stream, duration: float, max_packets: int = 3000) -> bool:
-    """Whether the clip's data reaches its last second (a cut-off file's index or header claims more).
+def _end_decodes(container, stream, duration: float, margin: float = 1.0, max_packets: int = 3000) -> bool:
+    """Whether the clip's data reaches ``margin`` s before its end (a cut-off file claims more).
 
     Reads packets (no decoding) from a seek near the end. A container that cannot seek, or one
     that would need more than ``max_packets`` packets read, is given the benefit of the doubt.
@@ -330,7 +331,7 @@ def _end_decodes(container, stream, duration: float, max_packets: int = 3000) ->
     if stream.time_base is None:
         return True
     start = stream.start_time or 0
-    target = start + int(max(0.0, duration - 1.0) / stream.time_base)
+    target = start + int(max(0.0, duration - margin) / stream.time_base)
     try:
         container.seek(target, stream=stream, backward=True, any_frame=False)
     except (av.FFmpegError, OSError, ValueError):

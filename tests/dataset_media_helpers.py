@@ -58,6 +58,8 @@ def write_video(
     with av.open(str(path), "w", options=options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec.startswith("libvpx"):
+            stream.options = {"deadline": "realtime", "cpu-used": "8"}  # tests need speed, not quality
         for i in range(frames):
             image = (
                 rng.integers(0, 256, (height, width, 3), dtype=np.uint8)

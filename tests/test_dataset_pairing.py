@@ -376,3 +376,15 @@ def test_cancel_stops_the_import(tmp_path):
     with pytest.raises(JobCancelled):
         pair_folders(a, b, "stem", ctx)
     assert ctx.progress_reports[-1].done < 120
+
+
+def test_undoing_a_removal_puts_pairs_back_in_their_places(tmp_path):
+    a, b = tmp_path / "A", tmp_path / "B"
+    for i in (1, 2, 3, 10, 11):
+        write_image(a / f"f{i}.png", 8, 8)
+        write_image(b / f"f{i}.png", 8, 8)
+    pair_set = pair_folders(a, b)
+    assert pair_set.ids() == ["f1", "f2", "f3", "f10", "f11"]
+    removed = pair_set.remove(["f2", "f10"])
+    pair_set.restore(removed)
+    assert pair_set.ids() == ["f1", "f2", "f3", "f10", "f11"]  # natural order, not f10 before f2

@@ -14,6 +14,7 @@ what they replaced, so an undo stack can put it back.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,16 @@ SIDES = ("a", "b")
 SIDE_TITLES = {"a": "A (concept present)", "b": "B (concept absent)"}
 
 FORMAT_VERSION = 1
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that orders digit runs by value: ``frame2`` < ``frame10``; case-insensitive."""
+    return tuple(
+        (0, int(part), part) if part.isdigit() else (1, 0, part.casefold()) for part in _DIGITS.split(text)
+    )
+
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 def media_kind(path: str | Path) -> str | None:
@@ -167,13 +178,15 @@ class PairSet:
         return old
 
     def restore(self, pairs: Iterable[Pair]) -> None:
-        """Put pairs back as they were (an undo); a pair no longer in the set is re-inserted in id order."""
+        """Put pairs back as they were (an undo); a pair no longer in the set is re-inserted at its
+        place in natural id order (``frame2`` before ``frame10``), the others keeping theirs."""
         for pair in pairs:
             try:
                 self._put(pair)
             except KeyError:
-                self.pairs.append(pair)
-                self.pairs.sort(key=lambda p: p.id)
+                key = natural_key(pair.id)
+                at = next((i for i, p in enumerate(self.pairs) if natural_key(p.id) > key), len(self.pairs))
+                self.pairs.insert(at, pair)
 
     def swap(self, pair_id: str) -> Pair:
         pair = self.pair(pair_id)

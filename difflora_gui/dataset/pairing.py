@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from difflora_gui.dataset.model import MediaItem, Pair, PairSet, Skipped, media_kind
+from difflora_gui.dataset.model import MediaItem, Pair, PairSet, Skipped, media_kind, natural_key
 from difflora_gui.errors import BadFileError, UserError
 
 RULE_KINDS = ("stem", "suffix", "regex")
@@ -34,16 +34,6 @@ IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db"})
 CAPTION_SUFFIX = ".txt"
 MAX_CAPTION_BYTES = 64 * 1024
 PROBE_WORKERS = 4
-
-
-def natural_key(text: str) -> tuple:
-    """Sort key that orders digit runs by value: ``frame2`` < ``frame10``; case-insensitive."""
-    return tuple(
-        (0, int(part), part) if part.isdigit() else (1, 0, part.casefold()) for part in _DIGITS.split(text)
-    )
-
-
-_DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True)

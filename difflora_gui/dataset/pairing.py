@@ -272,7 +272,7 @@ def pair_folders(a_dir: str | Path, b_dir: str | Path, rule: str | PairingRule =
     """
     rule = PairingRule.parse(rule)
     a_dir, b_dir = Path(a_dir), Path(b_dir)
-    same = os.path.abspath(a_dir) == os.path.abspath(b_dir)
+    same = os.path.normcase(os.path.abspath(a_dir)) == os.path.normcase(os.path.abspath(b_dir))
     if same and rule.kind == "stem":
         raise UserError(
             "A and B are the same folder: pair by suffix (e.g. --rule suffix:_dense,_sparse) or a regex",

@@ -137,5 +137,5 @@ def test_a_clip_cut_off_after_its_first_frames_is_truncated(tmp_path, suffix, op
     )
     assert probe(whole).frames == 120
     cut = truncate(whole, tmp_path / f"cut{suffix}", 0.4)
-    with pytest.raises(BadFileError, match=r"truncated video: its data ends before its end"):
+    with pytest.raises(BadFileError, match=r"truncated video: the file ends before the clip does"):
         probe(cut)

@@ -305,7 +305,7 @@ def _probe_video(path: Path) -> MediaInfo:
         if duration <= 0 and fps:
             duration = frames / fps
         if duration > 2 / max(fps, 1.0) and not _end_decodes(container, stream, duration, margin):
-            raise BadFileError(path, "truncated video: its data ends before its end (cut off?)")
+            raise BadFileError(path, "truncated video: the file ends before the clip does (cut off?)")
         return MediaInfo(
             "video",
             width,

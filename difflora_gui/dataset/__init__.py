@@ -4,6 +4,7 @@
 * :mod:`~difflora_gui.dataset.media` — ``probe`` (kind, size, frames, fps, duration from headers;
   bad files as ``BadFileError``), ``read_image``/``load_image`` and ``read_frame``/``load_frame``
   (uint8 BGR, fast reduced decode to a short side, with the resize method).
+* :mod:`~difflora_gui.dataset.image_header` — PNG/JPEG/WebP sizes and truncation from the bytes.
 * :mod:`~difflora_gui.dataset.pairing` — ``PairingRule`` (stem, suffix, regex), ``pair_folders``,
   ``import_single``, ``probe_many``; the job ``run_pairing``.
 * :mod:`~difflora_gui.dataset.store` — ``pairs.json`` (``save_pair_set``/``load_pair_set``), the

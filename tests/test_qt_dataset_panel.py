@@ -305,3 +305,30 @@ def test_layout_fits_small_and_full_hd_screens(qtbot, monkeypatch, tmp_path, siz
         assert isinstance(menu_point, QPoint)
     finally:
         window.close()
+
+
+def test_which_side_a_tool_filled(tmp_path):
+    from types import SimpleNamespace
+
+    from difflora_gui.qt.dataset.tools_bar import reload_sources
+
+    a_dir, frames, made_b = tmp_path / "A", tmp_path / "frames", tmp_path / "B"
+    for folder in (a_dir, frames, made_b):
+        folder.mkdir()
+    sources = {"a": str(a_dir)}
+    tool = SimpleNamespace(name="kontext_counterparts")
+    # a counterpart tool read set A (its source field) and wrote out_dir: that is set B
+    assert reload_sources({"out_dir": str(made_b)}, {"source_dir": str(a_dir)}, sources, tool) == {
+        "a": str(a_dir),
+        "b": str(made_b),
+    }
+    # frame extraction read videos and wrote out_dir: that is set A
+    frames_tool = SimpleNamespace(name="frame_extraction")
+    assert reload_sources({"out_dir": str(frames)}, {"videos": ["film.mp4"]}, {}, frames_tool) == {
+        "a": str(frames)
+    }
+    # an export changes nothing; a tool that wrote nothing reloads nothing
+    assert reload_sources({"out": str(made_b)}, {}, sources, SimpleNamespace(name="export_musubi")) == {}
+    assert reload_sources({"pairs": 3}, {}, sources, SimpleNamespace(name="check_pairs")) == {}
+    # a summary naming a side wins
+    assert reload_sources({"b_dir": str(made_b)}, {}, sources, None)["b"] == str(made_b)

@@ -43,6 +43,18 @@ _NOT_SCORES = {
     "mad_rgb",
     "histogram_rgb",
 }
+#: how the grid names the checks' scores (others: the field name in words)
+SCORE_TITLES = {
+    "ssim": "SSIM (grey)",
+    "mad": "mean abs. difference",
+    "shift": "shift (px)",
+    "shift_source": "shift in source px",
+    "align_response": "alignment confidence",
+    "scale": "scale",
+    "lab_drift": "colour drift (Lab)",
+    "chroma_drift": "saturation drift",
+    "histogram": "histogram distance",
+}
 #: scores where a lower value is the worse one (the grid's "worst first" order is ascending)
 LOWER_IS_WORSE = {"ssim", "ssim_grey", "ssim_gray"}
 
@@ -101,7 +113,7 @@ def score_keys(scores: Mapping[str, Any]) -> dict[str, str]:
             if name in _NOT_SCORES or name in keys:
                 continue
             if number(getattr(value, name, None)) is not None:
-                keys[name] = name.replace("_", " ")
+                keys[name] = SCORE_TITLES.get(name, name.replace("_", " "))
         if keys:
             break  # one checked pair tells the fields of all
     return keys

@@ -112,16 +112,33 @@ class ChecksBox(QWidget):
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.summary_label)
+        self.details = AdvancedSection("Scores and verdicts")
+        self.details.setObjectName("checkDetails")
+        self.details.toggleButton().setToolTip(
+            "Every verdict with its numbers, and each score's distribution"
+        )
+        self.details_label = QLabel()
+        self.details_label.setObjectName("checkDetailsText")
+        self.details_label.setWordWrap(True)
+        self.details_label.setTextFormat(Qt.TextFormat.RichText)
+        self.details_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.addWidget(self.details_label)
+        self.details.hide()
+        layout.addWidget(self.details)
         self.thresholds = AdvancedSection("Thresholds")
         self.thresholds.setObjectName("checkThresholds")
         self.thresholds.toggleButton().setToolTip("When a pair is flagged (hover a field for what it means)")
         config = _check_config()
         self.form = None
+        self.shown_lines: list[str] = []
         if config is not None:
             self.form = ParamForm(config)
             self.form.setObjectName("thresholdsForm")
             if "resolution" in self.form.editors:
                 self.form.set_row_visible("resolution", False)  # the combo above sets it
+                heading = self.form.group_headings.get("resolution")
+                if heading is not None:
+                    heading.hide()
             self.thresholds.addWidget(self.form)
         else:
             self.thresholds.addWidget(QLabel("The pair checks are not installed."))
@@ -167,20 +184,31 @@ class ChecksBox(QWidget):
         self.progress.setFormat(text or "%p%")
 
     def show_summary(self, summary, *, note: str = "") -> None:
-        """The summary lines; a set-level colour drift line in bold orange."""
+        """The headline and every set-level finding (a colour drift most pairs share, in bold orange);
+        the other verdicts and the distributions folded under it."""
         lines = summary_lines(summary)
+        self.shown_lines = lines
         if not lines:
             self.summary_label.setText(html.escape(note) if note else "Not checked yet.")
+            self.details.hide()
             return
-        parts = []
-        for line in lines:
-            text = html.escape(line)
+        head = [f"<b>{html.escape(lines[0].strip())}</b>"]
+        rest = []
+        for line in lines[1:]:
             if is_set_drift(line, summary):
-                text = f"<span style='color:#f0a040; font-weight:bold'>⚠ {text}</span>"
-            parts.append(text)
+                head.append(
+                    f"<span style='color:#f0a040; font-weight:bold'>⚠ {html.escape(line.strip())}</span>"
+                )
+            else:
+                indent = "&nbsp;&nbsp;&nbsp;" if line.startswith("  ") else ""
+                rest.append(indent + html.escape(line.strip()))
         if note:
-            parts.append(f"<span style='color:#8a8d93'>{html.escape(note)}</span>")
-        self.summary_label.setText("<br>".join(parts))
+            head.append(f"<span style='color:#8a8d93'>{html.escape(note)}</span>")
+        self.summary_label.setText("<br>".join(head))
+        self.details_label.setText("<br>".join(rest))
+        self.details.setVisible(bool(rest))
 
-    def lines_shown(self) -> list[str]:
-        return summary_lines(self.summary_label.text().replace("<br>", "\n"))
+    def set_level_lines(self) -> list[str]:
+        """The set-level findings on show (highlighted)."""
+        text = self.summary_label.text()
+        return [part for part in text.split("<br>") if "⚠" in part]

@@ -189,7 +189,8 @@ class ImportResults(QWidget):
         self.tree.setObjectName("importTree")
         self.tree.setHeaderLabels(["file", "why"])
         self.tree.setRootIsDecorated(True)
-        self.tree.setMinimumHeight(120)
+        self.tree.setMinimumHeight(90)
+        self.tree.setMaximumHeight(220)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.details.addWidget(self.tree)
         layout.addWidget(self.summary)
@@ -231,6 +232,7 @@ class ImportResults(QWidget):
             head.setExpanded(len(rows) <= 50)
         self.tree.resizeColumnToContents(0)
         self.details.setVisible(any(counts))
+        self.details.collapse(animate=False)  # one click away: the summary line says how many
 
     def rows(self) -> dict[str, list[tuple[str, str]]]:
         """``{group title: [(file name, reason)]}`` as shown (for tests)."""

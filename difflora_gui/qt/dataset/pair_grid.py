@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
+    QSizePolicy,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -49,6 +50,8 @@ CELL = QSize(2 * THUMB_SIZE + 3 * PAD, PAD + THUMB_H + 4 + TEXT_H + PAD)
 BADGE_COLOURS = {"error": QColor("#d9534f"), "warning": QColor("#e0a030")}
 #: the placeholder text of a cell side while its thumbnail loads, or when there is no item
 LOADING, NO_ITEM = "…", "—"
+#: from this width on the text filter sits beside the combos
+WIDE_BAR = 720
 
 
 class PairDelegate(QStyledItemDelegate):
@@ -157,10 +160,17 @@ class GridBar(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
-        layout.addWidget(QLabel("Sort by"))
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(4)
+        self._rows = (QHBoxLayout(), QHBoxLayout())
+        for row in self._rows:
+            row.setSpacing(6)
+            outer.addLayout(row)
+        layout = self._rows[0]
+        sort_label = QLabel("Sort by")
+        sort_label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+        layout.addWidget(sort_label)
         self.sort_combo = QComboBox()
         self.sort_combo.setObjectName("gridSort")
         self.sort_combo.setToolTip(
@@ -176,7 +186,8 @@ class GridBar(QWidget):
         self.flag_combo.setToolTip("Show every pair, only flagged pairs, only unflagged ones, or one flag")
         self.include_combo = QComboBox()
         self.include_combo.setObjectName("gridIncludeFilter")
-        for text, key in (("all pairs", "all"), ("included", "included"), ("excluded", "excluded")):
+        self.include_combo.setToolTip("Show included and excluded pairs, or only one of them")
+        for text, key in (("in and out", "all"), ("included", "included"), ("excluded", "excluded")):
             self.include_combo.addItem(text, key)
         self.text_edit = QLineEdit()
         self.text_edit.setObjectName("gridTextFilter")
@@ -184,10 +195,10 @@ class GridBar(QWidget):
         self.text_edit.setClearButtonEnabled(True)
         for widget in (self.sort_combo, self.direction, self.flag_combo, self.include_combo):
             layout.addWidget(widget)
-        layout.addWidget(self.text_edit, 1)
         self.count_label = QLabel()
         self.count_label.setObjectName("mutedLabel")
-        layout.addWidget(self.count_label)
+        self._wide: bool | None = None
+        self._place_filter(wide=False)
         self._text_timer = QTimer(self)
         self._text_timer.setSingleShot(True)
         self._text_timer.setInterval(120)
@@ -199,6 +210,22 @@ class GridBar(QWidget):
         self.include_combo.currentIndexChanged.connect(self._emit)
         self.text_edit.textChanged.connect(lambda _t: self._text_timer.start())
 
+    def _place_filter(self, wide: bool) -> None:
+        """The text filter and count beside the combos when there is room, else on a second row."""
+        if wide == self._wide:
+            return
+        self._wide = wide
+        for widget in (self.text_edit, self.count_label):
+            for row in self._rows:
+                row.removeWidget(widget)
+        row = self._rows[0] if wide else self._rows[1]
+        row.addWidget(self.text_edit, 1)
+        row.addWidget(self.count_label)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._place_filter(event.size().width() >= WIDE_BAR)
+
     def set_scores(self, scores) -> None:
         """Offer the sort keys and flags these scores have (keeping the current choices)."""
         sort, flag = self.sort_combo.currentData(), self.flag_combo.currentData()
@@ -207,7 +234,7 @@ class GridBar(QWidget):
             combo.clear()
         for key, title in {**BASE_SORT_KEYS, **score_keys(scores)}.items():
             self.sort_combo.addItem(title, key)
-        self.flag_combo.addItem("all pairs", ALL_PAIRS)
+        self.flag_combo.addItem("any flags", ALL_PAIRS)
         self.flag_combo.addItem("flagged only", FLAGGED)
         self.flag_combo.addItem("unflagged only", UNFLAGGED)
         for code, count in flag_codes(scores).items():

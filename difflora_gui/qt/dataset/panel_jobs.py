@@ -184,7 +184,13 @@ class PanelJobs:
 
         self.services.log(f"Dataset: {spec.title} finished: {result!r}"[:500])
         sources = self.pair_set.sources if self.pair_set is not None else {}
-        folders = reload_sources(result, values, sources, spec.name)
+        folders = reload_sources(result, values, sources, spec)
+        if self.folder is not None and self.check_job is None:  # a tool may have checked the pairs
+            fresh = self.load_scores()
+            if fresh:
+                self.scores = fresh
+                self.grid.set_scores(fresh)
+                self.checks.show_summary(self.make_summary(fresh))
         if folders:  # the tool filled (or changed) a side: import the set again
             rule = (self.pair_set.rule if self.pair_set is not None else "") or "stem"
             self.start_import(folders["a"], folders.get("b", ""), rule if folders.get("b") else "stem")

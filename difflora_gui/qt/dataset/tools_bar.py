@@ -36,7 +36,9 @@ PREFILL = {
     "sources": "a_dir",
     "input_dir": "a_dir",
     "b_dir": "b_dir",
+    "source_dir": "a_dir",
     "dataset": "dataset_dir",
+    "dataset_folder": "dataset_dir",
     "dataset_dir": "dataset_dir",
     "pairs": "pairs_file",
     "pairs_file": "pairs_file",
@@ -45,12 +47,14 @@ PREFILL = {
 }
 #: result keys (a tool's summary dict) that name the new folder of a side
 RESULT_SIDES = {"a_dir": "a", "set_a": "a", "b_dir": "b", "set_b": "b"}
+#: result or parameter keys that name the folder a tool wrote
+OUT_KEYS = ("out_dir", "out")
 
 
-def prefill_values(form: ParamForm, context: Mapping[str, Any]) -> dict[str, Any]:
-    """The values for the form's fields that the context knows (by :data:`PREFILL`)."""
+def prefill_values(params, context: Mapping[str, Any]) -> dict[str, Any]:
+    """The values for the parameters that the context knows (by :data:`PREFILL`)."""
     values = {}
-    for name, param in ((p.name, p) for p in form.schema):
+    for name, param in ((p.name, p) for p in params):
         key = PREFILL.get(name)
         value = context.get(key) if key else None
         if value in (None, ""):
@@ -62,13 +66,14 @@ def prefill_values(form: ParamForm, context: Mapping[str, Any]) -> dict[str, Any
 
 
 def reload_sources(
-    result: Any, params: Mapping[str, Any], sources: Mapping[str, str], spec_name: str = ""
+    result: Any, params: Mapping[str, Any], sources: Mapping[str, str], spec=None
 ) -> dict[str, str]:
     """Which folders to import after a tool ran: ``{"a": dir, "b": dir}`` (empty: nothing to reload).
 
-    A tool's summary may name the side folders (``a_dir``/``b_dir``, ``set_a``/``set_b``); a tool
-    that wrote into ``out`` fills set B when set A exists (a counterpart tool) and set A otherwise
-    (frame extraction)."""
+    A tool's summary may name the side folders (``a_dir``/``b_dir``, ``set_a``/``set_b``). Else the
+    folder it wrote (``out_dir``/``out`` of its summary or parameters) is a new side: set B when the
+    tool read set A (a counterpart tool: one of its fields was set A's folder), else set A (frame
+    extraction). A tool whose name says it exports changes nothing in the set."""
     found = dict(sources)
     named = False
     if isinstance(result, Mapping):
@@ -77,16 +82,18 @@ def reload_sources(
                 found[side] = str(result[key])
                 named = True
     if not named:
-        out = (
-            (result.get("out") if isinstance(result, Mapping) else None)
-            or params.get("out")
-            or params.get("out_dir")
+        if spec is not None and "export" in spec.name:
+            return {}
+        summary = result if isinstance(result, Mapping) else {}
+        out = next(
+            (summary.get(k) or params.get(k) for k in OUT_KEYS if summary.get(k) or params.get(k)), None
         )
-        if out and Path(str(out)).is_dir():
-            if "export" in spec_name:  # an export writes elsewhere: the set stays as it is
-                return dict(sources) if sources else {}
-            side = "b" if found.get("a") and found.get("a") != str(out) and not found.get("b") else "a"
-            found[side] = str(out)
+        if not out or not Path(str(out)).is_dir():
+            return {}
+        reads_a = bool(sources.get("a")) and any(
+            PREFILL.get(name) == "a_dir" and str(value) == str(sources["a"]) for name, value in params.items()
+        )
+        found["b" if reads_a else "a"] = str(out)
     return found if found.get("a") else {}
 
 
@@ -103,7 +110,10 @@ class ToolDialog(QDialog):
         about.setWordWrap(True)
         layout.addWidget(about)
         self.form = ParamForm(spec.params, empty_text="This tool has no settings.")
-        self.form.set_values(prefill_values(self.form, context))
+        self.form.set_values(prefill_values(self.form.schema, context))
+        # parameters kept out of the form that the Dataset section fills in (the dataset folder …)
+        hidden = [p for p in spec.params if p.name not in self.form.editors]
+        self.hidden_values = prefill_values(hidden, context)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.form)
@@ -120,8 +130,8 @@ class ToolDialog(QDialog):
         self.resize(560, min(680, 160 + 38 * max(1, len(self.form.schema))))
 
     def values(self) -> dict[str, Any]:
-        """The checked values (``UserError`` on a bad one)."""
-        return self.form.resolved(owner=self.spec.name)
+        """The checked values (``UserError`` on a bad one), with the hidden ones the section fills in."""
+        return {**self.form.resolved(owner=self.spec.name), **self.hidden_values}
 
     def accept(self) -> None:
         try:

@@ -13,6 +13,12 @@ same count). Then, in one run and with the files in the page cache:
   (``run_check``: reduced decode, one linear resize, every score, both cores).
 
 Targets on the project's 2-core machine: import + check at 256 ≤ 0.5× the full decode, at 512 ≤ 0.8×.
+
+Besides wall times it prints CPU times (all threads) and, on Linux, how long the check's threads
+were runnable but waiting for a CPU that another process held: on a shared machine the wall
+ratio says more about the neighbours than about the pipeline, and "CPU ÷ workers ÷ the decode's
+CPU" is what the same run gives with its cores free (the workers are threads; OpenCV and numpy
+release the GIL, and a thread waiting for the GIL is not counted as waiting for a CPU).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -114,24 +121,71 @@ def generate(folder: Path, pairs: int) -> None:
     print(f"pairs: {pairs} generated in {time.perf_counter() - start:.1f} s into {folder}")
 
 
-def decode_floor(folder: Path) -> float:
+def decode_floor(folder: Path) -> tuple[float, float]:
+    """(wall s, CPU s) to decode every image at full size with cv2.imread in this process."""
     files = sorted((folder / "A").glob("*.jpg")) + sorted((folder / "B").glob("*.jpg"))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for path in files:
         if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
             raise SystemExit(f"cannot decode {path}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def import_and_check(folder: Path, resolution: int, workers: int) -> tuple[float, float, object]:
+class RunQueueProbe:
+    """Linux: how long this process's threads were runnable but waiting for a CPU (preempted by
+    other processes), from /proc/self/task/*/schedstat, sampled while a run goes on. A thread
+    waiting for the GIL sleeps and is not counted, so a large share means a busy machine, not
+    a Python-bound pipeline."""
+
+    def __init__(self):
+        self.seen: dict[str, tuple[int, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _read() -> dict[str, tuple[int, int]]:
+        found = {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as handle:
+                    run, wait, _ = map(int, handle.read().split())
+            except (OSError, ValueError):
+                continue
+            found[tid] = (run, wait)
+        return found
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.seen.update(self._read())
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self.start = self._read() if os.path.isdir("/proc/self/task") else {}
+        if self.start:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def waited_s(self) -> float:
+        return sum(wait - self.start.get(tid, (0, 0))[1] for tid, (_, wait) in self.seen.items()) / 1e9
+
+
+def import_and_check(folder: Path, resolution: int, workers: int) -> tuple[float, float, float, object]:
+    """(import wall s, check wall s, import + check CPU s of all threads, result)."""
     from difflora_gui.dataset.check_job import pair_two_folders, run_check
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     pair_set = pair_two_folders(folder / "A", folder / "B")
     imported = time.perf_counter()
-    result = run_check({"pairs": pair_set, "resolution": resolution, "workers": workers})
+    with RunQueueProbe() as probe:
+        result = run_check({"pairs": pair_set, "resolution": resolution, "workers": workers})
     done = time.perf_counter()
-    return imported - start, done - imported, result
+    result.preempted_s = probe.waited_s()
+    return imported - start, done - imported, time.process_time() - cpu, result
 
 
 def main(argv=None) -> int:
@@ -154,22 +208,32 @@ def main(argv=None) -> int:
     for _ in range(args.rounds):
         floors.append(decode_floor(folder))
         for resolution in TARGETS:
-            t_import, t_check, result[resolution] = import_and_check(folder, resolution, args.workers)
-            runs[resolution].append((t_import + t_check, t_import, t_check))
-    floor = min(floors)
+            t_import, t_check, cpu, result[resolution] = import_and_check(folder, resolution, args.workers)
+            runs[resolution].append((t_import + t_check, t_import, t_check, cpu))
+    floor, floor_cpu = min(floors)
     n = args.pairs
-    print(f"full decode, cv2.imread, 1 process: {floor:.2f} s ({floor / n * 1000:.1f} ms/pair)")
+    workers = args.workers or os.cpu_count() or 1
+    print(
+        f"full decode, cv2.imread, 1 process: {floor:.2f} s ({floor / n * 1000:.1f} ms/pair; "
+        f"CPU {floor_cpu / n * 1000:.1f} ms/pair)"
+    )
     ok = True
     for resolution, target in TARGETS.items():
-        total, t_import, t_check = min(runs[resolution])
+        total, t_import, t_check, cpu = min(runs[resolution])
         ratio = total / floor
         ok &= ratio <= target
         summary = result[resolution].summary
+        # with every worker on a core of its own the wall time is the CPU time / workers: the
+        # figure a quiet machine gives (preemption by other processes barely changes CPU time)
+        quiet = cpu / workers / floor_cpu
         print(
             f"import + check at {resolution}: {total:.2f} s (import {t_import:.2f} s, check {t_check:.2f} s, "
             f"{total / n * 1000:.1f} ms/pair) = {ratio:.2f}× decode (target ≤ {target}×: "
-            f"{'met' if ratio <= target else 'MISSED'}); SSIM median "
-            f"{summary.distributions['ssim'].median:.3f}, {summary.flagged} flagged, {summary.resize_method}"
+            f"{'met' if ratio <= target else 'MISSED'}); CPU {cpu / n * 1000:.1f} ms/pair = "
+            f"{cpu / floor_cpu:.2f}× the decode's CPU, {quiet:.2f}× on {workers} free cores "
+            f"(CPU/wall {cpu / total:.2f}; threads waited {result[resolution].preempted_s:.1f} s for a CPU "
+            f"taken by other processes); SSIM median {summary.distributions['ssim'].median:.3f}, "
+            f"{summary.flagged} flagged, {summary.resize_method}"
         )
     print(f"load after: {os.getloadavg()[0]:.2f}")
     return 0 if ok else 1

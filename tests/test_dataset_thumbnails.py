@@ -130,3 +130,21 @@ def test_arrange_is_quick_enough_for_thousands_of_pairs():
     }
     order = arrange(pairs, scores, GridQuery(sort="ssim", flag=FLAGGED, text="p1"))
     assert order and all(pairs[i].id.startswith("p1") for i in order)
+
+
+def test_a_clip_gets_the_thumbnail_of_its_middle_frame(tmp_path):
+    av = pytest.importorskip("av")
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=16)
+        stream.width, stream.height, stream.pix_fmt = 320, 176, "yuv420p"
+        for i in range(17):
+            image = np.full((176, 320, 3), 20 if i != 8 else 230, np.uint8)  # the middle frame is bright
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    thumb = ThumbnailCache(tmp_path / "thumbs").get(path)
+    image = cv2.imread(str(thumb))
+    assert max(image.shape[:2]) == THUMB_SIZE and image.shape[1] > image.shape[0]
+    assert image.mean() > 120  # the middle frame, not the first

@@ -172,7 +172,24 @@ def test_one_folder_as_set_a_and_dropped_files(dataset_window, tmp_path):
     assert all(p.b is None for p in panel.pair_set.pairs)
     dataset_window.wait_thumbnails()
     panel.accept_files([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
-    assert "one or two folders" in panel.status_label.text() or "Nothing" in panel.status_label.text()
+    assert "Nothing" in panel.status_label.text()
+    # two folders dropped on the panel itself: A and B
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(a_dir)), QUrl.fromLocalFile(str(_b_dir))])
+    event = QDropEvent(
+        QPointF(20, 20),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    panel.dropEvent(event)
+    dataset_window.wait_import()
+    assert len(panel.pair_set.pairs) == 3 and all(p.complete for p in panel.pair_set.pairs)
+    assert panel.pair_set.sources == {"a": str(a_dir), "b": str(_b_dir)}
 
 
 def test_grid_sort_filter_by_scores_and_text(dataset_window, tmp_path):

@@ -10,6 +10,21 @@
 * :mod:`~difflora_gui.dataset.store` — ``pairs.json`` (``save_pair_set``/``load_pair_set``), the
   dataset record and folder (``create_dataset``, ``dataset_folder``), ``copy_into_workspace``.
 * :mod:`~difflora_gui.dataset.pairing_cli` — ``python main.py dataset pair``.
+* Checks: :mod:`~difflora_gui.dataset.checks` (``check_pair`` → ``PairScores`` with flags),
+  :mod:`~difflora_gui.dataset.check_metrics` (SSIM, phase correlation, Lab, histograms),
+  :mod:`~difflora_gui.dataset.check_config` (``CHECK_CONFIG`` thresholds),
+  :mod:`~difflora_gui.dataset.check_summary` (``summarize`` → ``SetSummary``),
+  :mod:`~difflora_gui.dataset.check_job` (``run_check``, cached ``scores-<res>.json``),
+  :mod:`~difflora_gui.dataset.check_cli` (``dataset check``).
+* Tools: :mod:`~difflora_gui.dataset.frames` / ``frame_filters`` / ``frame_options`` / ``frames_cli``
+  (frame extraction at scene cuts or intervals), :mod:`~difflora_gui.dataset.kontext` /
+  ``kontext_params`` / ``kontext_pipeline`` / ``kontext_cli`` (counterparts with FLUX.1 Kontext),
+  :mod:`~difflora_gui.dataset.musubi_export` / ``folder_export`` / ``export_job`` / ``export_cli``
+  (Musubi Tuner TOMLs, plain folder pairs).
+* Behind the Dataset section: :mod:`~difflora_gui.dataset.import_job`,
+  :mod:`~difflora_gui.dataset.thumbnails`, :mod:`~difflora_gui.dataset.grid_filter`,
+  :mod:`~difflora_gui.dataset.pair_preview`, :mod:`~difflora_gui.dataset.buckets` (Musubi's aspect
+  buckets), :mod:`~difflora_gui.dataset.diff_image` (the difference heatmap).
 
 Each ``*_cli`` module of a ``dataset`` subcommand (see :mod:`difflora_gui.commands.dataset_cmd`)
 stays import-light: argparse at import, cv2/PyAV/torch only when it runs.

@@ -107,7 +107,17 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
     # --- building ----------------------------------------------------------------------------
 
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        # the whole panel scrolls when the window is smaller than it: it never sets the window's minimum size
+        frame = QScrollArea()
+        frame.setObjectName("datasetPanelScroll")
+        frame.setWidgetResizable(True)
+        frame.setFrameShape(QFrame.Shape.NoFrame)
+        outer.addWidget(frame)
+        body = QWidget()
+        frame.setWidget(body)
+        layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         self.import_bar = ImportBar()

@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
+from difflora_gui.dataset.grid_filter import FLAGGED
 from difflora_gui.qt.testing import close_window, make_main_window
 
 PANEL = "dataset-pairs"
@@ -243,6 +244,13 @@ def test_checks_run_fill_scores_and_summary(dataset_window, tmp_path):
     # the thresholds form is generated from CHECK_CONFIG, with tooltips
     form = panel.checks.form
     assert form is not None and form.labels["ssim_min"].toolTip()
+    # a stricter threshold re-flags the pairs on show (no image read again) and is kept in the project
+    before = sum(bool(s.flags) for s in panel.scores.values())
+    form.set_values({"ssim_min": 1.0})
+    after = sum(bool(s.flags) for s in panel.scores.values())
+    assert after == 3 and after >= before
+    assert panel.services.project.section("dataset")["thresholds"]["ssim_min"] == 1.0
+    assert panel.grid.bar.flag_combo.findData(FLAGGED) >= 0
 
 
 def test_tools_bar_runs_a_registered_tool_and_reloads(qtbot, monkeypatch, tmp_path):

@@ -17,12 +17,13 @@ import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-
-import cv2
-import numpy as np
+from typing import TYPE_CHECKING
 
 from difflora_gui.errors import BadFileError
 from difflora_gui.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:  # cv2 and numpy load when a thumbnail is made, not when the window starts
+    import numpy as np
 
 #: the long side of a thumbnail, in pixels
 THUMB_SIZE = 112
@@ -31,24 +32,17 @@ JPEG_QUALITY = 85
 
 
 def _read_small(path: Path, size: int) -> np.ndarray:
-    """The item as a BGR array whose short side is about ``size`` (D1's reader when present)."""
-    try:
-        from difflora_gui.dataset.media import read_image
-    except ImportError:  # the media reader is not there yet: images only, reduced decode here
-        read_image = None
-    if read_image is not None:
-        return read_image(path, size)
-    data = np.fromfile(str(path), dtype=np.uint8)
-    if data.size == 0:
-        raise BadFileError(path, "the file is empty (0 bytes)")
-    image = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_4)
-    if image is None:
-        raise BadFileError(path, "not a readable image")
-    return image
+    """The item as a BGR array whose short side is about ``size`` (a video: its middle frame)."""
+    from difflora_gui.dataset.media import read_image
+
+    return read_image(path, size)
 
 
 def fit(image: np.ndarray, size: int) -> np.ndarray:
     """``image`` scaled down (never up) so that its long side is at most ``size``."""
+    import cv2
+    import numpy as np
+
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     elif image.shape[2] == 4:
@@ -113,6 +107,8 @@ class ThumbnailCache:
         target = self.path_for(path)
         if target.is_file():
             return target
+        import cv2
+
         image = make_thumbnail(path, self.size)
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:

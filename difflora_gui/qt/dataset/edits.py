@@ -15,7 +15,6 @@ from collections.abc import Iterable
 
 from PySide6.QtCore import QObject, Signal
 
-from difflora_gui.dataset import media
 from difflora_gui.dataset.model import SIDES, MediaItem, Pair, PairSet
 from difflora_gui.errors import BadFileError
 
@@ -28,6 +27,8 @@ def check_media_file(path: str) -> MediaItem:
     """The file as a :class:`MediaItem` after checking it can be used (D1's ``probe``): ``UserError`` if not."""
     item = MediaItem.from_path(path)
     try:
+        from difflora_gui.dataset import media  # cv2/PyAV load on the first replace
+
         media.probe(path)
     except OSError as error:
         raise BadFileError(path, f"cannot be read ({error})") from error

@@ -14,6 +14,8 @@ the :class:`~difflora_gui.qt.dataset.edits.DatasetEditor` given with :meth:`Pair
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
@@ -29,11 +31,13 @@ from PySide6.QtWidgets import (
 )
 
 from difflora_gui.dataset.model import Pair
-from difflora_gui.dataset.pair_preview import PairPreview, SidePreview, build_preview
 from difflora_gui.qt.dataset.pair_controls import PairControls, scores_text
 from difflora_gui.qt.dataset.swipe import SwipeView
 from difflora_gui.qt.dataset.zoom_view import ViewSync, ZoomView, bgr_to_qimage
 from difflora_gui.qt.theme import COLORS
+
+if TYPE_CHECKING:
+    from difflora_gui.dataset.pair_preview import PairPreview
 
 MODES = ("side", "swipe")
 IMAGE_KEYS = ("a", "b", "a_crop", "b_crop", "heat", "crop_heat")
@@ -51,6 +55,9 @@ class _LoadPreview(QRunnable):
 
     def run(self) -> None:
         generation, pair, resolution, frame = self._args
+        # cv2 and numpy load on the first pair shown, not when the window starts
+        from difflora_gui.dataset.pair_preview import PairPreview, SidePreview, build_preview
+
         try:
             preview = build_preview(pair, resolution, frame)
         except Exception as error:  # noqa: BLE001 - a bug here must not leave the view "Loading…" for ever

@@ -12,12 +12,14 @@ the others whenever the user zooms or pans.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MIN_ZOOM = 0.02
 MAX_ZOOM = 64.0
@@ -25,6 +27,9 @@ WHEEL_STEP = 1.25
 
 
 def bgr_to_qimage(image: np.ndarray) -> QImage:
+    import cv2  # loaded when a picture is shown, not when the window starts
+    import numpy as np
+
     """A deep-copied ``QImage`` of a uint8 BGR (or grey) array; make it off the UI thread.
 
     The image is ``Format_RGB32`` (B, G, R, 255 in memory on little-endian machines), the pixmap format, so

@@ -357,3 +357,24 @@ def test_which_side_a_tool_filled(tmp_path):
     assert reload_sources({"pairs": 3}, {}, sources, SimpleNamespace(name="check_pairs")) == {}
     # a summary naming a side wins
     assert reload_sources({"b_dir": str(made_b)}, {}, sources, None)["b"] == str(made_b)
+
+
+def test_copy_into_project_uses_copies_and_leaves_the_sources(dataset_window, tmp_path):
+    a_dir, b_dir = make_folders(tmp_path / "sources", count=3)
+    before = {p.name: p.read_bytes() for d in (a_dir, b_dir) for p in d.iterdir()}
+    window, panel = dataset_window.window, dataset_window.panel
+    assert not panel.import_bar.copy_button.isEnabled()  # nothing to copy yet
+    window.route_files([a_dir, b_dir])
+    dataset_window.wait_import()
+    assert panel.import_bar.copy_button.isEnabled()
+    ids = panel.pair_set.ids()
+    panel.import_bar.copy_button.click()
+    dataset_window.wait_import()
+    folder = Path(panel.folder)
+    assert panel.pair_set.ids() == ids
+    for pair in panel.pair_set.pairs:
+        for item in (pair.a, pair.b):
+            path = Path(item.path)
+            assert folder in path.parents and path.is_file()
+    assert "Copied 3 pairs" in panel.status_label.text()
+    assert {p.name: p.read_bytes() for d in (a_dir, b_dir) for p in d.iterdir()} == before

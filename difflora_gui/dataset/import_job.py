@@ -40,3 +40,19 @@ def run_import(params: dict[str, Any], ctx) -> PairSet:
         f"{len(pair_set.unpaired_b)} unpaired in B, {len(pair_set.skipped)} skipped"
     )
     return pair_set
+
+
+def run_copy_into_project(params: dict, ctx) -> PairSet:
+    """Job: copy every item of ``params["pairs"]`` into ``params["folder"]`` (``a/``, ``b/``).
+
+    Returns the set pointing at the copies; the sources are only read (see
+    :func:`difflora_gui.dataset.store.copy_into_workspace`).
+    """
+    from difflora_gui.dataset.store import copy_into_workspace
+
+    pair_set = params["pairs"]
+    folder = Path(params["folder"])
+    ctx.status(f"Copying {len(pair_set.pairs)} pairs into the project folder {folder}")
+    copied = copy_into_workspace(pair_set, folder, ctx=ctx)
+    ctx.raise_if_cancelled()
+    return copied

@@ -64,6 +64,7 @@ class ImportBar(QWidget):
 
     import_requested = Signal(str, str, str)  # a_dir, b_dir ("" = one folder as A), rule
     cancel_requested = Signal()
+    copy_requested = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -81,6 +82,13 @@ class ImportBar(QWidget):
         self.import_single_button.setToolTip(
             "Set A only: make set B with a counterpart tool (Tools below), then import again"
         )
+        self.copy_button = QPushButton("Copy into project")
+        self.copy_button.setObjectName("copyIntoProjectButton")
+        self.copy_button.setToolTip(
+            "Copy the set's files into the project folder (a/, b/) and use the copies from then on, "
+            "so the project no longer depends on the source folders (they are only read)"
+        )
+        self.copy_button.setEnabled(False)
         self.rule_combo = QComboBox()
         self.rule_combo.setObjectName("pairingRule")
         for title, kind, _placeholder, tip in RULES:
@@ -103,6 +111,7 @@ class ImportBar(QWidget):
         layout.addWidget(QLabel("pair by"))
         layout.addWidget(self.rule_combo)
         layout.addWidget(self.rule_edit)
+        layout.addWidget(self.copy_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.cancel_button)
         layout.addStretch(1)
@@ -110,6 +119,7 @@ class ImportBar(QWidget):
         self.import_pair_button.clicked.connect(self.choose_pair)
         self.import_single_button.clicked.connect(self.choose_single)
         self.cancel_button.clicked.connect(self.cancel_requested.emit)
+        self.copy_button.clicked.connect(self.copy_requested.emit)
         self.start_dir = ""
         self._on_rule_kind()
 

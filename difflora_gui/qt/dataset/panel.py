@@ -178,6 +178,7 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
     def _connect(self) -> None:
         self.import_bar.import_requested.connect(self.start_import)
         self.import_bar.cancel_requested.connect(self.cancel_import)
+        self.import_bar.copy_requested.connect(self.start_copy_into_project)
         self.checks.check_requested.connect(self.start_check)
         self.checks.cancel_requested.connect(self.cancel_check)
         self.checks.resolution_changed.connect(self._on_resolution)
@@ -209,6 +210,7 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
             self.record = record
         self.pair_set = pair_set
         self.folder = store.dataset_folder(project, self.record.id) if self.record is not None else None
+        self.import_bar.copy_button.setEnabled(self.folder is not None and bool(pair_set.pairs))
         self.scores = dict(scores or {})
         self.undo_stack.clear()  # steps of another set cannot apply to this one
         editor_class = _editor_class()

@@ -15,6 +15,7 @@ from typing import Any
 from difflora_gui.jobs.job import JobRequest
 
 IMPORT_TASK = "difflora_gui.dataset.import_job:run_import"
+COPY_TASK = "difflora_gui.dataset.import_job:run_copy_into_project"
 CHECK_TASK = "difflora_gui.dataset.check_job:run_check"
 
 
@@ -50,6 +51,30 @@ class PanelJobs:
         self.import_bar.set_running(True)
         self.set_status(f"Importing {what}…", "info")
         return True
+
+    def start_copy_into_project(self) -> bool:
+        """Copy the set's files into the dataset's project folder in a job; the set then uses the copies."""
+        if self.import_job is not None or self.pair_set is None or self.folder is None:
+            return False
+        params = {"pairs": self.pair_set, "folder": str(self.folder)}
+        request = JobRequest(f"Copy {self.pair_set.name} into the project", COPY_TASK, params, lane="light")
+        self._import_project = self.services.project
+        self.import_job = handle = self.services.submit(request)
+        handle.progressed.connect(lambda p: self.import_bar.show_progress(p.fraction, p.text))
+        handle.succeeded.connect(self._on_copied)
+        handle.failed.connect(lambda message, _tb: self.set_status(f"Copy failed: {message}", "error"))
+        handle.finished.connect(self._on_import_finished)
+        self.import_bar.set_running(True)
+        self.set_status(f"Copying the files into {self.folder}…", "info")
+        return True
+
+    def _on_copied(self, pair_set) -> None:
+        if self._import_project is not self.services.project:
+            return
+        self.adopt_set(pair_set, new=True)
+        self.set_status(
+            f"Copied {len(pair_set.pairs)} pairs into the project folder; the sources were only read", "ok"
+        )
 
     def cancel_import(self) -> None:
         if self.import_job is not None:

@@ -286,14 +286,25 @@ def test_tools_bar_runs_a_registered_tool_and_reloads(qtbot, monkeypatch, tmp_pa
         panel.start_import(str(a_dir), "")
         window.wait_import()
         monkeypatch.setattr(QDialog, "exec", lambda self: QDialog.DialogCode.Accepted)
+        monkeypatch.setattr(
+            "difflora_gui.qt.dataset.tools_bar.ToolDialog.exec",
+            lambda self: (self.form.set_values({"radius": 5}), QDialog.DialogCode.Accepted)[1],
+        )
         panel.tools_bar.buttons["copy-blur"].click()
         assert panel.tools_bar.dialog.form.value("a_dir") == str(a_dir)  # prefilled from the set
+        # the settings the user ran it with are kept in the project for the next run
+        assert panel.services.project.section("dataset")["tools"]["copy-blur"]["radius"] == 5
         qtbot.waitUntil(lambda: not panel.tool_jobs and panel.import_job is None, timeout=TIMEOUT_MS)
         qtbot.waitUntil(
             lambda: panel.import_job is None and bool(panel.pair_set.sources.get("b")), timeout=TIMEOUT_MS
         )
         assert panel.pair_set.sources["b"] == str(out)
         assert all(p.complete for p in panel.pair_set.pairs) and len(panel.pair_set.pairs) == 3
+        monkeypatch.setattr(
+            "difflora_gui.qt.dataset.tools_bar.ToolDialog.exec", lambda self: QDialog.DialogCode.Rejected
+        )
+        panel.tools_bar.buttons["copy-blur"].click()
+        assert panel.tools_bar.dialog.form.value("radius") == 5  # the next form starts from them
     finally:
         window.close()
 

@@ -30,12 +30,11 @@ from difflora_gui.qt.dataset.checks_box import ChecksBox
 from difflora_gui.qt.dataset.import_bar import ImportBar, ImportResults
 from difflora_gui.qt.dataset.pair_grid import PairGrid
 from difflora_gui.qt.dataset.panel_edits import PanelEdits
-from difflora_gui.qt.dataset.panel_jobs import PanelJobs
+from difflora_gui.qt.dataset.panel_jobs import SECTION, PanelJobs
 from difflora_gui.qt.dataset.thumb_loader import ThumbnailLoader
 from difflora_gui.qt.dataset.tools_bar import ToolsBar
 from difflora_gui.qt.undo import UndoStack
 
-SECTION = "dataset"
 SAVE_DELAY_MS = 400
 #: how long the selection must rest before the pair view loads the pair
 VIEW_DELAY_MS = 60

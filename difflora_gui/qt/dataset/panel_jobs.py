@@ -14,6 +14,7 @@ from typing import Any
 
 from difflora_gui.jobs.job import JobRequest
 
+SECTION = "dataset"  # the project section the Dataset panel keeps its state in
 IMPORT_TASK = "difflora_gui.dataset.import_job:run_import"
 COPY_TASK = "difflora_gui.dataset.import_job:run_copy_into_project"
 CHECK_TASK = "difflora_gui.dataset.check_job:run_check"
@@ -180,13 +181,31 @@ class PanelJobs:
             "pairs_file": str(Path(self.folder) / "pairs.json") if self.folder else "",
             "resolution": self.checks.resolution(),
             "project_file": str(project.path) if project.path else "",
+            "saved_tools": project.section(SECTION).get("tools", {}),
         }
+
+    def _remember_tool_values(self, spec, values: dict[str, Any]) -> None:
+        """Keep a tool's settings in the project (its next form starts from them)."""
+        import json
+
+        kept = {}
+        for key, value in values.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                continue
+            kept[key] = value
+        project = self.services.project
+        tools = dict(project.section(SECTION).get("tools", {}))
+        tools[spec.name] = kept
+        project.update_section(SECTION, tools=tools)
 
     def run_tool(self, spec, values: dict[str, Any]) -> None:
         """Run a dataset tool as a job on its lane; the set is re-imported when it finishes."""
         if spec.name in self.tool_jobs:
             self.set_status(f"{spec.title} is running", "warning")
             return
+        self._remember_tool_values(spec, values)
         device = self.services.default_device() if spec.lane == "device" else "cpu"
         request = JobRequest(spec.title, spec.run, dict(values), lane=spec.lane, device=device)
         handle = self.services.submit(request)

@@ -110,6 +110,15 @@ class ToolDialog(QDialog):
         about.setWordWrap(True)
         layout.addWidget(about)
         self.form = ParamForm(spec.params, empty_text="This tool has no settings.")
+        # what the user set last time in this project (the Kontext instruction …), then what the
+        # section knows now (its folders), which wins
+        saved = dict(context.get("saved_tools", {}).get(spec.name, {}))
+        saved = {k: v for k, v in saved.items() if k in self.form.editors}
+        if saved:
+            try:
+                self.form.set_values(saved)
+            except (UserError, ValueError, TypeError):  # a stored value this version no longer takes
+                pass
         self.form.set_values(prefill_values(self.form.schema, context))
         # parameters kept out of the form that the Dataset section fills in (the dataset folder …)
         hidden = [p for p in spec.params if p.name not in self.form.editors]

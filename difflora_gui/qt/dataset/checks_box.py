@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from difflora_gui.qt.dataset.progress import show_progress
 from difflora_gui.qt.param_form import AdvancedSection, ParamForm
 
 #: the resolutions offered (any other can be typed)
@@ -176,12 +177,7 @@ class ChecksBox(QWidget):
             self.progress.setRange(0, 0)
 
     def show_progress(self, fraction: float | None, text: str) -> None:
-        if fraction is None:
-            self.progress.setRange(0, 0)
-        else:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(round(1000 * fraction))
-        self.progress.setFormat(text or "%p%")
+        show_progress(self.progress, fraction, text)
 
     def show_summary(self, summary, *, note: str = "") -> None:
         """The headline and every set-level finding (a colour drift most pairs share, in bold orange);

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from difflora_gui.qt.dataset.progress import show_progress
 from difflora_gui.qt.param_form import AdvancedSection
 
 #: the pairing rules offered: (title, kind, placeholder of its text, tooltip)
@@ -173,12 +174,7 @@ class ImportBar(QWidget):
             self.progress.setRange(0, 0)
 
     def show_progress(self, fraction: float | None, text: str) -> None:
-        if fraction is None:
-            self.progress.setRange(0, 0)
-        else:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(round(1000 * fraction))
-        self.progress.setFormat(text or "%p%")
+        show_progress(self.progress, fraction, text)
 
 
 class ImportResults(QWidget):

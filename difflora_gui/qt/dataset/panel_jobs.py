@@ -43,15 +43,19 @@ class PanelJobs:
         }
         what = f"{_short(a_dir)} + {_short(b_dir)}" if b_dir else f"{_short(a_dir)} (set A)"
         request = JobRequest(f"Import {what}", IMPORT_TASK, params, lane="light")
+        self._submit_set_job(request, self._on_import_done, "Import failed", f"Importing {what}…")
+        return True
+
+    def _submit_set_job(self, request: JobRequest, on_done, failed_text: str, status: str) -> None:
+        """Run a job that makes a new pair set (an import, a copy) on the import bar's progress."""
         self._import_project = self.services.project
         self.import_job = handle = self.services.submit(request)
         handle.progressed.connect(lambda p: self.import_bar.show_progress(p.fraction, p.text))
-        handle.succeeded.connect(self._on_import_done)
-        handle.failed.connect(lambda message, _tb: self.set_status(f"Import failed: {message}", "error"))
+        handle.succeeded.connect(on_done)
+        handle.failed.connect(lambda message, _tb: self.set_status(f"{failed_text}: {message}", "error"))
         handle.finished.connect(self._on_import_finished)
         self.import_bar.set_running(True)
-        self.set_status(f"Importing {what}…", "info")
-        return True
+        self.set_status(status, "info")
 
     def start_copy_into_project(self) -> bool:
         """Copy the set's files into the dataset's project folder in a job; the set then uses the copies."""
@@ -59,14 +63,9 @@ class PanelJobs:
             return False
         params = {"pairs": self.pair_set, "folder": str(self.folder)}
         request = JobRequest(f"Copy {self.pair_set.name} into the project", COPY_TASK, params, lane="light")
-        self._import_project = self.services.project
-        self.import_job = handle = self.services.submit(request)
-        handle.progressed.connect(lambda p: self.import_bar.show_progress(p.fraction, p.text))
-        handle.succeeded.connect(self._on_copied)
-        handle.failed.connect(lambda message, _tb: self.set_status(f"Copy failed: {message}", "error"))
-        handle.finished.connect(self._on_import_finished)
-        self.import_bar.set_running(True)
-        self.set_status(f"Copying the files into {self.folder}…", "info")
+        self._submit_set_job(
+            request, self._on_copied, "Copy failed", f"Copying the files into {self.folder}…"
+        )
         return True
 
     def _on_copied(self, pair_set) -> None:

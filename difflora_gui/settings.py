@@ -134,6 +134,18 @@ class AppSettings:
 
     model_folders: list[str] = field(default_factory=list)
     musubi_tuner_dir: str = ""
+    #: the Python that runs Musubi Tuner (its venv's python.exe); empty: this app's Python
+    musubi_python: str = ""
+    #: Wan model files for training (Musubi) and single-file loading: DiT (the low-noise expert for
+    #: Wan2.2 A14B), the high-noise DiT, VAE, T5 and CLIP (Wan2.1 I2V only); checked before a run
+    wan_dit: str = ""
+    wan_dit_high_noise: str = ""
+    wan_vae: str = ""
+    wan_t5: str = ""
+    wan_clip: str = ""
+    #: a diffusers-format Wan folder (model_index.json, transformer[_2], vae, text_encoder) for the
+    #: built-in trainer and the preview
+    wan_model_dir: str = ""
     #: a diffusers-format FLUX.1 Kontext [dev] folder (model_index.json, transformer, vae, text
     #: encoders, tokenizers) for counterpart generation; checked by the Settings dialog
     #: (``difflora_gui.dataset.kontext_params.model_folder_problem``), not on load (a drive may be away)

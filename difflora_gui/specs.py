@@ -120,7 +120,35 @@ class _JobContribution(_Contribution):
 
 @dataclass(frozen=True)
 class TrainerBackendSpec(_JobContribution):
-    """Trains one LoRA: ``run(params, ctx)`` returns the path of the trained file."""
+    """Trains one component LoRA (see ``difflora_gui.train`` and ``docs/training.md``).
+
+    ``params`` declares the backend's own settings (model files, the Musubi checkout ...): a form in
+    the GUI, flags on the command line; the training config shared by A and B is
+    :data:`difflora_gui.train.config.TRAIN_CONFIG`. Every callable takes one
+    :class:`difflora_gui.train.plan.TrainRun`:
+
+    * ``run(run, ctx)`` trains it as a job (progress, metrics ``loss``/``avr_loss``/``lr``, artifacts
+      ``checkpoint``/``state``/``sample``/``lora``) and returns a
+      :class:`difflora_gui.train.plan.TrainResult`; ``ctx.keep_requested`` means "Stop and keep";
+    * ``validate(run)`` returns :class:`difflora_gui.train.backend.TrainIssue` items before launch;
+    * ``describe(run)`` returns a :class:`difflora_gui.train.backend.TrainDescription`: the exact
+      commands it will run (``--dry-run``), or the plan of an in-process backend;
+    * ``settings_defaults(settings)`` maps the app's Settings to defaults of ``params``.
+
+    ``pair_modes`` lists the pair modes it can train (``independent``, ``synchronised``, ``slider``).
+    """
+
+    validate: Callable | str | None = None
+    describe: Callable | str | None = None
+    settings_defaults: Callable | str | None = None
+    pair_modes: tuple[str, ...] = ("independent",)
+    resumable: bool = True
+    produces_samples: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        for target in (self.validate, self.describe, self.settings_defaults):
+            _check_target("trainer backend", self.name, target, optional=True)
 
 
 @dataclass(frozen=True)

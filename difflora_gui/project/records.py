@@ -169,22 +169,59 @@ class RunRecord(Record):
     backend: str = ""
     status: str = ""  # "", "running", "finished", "stopped", "failed"
     checkpoints: list[str] = field(default_factory=list)
+    #: the backend's own settings (model files, Musubi checkout ...) the run used
+    backend_config: dict[str, Any] = field(default_factory=dict)
+    #: "a", "b", "slider" (one run trained as the difference) or "" (a single LoRA)
+    side: str = ""
+    #: Wan2.2 A14B: "high" or "low" for a per-expert run; None for one model or Musubi's joint mode
+    expert: str | None = None
+    #: the runs trained together (A and B, and their experts) share this id
+    pair_id: str | None = None
+    #: the folder it trained on, the folder it writes to, its final LoRA and its newest resumable state
+    dataset_dir: str = ""
+    output_dir: str = ""
+    output: str = ""
+    state: str = ""
+    steps_done: int = 0
+    total_steps: int = 0
+    #: the run's event log (JSON lines: loss, progress, checkpoints), for reopening its plots
+    event_log: str = ""
 
     def parent_ids(self) -> list[str]:
         return [self.dataset_id] if self.dataset_id else []
 
     def paths(self) -> list[tuple[str, str]]:
-        return [("checkpoints", path) for path in self.checkpoints]
+        listed = [("checkpoints", path) for path in self.checkpoints]
+        return listed + [(name, getattr(self, name)) for name in ("output",) if getattr(self, name)]
 
     def map_paths(self, function: PathMap) -> RunRecord:
-        return dataclasses.replace(self, checkpoints=[function(path) for path in self.checkpoints])
+        def mapped(path: str) -> str:
+            return function(path) if path else path
+
+        return dataclasses.replace(
+            self,
+            checkpoints=[function(path) for path in self.checkpoints],
+            dataset_dir=mapped(self.dataset_dir),
+            output_dir=mapped(self.output_dir),
+            output=mapped(self.output),
+            state=mapped(self.state),
+            event_log=mapped(self.event_log),
+        )
 
     @classmethod
     def _read_field(cls, name: str, value: Any) -> Any:
-        if name == "dataset_id":
+        if name in ("dataset_id", "expert", "pair_id"):
             return _str_or_none(cls.kind, name, value)
         if name == "checkpoints":
             return _str_list(cls.kind, name, value)
+        if name in ("side", "dataset_dir", "output_dir", "output", "state", "event_log") and not isinstance(
+            value, str
+        ):
+            raise RecordError(f"run record: {name!r} must be a string")
+        if name in ("steps_done", "total_steps") and (not isinstance(value, int) or isinstance(value, bool)):
+            raise RecordError(f"run record: {name!r} must be a whole number")
+        if name == "backend_config" and not isinstance(value, dict):
+            raise RecordError("run record: 'backend_config' must be an object")
         if name == "config" and not isinstance(value, dict):
             raise RecordError("run record: 'config' must be an object")
         return value

@@ -1,0 +1,1 @@
+"""The Train section's widgets (Qt)."""

@@ -1,0 +1,1 @@
+"""The Musubi Tuner trainer backend: commands, dataset TOML, output parsing, the job (Qt-free)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from difflora_gui.errors import UserError
@@ -129,6 +130,16 @@ def common_issues(run: TrainRun) -> list[TrainIssue]:
                     "captions",
                 )
             )
+    if not run.resume and run.output_path().exists():
+        issues.append(
+            TrainIssue(
+                ERROR,
+                f"{run.output_path()} already exists; choose another name or output folder (nothing is overwritten)",
+                "name",
+            )
+        )
+    if run.resume and not Path(run.resume).exists():
+        issues.append(TrainIssue(ERROR, f"the state to resume from is gone: {run.resume}", "resume"))
     if run.resume and run.steps_done >= run.total_steps:
         issues.append(
             TrainIssue(

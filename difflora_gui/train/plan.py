@@ -39,8 +39,10 @@ class TrainRun:
     """One LoRA to train: what every backend's ``run``/``validate``/``describe`` receives.
 
     ``config`` holds the resolved :data:`TRAIN_CONFIG` values, ``backend_config`` the backend's own
-    settings. ``dataset`` is a folder of images/videos (captions ``<stem>.txt`` beside them);
-    slider mode also reads ``pair_dataset`` (B). ``resume`` is a saved state to continue from: the
+    settings. ``dataset`` is a folder of images/videos (captions ``<stem>.txt`` beside them).
+    ``pair_dataset`` is the partner folder of a pair run (B for A, A for B; slider mode: B): a pair
+    trains only the items both folders hold (matched by file stem, sorted by stem), so the A and B
+    runs see the same pairs in the same order. ``resume`` is a saved state to continue from: the
     run then ends at the original ``config["max_train_steps"]``. ``steps_done`` is how far that
     state had got (the backend may read it from the state itself).
     """
@@ -193,12 +195,13 @@ def plan_pair(
             for expert in _experts(values)
         ]
     runs = []
-    for side, folder in (("a", a_dir), ("b", b_dir)):
+    for side, folder, partner in (("a", a_dir, b_dir), ("b", b_dir, a_dir)):
         for expert in _experts(values):
             runs.append(
                 TrainRun(
                     name=run_name(name, side, expert),
                     dataset=str(folder),
+                    pair_dataset=str(partner),
                     config=dict(values),
                     side=side,
                     expert=expert,

@@ -30,6 +30,7 @@ each analysis file.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -375,17 +376,19 @@ class _Merge:
         p = self.params
         if not p.auto_alpha:
             return p.alpha
+        # workers finish modules in any order; fsum's exactly rounded sums do not depend on it, so
+        # a re-run (or the same recipe on the command line) picks the same alpha to the last bit
         merged = [n for n, (status, _) in computed.status.items() if status == an.MERGED]
         if not merged:
             raise UserError("auto alpha: no module is merged")
-        current = sum(computed.pending[n].norm for n in merged) / len(merged)
+        current = math.fsum(computed.pending[n].norm for n in merged) / len(merged)
         if current <= 0:
             raise UserError(
                 "auto alpha: the difference is zero in every merged module, there is nothing to scale"
             )
         if p.target_norm in ("a", "b", "mean"):
-            mean_a = sum(computed.stats[n].norm_a for n in merged) / len(merged)
-            mean_b = sum(computed.stats[n].norm_b for n in merged) / len(merged)
+            mean_a = math.fsum(computed.stats[n].norm_a for n in merged) / len(merged)
+            mean_b = math.fsum(computed.stats[n].norm_b for n in merged) / len(merged)
             target = {"a": mean_a, "b": mean_b, "mean": 0.5 * (mean_a + mean_b)}[p.target_norm]
             if target <= 0:
                 raise UserError(f"auto alpha: LoRA {p.target_norm.upper()} is zero in every merged module")

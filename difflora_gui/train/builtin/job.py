@@ -1,0 +1,184 @@
+"""The built-in trainer's backend callables: run, validate, describe (what ``plugins/builtin_trainer.py`` names).
+
+* :func:`run_builtin` ``(run, ctx) -> TrainResult`` — the job (a :class:`~difflora_gui.train.plan.TrainRun`
+  or its JSON dict);
+* :func:`validate_builtin` ``(run) -> [TrainIssue]`` — before launch, without loading any weights:
+  the model folder's layout and task, the expert's transformer, the device, the optimizer's package,
+  the resolution, the target selector (on the model's config: which modules it selects), the
+  clip lengths, and a memory estimate on CUDA when :mod:`difflora_gui.train.memory_fit` is there;
+* :func:`describe_builtin` ``(run) -> TrainDescription`` — the plan: device, dtype, items, steps,
+  targets and their count, save points and the files written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from difflora_gui.errors import UserError
+from difflora_gui.train.backend import ERROR, WARNING, TrainDescription, TrainIssue
+from difflora_gui.train.plan import TrainResult, TrainRun
+
+
+def _as_run(run) -> TrainRun:
+    return run if isinstance(run, TrainRun) else TrainRun.from_json(dict(run))
+
+
+def run_builtin(run, ctx) -> TrainResult:
+    """Train one LoRA in this process (see :mod:`difflora_gui.train.builtin.trainer`)."""
+    from difflora_gui.train.builtin.settings import backend_settings
+    from difflora_gui.train.builtin.trainer import train
+
+    run = _as_run(run)
+    return train(run, ctx, backend_settings(run.backend_config))
+
+
+def _tiny_model(config: Mapping[str, Any]):
+    """A weightless transformer of the folder's config (meta device): names of its Linear layers."""
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    allowed = {k: v for k, v in config.items() if not k.startswith("_")}
+    with torch.device("meta"):
+        return WanTransformer3DModel.from_config(allowed)
+
+
+def _target_issues(run: TrainRun, model_dir: Path) -> tuple[list[TrainIssue], int]:
+    from difflora_gui.train.builtin import lora_setup, model_loading
+
+    try:
+        model = _tiny_model(model_loading.transformer_config(model_dir, run.expert))
+        targets = lora_setup.select_targets(model, str(run.config.get("targets") or "all"))
+    except UserError as exc:
+        return [TrainIssue(ERROR, str(exc), "targets")], 0
+    return [], len(targets)
+
+
+def validate_builtin(run) -> list[TrainIssue]:
+    from difflora_gui.train.builtin import data, model_loading, optimizers
+    from difflora_gui.train.builtin.settings import backend_settings, resolve_device, resolve_precision
+    from difflora_gui.train.config import is_two_expert
+
+    run = _as_run(run)
+    issues: list[TrainIssue] = []
+    try:
+        values = backend_settings(run.backend_config)
+    except UserError as exc:
+        return [TrainIssue(ERROR, str(exc), "model")]
+    model_dir = Path(values["model"])
+    task = run.config["task"]
+    if is_two_expert(task) and run.expert is None:
+        issues.append(
+            TrainIssue(
+                ERROR,
+                f"{task}: the built-in trainer trains Wan2.2 A14B per expert; choose expert_mode per_expert "
+                "(the joint mode is Musubi's)",
+                "expert_mode",
+            )
+        )
+    problems = model_loading.layout_problems(model_dir, run.expert)
+    issues += [TrainIssue(ERROR, text, "model") for text in problems]
+    if not problems:
+        config = model_loading.transformer_config(model_dir, run.expert)
+        if task.startswith("i2v") or int(config.get("in_channels", 16)) != 16:
+            issues.append(
+                TrainIssue(
+                    ERROR,
+                    f"the built-in trainer trains text-to-video models (task {task}, {config.get('in_channels')} "
+                    "latent channels); train I2V with the Musubi backend",
+                    "task",
+                )
+            )
+        else:
+            target_issues, _count = _target_issues(run, model_dir)
+            issues += target_issues
+    try:
+        device = resolve_device(values["device"], run.device)
+        precision = resolve_precision(device, values["dtype"], run.config.get("mixed_precision", "bf16"))
+    except UserError as exc:
+        issues.append(TrainIssue(ERROR, str(exc), "device"))
+        precision = None
+    problem = optimizers.missing_package(run.config["optimizer"])
+    if problem:
+        issues.append(TrainIssue(ERROR, problem, "optimizer"))
+    else:
+        try:
+            optimizers.parse_optimizer_args(run.config.get("optimizer_args", []))
+        except UserError as exc:
+            issues.append(TrainIssue(ERROR, str(exc), "optimizer_args"))
+    for name, check in (
+        ("resolution", lambda: data.parse_training_resolution(run.config["resolution"])),
+        ("target_frames", lambda: data.check_target_frames(run.config.get("target_frames", [1]))),
+    ):
+        try:
+            check()
+        except UserError as exc:
+            issues.append(TrainIssue(ERROR, str(exc), name))
+    if precision is not None and precision.is_cuda and not problems:
+        issues += _memory_issues(run, values, precision)
+    if precision is not None and not precision.is_cuda and run.config.get("task") != "t2v-1.3B":
+        issues.append(
+            TrainIssue(WARNING, "training a 14B model on the CPU takes days per hundred steps", "device")
+        )
+    return issues
+
+
+def _memory_issues(run: TrainRun, values: Mapping[str, Any], precision) -> list[TrainIssue]:
+    """The memory check of :mod:`difflora_gui.train.memory_fit` when it is installed (written separately)."""
+    if importlib.util.find_spec("difflora_gui.train.memory_fit") is None:
+        return []
+    from difflora_gui.train import memory_fit
+
+    check = getattr(memory_fit, "builtin_memory_issues", None) or getattr(memory_fit, "memory_issues", None)
+    if check is None:
+        return []
+    try:
+        return list(check(run, values, precision) or [])
+    except TypeError:
+        return list(check(run) or [])
+
+
+def describe_builtin(run) -> TrainDescription:
+    from difflora_gui.train.builtin import data, model_loading
+    from difflora_gui.train.builtin.outputs import RunFiles
+    from difflora_gui.train.builtin.prepare import make_schedule
+    from difflora_gui.train.builtin.settings import backend_settings, resolve_device, resolve_precision
+
+    run = _as_run(run)
+    values = backend_settings(run.backend_config)
+    model_dir = Path(values["model"])
+    plan: dict[str, Any] = {"backend": "builtin", "name": run.name, "model": str(model_dir)}
+    try:
+        device = resolve_device(values["device"], run.device)
+        plan["precision"] = resolve_precision(
+            device, values["dtype"], run.config.get("mixed_precision")
+        ).to_json()
+    except UserError as exc:
+        plan["precision"] = {"error": str(exc)}
+    plan["transformer"] = model_loading.transformer_subfolder(run.expert)
+    plan["expert"] = run.expert
+    plan["timestep_window"] = list(run.timestep_window()) if run.timestep_window() else None
+    plan["side"] = run.side
+    try:
+        slots = data.run_clips(run, run.config.get("target_frames", [1]))
+        plan["items"] = len(slots)
+        plan["item_keys"] = [" | ".join(c.key for c in slot) for slot in slots[:20]]
+        schedule = make_schedule(run, len(slots))
+        plan["steps_per_epoch"] = schedule.steps_per_epoch
+        plan["noise_stream"] = "shared by A and B" if schedule.stream == 0 else f"own ({run.side})"
+    except UserError as exc:
+        plan["items"] = {"error": str(exc)}
+    if not model_loading.layout_problems(model_dir, run.expert):
+        issues, count = _target_issues(run, model_dir)
+        plan["target_modules"] = count if not issues else {"error": issues[0].text}
+    plan["targets"] = run.config.get("targets")
+    plan["steps"] = {"start": run.steps_done, "total": run.total_steps}
+    files = RunFiles(run.output_dir, run.name)
+    every = int(run.config.get("save_every_n_steps") or 0)
+    plan["save_steps"] = files.save_steps(run.steps_done, run.total_steps, every)
+    plan["output"] = str(files.final)
+    plan["schedule_record"] = str(files.schedule)
+    plan["resume"] = run.resume
+    return TrainDescription(plan=plan)

@@ -1,0 +1,296 @@
+"""The Train section's panel: one config, two datasets, the pair run, its live view and the project's runs.
+
+Left, the config column (:mod:`~.config_box`: backend, preset, the config A and B share, the
+backend's own settings, Show command). Right, from the top: the datasets (:mod:`~.datasets_box`:
+set A, set B, name, output folder; two folders dropped on the panel are A and B), the checks of
+every planned run (:mod:`~.checks_view`, re-checked soon after each edit) with the Train button
+(disabled with the first error as its reason), the live monitor (:class:`RunMonitor`: loss of A
+and B overlaid, progress with ETA, samples, logs, Stop / Stop and keep) and the project's runs
+(:mod:`~.runs_list`: Merge these, Resume, Show log/plot). Work happens in jobs
+(:mod:`~.panel_jobs`); the panel only follows their handles.
+
+State: the project's ``train`` section keeps the form (``form``: backend, preset, config, backend
+edits, folders, name, output folder, the folder dialogs' last folder) beside what the run records
+keep there (``pairs``: each pair's one config). Edits are steps of :attr:`TrainPanel.undo_stack`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from difflora_gui.errors import UserError
+from difflora_gui.qt.merge.run_bar import STATUS_COLORS, StatusLine
+from difflora_gui.qt.train.checks_view import ChecksView
+from difflora_gui.qt.train.config_box import ConfigBox, commands_text
+from difflora_gui.qt.train.datasets_box import DatasetsBox
+from difflora_gui.qt.train.panel_jobs import SECTION, PanelJobs
+from difflora_gui.qt.train.run_monitor import RunMonitor
+from difflora_gui.qt.train.runs_list import RunsList
+from difflora_gui.qt.undo import UndoStack
+
+FORM_KEY = "form"
+SAVE_DELAY_MS = 400
+RUNS_DELAY_MS = 150
+TRAIN_TIP = "Train LoRA A on set A and LoRA B on set B with the one config (Ctrl+Return)"
+
+
+def folders_of(paths) -> list[Path]:
+    """The folders dropped paths stand for: a folder itself, a file its folder (in order, once each)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        folder = path if path.is_dir() else path.parent
+        if folder not in found:
+            found.append(folder)
+    return found
+
+
+class TrainPanel(PanelJobs, QWidget):
+    """The Train section's panel (``PanelSpec.widget``); takes dropped folders (A, then B)."""
+
+    def __init__(self, services, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("trainPanel")
+        self.services = services
+        self.undo_stack = UndoStack(self)
+        self._restoring = False
+        self._init_jobs()
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(SAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self.save_state)
+        self._runs_timer = QTimer(self)
+        self._runs_timer.setSingleShot(True)
+        self._runs_timer.setInterval(RUNS_DELAY_MS)
+        self._runs_timer.timeout.connect(self.refresh_runs)
+        self._build()
+        self._connect()
+        self.setAcceptDrops(True)
+        self.restore_from_project()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(900, 640)
+
+    # --- building ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        # the whole panel scrolls when the window is smaller than it: it never sets the window's minimum size
+        frame = QScrollArea()
+        frame.setObjectName("trainPanelScroll")
+        frame.setWidgetResizable(True)
+        frame.setFrameShape(QFrame.Shape.NoFrame)
+        outer.addWidget(frame)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        frame.setWidget(self.splitter)
+        # left: the config column, scrolling on its own
+        scroll = QScrollArea()
+        scroll.setObjectName("trainConfigScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        column = QVBoxLayout(body)
+        column.setContentsMargins(0, 0, 8, 0)
+        self.config_box = ConfigBox(self.services, self.undo_stack)
+        column.addWidget(self.config_box)
+        column.addStretch(1)
+        scroll.setWidget(body)
+        # wide enough for the widest form row (a path with its Browse button): nothing is cut off
+        scroll.setMinimumWidth(
+            max(340, body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        )
+        self.config_scroll = scroll
+        self.splitter.addWidget(scroll)
+        # right: datasets and checks with Train, then the monitor over the runs
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.setObjectName("trainSide")
+        right.setChildrenCollapsible(False)
+        right.addWidget(self._build_inputs())
+        self.monitor = RunMonitor(self.services)
+        self.monitor.setMinimumHeight(160)
+        right.addWidget(self.monitor)
+        self.runs_list = RunsList()
+        self.runs_list.setMinimumHeight(120)
+        right.addWidget(self.runs_list)
+        right.setStretchFactor(0, 0)
+        right.setStretchFactor(1, 3)
+        right.setStretchFactor(2, 2)
+        right.setMinimumWidth(420)
+        self.side_splitter = right
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([400, 700])
+
+    def _build_inputs(self) -> QWidget:
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 4)
+        layout.setSpacing(6)
+        self.datasets = DatasetsBox(self.services, self.undo_stack)
+        layout.addWidget(self.datasets)
+        card = QFrame()
+        card.setObjectName("sectionCard")
+        card_layout = QVBoxLayout(card)
+        card_layout.setContentsMargins(12, 8, 12, 8)
+        card_layout.setSpacing(4)
+        self.checks = ChecksView(self.check_planned)
+        card_layout.addWidget(self.checks)
+        row = QHBoxLayout()
+        self.train_button = QPushButton("&Train")
+        self.train_button.setObjectName("trainButton")
+        self.train_button.setDefault(True)
+        self.train_button.setMinimumWidth(130)
+        self.train_button.setToolTip(TRAIN_TIP)
+        self.train_button.setShortcut("Ctrl+Return")
+        self.train_button.setEnabled(False)
+        self.train_button.clicked.connect(self.start_training)
+        self.reason_label = StatusLine()
+        self.reason_label.setObjectName("trainReason")
+        row.addWidget(self.train_button)
+        row.addWidget(self.reason_label, 1)
+        card_layout.addLayout(row)
+        self.status_label = StatusLine()
+        self.status_label.setObjectName("trainStatus")
+        card_layout.addWidget(self.status_label)
+        layout.addWidget(card)
+        return holder
+
+    def _connect(self) -> None:
+        self.config_box.changed.connect(self._on_inputs_changed)
+        self.config_box.command_requested.connect(self.show_commands)
+        self.datasets.changed.connect(self._on_inputs_changed)
+        self.datasets.from_project_requested.connect(self.export_project_dataset)
+        self.checks.checked.connect(self._on_checked)
+        self.runs_list.merge_requested.connect(self.merge_pair)
+        self.runs_list.resume_requested.connect(self.resume)
+        self.runs_list.show_requested.connect(self.show_run)
+        self.services.project_replaced.connect(self._on_project_replaced)
+        self.services.section_changed.connect(self._on_section_changed)
+
+    def focus_first(self) -> None:
+        self.config_box.backend_combo.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    # --- inputs and checks -------------------------------------------------------------------
+
+    def _on_inputs_changed(self) -> None:
+        # results planned from other inputs no longer hold: Train waits for the next check
+        self.train_button.setEnabled(False)
+        self.reason_label.set_message("checking…", STATUS_COLORS["info"])
+        self.datasets.refresh_counts()
+        self.checks.schedule()
+        if not self._restoring:
+            self._save_timer.start()
+
+    def _on_checked(self, outcome) -> None:
+        ok = outcome.ok and self.config_box.spec() is not None
+        self.train_button.setEnabled(ok)
+        if ok:
+            runs = outcome.runs
+            self.train_button.setText("&Train pair" if runs > 1 else "&Train")
+            warnings = len(outcome.warnings())
+            note = f" ({warnings} warning{'s' if warnings > 1 else ''} above)" if warnings else ""
+            self.reason_label.set_message(
+                f"{runs} run{'s' if runs > 1 else ''} ready{note}", STATUS_COLORS["ok"]
+            )
+            self.train_button.setToolTip(TRAIN_TIP)
+        else:
+            reason = outcome.reason() or "no trainer backend is installed"
+            self.reason_label.set_message(reason, STATUS_COLORS["error"])
+            self.train_button.setToolTip(f"Train is disabled: {reason}")
+
+    def show_commands(self):
+        """The commands dialog with every planned run's exact commands (or plan)."""
+        try:
+            spec, runs = self.plan()
+        except UserError as exc:
+            self.set_status(f"No commands yet: {exc}", "warning")
+            return None
+        return self.config_box.show_commands(commands_text(spec, runs))
+
+    # --- project state -----------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        self._save_timer.stop()
+        state = {**self.config_box.state(), **self.datasets.state()}
+        self.services.project.update_section(SECTION, **{FORM_KEY: state})
+
+    def restore_from_project(self) -> None:
+        data = self.services.project.section(SECTION).get(FORM_KEY) or {}
+        self._restoring = True
+        try:
+            self.config_box.set_state(data)
+            self.datasets.set_state(data)
+        finally:
+            self._restoring = False
+        self.undo_stack.clear()  # steps of another project cannot apply to this one
+        self.refresh_runs()
+        self.checks.schedule()
+
+    def _on_project_replaced(self, _project) -> None:
+        self._save_timer.stop()
+        self.monitor.clear()
+        self.restore_from_project()
+
+    def _on_section_changed(self, key: str) -> None:
+        if key == "records":
+            self._runs_timer.start()
+
+    def refresh_runs(self) -> None:
+        self._runs_timer.stop()
+        self.runs_list.set_records(self.services.project, set(self.handles))
+
+    # --- drops -------------------------------------------------------------------------------
+
+    def accept_files(self, paths) -> None:
+        """Dropped folders: one is set A, two are set A and set B (a file stands for its folder)."""
+        folders = folders_of(paths)
+        if not folders or len(folders) > 2:
+            self.set_status(f"Drop one or two folders (set A, then set B), not {len(folders)}", "warning")
+            return
+        self.datasets.set_folder("a", folders[0])
+        if len(folders) == 2:
+            self.datasets.set_folder("b", folders[1])
+        self.set_status(
+            f"Set A: {folders[0]}" + (f"; set B: {folders[1]}" if len(folders) == 2 else ""), "info"
+        )
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.accept_files(paths)
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def set_status(self, text: str, level: str = "info") -> None:
+        self.status_label.set_message(text, STATUS_COLORS.get(level, STATUS_COLORS["info"]))
+        if level in ("warning", "error"):
+            self.services.log(f"Train: {text}", level)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.monitor.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,209 @@
+"""Checks of the training settings (Settings ▸ Training), Qt-free and quick.
+
+The Settings dialog calls them as the user types, so each one only looks at the file system: a
+folder's marker files, a file's suffix and, for a ``.safetensors`` DiT, its header (a few kB of a
+28 GB file; no tensor is read). ``.pth`` files are PyTorch pickles and are never opened. The deep
+checks (the Python's packages, the DiT fitting the task and the precision) run before a launch,
+in the backends' ``validate``.
+
+Every check returns ``''`` for a usable value (an empty value is "not set", also usable) or one
+line that says what is wrong. :func:`training_problems` checks all the fields of
+:class:`~difflora_gui.settings.AppSettings` at once and says, per problem, whether the path is
+simply absent (a drive that is away, a share that is offline), which the dialog does not hold
+against a value the user did not change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+#: the script whose presence marks a Musubi Tuner checkout (the backend runs it from there)
+MUSUBI_TRAIN_SCRIPT = "src/musubi_tuner/wan_train_network.py"
+#: suffixes Musubi and ComfyUI use for Wan model files
+MODEL_SUFFIXES = (".safetensors", ".pth")
+#: the key Musubi reads a DiT's dtype from; a Wan DiT in the original layout always has it
+DIT_KEY = "blocks.0.cross_attn.k.weight"
+DIT_PREFIXES = ("", "model.diffusion_model.")
+#: the same weight in diffusers' layout (a diffusers transformer file, which Musubi cannot load)
+DIFFUSERS_DIT_KEY = "blocks.0.attn2.to_k.weight"
+
+
+@dataclass(frozen=True)
+class TrainingField:
+    """One training setting: its AppSettings field, its label and what it holds."""
+
+    name: str
+    label: str
+    kind: str  # "musubi", "python", "dit", "model", "wan_folder"
+    what: str  # how a message names it
+
+
+TRAINING_FIELDS = (
+    TrainingField("musubi_tuner_dir", "Musubi Tuner checkout", "musubi", "Musubi Tuner checkout"),
+    TrainingField("musubi_python", "Musubi's Python", "python", "Python for Musubi"),
+    TrainingField("wan_dit", "Wan DiT", "dit", "Wan DiT"),
+    TrainingField("wan_dit_high_noise", "High-noise DiT", "dit", "high-noise DiT"),
+    TrainingField("wan_vae", "VAE", "model", "Wan VAE"),
+    TrainingField("wan_t5", "T5", "model", "T5 text encoder"),
+    TrainingField("wan_clip", "CLIP", "model", "CLIP image encoder"),
+    TrainingField("wan_model_dir", "Wan diffusers folder", "wan_folder", "Wan diffusers folder"),
+)
+FIELDS_BY_NAME = {f.name: f for f in TRAINING_FIELDS}
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """A problem with one setting: ``absent`` when the path does not exist at all."""
+
+    field: str
+    text: str
+    absent: bool = False
+
+
+def musubi_dir_problem(folder: str | Path) -> str:
+    """Why ``folder`` is not a Musubi Tuner checkout the backend can run ('' if it is or is empty)."""
+    if not str(folder):
+        return ""
+    path = Path(folder)
+    if path.is_file():
+        return f"the Musubi Tuner checkout is a file, not a folder: {folder}"
+    if not path.is_dir():
+        return f"Musubi Tuner folder not found: {folder}"
+    if (path / MUSUBI_TRAIN_SCRIPT).is_file():
+        return ""
+    if (path / "wan_train_network.py").is_file():
+        return (
+            f"{folder} is an old Musubi Tuner checkout (no {MUSUBI_TRAIN_SCRIPT}); update it "
+            "(git pull) to the src/ layout"
+        )
+    return f"{folder} does not look like a Musubi Tuner checkout (no {MUSUBI_TRAIN_SCRIPT})"
+
+
+def python_problem(path: str | Path) -> str:
+    """Why ``path`` is not a Python program to run Musubi with ('' if it is or is empty)."""
+    if not str(path):
+        return ""
+    file = Path(path)
+    if file.is_dir():
+        inside = "Scripts\\python.exe" if (file / "Scripts").is_dir() else "bin/python"
+        return f"the Python for Musubi is a folder; choose the python inside it ({inside}): {path}"
+    if not file.is_file():
+        return f"Python for Musubi not found: {path}"
+    return ""
+
+
+def _suffix_problem(path: Path, what: str) -> str:
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        return f"the {what} should be a .safetensors or .pth file: {path}"
+    return ""
+
+
+def model_file_problem(path: str | Path, what: str = "model file") -> str:
+    """Why ``path`` is not a usable Wan model file ('' if it is or is empty); reads no bytes."""
+    if not str(path):
+        return ""
+    file = Path(path)
+    if file.is_dir():
+        return f"the {what} is a folder, not a file: {path}"
+    if not file.is_file():
+        return f"{what} not found: {path}"
+    if problem := _suffix_problem(file, what):
+        return problem
+    try:
+        if file.stat().st_size == 0:
+            return f"the {what} is empty (0 bytes): {path}"
+    except OSError as exc:
+        return f"the {what} cannot be read ({exc.strerror or exc}): {path}"
+    return ""
+
+
+def dit_file_problem(path: str | Path, what: str = "Wan DiT") -> str:
+    """:func:`model_file_problem`, and a ``.safetensors`` file must hold a Wan DiT in the layout
+    Musubi loads (its header is read; a LoRA or a diffusers transformer file is named as such)."""
+    if problem := model_file_problem(path, what):
+        return problem
+    if not str(path) or Path(path).suffix.lower() != ".safetensors":
+        return ""
+    from difflora_gui.errors import BadFileError
+    from difflora_gui.lora.safetensors_header import read_header
+
+    try:
+        keys = read_header(path).tensors.keys()
+    except BadFileError as exc:
+        return f"the {what} cannot be used: {exc}"
+    if any(prefix + DIT_KEY in keys for prefix in DIT_PREFIXES):
+        return ""
+    if any(".lora_down." in k or ".lora_A." in k or "lora_unet_" in k for k in keys):
+        return f"the {what} is a LoRA file, not a Wan DiT: {path}"
+    if any(k.endswith(DIFFUSERS_DIT_KEY) for k in keys):
+        return (
+            f"the {what} is a diffusers-format transformer file; Musubi needs the original layout "
+            f"(for example ComfyUI's repackaged wan2.1_*.safetensors): {path}"
+        )
+    return f"the {what} has no Wan DiT weights ({DIT_KEY} is missing): {path}"
+
+
+def wan_folder_problem(folder: str | Path) -> str:
+    """Why ``folder`` is not a diffusers-format Wan folder ('' if it looks usable or is empty)."""
+    if not str(folder):
+        return ""
+    path = Path(folder)
+    if path.is_file():
+        return f"the Wan diffusers folder is a file; choose the folder that holds model_index.json: {folder}"
+    if not path.is_dir():
+        return f"Wan diffusers folder not found: {folder}"
+    index = path / "model_index.json"
+    if not index.is_file():
+        return f"{folder} is not a diffusers model folder: model_index.json is missing"
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        return f"{index}: unreadable model_index.json ({exc})"
+    class_name = str(data.get("_class_name", ""))
+    if class_name and not class_name.startswith("Wan"):
+        return f"{folder} holds a {class_name}, not a Wan pipeline"
+    if not (path / "transformer").is_dir():
+        return f"{folder} has no transformer/ folder (an unfinished download?)"
+    if not (path / "transformer" / "config.json").is_file():
+        return f"{folder}: transformer/config.json is missing (an unfinished download?)"
+    return ""
+
+
+_CHECKS = {
+    "musubi": lambda value, what: musubi_dir_problem(value),
+    "python": lambda value, what: python_problem(value),
+    "dit": dit_file_problem,
+    "model": model_file_problem,
+    "wan_folder": lambda value, what: wan_folder_problem(value),
+}
+
+
+def field_problem(name: str, value: str) -> str:
+    """The problem with the training setting ``name`` (an AppSettings field) set to ``value``."""
+    spec = FIELDS_BY_NAME[name]
+    return _CHECKS[spec.kind](str(value or "").strip(), spec.what)
+
+
+def is_absent(value: str) -> bool:
+    """The path is set but nothing is there (not even a parent drive may be present)."""
+    text = str(value or "").strip()
+    if not text:
+        return False
+    try:
+        return not Path(text).exists()
+    except OSError:  # an unreachable share or a bad drive letter
+        return True
+
+
+def training_problems(settings) -> list[SettingProblem]:
+    """Every problem with the training settings of ``settings`` (an AppSettings), in field order."""
+    problems = []
+    for spec in TRAINING_FIELDS:
+        value = str(getattr(settings, spec.name, "") or "").strip()
+        if text := field_problem(spec.name, value):
+            problems.append(SettingProblem(spec.name, text, is_absent(value)))
+    return problems

@@ -152,7 +152,8 @@ def test_validators(tmp_path, musubi_checkout):
     old_layout = tmp_path / "old musubi"
     old_layout.mkdir()
     (old_layout / "wan_train_network.py").write_text("")
-    assert musubi_problem(str(old_layout)) == ""
+    # the backend runs src/musubi_tuner/*.py: a checkout from before the src/ layout cannot train
+    assert "an old Musubi Tuner checkout" in musubi_problem(str(old_layout))
     assert "not found" in musubi_problem(str(tmp_path / "nope"))
     assert url_problem("http://localhost:8188") == ""
     assert url_problem("ftp://x") != ""

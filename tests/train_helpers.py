@@ -135,6 +135,8 @@ def describe_tiny(run):
             "device": run.device,
             "side": run.side,
             "expert": run.expert,
+            "learning_rate": run.config["learning_rate"],
+            "backend_config": run.backend_config,
         }
     )
 

@@ -13,10 +13,11 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from difflora_gui.jobs.cli import CliContext
+from difflora_gui.jobs.events import Artifact, Event
 from difflora_gui.jobs.scheduler import CANCELLED, DONE, FAILED, RUNNING
 from difflora_gui.train.pair_job import PairJob, scheduler_submit
 from difflora_gui.train.plan import TrainResult, TrainRun
@@ -33,6 +34,8 @@ class RunContext(CliContext):
         super().__init__(**kwargs)
         self._position = position
         self._prefix = prefix
+        #: every file the run reported (checkpoints, states, the LoRA), also when it had no event log
+        self.artifacts: list[Artifact] = []
 
     def _ensure_bar(self, total):
         from tqdm import tqdm
@@ -53,6 +56,11 @@ class RunContext(CliContext):
     def _emit_log(self, text: str) -> None:
         super()._emit_log(f"{self._prefix}{text}" if self._prefix else text)
 
+    def _emit_event(self, event: Event) -> None:
+        if isinstance(event, Artifact):
+            self.artifacts.append(event)
+        super()._emit_event(event)
+
 
 @dataclass
 class RunOutcome:
@@ -61,6 +69,15 @@ class RunOutcome:
     result: TrainResult | None = None
     error: BaseException | None = None
     traceback: str = ""
+    artifacts: list[Artifact] = field(default_factory=list)
+
+    @property
+    def kept_state(self) -> str:
+        """The newest resumable state the run reported ('' if none)."""
+        if self.result is not None and self.result.state:
+            return self.result.state
+        states = [a.path for a in self.artifacts if a.kind == "state"]
+        return states[-1] if states else ""
 
     @property
     def status(self) -> str:
@@ -159,7 +176,14 @@ def run_pair_in_terminal(
         for item in jobs:
             lanes.forget(item)
     return [
-        RunOutcome(runs_by_request[item.id], item.state, _result(item.result), item.error, item.traceback)
+        RunOutcome(
+            runs_by_request[item.id],
+            item.state,
+            _result(item.result),
+            item.error,
+            item.traceback,
+            list(contexts[item.id].artifacts) if item.id in contexts else [],
+        )
         for item in jobs
     ]
 

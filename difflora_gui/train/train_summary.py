@@ -23,17 +23,7 @@ def outcome_lines(outcomes) -> list[str]:
 
 
 def _kept_state(outcome) -> str:
-    """The newest state a stopped run left (its result, else its event log)."""
-    if outcome.result is not None and outcome.result.state:
-        return outcome.result.state
-    from difflora_gui.project.records import RunRecord
-    from difflora_gui.train.run_records import apply_events_log
-
-    if not outcome.run.event_log:
-        return ""
-    record = RunRecord(id=outcome.run.run_id, event_log=outcome.run.event_log)
-    apply_events_log(record)
-    return record.state
+    return outcome.kept_state
 
 
 def resume_commands(args, job, outcomes, project) -> list[str]:

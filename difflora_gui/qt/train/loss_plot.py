@@ -17,6 +17,7 @@ arrive earlier wait in the buffers.
 from __future__ import annotations
 
 import math
+import time
 from array import array
 from dataclasses import dataclass, field
 
@@ -186,6 +187,7 @@ class LossPlot(QWidget):
         self.setObjectName("lossPlot")
         self.series: dict[str, Series] = {}
         self.redraws = 0  # curve updates done (tests: the throttle works by counts, not time)
+        self.redraw_s = 0.0  # GUI-thread time spent in them
         self.points_added = 0
         self._dirty: set[str] = set()
         self._total_steps = 0
@@ -419,6 +421,7 @@ class LossPlot(QWidget):
             return
         import numpy as np
 
+        started = time.perf_counter()
         any_points = False
         for key in sorted(self._dirty):
             series = self.series.get(key)
@@ -437,6 +440,7 @@ class LossPlot(QWidget):
         self._dirty.clear()
         if any_points:
             self.stack.setCurrentWidget(self._chart)
+        self.redraw_s += time.perf_counter() - started
 
     def _show_lr(self) -> None:
         """The lr plot under the loss plot; the step axis is then only under the lr plot."""

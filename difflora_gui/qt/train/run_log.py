@@ -114,6 +114,7 @@ class RunLog(QWidget):
         layout.addLayout(bar)
 
         self.lines_seen = 0
+        self.flushes = 0  # appends to the view (tests: lines are batched)
         self._pending: list[str] = []
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -133,8 +134,9 @@ class RunLog(QWidget):
     def flush(self) -> None:
         if not self._pending:
             return
+        self.lines_seen += len(self._pending)
         lines, self._pending = self._pending[-MAX_LINES:], []
-        self.lines_seen += len(lines)
+        self.flushes += 1
         bar = self.view.verticalScrollBar()
         at_end = bar.value() >= bar.maximum() - 2
         self.view.appendPlainText("\n".join(lines))

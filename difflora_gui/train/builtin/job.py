@@ -35,7 +35,7 @@ def run_builtin(run, ctx) -> TrainResult:
     return train(run, ctx, backend_settings(run.backend_config))
 
 
-def _tiny_model(config: Mapping[str, Any]):
+def _config_model(config: Mapping[str, Any]):
     """A weightless transformer of the folder's config (meta device): names of its Linear layers."""
     import torch
     from diffusers import WanTransformer3DModel
@@ -49,7 +49,7 @@ def _target_issues(run: TrainRun, model_dir: Path) -> tuple[list[TrainIssue], in
     from difflora_gui.train.builtin import lora_setup, model_loading
 
     try:
-        model = _tiny_model(model_loading.transformer_config(model_dir, run.expert))
+        model = _config_model(model_loading.transformer_config(model_dir, run.expert))
         targets = lora_setup.select_targets(model, str(run.config.get("targets") or "all"))
     except UserError as exc:
         return [TrainIssue(ERROR, str(exc), "targets")], 0
@@ -117,7 +117,7 @@ def validate_builtin(run) -> list[TrainIssue]:
         except UserError as exc:
             issues.append(TrainIssue(ERROR, str(exc), name))
     if precision is not None and precision.is_cuda and not problems:
-        issues += _memory_issues(run, values, precision)
+        issues += _memory_issues(run, precision)
     if precision is not None and not precision.is_cuda and run.config.get("task") != "t2v-1.3B":
         issues.append(
             TrainIssue(WARNING, "training a 14B model on the CPU takes days per hundred steps", "device")
@@ -125,19 +125,43 @@ def validate_builtin(run) -> list[TrainIssue]:
     return issues
 
 
-def _memory_issues(run: TrainRun, values: Mapping[str, Any], precision) -> list[TrainIssue]:
-    """The memory check of :mod:`difflora_gui.train.memory_fit` when it is installed (written separately)."""
+def _memory_issues(run: TrainRun, precision) -> list[TrainIssue]:
+    """A warning when :func:`difflora_gui.train.memory_fit.estimate` says the run will not fit the GPU."""
     if importlib.util.find_spec("difflora_gui.train.memory_fit") is None:
         return []
+    from difflora_gui.dataset.buckets import resolution_size
     from difflora_gui.train import memory_fit
+    from difflora_gui.train.builtin import data
+    from difflora_gui.train.config import model_size
 
-    check = getattr(memory_fit, "builtin_memory_issues", None) or getattr(memory_fit, "memory_issues", None)
-    if check is None:
-        return []
     try:
-        return list(check(run, values, precision) or [])
-    except TypeError:
-        return list(check(run) or [])
+        width, height = resolution_size(data.parse_training_resolution(run.config["resolution"]))
+        frames = max(data.check_target_frames(run.config.get("target_frames", [1])))
+    except UserError:
+        return []  # reported as its own error
+    size = model_size(run.config["task"])
+    dtype = {"bfloat16": "bf16", "float16": "fp16"}.get(precision.weight_dtype, "float32")
+    fit = memory_fit.estimate(
+        size,
+        weight_dtype=dtype,
+        width=width,
+        height=height,
+        frames=frames,
+        batch_size=int(run.config.get("batch_size", 1)),
+        gradient_checkpointing=bool(run.config.get("gradient_checkpointing", True)),
+        device=precision.device,
+    )
+    if fit.fits:
+        return []
+    return [
+        TrainIssue(
+            WARNING,
+            f"a {size} model in {dtype} needs about {fit.needed_gb:.0f} GB here and the GPU has "
+            f"{fit.available_gb:.0f} GB: lower the resolution or frames, keep gradient checkpointing on, "
+            "or train with the Musubi backend (fp8, block swap)",
+            "device",
+        )
+    ]
 
 
 def describe_builtin(run) -> TrainDescription:

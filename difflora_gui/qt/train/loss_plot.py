@@ -42,6 +42,8 @@ from difflora_gui.qt.theme import COLORS
 REDRAW_MS = 100
 #: the EMA's weight of the past (0.95: about the last 20 steps); debiased like TensorBoard's
 EMA_WEIGHT = 0.95
+#: the left axes' width: the loss and lr plots line up, so their steps do
+AXIS_WIDTH = 62
 #: the learning-rate plot under the loss plot (shown once a run reports ``lr``)
 LR_PLOT_HEIGHT = 84
 #: alpha of the raw loss curves (0..255)
@@ -376,6 +378,7 @@ class LossPlot(QWidget):
         if self._total_steps:
             self._plot.setXRange(0, self._total_steps, padding=0.01)
         self._apply_log(self.log_box.isChecked())
+        self.placeholder.setText(EMPTY_TEXT)  # until the first point: the chart is ready now
         self._dirty.update(self.series)
         self.redraw()
         self.built.emit()
@@ -390,7 +393,7 @@ class LossPlot(QWidget):
             axis.setPen(pg.mkPen(COLORS["muted"]))
             axis.setTextPen(pg.mkPen(COLORS["text"]))
             axis.enableAutoSIPrefix(False)
-        item.getAxis("left").setWidth(52)  # the two plots' axes line up, so their steps do
+        item.getAxis("left").setWidth(AXIS_WIDTH)  # the two plots' axes line up, so their steps do
         item.showGrid(x=True, y=True, alpha=0.12)
         item.setMenuEnabled(False)
         item.hideButtons()

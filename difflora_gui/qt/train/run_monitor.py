@@ -39,6 +39,8 @@ from difflora_gui.qt.train.run_log import RunLog, failure_hint, failure_tail
 from difflora_gui.qt.train.run_progress import RunProgress, kept_artifact
 from difflora_gui.qt.train.samples_gallery import SamplesGallery
 
+#: from this width on, each run's progress is one line (its status beside the bar)
+WIDE_ROWS_PX = 1000
 EMPTY_TEXT = "No run yet. Start a training run, or pick a finished one in the project, to see it here."
 PLOTTED = ("loss", "avr_loss", "lr")
 
@@ -129,6 +131,9 @@ class RunMonitor(QWidget):
         self.splitter.addWidget(self.logs)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        # 3:2 from the start (the log's size hint would otherwise squash the plot; scaled on resize)
+        self.splitter.setSizes([3000, 2000])
+        self.top.setSizes([3000, 1000])
 
         body = QWidget()
         column = QVBoxLayout(body)
@@ -234,6 +239,12 @@ class RunMonitor(QWidget):
         """Stop the thumbnail thread (the panel calls this when it closes)."""
         self.gallery.shutdown()
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        wide = event.size().width() >= WIDE_ROWS_PX
+        for watched in self.runs.values():
+            watched.row.set_wide(wide)
+
     # --- building --------------------------------------------------------------------------
 
     def _entry(self, key: str, name: str, *, side: str, expert: str | None, tooltip: str) -> WatchedRun:
@@ -241,6 +252,7 @@ class RunMonitor(QWidget):
         if watched is not None:
             return watched
         row = RunProgress(name, tooltip=tooltip)
+        row.set_wide(self.width() >= WIDE_ROWS_PX)
         log = RunLog()
         watched = WatchedRun(key=key, name=name, row=row, log=log, side=side or "", expert=expert)
         self.runs[key] = watched

@@ -23,6 +23,8 @@ from difflora_gui.qt.theme import COLORS
 
 BAR_STEPS = 1000
 NAME_WIDTH = 170
+#: the status text's width when the row is one line (wide)
+STATUS_WIDTH = 220
 STOP_TIP = "Stop this run now; nothing half-written is left (checkpoints already saved stay)"
 KEEP_TIP = "Stop this run and keep the newest checkpoint or training state; the run can resume from it"
 KEEP_UNAVAILABLE_TIP = "This backend cannot keep a resumable state when stopped"
@@ -55,6 +57,7 @@ class RunProgress(QFrame):
         self.name_label = QElidingLabel(name)
         self.name_label.setObjectName("runName")
         self.name_label.setFixedWidth(NAME_WIDTH)
+        self.name_label.setElideMode(Qt.TextElideMode.ElideMiddle)  # keep the _A / _B / _low_noise end
         self.name_label.setToolTip(tooltip or name)
         self.bar = QProgressBar()
         self.bar.setObjectName("runBar")
@@ -84,6 +87,7 @@ class RunProgress(QFrame):
         # the kept file (or a finished run's output): a line of its own, shown when there is one
         self.kept_label = QElidingLabel()
         self.kept_label.setObjectName("runKept")
+        self.kept_label.setElideMode(Qt.TextElideMode.ElideMiddle)  # keep "-step00001200-state"
         self.kept_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.kept_label.setStyleSheet(f"color: {COLORS['ok']};")
         self.kept_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -93,17 +97,35 @@ class RunProgress(QFrame):
         grid.setContentsMargins(4, 2, 4, 2)
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(1)
-        # line 1: name, bar, ETA, buttons; line 2 (always there, so rows never change height):
-        # what the run is doing, and the file a Stop and keep kept
+        self._grid = grid
         grid.addWidget(self.name_label, 0, 0)
-        grid.addWidget(self.bar, 0, 1, 1, 2)
-        grid.addWidget(self.eta_label, 0, 3)
+        grid.addWidget(self.bar, 0, 1)
+        grid.addWidget(self.eta_label, 0, 2)
         grid.addWidget(self.stop_button, 0, 4)
         grid.addWidget(self.keep_button, 0, 5)
-        grid.addWidget(self.status_label, 1, 1)
-        grid.addWidget(self.kept_label, 1, 2, 1, 4)
         grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(2, 1)
+        self.wide = True
+        self.set_wide(False)
+
+    def set_wide(self, wide: bool) -> None:
+        """Wide: one line (the status, fixed width, between the ETA and the buttons; the kept
+        file under it when there is one). Narrow: the status on a second line that is always
+        there, so the row's height never changes."""
+        if wide == self.wide:
+            return
+        self.wide = wide
+        grid = self._grid
+        grid.removeWidget(self.status_label)
+        grid.removeWidget(self.kept_label)
+        if wide:
+            self.status_label.setFixedWidth(STATUS_WIDTH)
+            grid.addWidget(self.status_label, 0, 3)
+            grid.addWidget(self.kept_label, 1, 1, 1, 5)
+        else:
+            self.status_label.setMinimumWidth(0)
+            self.status_label.setMaximumWidth(16777215)  # QWIDGETSIZE_MAX
+            grid.addWidget(self.status_label, 1, 1)
+            grid.addWidget(self.kept_label, 1, 2, 1, 4)
 
     # --- following a job ---------------------------------------------------------------------
 

@@ -72,9 +72,13 @@ def stand_in_training(params, ctx) -> TrainResult:
                 ctx.artifact("state", state, step=done, kept=True)
                 ctx.log(f"Stop and keep: kept {state}")
             raise JobCancelled()
-        ctx.metric("loss", expected_loss(step, run.side), step)
-        ctx.metric("avr_loss", expected_avr(step, run.side, run.steps_done), step)
-        ctx.metric("lr", expected_lr(step), step)
+        metrics = params.get("metrics", ("loss", "avr_loss", "lr"))  # Musubi prints only avr_loss
+        if "loss" in metrics:
+            ctx.metric("loss", expected_loss(step, run.side), step)
+        if "avr_loss" in metrics:
+            ctx.metric("avr_loss", expected_avr(step, run.side, run.steps_done), step)
+        if "lr" in metrics:
+            ctx.metric("lr", expected_lr(step), step)
         if (step - 1) % 20 == 0:
             ctx.metric("epoch", (step - 1) // 20 + 1, step)
         ctx.progress(step, total, f"step {step}/{total}")
@@ -427,6 +431,69 @@ def test_a_5000_step_run_costs_the_gui_thread_a_few_appends_per_event(qtbot, ser
         f"({monitor.handling_s / events * 1e6:.1f} µs per event), {monitor.plot.redraws} curve redraws "
         f"taking {monitor.plot.redraw_s * 1000:.0f} ms"
     )
+
+
+def test_a_backend_that_reports_only_avr_loss_gets_it_as_the_curve(qtbot, services, monitor, tmp_path):
+    """Musubi prints only ``avr_loss`` (no per-step loss, no lr): one curve per run, no lr plot."""
+    runs = pair(tmp_path, 20)
+    handles = [submit(services, run, metrics=("avr_loss",)) for run in runs]
+    for handle, run in zip(handles, runs, strict=True):
+        monitor.watch(handle, run)
+    qtbot.waitUntil(lambda: all(h.is_finished for h in handles), timeout=10_000)
+    qtbot.waitUntil(lambda: monitor.plot.is_built, timeout=10_000)
+    monitor.plot.redraw()
+    for run in runs:
+        assert monitor.plot.drawn(run.run_id, "raw") == ([], [])
+        x, y = monitor.plot.drawn(run.run_id, "smoothed")
+        assert x == [float(s) for s in range(1, 21)]
+        assert y == pytest.approx([expected_avr(s, run.side) for s in range(1, 21)])
+    assert monitor.plot._lr_widget.isHidden()
+    assert "backend avr_loss" in monitor.plot._legend[runs[0].run_id].toolTip()
+
+
+def test_a_backend_that_reports_only_loss_gets_an_ema_and_log_y_and_hiding_work(
+    qtbot, services, monitor, tmp_path
+):
+    from difflora_gui.qt.train.loss_plot import EMA_WEIGHT
+
+    run = pair(tmp_path, 30)[0]
+    handle = submit(services, run, metrics=("loss",))
+    monitor.watch(handle, run)
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=10_000)
+    qtbot.waitUntil(lambda: monitor.plot.is_built, timeout=10_000)
+    monitor.plot.redraw()
+    ema, expected = 0.0, []
+    for n, step in enumerate(range(1, 31), start=1):  # a debiased EMA, as TensorBoard smooths
+        ema = EMA_WEIGHT * ema + (1 - EMA_WEIGHT) * expected_loss(step, "a")
+        expected.append(ema / (1 - EMA_WEIGHT**n))
+    assert monitor.plot.drawn(run.run_id, "smoothed")[1] == pytest.approx(expected)
+    assert monitor.plot.drawn(run.run_id, "smoothed")[1][0] == pytest.approx(expected_loss(1, "a"))
+    plot = monitor.plot
+    plot.log_box.setChecked(True)
+    assert plot._plot.getAxis("left").logMode
+    plot.raw_box.setChecked(False)
+    raw, smooth, _lr = plot._curves[run.run_id]
+    assert not raw.isVisible() and smooth.isVisible()
+    plot._legend[run.run_id].click()  # the legend entry hides the run
+    assert not smooth.isVisible() and not plot.series[run.run_id].visible
+
+
+def test_a_diverging_loss_does_not_break_the_curves(qtbot, monitor, tmp_path):
+    """nan comes through the event log as "nan": the raw curve has a gap, the EMA skips it."""
+    from difflora_gui.jobs.eventlog import EventLog
+    from difflora_gui.jobs.events import Metric
+
+    run = pair(tmp_path, 4)[0]
+    with EventLog(run.event_log) as log:
+        for step, value in enumerate((0.5, float("nan"), 0.4, 0.3), start=1):
+            log.append(Metric("loss", value, step))
+    monitor.show_record(record_of(run, "failed", 4))
+    qtbot.waitUntil(lambda: monitor.plot.is_built, timeout=10_000)
+    monitor.plot.redraw()
+    x, y = monitor.plot.drawn(run.run_id, "raw")
+    assert x == [1.0, 2.0, 3.0, 4.0] and math.isnan(y[1])
+    assert monitor.plot.drawn(run.run_id, "smoothed")[0] == [1.0, 3.0, 4.0]
+    assert monitor.row(run.run_id).status_label.text() == "failed"
 
 
 def test_clear_forgets_the_runs_but_leaves_the_jobs_and_other_listeners(qtbot, services, monitor, tmp_path):

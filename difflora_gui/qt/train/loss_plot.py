@@ -132,13 +132,14 @@ class _LegendToggle(QToolButton):
         # a tool button is Fixed by default: this one may shrink (and elide) when the plot is narrow
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self._full = ""
+        self.setStyleSheet(
+            f"QToolButton {{ color: {series.color}; padding: 0 4px; }}"
+            f" QToolButton:!checked {{ color: {COLORS['disabled']}; }}"
+        )
         self.refresh()
 
     def refresh(self) -> None:
-        self.setStyleSheet(
-            f"QToolButton {{ color: {self.series.color}; padding: 0 4px; }}"
-            f" QToolButton:!checked {{ color: {COLORS['disabled']}; }}"
-        )
+        """New points came: the last smoothed value (and which smoothing it is) in the entry."""
         self.setToolTip(
             f"{self.series.name}: smoothed = {self.series.smoothing_label}; thin line = raw loss. "
             "Click to hide or show this run."

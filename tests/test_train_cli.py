@@ -118,7 +118,7 @@ def test_settings_give_model_paths_and_flags_override_them(data, tmp_path):
 def test_dry_run_reports_what_would_stop_the_run(data, tmp_path):
     result = run_main(*pair_args(data, BACKEND, "--model", tmp_path / "missing", "--dry-run"))
     assert result.returncode == 2
-    assert "error: daten ö_A: model not found" in result.stderr
+    assert "error: daten ö_A, daten ö_B: model not found" in result.stderr  # once for both
     assert '"name": "daten ö_A"' in result.stdout  # the plan is still shown
 
 
@@ -239,3 +239,71 @@ def test_failed_run_exits_1_with_its_error(data):
     assert result.returncode == 1
     assert "f_A: failed: planned failure at step 3" in result.stdout
     assert "merge them with" not in result.stdout
+
+
+# --- through the real backends -------------------------------------------------------------------
+
+
+def test_builtin_backend_pair_on_the_tiny_wan_model(tmp_path):
+    from difflora_gui.cli import build_parser
+    from difflora_gui.commands.merge_cmd import params_from_args
+    from difflora_gui.lora.reader import open_lora
+    from tests.wan_tiny import save_tiny_wan, write_images
+
+    model = save_tiny_wan(tmp_path / "wan model")
+    names = ["p0", "p1"]
+    a_dir = write_images(tmp_path / "set A", names, size=(32, 32), seed=1)
+    b_dir = write_images(tmp_path / "set B", names, size=(32, 32), seed=1, pattern=True)
+    out = tmp_path / "out é"
+    args = ["train", "pair", "--backend", "builtin", "--preset", "quick-test", "--max_train_steps", "3",
+            "--save_every_n_steps", "0", "--resolution", "32", "--a", a_dir, "--b", b_dir, "--output", out,
+            "--name", "tiny", "--model", model, "--device", "cpu"]  # fmt: skip
+    plans = json.loads(run_main(*args, "--dry-run", "--json").stdout)
+    assert len(plans) == 2 and all(isinstance(plan, dict) for plan in plans)
+    result = run_main(*args, "--quiet", "--backend-param", "num_threads=1")
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.split("merge them with:\n", 1)[1].strip().splitlines()[0]
+    params = params_from_args(build_parser().parse_args(shlex.split(line)[2:]))
+    for path in (params.lora_a, params.lora_b):
+        with open_lora(path) as lora:
+            assert len(lora) > 0
+    assert params.lora_a == str(out / "tiny_A.safetensors")
+
+
+def musubi_args(tmp_path, data, *extra):
+    from tests.musubi_helpers import fake_checkout, model_files
+
+    checkout = fake_checkout(tmp_path / "musubi tuner", step_s=0.0)
+    models = model_files(tmp_path / "models")
+    a_dir, b_dir, out = data
+    return ["train", "pair", "--backend", "musubi", "--preset", "quick-test", "--max_train_steps", "4",
+            "--save_every_n_steps", "2", "--a", a_dir, "--b", b_dir, "--output", out, "--name", "mu",
+            "--musubi-dir", checkout, "--python", sys.executable, "--dit", models["dit"], "--vae", models["vae"],
+            "--t5", models["t5"], "--backend-param", "attention=sdpa", "--device", "cpu", *extra]  # fmt: skip
+
+
+def test_musubi_dry_run_json_lists_caching_and_training_of_both_runs(data, tmp_path):
+    result = run_main(*musubi_args(tmp_path, data, "--dry-run", "--json"))
+    assert result.returncode == 0, result.stderr
+    assert "trains pairs as independent runs" in result.stderr  # Musubi cannot synchronise
+    commands = json.loads(result.stdout)
+    scripts = [Path(c[1]).name for c in commands]
+    assert (
+        scripts == ["wan_cache_latents.py", "wan_cache_text_encoder_outputs.py", "wan_train_network.py"] * 2
+    )
+    train_a = commands[2]
+    assert train_a[train_a.index("--output_name") + 1] == "mu_A"
+    assert train_a[train_a.index("--network_alpha") + 1] == "4.0"
+    text = run_main(*musubi_args(tmp_path, data, "--dry-run")).stdout
+    listed = [shlex.split(line) for line in text.splitlines() if "wan_" in line and not line.startswith("#")]
+    assert listed == commands
+
+
+def test_musubi_pair_runs_the_stand_in_and_prints_the_merge(data, tmp_path):
+    result = run_main(*musubi_args(tmp_path, data, "--quiet"))
+    assert result.returncode == 0, result.stderr
+    out = data[2]
+    assert (out / "mu_A.safetensors").is_file() and (out / "mu_B.safetensors").is_file()
+    line = result.stdout.split("merge them with:\n", 1)[1].strip().splitlines()[0]
+    argv = shlex.split(line)
+    assert argv[argv.index("--lora_a") + 1] == str(out / "mu_A.safetensors")

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             known = ", ".join(sorted(trainer_backends(get_plugin_host()))) or "none"
             raise UserError(f"train needs --backend NAME (registered: {known})")
         spec = backend_spec(get_plugin_host(), args.backend)
-        config, table = train_cli.config_values(args)
+        config, table = train_cli.config_values(args, spec)
         given = train_cli.backend_given(spec, args, table, source=args.config_file or "")
         backend_config = backend_values(spec, given, AppSettings.load())
         runs, every_run = train_cli.plan_runs(args, spec, config, backend_config)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from difflora_gui.errors import UserError
 from difflora_gui.jobs.job import JobRequest
 from difflora_gui.specs import TrainerBackendSpec
 from difflora_gui.train.backend import WARNING, TrainIssue, check_run, raise_for_errors
@@ -161,7 +162,17 @@ class PairJob:
         return [request_for(self.spec, run) for run in self.runs]
 
     def submit(self, submit: Submit) -> list[Any]:
-        """Submit every run (A before B); returns what ``submit`` returned for each, in order."""
+        """Submit every run (A before B); returns what ``submit`` returned for each, in order.
+
+        The output folders are made first (a new folder the user named; nothing in it is touched).
+        """
+        for run in self.runs:
+            try:
+                Path(run.output_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(
+                    f"cannot create the output folder: {exc.strerror or exc}", path=run.output_dir
+                ) from None
         return [submit(request) for request in self.requests()]
 
     def merge_offer(self) -> MergeOffer:

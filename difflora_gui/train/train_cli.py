@@ -192,18 +192,34 @@ def load_config_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(data), dict(backend)
 
 
-def config_values(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(the resolved training config, the file's [backend] table)``."""
+def config_values(args: argparse.Namespace, spec=None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(the resolved training config, the file's [backend] table)``.
+
+    A pair mode nobody chose (not the preset, the file or a flag) that ``spec`` cannot train
+    becomes the backend's first one (Musubi: independent), with a note on stderr.
+    """
     from difflora_gui.config import values_from_args
     from difflora_gui.train.config import TRAIN_CONFIG
-    from difflora_gui.train.presets import preset_values
+    from difflora_gui.train.presets import preset, preset_values
 
     values = preset_values(args.preset) if args.preset else TRAIN_CONFIG.defaults()
+    chosen = bool(args.preset) and "pair_mode" in preset(args.preset).values
     backend_table: dict[str, Any] = {}
     if args.config_file:
         from_file, backend_table = load_config_file(args.config_file)
         values.update(from_file)
-    values.update(values_from_args(TRAIN_CONFIG, args))
+        chosen = chosen or "pair_mode" in from_file
+    flags = values_from_args(TRAIN_CONFIG, args)
+    values.update(flags)
+    chosen = chosen or "pair_mode" in flags
+    if spec is not None and not chosen and spec.pair_modes and values["pair_mode"] not in spec.pair_modes:
+        if args.mode == "pair":
+            print(
+                f"note: the {spec.title} backend trains pairs as {spec.pair_modes[0]} runs "
+                f"(not {values['pair_mode']}); --pair_mode chooses",
+                file=sys.stderr,
+            )
+        values["pair_mode"] = spec.pair_modes[0]
     return TRAIN_CONFIG.to_recipe(values), backend_table
 
 
@@ -413,10 +429,13 @@ def dry_run(spec, runs, *, as_json: bool) -> int:
         dry_run_json(runs, descriptions) if as_json else dry_run_text(spec, runs, descriptions).rstrip("\n")
     )
     failed = False
+    found: dict[tuple[str, str], list[str]] = {}  # one line for what A and B share
     for run in runs:
         for issue in check_run(spec, run):
             failed = failed or issue.level == ERROR
-            print(f"{issue.level}: {run.name}: {issue.text}", file=sys.stderr)
+            found.setdefault((issue.level, issue.text), []).append(run.name)
+    for (level, text), names in found.items():
+        print(f"{level}: {', '.join(names)}: {text}", file=sys.stderr)
     if failed:
         print("error: the runs above cannot start as they are (nothing was run)", file=sys.stderr)
         return 2

@@ -307,3 +307,48 @@ def test_musubi_pair_runs_the_stand_in_and_prints_the_merge(data, tmp_path):
     line = result.stdout.split("merge them with:\n", 1)[1].strip().splitlines()[0]
     argv = shlex.split(line)
     assert argv[argv.index("--lora_a") + 1] == str(out / "mu_A.safetensors")
+
+
+def test_second_ctrl_c_aborts_at_once(data):
+    if os.name == "nt":
+        pytest.skip("SIGINT to a child process is a POSIX test")
+    out = data[2]
+    # a slow step: the first Ctrl+C's "stop and keep" cannot finish before the second comes
+    args = pair_args(
+        data, BACKEND, "--name", "ab", "--max_train_steps", "20", "--backend-param", "step_delay_s=1.5"
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline:  # the job has started
+        time.sleep(0.02)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "aborted" in stderr and time.monotonic() - started < 15
+    assert not (out / "ab_A.safetensors").exists()
+
+
+def test_json_result_of_a_run(data):
+    result = run_main(
+        *pair_args(data, BACKEND, "--name", "js", "--json", "--quiet", "--max_train_steps", "4")
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [(r["name"], r["status"], r["result"]["steps_done"]) for r in report["runs"]] == [
+        ("js_A", "finished", 4),
+        ("js_B", "finished", 4),
+    ]
+    assert report["merge"]["argv"][:3] == ["merge", "--lora_a", str(data[2] / "js_A.safetensors")]
+    assert report["resume"] == []

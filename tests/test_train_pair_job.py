@@ -323,3 +323,20 @@ def test_slider_and_single_runs_need_no_merge(folders, tmp_path):
     assert offer.argv == [] and "no merge is needed" in offer.note and "main.py inspect" in offer.note
     single = plan_single(quick(), folders[0], tmp_path / "out", "one", backend=BACKEND)
     assert merge_offer(single).argv == []
+
+
+def test_commands_are_quoted_for_the_users_shell():
+    from difflora_gui.train.pair_job import shell_join
+
+    argv = [
+        "C:\\Program Files\\Python\\python.exe",
+        "wan_train_network.py",
+        "--output_name",
+        'a "b" c',
+        "plain",
+    ]
+    assert (
+        shell_join(argv, windows=True)
+        == '"C:\\Program Files\\Python\\python.exe" wan_train_network.py --output_name "a \\"b\\" c" plain'
+    )
+    assert shlex.split(shell_join(argv, windows=False)) == argv

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcomes = run_pair_in_terminal(job, project=project, quiet=args.quiet)
     except KeyboardInterrupt:
-        print("aborted; the runs were stopped without saving a state", file=sys.stderr)
+        print("aborted: the runs were stopped; nothing more is saved", file=sys.stderr)
         return 130
     return _report(args, job, every_run, outcomes, project)
 

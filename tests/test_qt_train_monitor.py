@@ -189,7 +189,8 @@ def test_a_pair_run_plots_both_runs_shows_eta_samples_checkpoints_and_replays(
     run_a, run_b = pair(tmp_path, steps)
     finished = []
     monitor.run_finished.connect(lambda run_id, state: finished.append((run_id, state)))
-    params = dict(delay=0.01, sample_steps=(30, 60))
+    gate = threading.Event()  # A waits at step 20 until the checks of a running run are done
+    params = dict(delay=0.01, sample_steps=(30, 60), gate=gate, hold_at=20)
     handle_a = submit(services, run_a, **params)
     handle_b = submit(services, run_b, **params)  # the same CPU lane: it waits for A
     monitor.watch(handle_a, run_a)
@@ -198,12 +199,14 @@ def test_a_pair_run_plots_both_runs_shows_eta_samples_checkpoints_and_replays(
     assert row_a.name == "concept ü_A" and row_b.name == "concept ü_B"
     assert row_a.name_label.toolTip().startswith("concept ü_A\ndataset: ")
 
-    qtbot.waitUntil(lambda: handle_a.state == RUNNING and row_a.done >= 20, timeout=10_000)
+    qtbot.waitUntil(lambda: handle_a.state == RUNNING and row_a.done == 20, timeout=10_000)
     assert row_a.eta_text.startswith("ETA ")  # the job's Progress.eta_s, as the handle words it
     assert row_a.bar_text.startswith("step ") and row_a.bar_text.endswith("%")
     assert row_b.bar_text == "waiting" and row_b.status_label.text() == "waiting for device:cpu"
     assert row_a.keep_button.isEnabled() and not row_b.keep_button.isEnabled()
-    assert "epoch 1" in row_a.status_label.text()
+    assert row_a.status_label.text() == "training · epoch 1"
+    assert row_a.bar_text == "step 20/60 · 33%"
+    gate.set()
 
     qtbot.waitUntil(lambda: handle_a.is_finished and handle_b.is_finished, timeout=20_000)
     assert (handle_a.state, handle_b.state) == (DONE, DONE)
@@ -421,11 +424,12 @@ def test_a_5000_step_run_costs_the_gui_thread_a_few_appends_per_event(qtbot, ser
     events = monitor.events_handled
     per_run = 3 * steps + steps // 20 + 10 + 1 + 2 + steps // 10 + 1  # metrics, epochs, files, status, logs
     assert events == 2 * per_run
-    # ~10 redraws a second at most: a few dozen for the whole run, never one per point
-    assert monitor.plot.redraws <= 2 + events // 50, (monitor.plot.redraws, events)
+    # at most ~10 redraws a second (a few dozen here), never one per point: even a machine so
+    # busy that the run took a minute stays far below one redraw per 20 events
+    assert monitor.plot.redraws <= events // 20, (monitor.plot.redraws, events)
     for run in runs:
         log = monitor.log(run.run_id)
-        assert log.lines_seen == steps // 10 + 1 and log.flushes <= 2 + log.lines_seen // 10
+        assert log.lines_seen == steps // 10 + 1 and log.flushes <= log.lines_seen // 2
     print(
         f"\n5000-step pair: {events} events, {monitor.handling_s * 1000:.0f} ms in the GUI thread "
         f"({monitor.handling_s / events * 1e6:.1f} µs per event), {monitor.plot.redraws} curve redraws "

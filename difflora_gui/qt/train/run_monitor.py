@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from difflora_gui.jobs.eventlog import read_events
 from difflora_gui.jobs.events import Artifact, Event, LogLine, Metric, ProgressEvent, Status
+from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 from difflora_gui.qt.jobs import JobHandle
 from difflora_gui.qt.theme import COLORS
 from difflora_gui.qt.train.loss_plot import LossPlot
@@ -110,6 +111,7 @@ class RunMonitor(QWidget):
         self.rows_layout.setContentsMargins(0, 0, 0, 0)
         self.rows_layout.setSpacing(1)
         self.plot = LossPlot()
+        self.plot.built.connect(self._on_plot_built)
         self.gallery = SamplesGallery()
         self.gallery.hide()  # until a run makes a sample
         self.top = QSplitter(Qt.Orientation.Horizontal)
@@ -262,6 +264,13 @@ class RunMonitor(QWidget):
         self.plot.add_run(key, name, side=side or "", expert=expert)
         self.stack.setCurrentWidget(self.body)
         return watched
+
+    def _on_plot_built(self) -> None:
+        # pyqtgraph is in: keep later full collections short (qt.heap), unless a job runs (a freeze
+        # would make its objects immortal; the job controller freezes when the jobs have ended)
+        jobs = getattr(self.services, "jobs", None)
+        if jobs is None or not jobs.scheduler.running():
+            freeze_heap_after_heavy_imports()
 
     def _resolve(self, text: str) -> Path:
         project = getattr(self.services, "project", None)

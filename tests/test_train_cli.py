@@ -352,3 +352,49 @@ def test_json_result_of_a_run(data):
     ]
     assert report["merge"]["argv"][:3] == ["merge", "--lora_a", str(data[2] / "js_A.safetensors")]
     assert report["resume"] == []
+
+
+def test_stopped_pair_in_a_project_resumes_from_its_record(data, tmp_path):
+    if os.name == "nt":
+        pytest.skip("SIGINT to a child process is a POSIX test")
+    from difflora_gui.project import Project, RunRecord
+
+    out, project_file = data[2], tmp_path / "proj.difflora"
+    args = pair_args(data, BACKEND, "--name", "pr", "--max_train_steps", "60", "--project", project_file)
+    args += ["--backend-param", "step_delay_s=0.03"]
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 60
+    while not (out / "pr_A-step00000010-state").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    stopped = Project.load(project_file).records(RunRecord)
+    assert [(r.name, r.status) for r in stopped] == [("pr_A", "stopped"), ("pr_B", "stopped")]
+    assert stopped[0].state and not stopped[1].state
+    resume = shlex.split(stdout.split("resume with:\n", 1)[1].strip().splitlines()[0])
+    assert resume == [
+        "python",
+        "main.py",
+        "train",
+        "--project",
+        str(project_file),
+        "--resume",
+        stopped[0].state,
+    ]
+    result = run_main(*resume[2:], "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "merge them with:" in result.stdout
+    records = Project.load(project_file).records(RunRecord)
+    assert [(r.id, r.status, r.steps_done) for r in records] == [(s.id, "finished", 60) for s in stopped]
+    assert (
+        records[0].checkpoints[0].endswith("pr_A-step00000010.safetensors")
+    )  # the first part's files stay listed

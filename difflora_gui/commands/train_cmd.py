@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         place_runs(runs, _devices(args.device), device=args.device)
-        return train_cli.dry_run(spec, runs, as_json=args.json)
+        from difflora_gui.train.train_dry_run import dry_run
+
+        return dry_run(spec, runs, as_json=args.json)
     job = PairJob.prepare(spec, runs, device=args.device)
     for warning in job.warnings:
         print(f"warning: {warning.text}", file=sys.stderr)

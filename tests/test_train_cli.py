@@ -398,3 +398,11 @@ def test_stopped_pair_in_a_project_resumes_from_its_record(data, tmp_path):
     assert (
         records[0].checkpoints[0].endswith("pr_A-step00000010.safetensors")
     )  # the first part's files stay listed
+
+
+def test_a_refused_run_or_a_dry_run_makes_no_project_file(data, tmp_path):
+    project_file = tmp_path / "new.difflora"
+    assert run_main(*pair_args(data, BACKEND, "--project", project_file, "--dry-run")).returncode == 0
+    bad = run_main(*pair_args(data, BACKEND, "--project", project_file, "--model", tmp_path / "missing"))
+    one_line_error(bad, "model not found")
+    assert not project_file.exists() and not data[2].exists()

@@ -54,18 +54,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_backend_arguments(parser, trainer_backends(get_plugin_host()))
 
 
-def _project(path):
-    from pathlib import Path
+def _project_path(text):
+    from difflora_gui.project import with_suffix
 
+    return with_suffix(text)
+
+
+def _open_project(path):
+    """The project at ``path``, or None when there is no file yet (made once the runs start)."""
+    from difflora_gui.project import Project
+
+    return Project.load(path) if path.exists() else None
+
+
+def _new_project(path):
     from difflora_gui.errors import UserError
-    from difflora_gui.project import Project, with_suffix
+    from difflora_gui.project import Project
 
-    path = with_suffix(path)
-    if path.exists():
-        return Project.load(path)
     if not path.parent.is_dir():
         raise UserError(f"folder does not exist: {path.parent}", path=path)
-    project = Project(Path(path).stem)
+    project = Project(path.stem)
     project.save(path)
     return project
 
@@ -85,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from difflora_gui.train import train_cli
     from difflora_gui.train.backend import backend_spec, backend_values
 
-    project = _project(args.project) if args.project else None
+    project_path = _project_path(args.project) if args.project else None
+    project = _open_project(project_path) if project_path is not None else None
     resumed = _resume_from_project(args, project)
     if resumed is not None:  # the record knows the config, backend, folders and names
         record, (runs, every_run) = resumed
@@ -115,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     job = PairJob.prepare(spec, runs, device=args.device)
     for warning in job.warnings:
         print(f"warning: {warning.text}", file=sys.stderr)
+    if project_path is not None and project is None:  # checked first: a refused run leaves no file
+        project = _new_project(project_path)
     from difflora_gui.train.pair_terminal import run_pair_in_terminal
 
     try:

@@ -188,11 +188,13 @@ def bare_train(
     device: str = "cpu",
     autocast_dtype=None,
     seed: int = 0,
+    losses: list | None = None,
 ) -> list[tuple[float, float]]:
     """Train ``config["max_train_steps"]`` steps; return :func:`stamp` at the end of each step.
 
     ``transformer`` is on ``device`` with the adapter added (:func:`add_lora`); ``latents`` are
     (16, F, H, W) on the CPU; batch size 1. Everything before the first step is the caller's setup.
+    ``losses``, when given, gets each step's loss (a ``.item()`` per step: not for the timed runs).
     """
     import contextlib
 
@@ -239,6 +241,8 @@ def bare_train(
             )[0]
         loss = F.mse_loss(predicted.float(), (noise - x0).float())
         loss.backward()
+        if losses is not None:
+            losses.append(loss.item())
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(params, clip)
         optimizer.step()

@@ -223,6 +223,12 @@ def test_a_pair_run_plots_both_runs_shows_eta_samples_checkpoints_and_replays(
         assert drawn["raw"][1] == pytest.approx([expected_loss(s, run.side) for s in range(1, steps + 1)])
         assert drawn["smoothed"][1] == pytest.approx([expected_avr(s, run.side) for s in range(1, steps + 1)])
         assert drawn["lr"][1] == pytest.approx([expected_lr(s) for s in range(1, steps + 1)])
+    readout = monitor.plot.readout_at(30.2)  # what the pointer shows: both runs at the nearest step
+    assert readout.startswith("step 30 · ")
+    assert f"A {expected_avr(30, 'a'):.4g}" in readout and f"B {expected_avr(30, 'b'):.4g}" in readout
+    chart = monitor.plot._plot_widget
+    qtbot.mouseMove(chart.viewport(), chart.viewport().rect().center())
+    qtbot.waitUntil(lambda: monitor.plot.readout.text().startswith("step "), timeout=5000)
     legend = [toggle.series.name for toggle in monitor.plot._legend.values()]
     assert legend == ["concept ü_A", "concept ü_B"]
     assert monitor.plot.curve_pen_color(run_a.run_id) != monitor.plot.curve_pen_color(run_b.run_id)

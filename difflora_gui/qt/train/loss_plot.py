@@ -16,7 +16,9 @@ arrive earlier wait in the buffers.
 
 from __future__ import annotations
 
+import bisect
 import math
+import re
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -57,6 +59,8 @@ _LEGEND_PADDING = 14
 LEGEND_COLUMNS = 2
 LOADING_TEXT = "Loading the plot…"
 EMPTY_TEXT = "The loss curves appear here when a run reports its first loss."
+#: the end of a planned run's name (:func:`difflora_gui.train.plan.run_name`)
+_SIDE_END = re.compile(r"_(A|B|slider)(?:_(high|low)_noise)?$")
 LOSS, AVG_LOSS, LR = "loss", "avr_loss", "lr"
 
 
@@ -210,7 +214,15 @@ class LossPlot(QWidget):
         self.legend_grid.setContentsMargins(0, 0, 0, 0)
         self.legend_grid.setSpacing(0)
         bar.addLayout(self.legend_grid)
-        bar.addStretch(1)
+        # what the curves say at the step under the pointer
+        self.readout = QLabel()
+        self.readout.setObjectName("lossReadout")
+        self.readout.setStyleSheet(f"color: {COLORS['muted']};")
+        # it takes the room between the legend and the check boxes, and never asks for more
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        bar.addWidget(self.readout, 1)
+        bar.addSpacing(10)
         self.raw_box = QCheckBox("raw")
         self.raw_box.setChecked(True)
         self.raw_box.setToolTip("Show the per-step loss as thin lines behind the smoothed curves")
@@ -374,6 +386,11 @@ class LossPlot(QWidget):
         column.addWidget(self._lr_widget)
         self.stack.addWidget(holder)
         self._chart = holder
+        self._cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(COLORS["muted"], width=1))
+        self._cursor.setZValue(20)
+        self._cursor.hide()
+        self._plot.addItem(self._cursor, ignoreBounds=True)
+        self._plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         for series in self.series.values():
             self._add_curves(series)
         if self._total_steps:
@@ -474,10 +491,43 @@ class LossPlot(QWidget):
             smooth.setVisible(visible)
             lr.setVisible(visible)
 
+    def _on_mouse_moved(self, scene_pos) -> None:
+        vb = self._plot.vb
+        if not vb.sceneBoundingRect().contains(scene_pos):
+            self.readout.setText("")
+            self._cursor.hide()
+            return
+        step = vb.mapSceneToView(scene_pos).x()
+        self.readout.setText(self.readout_at(step))
+        self._cursor.setPos(step)
+        self._cursor.setVisible(bool(self.readout.text()))
+
+    def readout_at(self, step: float) -> str:
+        """ "step 230 · A 0.1043 · B 0.1052": each shown run's smoothed loss at the nearest step."""
+        parts = []
+        for series in self.series.values():
+            xs, ys = series.smoothed
+            if not series.visible or not xs:
+                continue
+            index = min(bisect.bisect_left(xs, step), len(xs) - 1)
+            if index > 0 and abs(xs[index - 1] - step) <= abs(xs[index] - step):
+                index -= 1
+            parts.append(f"<span style='color:{series.color}'>{_short(series.name)} {ys[index]:.4g}</span>")
+        return f"step {round(step)} · " + " · ".join(parts) if parts else ""
+
     def _apply_log(self, on: bool) -> None:
         if self._plot is not None:
             self._plot.setLogMode(y=bool(on))
             self._plot.enableAutoRange(axis="y")
+
+
+def _short(name: str) -> str:
+    """The end of a run name that tells the runs of a pair apart: "A", "B high", "slider" …"""
+    found = _SIDE_END.search(name)
+    if found is None:
+        return name
+    side, expert = found.group(1), found.group(2)
+    return f"{side} {expert}" if expert else side
 
 
 def _view(np, values: array):

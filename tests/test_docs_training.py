@@ -203,6 +203,18 @@ def test_the_example_backend_runs(example_plugin, tmp_path):
     assert "set --script to your training script" in missing.stderr
 
 
+def test_the_config_file_example_loads(tmp_path):
+    from difflora_gui.train.musubi.settings import MUSUBI_PARAMS
+    from difflora_gui.train.train_cli import load_config_file
+
+    text = section("## Command line").split("```toml", 1)[1].split("```", 1)[0]
+    path = tmp_path / "denser ü.toml"
+    path.write_text(text, encoding="utf-8")
+    config, table = load_config_file(path)
+    assert config["optimizer"] == "lion" and config["learning_rate"] == 2e-5
+    assert set(table) <= {param.name for param in MUSUBI_PARAMS}
+
+
 def test_the_commands_are_shell_words():
     for command in train_commands():
         assert shlex.split(command.replace("\\", "/"))[:3] == ["python", "main.py", "train"]

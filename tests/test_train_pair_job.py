@@ -76,6 +76,9 @@ def test_placement_rules(folders, tmp_path):
     assert [r.device for r in runs] == ["cuda:0", "cuda:1"]
     place_runs(runs, ["cuda:0", "cuda:1"], device="cuda:1")  # the user's choice wins
     assert [r.device for r in runs] == ["cuda:1", "cuda:1"]
+    multi = pair(folders, tmp_path / "out", backend_config={"multi_gpu": True})
+    place_runs(multi, ["cpu", "cuda:0", "cuda:1"])  # each run uses every card: in turn
+    assert [r.device for r in multi] == ["cuda:0", "cuda:0"]
 
     experts = pair(folders, tmp_path / "out", config=quick(task="t2v-A14B", expert_mode="per_expert"))
     assert [r.name for r in experts] == [

@@ -80,7 +80,8 @@ def place_runs(runs: Sequence[TrainRun], devices: Iterable[Any], *, device: str 
     with no GPU every run trains on the CPU; with one GPU all go to ``cuda:0`` (one lane: in
     order); with at least as many GPUs as runs each run gets its own card; with fewer, the runs of
     side A share one card and those of side B another (per expert: a single LoRA's or a slider's
-    experts alternate over the cards).
+    experts alternate over the cards). A run that trains on several GPUs itself (backend setting
+    ``multi_gpu``) takes the GPU lane alone: the runs then train in turn.
     """
     if device and device != "auto":
         chosen = "cuda:0" if device == "cuda" else device
@@ -92,6 +93,9 @@ def place_runs(runs: Sequence[TrainRun], devices: Iterable[Any], *, device: str 
         for run in runs:
             run.device = "cpu"
         return
+    if any(run.backend_config.get("multi_gpu") for run in runs):
+        # each run already trains on every card (Musubi through accelerate launch): one lane, in turn
+        gpus = gpus[:1]
     if len(gpus) >= len(runs):
         for run, gpu in zip(runs, gpus, strict=False):  # more cards than runs
             run.device = gpu

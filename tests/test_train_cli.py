@@ -406,3 +406,21 @@ def test_a_refused_run_or_a_dry_run_makes_no_project_file(data, tmp_path):
     bad = run_main(*pair_args(data, BACKEND, "--project", project_file, "--model", tmp_path / "missing"))
     one_line_error(bad, "model not found")
     assert not project_file.exists() and not data[2].exists()
+
+
+def test_single_run_resumes_from_a_state_and_names_itself_after_it(data):
+    a_dir, _b_dir, out = data
+    state = out / "solo-step00000005-state"
+    state.mkdir(parents=True)
+    (state / "state.json").write_text('{"step": 5}', encoding="utf-8")
+    args = ["train", "--backend", BACKEND, "--preset", "quick-test", "--max_train_steps", "8", "--dataset", a_dir,
+            "--output", out, "--device", "cpu", "--resume", state]  # fmt: skip
+    plan = json.loads(run_main(*args, "--dry-run", "--json").stdout)
+    assert [(p["name"], p["steps"]) for p in plan] == [("solo", [5, 8])]
+    result = run_main(*args, "--json", "--quiet", "--step-delay-s", "0")  # a backend's own setting as a flag
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(result.stdout)["runs"]
+    assert report["name"] == "solo" and report["result"]["steps_done"] == 8
+    assert (out / "solo.safetensors").is_file()
+    other = run_main(*args[:-1], out / "other-step00000005-state", "--name", "solo", "--dry-run")
+    one_line_error(other, "belongs to none of these runs (solo)")

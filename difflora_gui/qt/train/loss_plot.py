@@ -5,7 +5,7 @@ Per run a thin translucent curve of the raw per-step ``loss`` and a thick smooth
 reports both), else an exponential moving average of ``loss`` computed here. A and B have their
 own colours (those of the merge section's plots), a Wan2.2 expert its line style (high noise
 solid, low noise dashed); the legend is a row of toggles above the chart (it never covers a
-curve) naming each run by its output name. ``lr`` goes to a small plot below, on the same steps.
+curve) naming each run by its output name (:mod:`.loss_legend`). ``lr`` goes to a small plot below, on the same steps.
 
 Points are appended to growable ``array('d')`` buffers (no numpy on the event path); the curves are
 redrawn from them at most every :data:`REDRAW_MS` (a 5000-step run at full speed redraws ~10
@@ -16,14 +16,12 @@ arrive earlier wait in the buffers.
 
 from __future__ import annotations
 
-import bisect
 import math
-import re
 import time
 from array import array
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -32,13 +30,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QSizePolicy,
     QStackedWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from difflora_gui.qt.merge.plotting import plotting_ready, warm_up_plotting
 from difflora_gui.qt.theme import COLORS
+from difflora_gui.qt.train.loss_legend import LegendEntry, readout_html
 
 #: curves are redrawn at most this often (ms)
 REDRAW_MS = 100
@@ -53,14 +51,10 @@ RAW_ALPHA = 70
 #: colours by side (A and B as in the merge analysis plots); other runs take the spare ones
 SIDE_COLORS = {"a": "#5fae7b", "b": "#d0707a", "slider": "#6b9cf0", "": "#6b9cf0"}
 SPARE_COLORS = ("#e0b060", "#b29cff", "#4fc3c8", "#f08bd0", "#a0a4aa")
-#: a legend entry may shrink to this width (its name elided); entries go two to a row
-LEGEND_MIN_PX = 110
-_LEGEND_PADDING = 14
+#: legend entries go two to a row
 LEGEND_COLUMNS = 2
 LOADING_TEXT = "Loading the plot…"
 EMPTY_TEXT = "The loss curves appear here when a run reports its first loss."
-#: the end of a planned run's name (:func:`difflora_gui.train.plan.run_name`)
-_SIDE_END = re.compile(r"_(A|B|slider)(?:_(high|low)_noise)?$")
 LOSS, AVG_LOSS, LR = "loss", "avr_loss", "lr"
 
 
@@ -117,67 +111,6 @@ class Series:
     def last_smoothed(self) -> float | None:
         ys = self.smoothed[1]
         return ys[-1] if ys else None
-
-
-class _LegendToggle(QToolButton):
-    """A legend entry: the run's colour, name and last smoothed loss; unchecked hides its curves.
-
-    It asks for its full text's width but accepts less (down to :data:`LEGEND_MIN_PX`); the name
-    is then elided in the middle, so the ``_A`` / ``_B`` / ``_high_noise`` end stays readable."""
-
-    def __init__(self, series: Series, parent=None):
-        super().__init__(parent)
-        self.setCheckable(True)
-        self.setChecked(True)
-        self.setAutoRaise(True)
-        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.series = series
-        self.setObjectName("lossLegendEntry")
-        # a tool button is Fixed by default: this one may shrink (and elide) when the plot is narrow
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-        self._full = ""
-        self.setStyleSheet(
-            f"QToolButton {{ color: {series.color}; padding: 0 4px; }}"
-            f" QToolButton:!checked {{ color: {COLORS['disabled']}; }}"
-        )
-        self.refresh()
-
-    def refresh(self) -> None:
-        """New points came: the last smoothed value (and which smoothing it is) in the entry."""
-        self.setToolTip(
-            f"{self.series.name}: smoothed = {self.series.smoothing_label}; thin line = raw loss. "
-            "Click to hide or show this run."
-        )
-        self._full = self._text(self.series.name)
-        self._fit()
-        self.updateGeometry()
-
-    def _text(self, name: str) -> str:
-        line = "╌╌" if self.series.dashed else "━━"
-        last = self.series.last_smoothed()
-        value = f"  {last:.4g}" if last is not None else ""
-        return f"{line} {name}{value}"
-
-    def _fit(self) -> None:
-        metrics = self.fontMetrics()
-        room = self.width() - _LEGEND_PADDING
-        if metrics.horizontalAdvance(self._full) <= room or room <= 0 and not self.isVisible():
-            self.setText(self._full)
-            return
-        rest = metrics.horizontalAdvance(self._text(""))
-        name = metrics.elidedText(self.series.name, Qt.TextElideMode.ElideMiddle, max(10, room - rest))
-        self.setText(self._text(name))
-
-    def sizeHint(self) -> QSize:
-        hint = super().sizeHint()
-        return QSize(self.fontMetrics().horizontalAdvance(self._full) + _LEGEND_PADDING, hint.height())
-
-    def minimumSizeHint(self) -> QSize:
-        return QSize(LEGEND_MIN_PX, super().minimumSizeHint().height())
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit()
 
 
 class LossPlot(QWidget):
@@ -240,7 +173,7 @@ class LossPlot(QWidget):
         self.placeholder.setStyleSheet(f"color: {COLORS['muted']};")
         self.stack.addWidget(self.placeholder)
         layout.addWidget(self.stack, 1)
-        self._legend: dict[str, _LegendToggle] = {}
+        self._legend: dict[str, LegendEntry] = {}
 
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
@@ -259,7 +192,7 @@ class LossPlot(QWidget):
             return self.series[key]
         series = Series(key, name, self._color_for(side), dashed=expert == "low")
         self.series[key] = series
-        toggle = _LegendToggle(series)
+        toggle = LegendEntry(series)
         toggle.toggled.connect(lambda on, key=key: self._set_run_visible(key, on))
         index = len(self._legend)
         self._legend[key] = toggle
@@ -504,30 +437,12 @@ class LossPlot(QWidget):
 
     def readout_at(self, step: float) -> str:
         """ "step 230 · A 0.1043 · B 0.1052": each shown run's smoothed loss at the nearest step."""
-        parts = []
-        for series in self.series.values():
-            xs, ys = series.smoothed
-            if not series.visible or not xs:
-                continue
-            index = min(bisect.bisect_left(xs, step), len(xs) - 1)
-            if index > 0 and abs(xs[index - 1] - step) <= abs(xs[index] - step):
-                index -= 1
-            parts.append(f"<span style='color:{series.color}'>{_short(series.name)} {ys[index]:.4g}</span>")
-        return f"step {round(step)} · " + " · ".join(parts) if parts else ""
+        return readout_html([series for series in self.series.values() if series.visible], step)
 
     def _apply_log(self, on: bool) -> None:
         if self._plot is not None:
             self._plot.setLogMode(y=bool(on))
             self._plot.enableAutoRange(axis="y")
-
-
-def _short(name: str) -> str:
-    """The end of a run name that tells the runs of a pair apart: "A", "B high", "slider" …"""
-    found = _SIDE_END.search(name)
-    if found is None:
-        return name
-    side, expert = found.group(1), found.group(2)
-    return f"{side} {expert}" if expert else side
 
 
 def _view(np, values: array):

@@ -1,0 +1,156 @@
+"""The built-in backend as the app sees it: the plugin spec, the checks before launch, the dry-run plan."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from difflora_gui.errors import UserError
+from difflora_gui.settings import AppSettings
+from difflora_gui.train.backend import backend_values, check_run, describe_run
+from difflora_gui.train.builtin import optimizers, state
+from difflora_gui.train.builtin.job import describe_builtin, validate_builtin
+from difflora_gui.train.builtin.settings import resolve_precision
+from tests.test_train_builtin_helpers import pair_runs, quick_config, setup_folders, single_run
+
+
+@pytest.fixture(scope="module")
+def spec():
+    from difflora_gui.plugin_host import PluginHost
+    from difflora_gui.train.backend import backend_spec
+
+    return backend_spec(PluginHost(persist=False).load(), "builtin")
+
+
+@pytest.fixture
+def folders(tmp_path):
+    return setup_folders(tmp_path, pair=True)
+
+
+def _errors(issues):
+    return [issue for issue in issues if issue.level == "error"]
+
+
+def test_the_plugin_registers_the_backend_and_stays_import_light(spec):
+    assert spec.title == "Built-in (diffusers + PEFT)"
+    assert spec.pair_modes == ("synchronised", "independent", "slider") and spec.resumable
+    assert [p.name for p in spec.params.params] == ["model", "device", "dtype", "latent_cache", "num_threads"]
+    values = backend_values(spec, {"device": "cpu"}, AppSettings(wan_model_dir="/models/wan 1.3B"))
+    assert values["model"] == "/models/wan 1.3B" and values["device"] == "cpu"
+    code = (
+        "import sys; sys.path.insert(0, 'plugins'); import builtin_trainer; "
+        "builtin_trainer.difflora_register_trainer_backends(); "
+        "print(sorted(m for m in ('torch', 'numpy', 'diffusers', 'PySide6', 'safetensors') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_good_run_passes_every_check_and_its_plan_says_what_it_will_do(spec, folders):
+    a_run, b_run = pair_runs(folders, quick_config(save_every_n_steps=10))
+    assert _errors(check_run(spec, a_run)) == []
+    plan = describe_run(spec, b_run).plan
+    assert plan["precision"] == {"device": "cpu", "weight_dtype": "float32", "autocast": None}
+    assert plan["items"] == 4 and plan["target_modules"] == 20 and plan["transformer"] == "transformer"
+    assert plan["save_steps"] == [10, 20] and plan["noise_stream"] == "shared by A and B"
+    assert plan["output"].endswith("pair_B.safetensors")
+    json.dumps(plan)  # the CLI prints it as JSON
+
+
+def test_problems_are_found_before_launch_and_name_their_field(folders):
+    def problems(run):
+        return {(issue.field, issue.text) for issue in _errors(validate_builtin(run))}
+
+    missing = single_run(folders, model=str(folders["model"].parent / "nowhere"))
+    assert any(f == "model" and "does not exist" in t for f, t in problems(missing))
+    no_index = folders["model"].parent / "loose files"
+    no_index.mkdir()
+    assert any("model_index.json" in t for _, t in problems(single_run(folders, model=str(no_index))))
+    broken = folders["model"].parent / "no vae"
+    shutil.copytree(folders["model"], broken)
+    shutil.rmtree(broken / "vae")
+    assert any("no vae/" in t for _, t in problems(single_run(folders, model=str(broken))))
+    from difflora_gui.train.plan import plan_single
+
+    (high, low) = plan_single(
+        quick_config(task="t2v-A14B"),
+        folders["a"],
+        folders["out"],
+        "x",
+        backend="builtin",
+        backend_config={"model": str(folders["model"]), "device": "cpu"},
+    )
+    assert any("transformer_2" in t for _, t in problems(low))
+
+    assert any(
+        f == "targets" and "selects nothing" in t
+        for f, t in problems(single_run(folders, quick_config(targets="ffn blocks=5")))
+    )
+    assert any(f == "resolution" for f, _ in problems(single_run(folders, quick_config(resolution="wide"))))
+    assert any(
+        f == "target_frames" for f, _ in problems(single_run(folders, quick_config(target_frames=[1, 8])))
+    )
+    assert any(
+        f == "optimizer_args" for f, _ in problems(single_run(folders, quick_config(optimizer_args=["oops"])))
+    )
+    import torch
+
+    if not torch.cuda.is_available():
+        assert any(f == "device" and "CUDA" in t for f, t in problems(single_run(folders, device="cuda:0")))
+    if importlib.util.find_spec("bitsandbytes") is None:
+        text = {
+            t
+            for f, t in problems(single_run(folders, quick_config(optimizer="adamw8bit")))
+            if f == "optimizer"
+        }
+        assert text == {"the adamw8bit optimizer needs the bitsandbytes package: pip install bitsandbytes"}
+
+
+def test_a_run_that_cannot_start_fails_with_one_line_and_writes_nothing(folders):
+    from difflora_gui.jobs.recording import run_sync
+
+    before = sorted(folders["out"].iterdir())
+    run = single_run(folders, model=str(folders["model"].parent / "nowhere"))
+    outcome = run_sync("difflora_gui.train.builtin.job:run_builtin", run.to_json())  # a dict works too
+    assert outcome.status == "failed" and isinstance(outcome.error, UserError)
+    assert "\n" not in str(outcome.error) and sorted(folders["out"].iterdir()) == before
+
+
+def test_optimizer_arguments_and_precision():
+    assert optimizers.parse_optimizer_args(["weight_decay=0.01", "betas=(0.9, 0.99)", "mode=fast"]) == {
+        "weight_decay": 0.01,
+        "betas": (0.9, 0.99),
+        "mode": "fast",
+    }
+    with pytest.raises(UserError):
+        optimizers.parse_optimizer_args(["no equals sign"])
+    assert resolve_precision("cuda:0", "auto", "bf16").to_json() == {
+        "device": "cuda:0",
+        "weight_dtype": "bfloat16",
+        "autocast": "bfloat16",
+    }
+    assert resolve_precision("cpu", "auto", "bf16").autocast is None
+    assert resolve_precision("cpu", "bfloat16", "no").to_json() == {
+        "device": "cpu",
+        "weight_dtype": "float32",
+        "autocast": "bfloat16",
+    }
+
+
+def test_a_folder_that_is_no_state_is_refused(tmp_path):
+    with pytest.raises(UserError, match="not a built-in trainer state"):
+        state.load_state(tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps({"format": "something else"}), encoding="utf-8")
+    with pytest.raises(UserError, match="not a built-in trainer state"):
+        state.load_state(tmp_path)
+
+
+def test_describe_works_without_a_model(folders):
+    run = single_run(folders, model=str(folders["model"].parent / "nowhere"))
+    plan = describe_builtin(run).plan
+    assert plan["items"] == 4 and "target_modules" not in plan

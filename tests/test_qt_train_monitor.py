@@ -11,6 +11,7 @@ import math
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,47 @@ def test_a_run_watched_after_it_started_shows_its_past_once(qtbot, services, mon
     assert x == [float(s) for s in range(1, 31)]  # no step twice, none missing
     assert [a.kind for a in monitor.artifacts(run.run_id, "checkpoint")] == ["checkpoint"] * 3
     assert monitor.gallery.count() == 1
+    expected = [f"training {run.name} on {run.dataset}"] + [
+        f"steps: {s}/30 avr_loss={expected_avr(s, 'a'):.4f}" for s in range(5, 31, 5)
+    ]
+    assert monitor.log(run.run_id).text().splitlines() == expected  # each line once, in order
+
+
+def test_a_run_watched_right_after_it_was_submitted_shows_each_line_once(qtbot, services, monitor, tmp_path):
+    """The job starts (and logs) before the monitor connects: the replayed lines' echoes are dropped."""
+    run = pair(tmp_path, 20)[0]
+    handle = submit(services, run, log_every=1)
+    log_file, deadline = Path(run.event_log), time.monotonic() + 10
+    # the job runs ahead; the GUI thread (not processing events here) has delivered none of them
+    while time.monotonic() < deadline and not (
+        log_file.is_file() and "steps: 10/20" in log_file.read_text("utf-8")
+    ):
+        time.sleep(0.01)
+    monitor.watch(handle, run)
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=10_000)
+    lines = monitor.log(run.run_id).text().splitlines()
+    assert lines == [f"training {run.name} on {run.dataset}"] + [
+        f"steps: {s}/20 avr_loss={expected_avr(s, 'a'):.4f}" for s in range(1, 21)
+    ]
+    assert monitor.log(run.run_id).echo.dropped >= 11  # the replayed lines' echoes did come
+
+
+@pytest.mark.parametrize(
+    ("expected", "live", "shown"),
+    [
+        (["a", "b", "c"], ["a", "b", "c", "d"], ["d"]),  # every replayed line came again: dropped
+        (["a", "b", "c"], ["b", "c", "d"], ["d"]),  # the GUI had shown "a" before the replay
+        (["start", "x 1"], ["start", "x 11", "x 12"], ["start", "x 11", "x 12"]),  # a resume: kept
+        ([], ["a"], ["a"]),
+        (["a", "b"], ["z", "a"], ["z", "a"]),
+    ],
+)
+def test_the_echo_filter(expected, live, shown):
+    from difflora_gui.qt.train.run_log import EchoFilter
+
+    echo = EchoFilter(expected)
+    out = [line for text in live for line in echo.feed(text)]
+    assert out + echo.release() == shown
 
 
 def test_a_resumed_run_continues_its_curves(qtbot, services, monitor, tmp_path):
@@ -240,6 +282,39 @@ def test_a_resumed_run_continues_its_curves(qtbot, services, monitor, tmp_path):
     monitor.plot.redraw()
     assert monitor.plot.drawn(run.run_id, "raw")[0] == [float(s) for s in range(1, 31)]
     assert row.bar_text == "done · 30/30 steps"
+
+
+def test_a_resumed_run_shown_afresh_starts_with_the_steps_before_the_stop(qtbot, services, monitor, tmp_path):
+    """The app was restarted between Stop and keep and Resume: the event log has the first part."""
+    from difflora_gui.qt.train.run_monitor import RunMonitor
+
+    run = pair(tmp_path, 30)[0]
+    gate = threading.Event()
+    first = submit(services, run, gate=gate, hold_at=10)
+    monitor.watch(first, run)
+    qtbot.waitUntil(lambda: monitor.row(run.run_id).done == 10, timeout=10_000)
+    first.cancel(keep=True)
+    qtbot.waitUntil(lambda: first.is_finished, timeout=10_000)
+    kept = monitor.row(run.run_id).kept_path
+    fresh = RunMonitor(services)
+    qtbot.addWidget(fresh)
+    resumed = TrainRun.from_json(run.to_json() | {"resume": kept, "steps_done": 10})
+    second = submit(services, resumed)
+    fresh.watch(second, resumed)
+    qtbot.waitUntil(lambda: second.is_finished, timeout=10_000)
+    fresh.plot.build_now()
+    assert fresh.plot.drawn(run.run_id, "raw")[0] == [float(s) for s in range(1, 31)]
+    assert [a.meta["step"] for a in fresh.artifacts(run.run_id, "checkpoint")] == [10, 20, 30]
+    text = fresh.log(run.run_id).text()
+    assert text.count(f"training {run.name}") == 2  # the first job's lines, then the resumed job's
+
+    # showing the finished run's record again: the same lines once, the same curve
+    fresh.show_record(record_of(run, "finished", 30))
+    fresh.show_record(record_of(run, "finished", 30))
+    assert fresh.log(run.run_id).text() == text
+    assert fresh.plot.drawn(run.run_id, "raw")[0] == [float(s) for s in range(1, 31)]
+    assert fresh.row(run.run_id).bar_text == "done · 30/30 steps"
+    fresh.shutdown()
 
 
 def test_per_expert_runs_get_four_legend_entries_told_apart(qtbot, services, monitor, tmp_path):

@@ -52,6 +52,52 @@ def failure_tail(error: BaseException | None) -> list[str]:
     return [str(line) for line in tail][-TAIL_LINES:] if tail else []
 
 
+class EchoFilter:
+    """Drops the live lines that a replayed event log showed already.
+
+    A monitor that starts following a running job reads the job's event log first; the lines the
+    job wrote before that read and the GUI had not delivered yet then arrive once more through
+    the job's handle, in the same order. ``expected`` are the log's lines of that job. The first
+    live line is looked up among them; from there on, live lines that match the expected ones
+    in order are held back, and dropped when all expected lines have come (they were echoes).
+    A line that does not match ends the filter, and what it held is shown after all: a resumed
+    job's first lines that merely look like the previous job's are never lost.
+    """
+
+    def __init__(self, expected: Sequence[str]):
+        self.expected = list(expected)
+        self.position: int | None = None
+        self.held: list[str] = []
+        self.dropped = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.expected)
+
+    def feed(self, line: str) -> list[str]:
+        """The lines to show now (none while ``line`` may be an echo)."""
+        if not self.expected:
+            return [line]
+        if self.position is None:
+            if line not in self.expected:
+                return self.release([line])
+            self.position = self.expected.index(line)
+        if self.expected[self.position] != line:
+            return self.release([line])
+        self.held.append(line)
+        self.position += 1
+        if self.position == len(self.expected):  # every expected line came again: echoes
+            self.dropped += len(self.held)
+            self.expected, self.held = [], []
+        return []
+
+    def release(self, more: Sequence[str] = ()) -> list[str]:
+        """End the filter: what it held, then ``more``."""
+        out = [*self.held, *more]
+        self.expected, self.held = [], []
+        return out
+
+
 class RunLog(QWidget):
     """The log lines of one run. ``append(text)``; ``show_failure(message, tail, hint)``."""
 
@@ -113,6 +159,7 @@ class RunLog(QWidget):
         layout.addWidget(self.view, 1)
         layout.addLayout(bar)
 
+        self.echo = EchoFilter(())
         self.lines_seen = 0
         self.flushes = 0  # appends to the view (tests: lines are batched)
         self._pending: list[str] = []
@@ -126,6 +173,18 @@ class RunLog(QWidget):
         self._pending.append(str(text).rstrip("\n"))
         if not self._timer.isActive():
             self._timer.start()
+
+    def expect_echo(self, lines: Sequence[str]) -> None:
+        """The live lines to come may repeat ``lines`` (just replayed): drop such echoes."""
+        self.echo = EchoFilter(lines)
+
+    def append_live(self, text: str) -> None:
+        """A line from the running job (an echo of a replayed line is dropped)."""
+        if self.echo.active:
+            for line in self.echo.feed(str(text)):
+                self.append(line)
+        else:
+            self.append(text)
 
     def extend(self, lines: Iterable[str]) -> None:
         self._pending.extend(str(line).rstrip("\n") for line in lines)
@@ -171,7 +230,13 @@ class RunLog(QWidget):
     def failed(self) -> bool:
         return not self.failure_box.isHidden()
 
+    def end_echo(self) -> None:
+        """The job ended: lines held as possible echoes are shown after all."""
+        for line in self.echo.release():
+            self.append(line)
+
     def clear(self) -> None:
+        self.echo = EchoFilter(())
         self._pending.clear()
         self.view.clear()
         self.lines_seen = 0

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from difflora_gui.jobs.eventlog import read_events
+from difflora_gui.jobs.eventlog import iter_timed_events
 from difflora_gui.jobs.events import Artifact, Event, LogLine, Metric, ProgressEvent, Status
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 from difflora_gui.qt.jobs import JobHandle
@@ -156,17 +156,21 @@ class RunMonitor(QWidget):
     def watch(self, handle: JobHandle, run) -> WatchedRun:
         """Follow a submitted run (``run``: its TrainRun, or the dict of one).
 
-        If the job has already reported (the panel was rebuilt while it ran), what its event log
-        holds is shown first; points and files already shown are not added twice."""
+        A run not shown yet starts with what its event log already holds: the steps before a
+        resume (the resumed run appends to the same log), or what a running job reported before
+        the panel was rebuilt. Points and files already shown are not added twice. A run shown
+        already (a resume of it) just continues its curves."""
         run = _as_train_run(run)
+        is_new = run.run_id not in self.runs
         watched = self._entry(
             run.run_id, run.name, side=run.side, expert=run.expert, tooltip=_run_tooltip(run)
         )
         watched.disconnect()  # a resumed run under the same id: follow the new job
         watched.run, watched.handle, watched.state = run, handle, handle.state
         self.plot.set_total_steps(run.total_steps)
-        if handle.state != "queued" and run.event_log and Path(run.event_log).is_file():
-            self._replay(watched, Path(run.event_log), with_progress=False)
+        log_path = self._resolve(run.event_log) if run.event_log else None
+        if is_new and log_path is not None and log_path.is_file():
+            self._replay(watched, log_path, with_progress=False, live=not handle.is_finished)
         watched.row.attach(handle)
         key = watched.key
         watched.connections = [
@@ -183,7 +187,16 @@ class RunMonitor(QWidget):
 
     def show_record(self, record) -> WatchedRun:
         """Show a finished run from the project: its curves, samples, checkpoints and log, replayed
-        from its event log (``record.event_log``), and where it ended."""
+        from its event log (``record.event_log``), and where it ended. Adds it to the runs shown
+        (``clear()`` first to show it alone); a run shown already is shown afresh, and one that
+        is still training here is left as it is (it is followed live)."""
+        existing = self.runs.get(record.id)
+        if existing is not None and existing.handle is not None and not existing.handle.is_finished:
+            return existing
+        if existing is not None:
+            existing.disconnect()
+            existing.handle = None
+            existing.log.clear()  # the event log holds every line: they come back in order
         watched = self._entry(
             record.id,
             record.name or record.id,
@@ -293,7 +306,7 @@ class RunMonitor(QWidget):
         watched = self.runs.get(key)
         if watched is not None and watched.handle is handle:
             started = time.perf_counter()
-            watched.log.append(text)
+            watched.log.append_live(text)
             self.handling_s += time.perf_counter() - started
             self.events_handled += 1
 
@@ -330,21 +343,32 @@ class RunMonitor(QWidget):
             self.file_kept.emit(watched.key, artifact.path)
         self.artifact_added.emit(watched.key, artifact)
 
-    def _replay(self, watched: WatchedRun, path: Path, *, with_progress: bool) -> None:
+    def _replay(self, watched: WatchedRun, path: Path, *, with_progress: bool, live: bool = False) -> None:
+        """Show what the event log at ``path`` holds. ``live``: its job runs, so the lines of its
+        own part of the log may come again through the handle (they were on their way when we
+        read); the log drops those echoes (:class:`~.run_log.EchoFilter`)."""
         lines: list[str] = []
+        job_lines: list[str] = []  # the lines since the log's clock last restarted: the newest job's
+        last_t = -1.0
         try:
-            events = read_events(path)
+            events = list(iter_timed_events(path))
         except OSError as exc:
             watched.log.append(f"The run's event log cannot be read: {path}: {exc.strerror or exc}")
             return
-        for event in events:
+        for t, event in events:
+            if t < last_t:
+                job_lines = []  # each job opens the log anew, its clock starting at 0
+            last_t = t
             if isinstance(event, LogLine):
                 lines.append(event.text)
+                job_lines.append(event.text)
             elif isinstance(event, ProgressEvent) and not with_progress:
                 continue  # the live handle's progress is newer
             else:
                 self._on_event(watched, event)
         watched.log.extend(lines)
+        if live:
+            watched.log.expect_echo(job_lines)
         self.plot.redraw()
 
     def _on_failed(self, key: str, handle: JobHandle, message: str) -> None:
@@ -362,6 +386,7 @@ class RunMonitor(QWidget):
         if watched is None or watched.handle is not handle:
             return
         watched.state = state
+        watched.log.end_echo()
         watched.log.flush()
         self.plot.redraw()
         self.run_finished.emit(key, state)

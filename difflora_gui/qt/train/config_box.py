@@ -72,12 +72,14 @@ class ConfigBox(QWidget):
         self._backend_edits: dict[str, dict[str, Any]] = {}
         self._backend_name = ""
         self.backend_form: ParamForm | None = None
+        self._form_defaults: dict[str, Any] = {}
         self.dialog: CommandsDialog | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(8)
         layout.addWidget(self._build_backend())
         layout.addWidget(self._build_config())
+        services.settings_changed.connect(self._on_settings_changed)
 
     # --- building ----------------------------------------------------------------------------
 
@@ -218,13 +220,20 @@ class ConfigBox(QWidget):
         if spec is None:
             return
         self.backend_note.setText(spec.description)
-        values = {**self._settings_defaults(spec), **self._backend_edits.get(spec.name, {})}
+        self._form_defaults = self._settings_defaults(spec)
+        values = {**self._form_defaults, **self._backend_edits.get(spec.name, {})}
         form = ParamForm(spec.params, values, empty_text="This backend has no settings of its own.")
         form.setObjectName("backendForm")
         form.set_undo_stack(self.undo_stack)
         form.changed.connect(self._on_backend_edited)
         self.backend_holder.addWidget(form)
         self.backend_form = form
+
+    def _on_settings_changed(self, _settings) -> None:
+        """New Settings are new defaults: the form shows them where the user typed nothing else."""
+        self._store_backend_edits()
+        self._build_backend_form()
+        self.changed.emit()
 
     def _on_backend_edited(self) -> None:
         self._store_backend_edits()
@@ -234,7 +243,7 @@ class ConfigBox(QWidget):
         spec = self.spec()
         if spec is None or self.backend_form is None:
             return
-        defaults = self._settings_defaults(spec)
+        defaults = self._form_defaults  # what the form started from (Settings may have changed since)
         values = self.backend_form.values()
         self._backend_edits[spec.name] = {
             key: value for key, value in values.items() if _jsonable(value) and value != defaults.get(key)
@@ -396,7 +405,7 @@ def commands_text(spec, runs) -> str:
         if description.cwd:
             lines.append(f"# in the folder {description.cwd}")
         lines.extend(shell_join(argv) for argv in description.commands)
-        if description.plan:
+        if description.plan and not description.commands:  # an in-process backend: its plan is what runs
             lines.append(json.dumps(description.plan, indent=2, ensure_ascii=False, default=str))
         parts.append("\n".join(lines))
     return "\n\n".join(parts)

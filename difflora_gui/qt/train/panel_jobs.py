@@ -96,7 +96,7 @@ class PanelJobs:
     def _devices(self) -> tuple[list, bool]:
         """The devices the window detected, and whether detection has finished."""
         registry = getattr(self.services, "devices", None)
-        if registry is None or not registry.is_detected():
+        if registry is None or not registry.is_detected:
             return [], False
         return registry.devices(), True
 
@@ -122,20 +122,15 @@ class PanelJobs:
     def _submit_runs(self, spec, runs, *, fresh: bool = True) -> list:
         from difflora_gui.train.pair_job import PairJob
 
-        project = self.services.project
-        for run in runs:  # the job's event log goes into the run's workspace folder
-            if not run.event_log:
-                run.event_log = str(project.workspace.events_path("run", run.run_id))
         devices, detected = self._devices()
         job = PairJob.prepare(spec, runs, devices=devices, device=self.services.default_device())
         if not detected and self.services.default_device() in ("", "auto"):
-            for run, request in zip(
-                job.runs, job.requests, strict=True
-            ):  # the window places them once devices are known
-                run.device = request.device = "auto"
+            for run in job.runs:  # the window places them once its devices are known
+                run.device = "auto"
         for warning in job.warnings:
             self.services.log(f"Train: {warning.text}", "warning")
-        run_records.record_runs(project, job.runs)
+        # the records first: they point each run's event log into the project's workspace
+        run_records.record_runs(self.services.project, job.runs)
         handles = job.submit(self.services.submit)
         if fresh and not self.handles:
             self.monitor.clear()  # a new pair: the monitor shows it alone (a resume continues its curves)

@@ -1,0 +1,338 @@
+"""The Train section driven like a user drives it: presets, backends, checks, a real pair run on a
+tiny Wan model, the runs list, Merge these, resume, the project round trip and the wheel guard."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QGuiApplication, QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from difflora_gui.project.records import RunRecord
+from difflora_gui.qt.testing import close_window, make_main_window
+from difflora_gui.qt.wheel_guard import install_wheel_guard
+from difflora_gui.train import run_records
+from difflora_gui.train.presets import preset_values
+from tests.train_helpers import BACKEND, backend_specs, make_pair_folders
+
+PANEL = "train-runs"
+JOB_TIMEOUT_MS = 120_000
+
+
+def backends_plugin():
+    """The test-only backends (``tests/train_helpers.py``) as a plugin module."""
+    import types
+
+    from difflora_gui import hookimpl
+
+    @hookimpl
+    def difflora_register_trainer_backends():
+        return backend_specs()
+
+    module = types.ModuleType("tiny_trainers_test_plugin")
+    module.difflora_register_trainer_backends = difflora_register_trainer_backends
+    return module
+
+
+class TrainWindow:
+    """A main window built like ``python main.py`` builds it (plus the test backends), on Train."""
+
+    def __init__(self, qtbot, monkeypatch, tmp_path: Path):
+        self.qtbot = qtbot
+        plugins = [("tiny_trainers", backends_plugin())]
+        self.window, self.dialogs = make_main_window(qtbot, monkeypatch, plugins=plugins)
+        self.window.devices.set_devices([])  # detection done: the CPU only (jobs wait for this)
+        self.window.resize(1400, 900)
+        self.window.show_section("train")
+        self.out = tmp_path / "out folder ü"
+        self.window.project.output_dir = str(self.out)
+        entry = self.window.panels[PANEL]
+        assert entry.ok, entry.error
+        self.panel = entry.widget
+
+    def settle(self):
+        """Until the debounced checks have run."""
+        self.qtbot.waitUntil(lambda: not self.panel.checks.pending, timeout=5000)
+        return self.panel.checks.outcome
+
+    def set_inputs(self, a_dir, b_dir, *, backend: str, preset: str = "quick-test", **config):
+        panel = self.panel
+        panel.config_box.set_backend(backend, record=True)
+        panel.config_box.apply_preset(preset)
+        if config:
+            panel.config_box.form.set_values(config)
+        panel.datasets.set_folders(str(a_dir), str(b_dir) if b_dir else "")
+        return self.settle()
+
+    def wait_runs(self):
+        self.qtbot.waitUntil(lambda: not self.panel.handles, timeout=JOB_TIMEOUT_MS)
+        self.panel.refresh_runs()
+
+    def close(self):
+        close_window(self.window, self.dialogs)
+
+
+@pytest.fixture
+def make_window(qtbot, monkeypatch, tmp_path):
+    made = []
+
+    def build():
+        window = TrainWindow(qtbot, monkeypatch, tmp_path)
+        made.append(window)
+        return window
+
+    yield build
+    for window in made:
+        window.close()
+
+
+@pytest.fixture
+def folders(tmp_path):
+    return make_pair_folders(tmp_path / "sets with space", 3)
+
+
+def test_the_model_card_preset_fills_the_form_in_one_undoable_step(make_window):
+    panel = make_window().panel
+    box = panel.config_box
+    box.apply_preset("quick-test")
+    assert box.form.values()["max_train_steps"] == 30
+    box.apply_preset("model-card")
+    values = box.form.values()
+    # the model card's settings: Lion, 2e-5, constant_with_warmup with 50 warm-up steps, rank 16,
+    # 5000 steps, batch size 1, 192p images, empty captions
+    assert values["optimizer"] == "lion"
+    assert values["learning_rate"] == pytest.approx(2e-5)
+    assert values["lr_scheduler"] == "constant_with_warmup"
+    assert values["lr_warmup_steps"] == 50
+    assert (values["network_dim"], values["network_alpha"]) == (16, 16.0)
+    assert (values["max_train_steps"], values["batch_size"]) == (5000, 1)
+    assert values["resolution"] == "336x192" and values["captions"] == "empty"
+    assert box.config() == {
+        **box.config(),
+        **{k: v for k, v in preset_values("model-card").items() if k != "pair_mode"},
+    }
+    panel.undo_stack.undo()  # the whole preset is one step
+    assert box.form.values()["max_train_steps"] == 30
+    assert box.form.values()["optimizer"] == "adamw"
+    panel.undo_stack.redo()
+    assert box.form.values()["optimizer"] == "lion"
+
+
+def test_switching_the_backend_changes_its_settings_form_and_the_pair_modes(make_window, tmp_path):
+    window = make_window()
+    window.window.services.update_settings(wan_model_dir=str(tmp_path / "wan model"))
+    box = window.panel.config_box
+    box.set_backend("builtin")
+    assert set(box.backend_form.editors) >= {"model", "device"}
+    assert box.backend_form.values()["model"] == str(tmp_path / "wan model")  # the default from Settings
+    assert box.form.values()["pair_mode"] == "synchronised"
+    box.set_backend("musubi", record=True)
+    assert "musubi_dir" in box.backend_form.editors and "model" not in box.backend_form.editors
+    combo = box.form.editors["pair_mode"].editor
+    enabled = {combo.itemText(i): combo.model().item(i).isEnabled() for i in range(combo.count())}
+    assert enabled == {"synchronised": False, "independent": True, "slider": False}
+    assert box.form.values()["pair_mode"] == "independent"  # Musubi cannot train synchronised pairs
+    window.panel.undo_stack.undo()
+    window.panel.undo_stack.undo()
+    assert box.backend_name() == "builtin"
+
+
+def test_the_musubi_commands_are_shown_and_copyable_before_launch(make_window, folders, tmp_path):
+    window = make_window()
+    a_dir, b_dir = folders
+    musubi = tmp_path / "musubi tuner"
+    files = {}
+    for name in ("dit", "vae", "t5"):
+        files[name] = tmp_path / f"{name} file.safetensors"
+        files[name].write_bytes(b"x")
+    (musubi / "src" / "musubi_tuner").mkdir(parents=True)
+    window.set_inputs(a_dir, b_dir, backend="musubi", preset="model-card")
+    window.panel.config_box.backend_form.set_values(
+        {"musubi_dir": str(musubi), "python": "python3", **{k: str(v) for k, v in files.items()}}
+    )
+    window.panel.datasets.name_edit.setText("my slider")
+    dialog = window.panel.show_commands()
+    assert dialog is not None and dialog.isVisible()
+    text = dialog.text()
+    assert "wan_cache_latents.py" in text and "wan_train_network.py" in text
+    train_line = next(
+        line for line in text.splitlines() if "wan_train_network.py" in line and "my slider_A" in line
+    )
+    argv = shlex.split(train_line)
+    assert argv[argv.index("--optimizer_type") + 1] == "lion_pytorch.Lion"
+    assert argv[argv.index("--network_alpha") + 1] in ("16", "16.0")
+    assert any("my slider_B" in line for line in text.splitlines())
+    dialog.copy()
+    assert QGuiApplication.clipboard().text() == text
+    assert not window.panel.handles  # nothing started
+
+
+def test_errors_disable_train_and_say_why(make_window, folders):
+    window = make_window()
+    panel = window.panel
+    outcome = window.settle()
+    assert not panel.train_button.isEnabled()
+    assert "choose set A" in panel.reason_label.text()
+    a_dir, b_dir = folders
+    window.set_inputs(a_dir, b_dir, backend="builtin")
+    assert not panel.train_button.isEnabled()
+    assert "diffusers Wan folder" in panel.reason_label.text()
+    window.set_inputs(a_dir, b_dir, backend=BACKEND)
+    assert panel.train_button.isEnabled(), panel.reason_label.text()
+    panel.datasets.name_edit.setText("taken")
+    panel.datasets.name_edit.editingFinished.emit()
+    window.out.mkdir(parents=True, exist_ok=True)
+    (window.out / "taken_B.safetensors").write_bytes(b"not ours")
+    panel.checks.schedule()
+    outcome = window.settle()
+    assert not panel.train_button.isEnabled()
+    assert "already exists" in panel.reason_label.text() and "nothing is overwritten" in outcome.reason()
+    assert not panel.start_training()  # even called directly, Train refuses
+    assert (window.out / "taken_B.safetensors").read_bytes() == b"not ours"
+
+
+def test_a_pair_trains_on_the_tiny_model_and_merge_these_fills_the_merge_panel(
+    make_window, folders, tmp_path
+):
+    import torch
+
+    from tests.wan_tiny import save_tiny_wan
+
+    torch.set_num_threads(1)
+    model = save_tiny_wan(tmp_path / "tiny wan")
+    window = make_window()
+    panel = window.panel
+    a_dir, b_dir = folders
+    window.set_inputs(
+        a_dir, b_dir, backend="builtin", max_train_steps=4, save_every_n_steps=2, resolution="32"
+    )
+    panel.config_box.backend_form.set_values({"model": str(model), "device": "cpu"})
+    window.settle()
+    assert panel.train_button.isEnabled(), panel.reason_label.text()
+    panel.datasets.name_edit.setText("tiny pair")
+    panel.datasets.name_edit.editingFinished.emit()
+    window.settle()
+    panel.train_button.click()
+    assert set(panel.monitor.run_ids()) == set(panel.handles)  # both runs are followed live
+    window.wait_runs()
+    records = window.window.project.records(RunRecord)
+    assert [(r.name, r.side, r.status) for r in records] == [
+        ("tiny pair_A", "a", "finished"),
+        ("tiny pair_B", "b", "finished"),
+    ]
+    for record in records:
+        assert Path(record.output).is_file() and record.steps_done == record.total_steps == 4
+        assert record.checkpoints  # step 2's checkpoint
+    assert panel.runs_list.tree.topLevelItemCount() == 1
+    top = panel.runs_list.tree.topLevelItem(0)
+    assert [top.child(i).text(2) for i in range(top.childCount())] == ["finished", "finished"]
+    assert panel.runs_list.merge_button.isEnabled()
+    panel.runs_list.merge_button.click()
+    assert window.window.current_section() == "merge"
+    merge = window.window.panels["merge-workbench"].widget
+    assert merge.paths["a"] == Path(records[0].output)
+    assert merge.paths["b"] == Path(records[1].output)
+    window.qtbot.waitUntil(
+        lambda: merge.summaries["a"] is not None and merge.summaries["b"] is not None, timeout=JOB_TIMEOUT_MS
+    )
+    # the pair's config is stored once, and the form is in the project
+    pairs = window.window.project.section("train")["pairs"]
+    assert list(pairs) == [records[0].pair_id]
+    assert pairs[records[0].pair_id]["config"]["max_train_steps"] == 4
+
+
+def test_a_stopped_run_resumes_from_its_state_to_the_original_total(make_window, folders):
+    window = make_window()
+    panel = window.panel
+    a_dir, _ = folders
+    window.set_inputs(a_dir, "", backend=BACKEND, max_train_steps=40, save_every_n_steps=5)
+    panel.config_box.backend_form.set_values({"step_delay_s": 0.03})
+    window.settle()
+    assert panel.start_training()
+    (run_id,) = list(panel.handles)
+    handle = panel.handles[run_id]
+    window.qtbot.waitUntil(
+        lambda: handle.progress is not None and handle.progress.done >= 7, timeout=JOB_TIMEOUT_MS
+    )
+    handle.cancel(keep=True)
+    window.wait_runs()
+    record = run_records.run_record(window.window.project, run_id)
+    assert record.status == "stopped" and record.state and Path(record.state).is_dir()
+    stopped_at = record.steps_done
+    assert 5 <= stopped_at < 40
+    assert "stopped" in panel.status_label.text() and "Resume" in panel.status_label.text()
+    panel.runs_list.select_run(run_id)
+    assert panel.runs_list.resume_button.isEnabled()
+    panel.config_box.backend_form.set_values({"step_delay_s": 0.0})  # the resumed run keeps its own settings
+    panel.runs_list.resume_button.click()
+    assert run_id in panel.handles
+    window.wait_runs()
+    record = run_records.run_record(window.window.project, run_id)
+    assert record.status == "finished" and record.steps_done == 40 and Path(record.output).is_file()
+    assert len(window.window.project.records(RunRecord)) == 1  # the same record continued
+
+
+def test_the_form_and_the_runs_come_back_when_the_project_is_opened_again(make_window, folders, tmp_path):
+    window = make_window()
+    panel = window.panel
+    a_dir, b_dir = folders
+    window.set_inputs(a_dir, b_dir, backend=BACKEND, max_train_steps=3, save_every_n_steps=0, network_dim=8)
+    panel.datasets.name_edit.setText("kept")
+    panel.datasets.name_edit.editingFinished.emit()
+    window.settle()
+    assert panel.start_training()
+    window.wait_runs()
+    panel.save_state()
+    path = tmp_path / "project folder" / "train test.difflora"
+    path.parent.mkdir()
+    assert window.window.save_project_as(path)
+    window.window.new_project()
+    assert panel.datasets.folders() == ("", "")
+    assert panel.runs_list.tree.topLevelItemCount() == 0
+    assert window.window.open_project(path)
+    assert panel.datasets.folders() == (str(a_dir), str(b_dir))
+    assert panel.datasets.name() == "kept"
+    assert panel.config_box.backend_name() == BACKEND
+    assert panel.config_box.form.values()["network_dim"] == 8
+    assert panel.config_box.form.values()["max_train_steps"] == 3
+    assert panel.runs_list.tree.topLevelItemCount() == 1
+    top = panel.runs_list.tree.topLevelItem(0)
+    assert [top.child(i).text(0) for i in range(top.childCount())] == ["kept_A", "kept_B"]
+    panel.runs_list.select_run(top.child(0).data(0, Qt.ItemDataRole.UserRole))
+    assert panel.runs_list.show_button.isEnabled()
+    panel.runs_list.show_button.click()  # the monitor replays the finished run from its event log
+    assert top.child(0).data(0, Qt.ItemDataRole.UserRole) in panel.monitor.run_ids()
+
+
+def test_two_dropped_folders_become_set_a_and_set_b(make_window, folders):
+    window = make_window()
+    a_dir, b_dir = folders
+    routed = window.window.route_files([a_dir, b_dir])
+    assert routed == {PANEL: [a_dir, b_dir]}
+    assert window.panel.datasets.folders() == (str(a_dir), str(b_dir))
+    window.settle()
+    assert "3 matched pairs" in window.panel.datasets.counts_label.text()
+
+
+def test_the_wheel_does_not_change_an_unfocused_field(make_window, qapp):
+    window = make_window()
+    install_wheel_guard(QApplication.instance())
+    spin = window.panel.config_box.form.editors["max_train_steps"].editor
+    before = spin.value()
+    window.panel.config_box.backend_combo.setFocus()
+    centre = QPointF(spin.rect().center())
+    event = QWheelEvent(
+        centre,
+        QPointF(spin.mapToGlobal(QPoint(int(centre.x()), int(centre.y())))),
+        QPoint(0, 0),
+        QPoint(0, -120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(spin, event)
+    assert spin.value() == before

@@ -3,6 +3,7 @@
     python bench/gpu_train_bench.py                 # on a CUDA machine: ~10 GB disk, a few minutes
     python bench/gpu_train_bench.py --steps 50 --rounds 3 --json gpu.json
     python bench/gpu_train_bench.py --dry-check     # on the CPU, 2 blocks: proves the code path
+    python bench/gpu_train_bench.py --smoke         # the dry check on a narrow model (the smoke test)
 
 Run it from the repository root with the project's environment (torch with CUDA, diffusers, peft,
 lion-pytorch). It needs no download: the model folder is built from configs. The figures go to
@@ -83,7 +84,11 @@ def bench_config(steps: int, save_every: int) -> dict:
 # --- children (each in its own process) -------------------------------------------------------
 
 
-def build_folder(folder: Path, layers: int, device: str) -> dict:
+#: ``--smoke``: the dry check's code path on a narrow model (seconds; the smoke test's)
+NARROW = {"num_attention_heads": 2, "attention_head_dim": 12, "ffn_dim": 32}
+
+
+def build_folder(folder: Path, layers: int, device: str, narrow: bool = False) -> dict:
     """The Wan folder of the module docstring; random weights initialised on ``device``."""
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
@@ -92,8 +97,14 @@ def build_folder(folder: Path, layers: int, device: str) -> dict:
 
     torch.manual_seed(0)
     with torch.device(device):  # initialising 1.3B parameters on the GPU takes seconds, not minutes
-        transformer = WanTransformer3DModel(**{**WAN_1_3B, "num_layers": layers})
-    transformer = transformer.to(device="cpu", dtype=torch.bfloat16 if device != "cpu" else torch.float32)
+        transformer = WanTransformer3DModel(
+            **{**WAN_1_3B, "num_layers": layers, **(NARROW if narrow else {})}
+        )
+    # saved in bf16 (half the disk and load time; the weights are random): both sides load it with
+    # from_pretrained(torch_dtype=bfloat16), which keeps diffusers' float32 modules in float32
+    transformer = (
+        transformer.to("cpu") if device == "cpu" else transformer.to(device="cpu", dtype=torch.bfloat16)
+    )
     tokenizer = ByT5Tokenizer()
     encoder = UMT5EncoderModel(
         UMT5Config(
@@ -117,7 +128,11 @@ def build_folder(folder: Path, layers: int, device: str) -> dict:
         transformer=transformer,
     )
     pipe.save_pretrained(folder)
-    return {"parameters": sum(p.numel() for p in transformer.parameters()), "layers": layers}
+    return {
+        "parameters": sum(p.numel() for p in transformer.parameters()),
+        "layers": layers,
+        "narrow": narrow,
+    }
 
 
 def _cuda_peaks(device: str) -> dict:
@@ -200,24 +215,24 @@ def child_bare(spec: dict) -> dict:
     }
 
 
-def child_main(kind: str, spec: dict) -> None:
+def child_result(kind: str, spec: dict) -> dict:
     import torch
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
     if kind == "build":
-        result = build_folder(Path(spec["folder"]), spec["layers"], spec["device"])
-    elif kind == "builtin":
-        result = child_builtin(spec)
-    else:
-        result = child_bare(spec)
-    print(json.dumps(result))
+        return build_folder(Path(spec["folder"]), spec["layers"], spec["device"], spec.get("narrow", False))
+    if kind == "builtin":
+        return child_builtin(spec)
+    return child_bare(spec)
 
 
 # --- the parent -------------------------------------------------------------------------------
 
 
-def run_child(kind: str, spec: dict) -> dict:
+def run_child(kind: str, spec: dict, *, in_process: bool = False) -> dict:
+    if in_process:  # the smoke test: the same functions without three interpreter start-ups
+        return json.loads(json.dumps(child_result(kind, spec)))
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", DIFFLORA_DISABLE_PLUGIN_AUTOLOAD="1")
     completed = subprocess.run(
@@ -250,7 +265,8 @@ def report(rows: dict, args, info: dict) -> dict:
         }
     b, r = figures["builtin"], figures["bare"]
     print(
-        f"model: Wan2.1-1.3B config, {info['layers']} layers, {info['parameters'] / 1e9:.3f} B parameters, "
+        f"model: Wan2.1-1.3B config{' (narrowed: smoke)' if info.get('narrow') else ''}, {info['layers']} layers, "
+        f"{info['parameters'] / 1e9:.3f} B parameters, "
         f"random; {args.images} images {WIDTH}×{HEIGHT}, {args.steps} steps, save every {args.save_every}"
     )
     for side, f in figures.items():
@@ -286,18 +302,33 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--dry-check", action="store_true", help="on the CPU, 2 layers, 3 steps: the code path only"
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the dry check on a narrow model (2 heads of 12, ffn 32): seconds",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="with --dry-check/--smoke: no child processes (a quick check)",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", choices=("build", "builtin", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child_main(args.child, json.loads(args.spec))
+        print(json.dumps(child_result(args.child, json.loads(args.spec))))
         return 0
     layers, threads = WAN_1_3B["num_layers"], 0
+    args.dry_check = args.dry_check or args.smoke
     if args.dry_check:
         args.device, args.steps, args.save_every, args.rounds, args.images = "cpu", 3, 2, 1, 2
         layers, threads = 2, 1
-    elif not args.device.startswith("cuda"):
+    if args.in_process and not args.dry_check:
+        parser.error(
+            "--in-process is for the CPU checks: on CUDA each side needs its own process (its own peak VRAM)"
+        )
+    if not args.dry_check and not args.device.startswith("cuda"):
         parser.error("the GPU bench runs on CUDA; use --dry-check for the CPU check of its code path")
 
     from wan_tiny import write_images
@@ -311,10 +342,8 @@ def main(argv=None) -> int:
         info_path = folder / "bench_info.json"
         if args.keep and built.is_file() and info_path.is_file():
             info = json.loads(info_path.read_text(encoding="utf-8"))
-            if info.get("layers") != layers:
-                raise SystemExit(
-                    f"{folder} holds a {info.get('layers')}-layer model; this run needs {layers}"
-                )
+            if info.get("layers") != layers or bool(info.get("narrow")) != args.smoke:
+                raise SystemExit(f"{folder} holds another model ({info}); choose another --folder")
             print(f"reusing {folder}")
         else:
             if built.exists():
@@ -322,7 +351,11 @@ def main(argv=None) -> int:
                     f"{folder} already holds a model; pass --keep to reuse it or choose another --folder"
                 )
             build_start = time.perf_counter()
-            info = run_child("build", {"folder": str(folder), "layers": layers, "device": args.device})
+            info = run_child(
+                "build",
+                {"folder": str(folder), "layers": layers, "device": args.device, "narrow": args.smoke},
+                in_process=args.in_process,
+            )
             info_path.write_text(json.dumps(info), encoding="utf-8")
             print(f"built {folder} in {time.perf_counter() - build_start:.0f} s")
         names = [f"image {i:02d}" for i in range(args.images)]
@@ -337,7 +370,9 @@ def main(argv=None) -> int:
         rows: dict[str, list] = {"builtin": [], "bare": []}
         for index in range(args.rounds):
             for side in ("builtin", "bare") if index % 2 == 0 else ("bare", "builtin"):
-                row = run_child(side, {**spec, "out_dir": str(root / f"out {index}")})
+                row = run_child(
+                    side, {**spec, "out_dir": str(root / f"out {index}")}, in_process=args.in_process
+                )
                 rows[side].append(row)
                 stats = summary(row["wall_s"])
                 print(

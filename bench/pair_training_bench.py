@@ -199,6 +199,14 @@ class Probe:
         total = float(field.pow(2).sum())
         return float(field[..., ~self.inside].pow(2).sum()) / total if total > 0 else float("nan")
 
+    def between(self, plus: dict, minus: dict) -> dict:
+        """How the two trained models differ: v(W + plus) − v(W + minus), against the ideal."""
+        change = self.predict(plus) - self.predict(minus)
+        return {
+            "cos_ideal": cosine(change.flatten(), self.ideal.flatten()),
+            "norm_rel": float(change.norm()) / float(self.ideal.norm()),
+        }
+
     def effect(self, deltas: dict) -> dict:
         change = self.predict(deltas) - self.base
         ideal_norm = float(self.ideal.norm())
@@ -211,12 +219,12 @@ class Probe:
         }
 
 
-def differential(mode: str, files: dict) -> tuple[dict, dict | None]:
-    """(the differential ΔW by module, ΔW_A or None)."""
+def sides(mode: str, files: dict) -> tuple[dict, dict]:
+    """The weight changes of the A model and of the B model: (ΔW_A, ΔW_B), or (ΔW, −ΔW) for a slider."""
     if mode == "slider":
-        return {n: 2.0 * d for n, d in read_delta(files["slider"]["lora"]).items()}, None
-    a, b = read_delta(files["a"]["lora"]), read_delta(files["b"]["lora"])
-    return {n: a[n] - b[n] for n in a}, a
+        delta = read_delta(files["slider"]["lora"])
+        return delta, {n: -d for n, d in delta.items()}
+    return read_delta(files["a"]["lora"]), read_delta(files["b"]["lora"])
 
 
 def _mean(values) -> float:
@@ -224,14 +232,16 @@ def _mean(values) -> float:
 
 
 def analyse(mode: str, repeats: dict, probe: Probe) -> dict:
-    diffs, norms, a_norms, effects, losses = {}, [], [], [], []
+    diffs, norms, a_norms, effects, trained, losses = {}, [], [], [], [], []
     for seed, files in repeats.items():
-        diff, a = differential(mode, files)
+        plus, minus = sides(mode, files)
+        diff = {n: plus[n] - minus[n] for n in plus}  # slider: 2·ΔW, the change from −1 to +1
         diffs[seed] = flatten(diff)
         norms.append(float(diffs[seed].norm()))
-        if a is not None:
-            a_norms.append(float(flatten(a).norm()))
+        if mode != "slider":
+            a_norms.append(float(flatten(plus).norm()))
         effects.append(probe.effect(diff))
+        trained.append(probe.between(plus, minus))
         losses.extend(side["avr_loss"] for side in files.values())
     pairs = list(itertools.combinations(sorted(diffs), 2))
     return {
@@ -246,23 +256,38 @@ def analyse(mode: str, repeats: dict, probe: Probe) -> dict:
             cosine(effects[i]["change"].flatten(), effects[j]["change"].flatten())
             for i, j in itertools.combinations(range(len(effects)), 2)
         ),
+        "trained_cos_ideal": _mean(t["cos_ideal"] for t in trained),
+        "trained_norm_rel": _mean(t["norm_rel"] for t in trained),
         "final_avr_loss": _mean(losses),
     }
 
 
 def print_table(results: dict, ideal_out_share: float) -> None:
-    header = (
-        f"{'mode':13s} {'cos(repeats)':>12s} {'‖diff‖':>8s} {'‖diff‖/‖ΔW_A‖':>14s} {'cos(ideal)':>10s} "
-        f"{'out share':>9s} {'‖out‖/‖ideal‖':>13s} {'‖Δpred‖/‖ideal‖':>15s} {'cos pred(rep)':>13s} {'avr_loss':>8s}"
-    )
+    print("weights (the differential: ΔW_A − ΔW_B, slider 2·ΔW; all modules as one vector)")
+    header = f"{'mode':13s} {'cos(repeats)':>12s} {'‖diff‖':>8s} {'‖diff‖/‖ΔW_A‖':>14s} {'avr_loss':>8s}"
     print(header)
     print("-" * len(header))
     for mode, row in results.items():
         over_a = "—" if row["diff_over_a"] is None else f"{row['diff_over_a']:.3f}"
         print(
-            f"{mode:13s} {row['cos_repeats']:12.3f} {row['diff_norm']:8.4f} {over_a:>14s} {row['cos_ideal']:10.3f} "
-            f"{row['out_share']:9.3f} {row['out_norm_rel']:13.4f} {row['norm_rel']:15.4f} "
-            f"{row['cos_pred_repeats']:13.3f} {row['final_avr_loss']:8.4f}"
+            f"{mode:13s} {row['cos_repeats']:12.3f} {row['diff_norm']:8.4f} {over_a:>14s} "
+            f"{row['final_avr_loss']:8.4f}"
+        )
+    print("predictions on held-out pairs: the differential LoRA on the base (Δpred = v(W + diff) − v(W));")
+    print(
+        "  trained: how the two trained models differ (v(W + ΔW_A) − v(W + ΔW_B); slider v(W + ΔW) − v(W − ΔW))"
+    )
+    header = (
+        f"{'mode':13s} {'cos(ideal)':>10s} {'out share':>9s} {'‖out‖/‖ideal‖':>13s} {'‖Δpred‖/‖ideal‖':>15s} "
+        f"{'cos pred(rep)':>13s} {'trained cos(ideal)':>18s} {'trained ‖Δ‖/‖ideal‖':>19s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for mode, row in results.items():
+        print(
+            f"{mode:13s} {row['cos_ideal']:10.3f} {row['out_share']:9.3f} {row['out_norm_rel']:13.4f} "
+            f"{row['norm_rel']:15.4f} {row['cos_pred_repeats']:13.3f} {row['trained_cos_ideal']:18.3f} "
+            f"{row['trained_norm_rel']:19.4f}"
         )
     print(f"(the ideal change's own out share: {ideal_out_share:.3f})")
 

@@ -46,11 +46,14 @@ EMA_WEIGHT = 0.95
 AXIS_WIDTH = 62
 #: the learning-rate plot under the loss plot (shown once a run reports ``lr``)
 LR_PLOT_HEIGHT = 84
+LR_PLOT_MIN = 44
 #: alpha of the raw loss curves (0..255)
 RAW_ALPHA = 70
 #: colours by side (A and B as in the merge analysis plots); other runs take the spare ones
 SIDE_COLORS = {"a": "#5fae7b", "b": "#d0707a", "slider": "#6b9cf0", "": "#6b9cf0"}
 SPARE_COLORS = ("#e0b060", "#b29cff", "#4fc3c8", "#f08bd0", "#a0a4aa")
+#: the plot's least height (the legend row and a readable chart); the panel decides the rest
+MIN_HEIGHT = 120
 #: legend entries go two to a row
 LEGEND_COLUMNS = 2
 LOADING_TEXT = "Loading the plot…"
@@ -182,7 +185,7 @@ class LossPlot(QWidget):
         self._build_timer = QTimer(self)
         self._build_timer.setSingleShot(True)
         self._build_timer.timeout.connect(self._try_build)
-        self.setMinimumHeight(160)
+        self.setMinimumHeight(MIN_HEIGHT)
 
     # --- runs and points ---------------------------------------------------------------------
 
@@ -395,6 +398,13 @@ class LossPlot(QWidget):
         if any_points:
             self.stack.setCurrentWidget(self._chart)
         self.redraw_s += time.perf_counter() - started
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._plot is not None:  # a short plot keeps most of its height for the loss
+            self._lr_widget.setFixedHeight(
+                max(LR_PLOT_MIN, min(LR_PLOT_HEIGHT, event.size().height() * 3 // 10))
+            )
 
     def _show_lr(self) -> None:
         """The lr plot under the loss plot; the step axis is then only under the lr plot."""

@@ -142,6 +142,7 @@ class RunLog(QWidget):
         self.view.setMaximumBlockCount(MAX_LINES)
         self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.view.setPlaceholderText("The run's log lines appear here.")
+        self.view.setMinimumHeight(self.view.fontMetrics().lineSpacing() * 3 + 8)  # 3 lines at least
         self.copy_button = QPushButton("Copy")
         self.copy_button.setToolTip("Copy the selected lines, or the whole log when nothing is selected")
         self.copy_button.clicked.connect(self.copy)

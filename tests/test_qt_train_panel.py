@@ -336,3 +336,90 @@ def test_the_wheel_does_not_change_an_unfocused_field(make_window, qapp):
     )
     QApplication.sendEvent(spin, event)
     assert spin.value() == before
+
+
+def test_from_the_projects_dataset_exports_plain_folders_and_uses_them(make_window, folders):
+    from difflora_gui.dataset import store
+    from difflora_gui.dataset.pairing import pair_folders
+
+    window = make_window()
+    panel = window.panel
+    project = window.window.project
+    a_dir, b_dir = folders
+    record = store.create_dataset(project, pair_folders(a_dir, b_dir), name="my pairs")
+    project.update_section("dataset", dataset_id=record.id)
+    panel.datasets.project_button.click()
+    window.qtbot.waitUntil(lambda: panel.export_job is None, timeout=JOB_TIMEOUT_MS)
+    new_a, new_b = map(Path, panel.datasets.folders())
+    assert new_a.parent == new_b.parent
+    assert project.workspace.root in new_a.parents  # in the project's workspace
+    assert (new_a.name, new_b.name) == ("A", "B")
+    assert sorted(p.name for p in new_a.glob("*.png")) == ["item0.png", "item1.png", "item2.png"]
+    assert sorted(p.stem for p in new_b.glob("*.png")) == ["item0", "item1", "item2"]
+    window.settle()
+    assert "3 matched pairs" in panel.datasets.counts_label.text()
+    assert sorted(p.name for p in a_dir.iterdir()) == [
+        "item0.png",
+        "item1.png",
+        "item2.png",
+    ]  # sources untouched
+    # exporting again replaces only its own previous export
+    panel.datasets.project_button.click()
+    window.qtbot.waitUntil(lambda: panel.export_job is None, timeout=JOB_TIMEOUT_MS)
+    assert "Using the project's dataset" in panel.status_label.text()
+
+
+SLOW_CHECK_S = 0.6
+CHECK_THREADS: list[str] = []
+
+
+def slow_validate(run):
+    """A backend check that takes its time (a big folder, a model config on a slow drive)."""
+    import threading
+    import time
+
+    CHECK_THREADS.append(threading.current_thread().name)
+    time.sleep(SLOW_CHECK_S)
+    return []
+
+
+def test_slow_backend_checks_run_off_the_gui_thread(qtbot, monkeypatch, folders):
+    import threading
+    import time
+    import types
+
+    from difflora_gui import hookimpl
+    from difflora_gui.specs import TrainerBackendSpec
+
+    @hookimpl
+    def difflora_register_trainer_backends():
+        return [
+            TrainerBackendSpec(
+                name="slow-checks",
+                title="Slow checks",
+                description="test-only: its validate sleeps",
+                run="tests.train_helpers:run_tiny",
+                validate=slow_validate,
+                pair_modes=("synchronised", "independent"),
+            )
+        ]
+
+    module = types.ModuleType("slow_checks_plugin")
+    module.difflora_register_trainer_backends = difflora_register_trainer_backends
+    window, dialogs = make_main_window(qtbot, monkeypatch, plugins=[("slow_checks", module)])
+    try:
+        window.show_section("train")
+        panel = window.panels[PANEL].widget
+        a_dir, b_dir = folders
+        panel.config_box.set_backend("slow-checks")
+        panel.datasets.set_folders(str(a_dir), str(b_dir))
+        CHECK_THREADS.clear()
+        started = time.perf_counter()
+        panel.checks.check_now()
+        assert time.perf_counter() - started < SLOW_CHECK_S / 2  # the window did not wait
+        assert panel.checks.pending and not panel.train_button.isEnabled()
+        qtbot.waitUntil(lambda: not panel.checks.pending, timeout=10_000)
+        assert CHECK_THREADS and threading.main_thread().name not in CHECK_THREADS
+        assert panel.train_button.isEnabled(), panel.reason_label.text()
+    finally:
+        close_window(window, dialogs)

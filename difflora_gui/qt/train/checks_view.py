@@ -1,19 +1,22 @@
 """The checks of every planned run, shown before Train is pressed, re-run soon after each edit.
 
-``check(runs)`` (the panel's) returns the issues per run (``check_run``: the common checks, then
-the backend's own), or a planning error (no folder yet, a bad name). Errors disable Train, and
-the first one is the reason shown beside it; warnings are listed but do not stop a run. Checking
-reads only folder listings and small files, so it runs in the GUI thread — debounced, so typing
-a path does not list a folder per keystroke.
+``prepare()`` (the panel's) runs in the GUI thread: it reads the form and plans the runs, and
+returns either an outcome at once (a planning error: no folder yet, a bad name) or the work of
+checking them (``check_run`` per run: the common checks, then the backend's own). That work runs
+on a worker thread — a backend's checks may list big folders, read model configs or import torch
+to look for a GPU, and the window must not freeze meanwhile — and only the newest check's result
+is shown. Errors disable Train, the first one is the reason beside it; warnings are listed but do
+not stop a run. Checks are debounced: typing a path does not list a folder per keystroke.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from difflora_gui.qt.theme import COLORS
@@ -75,15 +78,38 @@ def merge_issues(per_run: list[tuple[str, list[TrainIssue]]]) -> list[tuple[str,
     return merged
 
 
+Work = Callable[[], CheckOutcome]
+
+
+class _Relay(QObject):
+    """Carries a worker's outcome into the GUI thread: ``(generation, outcome)``."""
+
+    done = Signal(int, object)
+
+
+def _run_work(work: Work) -> CheckOutcome:
+    try:
+        return work()
+    except Exception as exc:  # a backend's validate that crashes must not leave Train enabled
+        return CheckOutcome(planning_error=f"the checks failed: {type(exc).__name__}: {exc}")
+
+
 class ChecksView(QWidget):
     """The list of errors and warnings; ``checked(outcome)`` after each check."""
 
     checked = Signal(object)
 
-    def __init__(self, check: Callable[[], CheckOutcome], parent: QWidget | None = None):
+    def __init__(self, prepare: Callable[[], CheckOutcome | Work], parent: QWidget | None = None):
         super().__init__(parent)
-        self._check = check
+        self._prepare = prepare
         self.outcome = CheckOutcome(planning_error="not checked yet")
+        self._generation = 0  # the newest check; older results are dropped
+        self._shown_generation = -1
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="train-checks")
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._on_done, Qt.ConnectionType.QueuedConnection)
+        executor = self._executor  # not self: the lambda must not keep the view alive
+        self.destroyed.connect(lambda *_: executor.shutdown(wait=False, cancel_futures=True))
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setInterval(CHECK_DELAY_MS)
@@ -105,18 +131,54 @@ class ChecksView(QWidget):
         """Check again soon (after the edits stop for a moment)."""
         self.timer.start()
 
-    def check_now(self) -> CheckOutcome:
+    def check_now(self) -> None:
+        """Start a check now (its result arrives soon, from the worker)."""
         self.timer.stop()
-        try:
-            outcome = self._check()
-        except Exception as exc:  # a backend's validate that crashes must not leave Train enabled
-            outcome = CheckOutcome(planning_error=f"the checks failed: {type(exc).__name__}: {exc}")
-        self.show_outcome(outcome)
+        self._generation += 1
+        generation = self._generation
+        prepared = self._prepare_safely()
+        if isinstance(prepared, CheckOutcome):
+            self._on_done(generation, prepared)
+            return
+        self._executor.submit(self._work_in_thread, generation, prepared)
+
+    def check_blocking(self) -> CheckOutcome:
+        """Check now and wait for the result (Train does, before it starts anything)."""
+        self.timer.stop()
+        self._generation += 1
+        prepared = self._prepare_safely()
+        outcome = prepared if isinstance(prepared, CheckOutcome) else _run_work(prepared)
+        self._on_done(self._generation, outcome)
         return outcome
+
+    def _prepare_safely(self) -> CheckOutcome | Work:
+        try:
+            return self._prepare()
+        except Exception as exc:
+            return CheckOutcome(planning_error=f"the checks failed: {type(exc).__name__}: {exc}")
+
+    def _work_in_thread(self, generation: int, work: Work) -> None:
+        if generation != self._generation:
+            return  # a newer check is on its way: this one's answer would be dropped anyway
+        outcome = _run_work(work)
+        try:
+            self._relay.done.emit(generation, outcome)
+        except RuntimeError:  # the view is gone
+            pass
+
+    def _on_done(self, generation: int, outcome: CheckOutcome) -> None:
+        if generation != self._generation:
+            return
+        self._shown_generation = generation
+        self.show_outcome(outcome)
 
     @property
     def pending(self) -> bool:
-        return self.timer.isActive()
+        """A check is due or running: the outcome shown may be stale."""
+        return self.timer.isActive() or self._shown_generation != self._generation
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def show_outcome(self, outcome: CheckOutcome) -> None:
         self.outcome = outcome

@@ -147,7 +147,7 @@ class TrainPanel(PanelJobs, QWidget):
         card_layout = QVBoxLayout(card)
         card_layout.setContentsMargins(12, 8, 12, 8)
         card_layout.setSpacing(4)
-        self.checks = ChecksView(self.check_planned)
+        self.checks = ChecksView(self.prepare_check)
         card_layout.addWidget(self.checks)
         row = QHBoxLayout()
         self.train_button = QPushButton("&Train")
@@ -293,4 +293,5 @@ class TrainPanel(PanelJobs, QWidget):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.monitor.shutdown()
+        self.checks.shutdown()
         super().closeEvent(event)

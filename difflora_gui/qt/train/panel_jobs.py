@@ -74,24 +74,29 @@ class PanelJobs:
             runs = plan_single(config, a_dir, output_dir, name, **common)
         return spec, runs
 
-    def check_planned(self) -> CheckOutcome:
-        """Every planned run's issues (what the checks view shows and Train obeys)."""
+    def prepare_check(self):
+        """Plan the runs (GUI thread) and return the work of checking them (any thread), or the
+        planning error at once."""
         try:
             spec, runs = self.plan()
         except UserError as exc:
             return CheckOutcome(planning_error=str(exc))
-        per_run = []
         busy = {str(run.output_path()) for run in self.live_runs.values()}
-        for run in runs:
-            issues = check_run(spec, run)
-            if str(run.output_path()) in busy:
-                issues.append(
-                    TrainIssue(
-                        ERROR, f"{run.name} is training now; wait for it or choose another name", "name"
+
+        def work() -> CheckOutcome:
+            per_run = []
+            for run in runs:
+                issues = check_run(spec, run)
+                if str(run.output_path()) in busy:
+                    issues.append(
+                        TrainIssue(
+                            ERROR, f"{run.name} is training now; wait for it or choose another name", "name"
+                        )
                     )
-                )
-            per_run.append((run.name, issues))
-        return CheckOutcome(issues=merge_issues(per_run), runs=len(runs))
+                per_run.append((run.name, issues))
+            return CheckOutcome(issues=merge_issues(per_run), runs=len(runs))
+
+        return work
 
     def _devices(self) -> tuple[list, bool]:
         """The devices the window detected, and whether detection has finished."""
@@ -104,7 +109,7 @@ class PanelJobs:
 
     def start_training(self) -> bool:
         """Check, record and submit the planned runs; False (with the reason shown) when refused."""
-        outcome = self.checks.check_now()
+        outcome = self.checks.check_blocking()  # the inputs as they are now, not as last checked
         if not outcome.ok:
             self.set_status(f"Cannot train: {outcome.reason()}", "error")
             return False

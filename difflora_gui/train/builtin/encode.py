@@ -152,9 +152,9 @@ def encode_captions(
         return out
     from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    tokenizer, encoder = load_text_encoder(model_dir)
-    encoder = encoder.to(device=device, dtype=dtype)
+    dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    tokenizer, encoder = load_text_encoder(model_dir, dtype=dtype)
+    encoder = encoder.to(device)
     try:
         for caption, key in todo:
             check_cancel()

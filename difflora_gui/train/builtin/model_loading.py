@@ -135,13 +135,19 @@ def load_vae(folder: str | Path):
     return vae.eval().requires_grad_(False)
 
 
-def load_text_encoder(folder: str | Path):
-    """(tokenizer, UMT5 encoder) from ``tokenizer/`` and ``text_encoder/``."""
+def load_text_encoder(folder: str | Path, *, dtype: str = "float32"):
+    """(tokenizer, UMT5 encoder in ``dtype``) from ``tokenizer/`` and ``text_encoder/``.
+
+    The real UMT5-XXL has 5.7B parameters: load it in bfloat16 for a GPU (11 GB, not 23).
+    """
+    import torch
     from transformers import AutoTokenizer, UMT5EncoderModel
 
     folder = Path(folder)
     tokenizer = _loading("tokenizer", folder, lambda: AutoTokenizer.from_pretrained(folder / "tokenizer"))
     encoder = _loading(
-        "text encoder (UMT5)", folder, lambda: UMT5EncoderModel.from_pretrained(folder / "text_encoder")
+        "text encoder (UMT5)",
+        folder,
+        lambda: UMT5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=getattr(torch, dtype)),
     )
     return tokenizer, encoder.eval().requires_grad_(False)

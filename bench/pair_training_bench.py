@@ -32,7 +32,11 @@ the same strength as A − B), all modules flattened into one vector. The table 
   ``out share`` is the share of Δpred's energy outside the planted quarter of the latent grid
   (beside it, the ideal's own share: the VAE spreads the pattern a little); ``‖out‖/‖ideal‖`` is the
   norm of Δpred outside the quarter relative to the ideal change's norm: the off-pattern effect;
-  ``cos pred(rep)`` the cosine between the two seeds' Δpred.
+  ``cos pred(rep)`` the cosine between the two seeds' Δpred;
+* ``trained``: how the two trained models differ on the same inputs, v(W + ΔW_A) − v(W + ΔW_B)
+  (slider: v(W + ΔW) − v(W − ΔW), what it was trained to do), against the same ideal. For a
+  slider the differential on the base (W + 2·ΔW) extrapolates beyond the ±1 it was trained at;
+  where the two readings differ, its ΔW acts far from linearly.
 
 Two base models (``--bases``), one table each: ``random`` is the tiny model as
 ``tests/wan_tiny.py`` builds it; ``pretrained`` is the same model first fine-tuned in full

@@ -212,9 +212,7 @@ def bare_train(
     clip = float(config["max_grad_norm"])
     generator = torch.Generator("cpu").manual_seed(seed)
     data = [latent.to(device) for latent in latents]
-    context = embedding.to(device)[None]
-    if autocast_dtype is not None:
-        context = context.to(autocast_dtype)
+    context = embedding.to(device)[None]  # float32, as the trainer keeps it (autocast casts it)
 
     def autocast():
         if autocast_dtype is None:

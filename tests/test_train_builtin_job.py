@@ -154,3 +154,32 @@ def test_describe_works_without_a_model(folders):
     run = single_run(folders, model=str(folders["model"].parent / "nowhere"))
     plan = describe_builtin(run).plan
     assert plan["items"] == 4 and "target_modules" not in plan
+
+
+def test_a_14b_model_in_bf16_is_flagged_for_a_24_gb_card_and_1_3b_is_not(folders):
+    from difflora_gui.train.builtin.job import _memory_issues
+    from difflora_gui.train.builtin.settings import Precision
+
+    gpu = Precision("cuda:0", "bfloat16", "bfloat16")
+    big = _memory_issues(single_run(folders, quick_config(task="t2v-14B", resolution="336x192")), gpu)
+    if torch_gpu_gb() is None:  # no GPU here: memory_fit assumes the common 24 GB card
+        assert [i.level for i in big] == ["warning"] and "14B model in bf16" in big[0].text
+        assert "Musubi" in big[0].text
+    assert _memory_issues(single_run(folders, quick_config(task="t2v-1.3B", resolution="336x192")), gpu) == []
+
+
+def torch_gpu_gb():
+    import torch
+
+    return torch.cuda.get_device_properties(0).total_memory / 1024**3 if torch.cuda.is_available() else None
+
+
+def test_stop_and_keep_before_the_first_step_says_there_is_nothing_to_keep(folders):
+    from difflora_gui.jobs.recording import RecordingContext, run_sync
+
+    ctx = RecordingContext()
+    ctx.cancel(keep=True)
+    outcome = run_sync("difflora_gui.train.builtin.job:run_builtin", single_run(folders), ctx)
+    assert outcome.status == "cancelled"
+    assert any("nothing to keep" in line for line in ctx.logs)
+    assert [p.name for p in folders["out"].iterdir()] == [".builtin-cache"]

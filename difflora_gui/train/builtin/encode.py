@@ -67,8 +67,13 @@ class TensorCache:
         from safetensors.torch import save_file
 
         path = self.folder / f"{key}.safetensors"
-        with atomic_output(path, overwrite=True) as tmp:
-            save_file({"tensor": tensor.detach().to("cpu").contiguous()}, str(tmp))
+        try:
+            with atomic_output(path, overwrite=True) as tmp:
+                save_file({"tensor": tensor.detach().to("cpu").contiguous()}, str(tmp))
+        except OSError:
+            # the cache only saves time: a full disk, or the other run of a pair writing the same
+            # key at once (Windows refuses to replace an open file), must not stop the training
+            pass
 
 
 def encode_latents(

@@ -63,8 +63,10 @@ def add_lora(transformer, targets: Mapping[str, str], rank: int, alpha: float, i
         lora_dropout=0.0,
         bias="none",
     )
+    # seeds only the CPU generator (the caller adds the adapter before moving the model to a GPU,
+    # so the init is the same on every device) and gives the process its own state back
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
+        torch.random.default_generator.manual_seed(int(init_seed))
         transformer.add_adapter(config, adapter_name=ADAPTER)
     params = []
     for name, param in transformer.named_parameters():

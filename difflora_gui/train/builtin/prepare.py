@@ -135,14 +135,14 @@ def prepare(run, ctx, values: dict[str, Any]) -> Prepared:
 
     ctx.status("loading the transformer")
     transformer = model_loading.load_transformer(model_dir, run.expert, dtype=precision.weight_dtype)
-    transformer.to(precision.device)
-    if precision.is_cuda and config.get("gradient_checkpointing", True):
-        transformer.enable_gradient_checkpointing()
     targets_text = str(config.get("targets") or "all")
     targets = lora_setup.select_targets(transformer, targets_text)
     sched = make_schedule(run, len(slots))
     rank, alpha = int(config["network_dim"]), float(config["network_alpha"])
     params = lora_setup.add_lora(transformer, targets, rank, alpha, sched.init_seed())
+    transformer.to(precision.device)  # after the adapter: its init is drawn on the CPU, the same everywhere
+    if precision.is_cuda and config.get("gradient_checkpointing", True):
+        transformer.enable_gradient_checkpointing()
     optimizer = optimizers.build_optimizer(
         config["optimizer"], params, config["learning_rate"], config.get("optimizer_args", [])
     )

@@ -30,6 +30,9 @@ from difflora_gui.train.builtin.outputs import RunFiles, ScheduleLog
 from difflora_gui.train.builtin.prepare import Prepared, prepare
 from difflora_gui.train.plan import TrainResult
 
+#: latents up to this size are kept on the GPU for the whole run (192p images: 64 kB each)
+LATENTS_ON_DEVICE_BYTES = 1 << 30
+
 
 @dataclass
 class _Saved:
@@ -61,6 +64,14 @@ class Trainer:
             getattr(torch, prepared.precision.autocast) if prepared.precision.autocast else None
         )
         self._epoch = None
+        self._noise_hashes: list[str] = []
+        self._move_latents()
+
+    def _move_latents(self) -> None:
+        """Latents live on the device when they are small (the usual case), else they move per step."""
+        total = sum(t.numel() * t.element_size() for t in self.p.latents.values())
+        if self.device.type != "cpu" and total <= LATENTS_ON_DEVICE_BYTES:
+            self.p.latents = {k: t.to(self.device) for k, t in self.p.latents.items()}
 
     # --- one step ----------------------------------------------------------------------------
 
@@ -81,8 +92,12 @@ class Trainer:
         for index, seed, t in zip(plan.items, plan.noise_seeds, plan.timesteps, strict=True):
             clip = self.p.slots[index][side]
             latent = self.p.latents[encode.clip_id(clip)]
-            noise = schedule.make_noise(seed, latent.shape, device=self.device)
-            out.append(Sample(latent.to(self.device), noise, t, self._embedding(self.p.captions[clip.key])))
+            noise = schedule.make_noise(seed, latent.shape)
+            self._noise_hashes.append(schedule.noise_hash(noise))  # on the CPU copy: no device sync
+            sample = Sample(
+                latent.to(self.device), noise.to(self.device), t, self._embedding(self.p.captions[clip.key])
+            )
+            out.append(sample)
         return out
 
     def step(self, step: int) -> float:
@@ -91,19 +106,18 @@ class Trainer:
         slider = self.run.side == "slider"
         sides = ((0, 1.0), (1, -1.0)) if slider else ((0, None),)
         loss_value = 0.0
-        samples_by_side = []
         for side, multiplier in sides:
             if multiplier is not None:
                 lora_setup.set_multiplier(self.layers, multiplier)
             samples = self._samples(plan, side)
-            samples_by_side.append(samples)
             for loss in group_losses(self.p.transformer, samples, self._autocast, 1.0 / len(sides)):
                 self._backward(loss)
                 loss_value += float(loss.detach())
         if slider:
             lora_setup.set_multiplier(self.layers, 1.0)
         self._optimizer_step()
-        self._record(plan, samples_by_side)
+        self._record(plan, len(sides))
+        self._noise_hashes.clear()
         return loss_value
 
     def _backward(self, loss) -> None:
@@ -128,17 +142,15 @@ class Trainer:
         self.p.lr_scheduler.step()
         opt.zero_grad(set_to_none=True)
 
-    def _record(self, plan, samples_by_side) -> None:
-        keys = [
-            "|".join(self.p.slots[i][side].key for side in range(len(samples_by_side))) for i in plan.items
-        ]
+    def _record(self, plan, sides: int) -> None:
+        keys = ["|".join(self.p.slots[i][side].key for side in range(sides)) for i in plan.items]
         self.log.add(
             {
                 "step": plan.step + 1,
                 "epoch": plan.epoch + 1,
                 "items": keys,
                 "noise_seeds": [str(s) for s in plan.noise_seeds],
-                "noise_hashes": [schedule.noise_hash(s.noise) for s in samples_by_side[0]],
+                "noise_hashes": self._noise_hashes[: len(plan.items)],
                 "t": list(plan.timesteps),
             }
         )
@@ -225,6 +237,12 @@ class Trainer:
     def train(self) -> TrainResult:
         save_state = bool(self.config.get("save_state", True))
         self.p.transformer.train()
+        p = self.p
+        self.ctx.log(
+            f"Training {self.run.name} on {p.precision.device} ({p.precision.weight_dtype}"
+            f"{', autocast ' + p.precision.autocast if p.precision.autocast else ''}): {len(p.slots)} items, "
+            f"{len(p.targets)} modules ({p.targets_text}), rank {p.rank}, steps {self.start + 1}-{self.total}"
+        )
         self.ctx.status("training")
         self.ctx.progress(self.start, self.total, f"step {self.start}/{self.total}")
         for step in range(self.start, self.total):
@@ -264,7 +282,12 @@ def train(run, ctx, backend_values: dict[str, Any]) -> TrainResult:
         torch.set_num_threads(threads)
     prepared = None
     try:
-        prepared = prepare(run, ctx, backend_values)
+        try:
+            prepared = prepare(run, ctx, backend_values)
+        except JobCancelled:
+            if ctx.keep_requested:
+                ctx.log(f"Stopped {run.name} before its first step: there is nothing to keep yet")
+            raise
         return Trainer(run, ctx, prepared).train()
     finally:
         device = prepared.precision.device if prepared is not None else "cpu"

@@ -36,6 +36,25 @@ FAILURE_HINT = (
 _OOM = re.compile(r"out of memory|OutOfMemoryError", re.IGNORECASE)
 
 
+#: the line that names a traceback's exception (``torch.OutOfMemoryError: CUDA out of memory. …``)
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Interrupt): .+")
+_SECONDARY = ("subprocess.CalledProcessError", "KeyboardInterrupt")
+
+
+def cause_of(error: ChildProcessFailed) -> str:
+    """The failure in one line. The shared watcher misses a traceback that starts on the line
+    of a tqdm bar (the bar ends without a line break, so Musubi's traceback follows it on the
+    same line); the exception line at the end of the tail names the error then."""
+    for line in reversed(error.tail):
+        text = line.strip()
+        if line[:1] not in (" ", "\t") and _EXCEPTION_LINE.match(text) and not text.startswith(_SECONDARY):
+            if text in error.cause:
+                return error.cause
+            exit_text = re.search(r"\((exit code -?\d+|killed by \w+)\)$", error.cause)
+            return text + (f" ({exit_text.group(1)})" if exit_text else "")
+    return error.cause
+
+
 def hint_for(error: ChildProcessFailed) -> str:
     text = " ".join([error.cause, *error.tail[-10:]])
     return OOM_HINT if _OOM.search(text) else FAILURE_HINT
@@ -114,12 +133,10 @@ def _run_step(argv, control, parser, run: TrainRun) -> None:
             argv, control, parser=parser, cwd=backend.get("musubi_dir") or None, env=commands.command_env(run)
         )
     except ChildProcessFailed as error:
-        hint = hint_for(error)
-        control.log(f"{error.program} failed: {error.cause}")
+        hint, cause = hint_for(error), cause_of(error)
+        control.log(f"{error.program} failed: {cause}")
         control.log(f"hint: {hint}")
-        raise ChildProcessFailed(
-            error.program, f"{error.cause}; {hint}", error.tail, error.returncode
-        ) from None
+        raise ChildProcessFailed(error.program, f"{cause}; {hint}", error.tail, error.returncode) from None
 
 
 _STEP_FILE = re.compile(r"-step(\d{8})(\.safetensors|-state)$")

@@ -157,6 +157,15 @@ def test_stop_and_keep_cancels_with_keep_and_shows_the_kept_file(qtbot, services
     monitor.file_kept.connect(lambda run_id, path: kept.append((run_id, path)))
     row = monitor.row(run.run_id)
     qtbot.waitUntil(lambda: row.done == 12 and row.keep_button.isEnabled(), timeout=10_000)
+    # a narrow panel: compact rows (the ETA inside the bar), the samples beside the logs
+    assert row.layout_mode == "wide" and row.bar_text == "step 12/40 · 30%" and row.eta_text
+    monitor.resize(480, 600)
+    qtbot.waitUntil(lambda: row.layout_mode == "compact", timeout=5000)
+    assert row.bar_text == f"step 12/40 · {row.eta_text}" and row.eta_label.isHidden()
+    assert monitor.minimumSizeHint().width() <= 420  # fits the Train panel's narrowest right column
+    monitor.resize(1100, 700)
+    qtbot.waitUntil(lambda: row.layout_mode == "wide", timeout=5000)
+    assert row.bar_text == "step 12/40 · 30%" and row.eta_label.isVisible()
     row.keep_button.click()
     assert handle.cancel_requested and handle.keep_requested
     assert not row.keep_button.isEnabled() and not row.stop_button.isEnabled()

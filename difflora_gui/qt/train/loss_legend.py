@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from difflora_gui.qt.train.loss_plot import Series
 
 #: a legend entry may shrink to this width (its name elided)
-LEGEND_MIN_PX = 110
+LEGEND_MIN_PX = 80
 _LEGEND_PADDING = 14
 #: the end of a planned run's name (:func:`difflora_gui.train.plan.run_name`)
 _SIDE_END = re.compile(r"_(A|B|slider)(?:_(high|low)_noise)?$")

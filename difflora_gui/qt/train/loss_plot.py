@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -150,15 +149,16 @@ class LossPlot(QWidget):
         self.legend_grid.setContentsMargins(0, 0, 0, 0)
         self.legend_grid.setSpacing(0)
         bar.addLayout(self.legend_grid)
-        # what the curves say at the step under the pointer
+        bar.addStretch(1)
+        bar.addSpacing(10)
+        # what the curves say at the step under the pointer: over the chart's top right corner
+        # while the pointer is on the chart (a row of its own would cost height, the bar has no room)
         self.readout = QLabel()
         self.readout.setObjectName("lossReadout")
-        self.readout.setStyleSheet(f"color: {COLORS['muted']};")
-        # it takes the room between the legend and the check boxes, and never asks for more
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.readout.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        bar.addWidget(self.readout, 1)
-        bar.addSpacing(10)
+        self.readout.setStyleSheet(
+            f"color: {COLORS['text']}; background: rgba(23, 24, 27, 215); padding: 2px 6px; border-radius: 3px;"
+        )
+        self.readout.hide()
         self.raw_box = QCheckBox("raw")
         self.raw_box.setChecked(True)
         self.raw_box.setToolTip("Show the per-step loss as thin lines behind the smoothed curves")
@@ -322,6 +322,7 @@ class LossPlot(QWidget):
         column.addWidget(self._lr_widget)
         self.stack.addWidget(holder)
         self._chart = holder
+        self.readout.setParent(self._plot_widget)  # an overlay, not in a layout
         self._cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(COLORS["muted"], width=1))
         self._cursor.setZValue(20)
         self._cursor.hide()
@@ -436,14 +437,25 @@ class LossPlot(QWidget):
 
     def _on_mouse_moved(self, scene_pos) -> None:
         vb = self._plot.vb
-        if not vb.sceneBoundingRect().contains(scene_pos):
-            self.readout.setText("")
+        text = ""
+        if vb.sceneBoundingRect().contains(scene_pos):
+            step = vb.mapSceneToView(scene_pos).x()
+            text = self.readout_at(step)
+            self._cursor.setPos(step)
+        self.readout.setText(text)
+        self._cursor.setVisible(bool(text))
+        self.readout.setVisible(bool(text))
+        if text:
+            self.readout.adjustSize()
+            area = self._plot_widget.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+            self.readout.move(max(0, area.right() - self.readout.width() - 4), area.top() + 4)
+            self.readout.raise_()
+
+    def leaveEvent(self, event) -> None:
+        super().leaveEvent(event)
+        self.readout.hide()
+        if self._plot is not None:
             self._cursor.hide()
-            return
-        step = vb.mapSceneToView(scene_pos).x()
-        self.readout.setText(self.readout_at(step))
-        self._cursor.setPos(step)
-        self._cursor.setVisible(bool(self.readout.text()))
 
     def readout_at(self, step: float) -> str:
         """ "step 230 · A 0.1043 · B 0.1052": each shown run's smoothed loss at the nearest step."""

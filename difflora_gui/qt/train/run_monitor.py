@@ -37,11 +37,13 @@ from difflora_gui.qt.jobs import JobHandle
 from difflora_gui.qt.theme import COLORS
 from difflora_gui.qt.train.loss_plot import LossPlot
 from difflora_gui.qt.train.run_log import RunLog, failure_hint, failure_tail
-from difflora_gui.qt.train.run_progress import RunProgress, kept_artifact
+from difflora_gui.qt.train.run_progress import COMPACT, MEDIUM, WIDE, RunProgress, kept_artifact
 from difflora_gui.qt.train.samples_gallery import SamplesGallery
 
 #: from this width on, each run's progress is one line (its status beside the bar)
 WIDE_ROWS_PX = 1000
+#: below this width the rows are compact and the samples are a tab beside the logs
+COMPACT_PX = 640
 EMPTY_TEXT = "No run yet. Start a training run, or pick a finished one in the project, to see it here."
 PLOTTED = ("loss", "avr_loss", "lr")
 
@@ -114,6 +116,7 @@ class RunMonitor(QWidget):
         self.plot.built.connect(self._on_plot_built)
         self.gallery = SamplesGallery()
         self.gallery.hide()  # until a run makes a sample
+        self._gallery_in_tabs = False
         self.top = QSplitter(Qt.Orientation.Horizontal)
         self.top.setObjectName("runPlotSplitter")
         self.top.setChildrenCollapsible(False)
@@ -224,11 +227,11 @@ class RunMonitor(QWidget):
             self.rows_layout.removeWidget(watched.row)
             watched.row.deleteLater()
             watched.log.deleteLater()
+            self.logs.removeTab(self.logs.indexOf(watched.log))
         self.runs.clear()
-        self.logs.clear()
         self.plot.clear()
         self.gallery.clear()
-        self.gallery.hide()
+        self._show_gallery()
         self.stack.setCurrentWidget(self.empty_label)
 
     def stop_all(self, *, keep: bool = False) -> None:
@@ -256,9 +259,41 @@ class RunMonitor(QWidget):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        wide = event.size().width() >= WIDE_ROWS_PX
+        mode = self._layout_mode(event.size().width())
         for watched in self.runs.values():
-            watched.row.set_wide(wide)
+            watched.row.set_layout_mode(mode)
+        self._place_gallery(mode == COMPACT)
+
+    def _layout_mode(self, width: int) -> str:
+        """The rows' layout for ``width``: the widest that fits (and no wider than is pleasant)."""
+        row = next((w.row for w in self.runs.values()), None)
+        if row is None:
+            return WIDE if width >= WIDE_ROWS_PX else MEDIUM if width >= COMPACT_PX else COMPACT
+        if width >= WIDE_ROWS_PX and row.least_width(WIDE) <= width:
+            return WIDE
+        return MEDIUM if width >= COMPACT_PX and row.least_width(MEDIUM) <= width else COMPACT
+
+    def _place_gallery(self, in_tabs: bool) -> None:
+        """Beside the plot when there is room, else a "Samples" tab after the logs."""
+        if in_tabs == self._gallery_in_tabs:
+            return
+        self._gallery_in_tabs = in_tabs
+        if in_tabs:
+            self.logs.addTab(self.gallery, "Samples")
+        else:
+            self.logs.removeTab(self.logs.indexOf(self.gallery))
+            self.top.addWidget(self.gallery)
+        self._show_gallery()
+
+    def _show_gallery(self) -> None:
+        """The gallery is there only once a run made a sample."""
+        has = self.gallery.count() > 0
+        if self._gallery_in_tabs:
+            index = self.logs.indexOf(self.gallery)
+            self.logs.setTabVisible(index, has)
+            self.logs.setTabText(index, f"Samples ({self.gallery.count()})")
+        else:
+            self.gallery.setVisible(has)
 
     # --- building --------------------------------------------------------------------------
 
@@ -267,12 +302,13 @@ class RunMonitor(QWidget):
         if watched is not None:
             return watched
         row = RunProgress(name, tooltip=tooltip)
-        row.set_wide(self.width() >= WIDE_ROWS_PX)
+        row.set_layout_mode(self._layout_mode(self.width()))
         log = RunLog()
         watched = WatchedRun(key=key, name=name, row=row, log=log, side=side or "", expert=expert)
         self.runs[key] = watched
         self.rows_layout.addWidget(row)
-        index = self.logs.addTab(log, name)
+        samples = self.logs.indexOf(self.gallery)  # the logs go before a "Samples" tab
+        index = self.logs.insertTab(samples if samples >= 0 else self.logs.count(), log, name)
         self.logs.setTabToolTip(index, tooltip)
         self.plot.add_run(key, name, side=side or "", expert=expert)
         self.stack.setCurrentWidget(self.body)
@@ -336,7 +372,7 @@ class RunMonitor(QWidget):
         if artifact.kind == "sample":
             step = step if isinstance(step, int) else None
             self.gallery.add_sample(watched.short_label, artifact.path, step, run_name=watched.name)
-            self.gallery.show()
+            self._show_gallery()
         if kept_artifact(artifact):
             watched.kept = artifact.path
             watched.row.on_event(artifact)

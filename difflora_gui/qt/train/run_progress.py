@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtCore import QObject, QSize, Qt, Signal, Slot
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QLayout, QProgressBar, QPushButton, QWidget
 from superqt import QElidingLabel
 
 from difflora_gui.jobs.context import Progress, format_duration
@@ -25,6 +25,11 @@ BAR_STEPS = 1000
 NAME_WIDTH = 170
 #: the status text's width when the row is one line (wide)
 STATUS_WIDTH = 220
+#: layout modes (:meth:`RunProgress.set_layout_mode`)
+WIDE, MEDIUM, COMPACT = "wide", "medium", "compact"
+QWIDGETSIZE_MAX = 16777215
+COMPACT_BAR_MIN = 100
+BAR_MIN = 150
 STOP_TIP = "Stop this run now; nothing half-written is left (checkpoints already saved stay)"
 KEEP_TIP = "Stop this run and keep the newest checkpoint or training state; the run can resume from it"
 KEEP_UNAVAILABLE_TIP = "This backend cannot keep a resumable state when stopped"
@@ -52,6 +57,7 @@ class RunProgress(QFrame):
         self.epoch: int | None = None
         self.done = 0.0
         self.total: float | None = None
+        self._progress_text = ""
         self._connections: list = []
 
         self.name_label = QElidingLabel(name)
@@ -64,7 +70,6 @@ class RunProgress(QFrame):
         self.bar.setRange(0, BAR_STEPS)
         self.bar.setTextVisible(True)
         self.bar.setFormat("waiting")
-        self.bar.setMinimumWidth(150)
         self.eta_label = QLabel()
         self.eta_label.setObjectName("runEta")
         self.eta_label.setFixedWidth(self.eta_label.fontMetrics().horizontalAdvance("ETA 00:00:00  "))
@@ -97,33 +102,91 @@ class RunProgress(QFrame):
         grid.setContentsMargins(4, 2, 4, 2)
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(1)
+        # the row's least width is the compact layout's (minimumSizeHint): the monitor picks the
+        # layout by the width it gets, and each layout's own least width is below its threshold
+        grid.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self._grid = grid
-        grid.addWidget(self.name_label, 0, 0)
-        grid.addWidget(self.bar, 0, 1)
-        grid.addWidget(self.eta_label, 0, 2)
+        self.layout_mode = ""
+        self.set_layout_mode(MEDIUM)
+
+    def set_layout_mode(self, mode: str) -> None:
+        """How the row is laid out for the room it has (the buttons never move while it runs):
+
+        * ``wide``: one line — name, bar, ETA, the status (fixed width), the buttons; the kept
+          file under it when there is one;
+        * ``medium``: name, bar, ETA, buttons; the status and the kept file on a second line
+          that is always there, so the row's height never changes;
+        * ``compact`` (a narrow panel): name and buttons; the bar (with the ETA in its text) and
+          the status under them; the kept file on a third line when there is one.
+        """
+        if mode == self.layout_mode:
+            return
+        self.layout_mode = mode
+        self._place(mode)
+        handle = self.handle
+        if handle is not None and handle.state == RUNNING and handle.progress is not None:
+            self.set_progress(self.done, self.total, self._progress_text)  # the ETA moves in or out
+
+    def least_width(self, mode: str) -> int:
+        """The width the row needs in ``mode`` (the monitor picks a mode that fits)."""
+        margins = self._grid.contentsMargins()
+        spacing = self._grid.horizontalSpacing()
+        buttons = self.stop_button.width() + self.keep_button.width() + spacing
+        if mode == COMPACT:
+            parts = [COMPACT_BAR_MIN, buttons]
+        else:
+            parts = [NAME_WIDTH, BAR_MIN, self.eta_label.width(), buttons]
+            if mode == WIDE:
+                parts.append(STATUS_WIDTH)
+        return sum(parts) + spacing * (len(parts) - 1) + margins.left() + margins.right()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.least_width(COMPACT), super().minimumSizeHint().height())
+
+    def _place(self, mode: str) -> None:
+        grid = self._grid
+        parts = (
+            self.name_label,
+            self.bar,
+            self.eta_label,
+            self.status_label,
+            self.stop_button,
+            self.keep_button,
+        )
+        for widget in (*parts, self.kept_label):
+            grid.removeWidget(widget)
+        for column in range(6):
+            grid.setColumnStretch(column, 0)
+        if mode == COMPACT:
+            self.name_label.setMinimumWidth(60)
+            self.name_label.setMaximumWidth(QWIDGETSIZE_MAX)
+            self.bar.setMinimumWidth(COMPACT_BAR_MIN)
+        else:
+            self.name_label.setFixedWidth(NAME_WIDTH)
+            self.bar.setMinimumWidth(BAR_MIN)
+        if mode == WIDE:
+            self.status_label.setFixedWidth(STATUS_WIDTH)
+        else:
+            self.status_label.setMinimumWidth(0)
+            self.status_label.setMaximumWidth(QWIDGETSIZE_MAX)
         grid.addWidget(self.stop_button, 0, 4)
         grid.addWidget(self.keep_button, 0, 5)
-        grid.setColumnStretch(1, 1)
-        self.wide = True
-        self.set_wide(False)
-
-    def set_wide(self, wide: bool) -> None:
-        """Wide: one line (the status, fixed width, between the ETA and the buttons; the kept
-        file under it when there is one). Narrow: the status on a second line that is always
-        there, so the row's height never changes."""
-        if wide == self.wide:
+        self.eta_label.setVisible(mode != COMPACT)
+        if mode == COMPACT:  # name and buttons; the bar (with the ETA in it) and the status under them
+            grid.addWidget(self.name_label, 0, 0, 1, 4)
+            grid.addWidget(self.bar, 1, 0, 1, 3)
+            grid.addWidget(self.status_label, 1, 3, 1, 3)
+            grid.addWidget(self.kept_label, 2, 0, 1, 6)
+            grid.setColumnStretch(1, 1)
             return
-        self.wide = wide
-        grid = self._grid
-        grid.removeWidget(self.status_label)
-        grid.removeWidget(self.kept_label)
-        if wide:
-            self.status_label.setFixedWidth(STATUS_WIDTH)
+        grid.addWidget(self.eta_label, 0, 2)
+        grid.addWidget(self.name_label, 0, 0)
+        grid.addWidget(self.bar, 0, 1)
+        grid.setColumnStretch(1, 1)
+        if mode == WIDE:
             grid.addWidget(self.status_label, 0, 3)
             grid.addWidget(self.kept_label, 1, 1, 1, 5)
         else:
-            self.status_label.setMinimumWidth(0)
-            self.status_label.setMaximumWidth(16777215)  # QWIDGETSIZE_MAX
             grid.addWidget(self.status_label, 1, 1)
             grid.addWidget(self.kept_label, 1, 2, 1, 4)
 
@@ -183,17 +246,22 @@ class RunProgress(QFrame):
 
     @Slot(object)
     def _on_progress(self, progress: Progress) -> None:
-        self.set_progress(progress.done, progress.total, progress.text)
         if self.handle is not None:
             self.eta_label.setText(self.handle.eta_text)
+        self.set_progress(progress.done, progress.total, progress.text)
 
     def set_progress(self, done: float, total: float | None, text: str = "") -> None:
         self.done, self.total = float(done), total
+        self._progress_text = text
         if total:
             self.bar.setRange(0, BAR_STEPS)
             self.bar.setValue(round(BAR_STEPS * max(0.0, min(1.0, done / total))))
             label = text or f"step {done:.0f}/{total:.0f}"
-            self.bar.setFormat(f"{label} · {100 * done / total:.0f}%")
+            eta = self.eta_label.text()
+            if self.layout_mode == COMPACT and eta:  # no room for an ETA column: it is in the bar
+                self.bar.setFormat(f"{label} · {eta}")
+            else:
+                self.bar.setFormat(f"{label} · {100 * done / total:.0f}%")
         else:
             self.bar.setRange(0, 0)
             self.bar.setFormat(text or "working")

@@ -253,6 +253,20 @@ def test_a_run_watched_right_after_it_was_submitted_shows_each_line_once(qtbot, 
     assert monitor.log(run.run_id).echo.dropped >= 11  # the replayed lines' echoes did come
 
 
+def test_the_eta_of_a_resumed_run_comes_from_its_step_rate(qtbot):
+    """Resumed at step 2000 of 5000 after 10 s of caching: 10 steps in 10 s leave ~50 minutes (the
+    job's own estimate, elapsed × remaining / done, would say 30 seconds)."""
+    from difflora_gui.jobs.context import Progress
+    from difflora_gui.qt.train.run_progress import RunProgress
+
+    row = RunProgress("concept_A")
+    qtbot.addWidget(row)
+    assert row._eta(Progress(2001, 5000, "step 2001/5000", 10.0, 14.9)) == ""  # one report: no rate yet
+    assert row._eta(Progress(2011, 5000, "step 2011/5000", 20.0, 29.7)) == "ETA 49:49"
+    assert row._eta(Progress(3, 10, "caching 3/10", 21.0, 1.0)) == ""  # another total: a new start
+    assert row._eta(Progress(5000, 5000, "step 5000/5000", 3000.0, 0.0)) == ""
+
+
 @pytest.mark.parametrize(
     ("expected", "live", "shown"),
     [

@@ -58,6 +58,7 @@ class RunProgress(QFrame):
         self.done = 0.0
         self.total: float | None = None
         self._progress_text = ""
+        self._rate_base: tuple[float, float, float] | None = None  # (total, done, elapsed) of the ETA
         self._connections: list = []
 
         self.name_label = QElidingLabel(name)
@@ -196,6 +197,7 @@ class RunProgress(QFrame):
         """Follow ``handle``: its state, progress and ETA; the buttons stop it."""
         self.detach()
         self.handle = handle
+        self._rate_base = None
         self._connections = [
             handle.state_changed.connect(self._on_state),
             handle.progressed.connect(self._on_progress),
@@ -242,13 +244,31 @@ class RunProgress(QFrame):
             self.bar.setRange(0, 0)  # busy until the first report
         elif handle.is_finished:
             self._show_finished_state(handle.state, handle.elapsed_s)
-        self.eta_label.setText(handle.eta_text)
+        if not running:
+            self.eta_label.setText("")
 
     @Slot(object)
     def _on_progress(self, progress: Progress) -> None:
-        if self.handle is not None:
-            self.eta_label.setText(self.handle.eta_text)
+        self.eta_label.setText(self._eta(progress))
         self.set_progress(progress.done, progress.total, progress.text)
+
+    def _eta(self, progress: Progress) -> str:
+        """The ETA from the step rate since this job's first report of this total.
+
+        Not the job's own estimate (elapsed × remaining / done): that counts from step 0, so a
+        run resumed at step 2000 of 5000 would promise to finish in seconds, and the time spent
+        caching latents would be taken for training steps."""
+        if not progress.total or progress.done >= progress.total:
+            self._rate_base = None
+            return ""
+        base = self._rate_base
+        if base is None or base[0] != progress.total or progress.done < base[1]:
+            self._rate_base = (progress.total, progress.done, progress.elapsed_s)
+            return ""
+        steps, seconds = progress.done - base[1], progress.elapsed_s - base[2]
+        if steps <= 0 or seconds <= 0:
+            return self.eta_label.text()
+        return f"ETA {format_duration((progress.total - progress.done) * seconds / steps)}"
 
     def set_progress(self, done: float, total: float | None, text: str = "") -> None:
         self.done, self.total = float(done), total

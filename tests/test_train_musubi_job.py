@@ -127,7 +127,7 @@ def test_a_failure_fails_the_job_with_the_tail_and_a_hint(setup, tmp_path, kind,
     assert cause in str(error) and hint in str(error)
     assert 0 < len(error.tail) <= 50
     assert any("Traceback (most recent call last):" in line for line in error.tail)  # after a bar
-    assert any(f"hint: " in line and hint in line for line in outcome.context.logs)
+    assert any("hint: " in line and hint in line for line in outcome.context.logs)
 
 
 def test_stop_ends_the_whole_process_tree(setup, tmp_path):

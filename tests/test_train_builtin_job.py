@@ -183,3 +183,22 @@ def test_stop_and_keep_before_the_first_step_says_there_is_nothing_to_keep(folde
     assert outcome.status == "cancelled"
     assert any("nothing to keep" in line for line in ctx.logs)
     assert [p.name for p in folders["out"].iterdir()] == [".builtin-cache"]
+
+
+def test_a_wan22_folder_trained_as_wan21_is_warned_about(tmp_path):
+    folders = setup_folders(tmp_path, two_experts=True)
+    warnings = [i for i in validate_builtin(single_run(folders)) if i.level == "warning"]
+    assert any("Wan2.2 A14B folder" in w.text and w.field == "task" for w in warnings)
+
+
+def test_a_14b_folder_with_a_1_3b_task_is_warned_about(folders):
+    config_path = folders["model"] / "transformer" / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config.update(num_layers=40, num_attention_heads=40, attention_head_dim=128, ffn_dim=13824)
+    config_path.write_text(json.dumps(config), encoding="utf-8")  # the check reads only the config
+    issues = validate_builtin(single_run(folders, quick_config(task="t2v-1.3B")))
+    assert any("Wan 14B transformer" in i.text for i in issues if i.level == "warning")
+    assert not any(
+        "Wan 14B transformer" in i.text
+        for i in validate_builtin(single_run(folders, quick_config(task="t2v-14B")))
+    )

@@ -93,7 +93,7 @@ def validate_builtin(run) -> list[TrainIssue]:
             )
         else:
             target_issues, _count = _target_issues(run, model_dir)
-            issues += target_issues
+            issues += target_issues + _model_fit_warnings(run, model_dir, config)
     try:
         device = resolve_device(values["device"], run.device)
         precision = resolve_precision(device, values["dtype"], run.config.get("mixed_precision", "bf16"))
@@ -123,6 +123,44 @@ def validate_builtin(run) -> list[TrainIssue]:
             TrainIssue(WARNING, "training a 14B model on the CPU takes days per hundred steps", "device")
         )
     return issues
+
+
+#: (layers, width) of the released Wan transformers, by the config's model size
+_SIZES = {"1.3B": (30, 1536), "14B": (40, 5120)}
+
+
+def _model_fit_warnings(run: TrainRun, model_dir: Path, config: Mapping[str, Any]) -> list[TrainIssue]:
+    """Warnings when the folder is a released model of another size or generation than the task says."""
+    from difflora_gui.train.builtin import model_loading
+    from difflora_gui.train.config import is_two_expert, model_size
+
+    warnings = []
+    shape = (
+        int(config.get("num_layers", 0)),
+        int(config.get("num_attention_heads", 0)) * int(config.get("attention_head_dim", 0)),
+    )
+    size = model_size(run.config["task"])
+    other = next((name for name, dims in _SIZES.items() if dims == shape and name != size), None)
+    if other:
+        warnings.append(
+            TrainIssue(
+                WARNING,
+                f"{model_dir} holds a Wan {other} transformer but the task is {run.config['task']}: "
+                "choose the task of the model (it sets the metadata and the memory estimate)",
+                "task",
+            )
+        )
+    index = model_loading.read_model_index(model_dir)
+    if "transformer_2" in index and not is_two_expert(run.config["task"]):
+        warnings.append(
+            TrainIssue(
+                WARNING,
+                f"{model_dir} is a Wan2.2 A14B folder (two experts) but the task {run.config['task']} is "
+                "Wan2.1: only its high-noise transformer is trained, without a timestep window; choose t2v-A14B",
+                "task",
+            )
+        )
+    return warnings
 
 
 def _memory_issues(run: TrainRun, precision) -> list[TrainIssue]:

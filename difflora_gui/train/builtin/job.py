@@ -151,7 +151,7 @@ def _model_fit_warnings(run: TrainRun, model_dir: Path, config: Mapping[str, Any
             )
         )
     index = model_loading.read_model_index(model_dir)
-    if "transformer_2" in index and not is_two_expert(run.config["task"]):
+    if model_loading.has_two_experts(index) and not is_two_expert(run.config["task"]):
         warnings.append(
             TrainIssue(
                 WARNING,

@@ -45,6 +45,12 @@ def read_model_index(folder: str | Path) -> dict[str, Any]:
         raise UserError(f"{index}: cannot be read as JSON ({exc})") from None
 
 
+def has_two_experts(index: dict[str, Any]) -> bool:
+    """Whether model_index.json names a low-noise ``transformer_2`` (Wan2.1 folders write ``[null, null]``)."""
+    entry = index.get("transformer_2")
+    return isinstance(entry, list) and bool(entry) and entry[0] is not None
+
+
 def _component_problem(folder: Path, name: str, *, weights: bool = True) -> str | None:
     sub = folder / name
     if not sub.is_dir():
@@ -66,7 +72,7 @@ def layout_problems(folder: str | Path, expert: str | None, *, need_text: bool =
         return [str(exc)]
     problems = []
     subfolder = transformer_subfolder(expert)
-    if expert is not None and "transformer_2" not in index:
+    if expert is not None and not has_two_experts(index):
         problems.append(
             f"{folder}: a Wan2.2 A14B per-expert run needs transformer_2 (the low-noise expert) and "
             "boundary_ratio in model_index.json; this folder has one transformer (a Wan2.1 model?)"

@@ -104,6 +104,15 @@ def test_a_pair_run_plots_both_runs_shows_eta_samples_checkpoints_and_replays(
         assert drawn["raw"][1] == pytest.approx([expected_loss(s, run.side) for s in range(1, steps + 1)])
         assert drawn["smoothed"][1] == pytest.approx([expected_avr(s, run.side) for s in range(1, steps + 1)])
         assert drawn["lr"][1] == pytest.approx([expected_lr(s) for s in range(1, steps + 1)])
+    # the checkpoints are dots on the smoothed curves, named in their tooltips
+    marks = monitor.plot.drawn_marks(run_a.run_id)
+    assert [(step, name) for step, _loss, name in marks] == [
+        *[(float(s), f"concept ü_A-step{s:08d}.safetensors") for s in (10, 20, 30, 40, 50, 60)],
+        (60.0, "concept ü_A.safetensors"),
+    ]
+    assert [loss for _s, loss, _n in marks[:6]] == pytest.approx(
+        [expected_avr(s, "a") for s in range(10, 61, 10)]
+    )
     readout = monitor.plot.readout_at(30.2)  # what the pointer shows: both runs at the nearest step
     assert readout.startswith("step 30 · ")
     assert f"A {expected_avr(30, 'a'):.4g}" in readout and f"B {expected_avr(30, 'b'):.4g}" in readout
@@ -370,7 +379,7 @@ def test_a_failed_run_shows_the_cause_hint_and_the_output_tail(qtbot, services, 
     qtbot.waitUntil(lambda: handle.is_finished, timeout=20_000)
     assert handle.state == FAILED
     log = monitor.log(run.run_id)
-    assert log.failed and log.failure_box.isVisible()
+    assert log.failed and log.failure_box.isVisible() and monitor.logs.currentWidget() is log
     assert "CUDA out of memory" in log.failure_label.text()
     assert log.hint_label.text() == OOM_HINT
     tail = log.tail_view.toPlainText().splitlines()
@@ -446,6 +455,9 @@ def test_a_backend_that_reports_only_loss_gets_an_ema_and_log_y_and_hiding_work(
     plot = monitor.plot
     plot.log_box.setChecked(True)
     assert plot._plot.getAxis("left").logMode
+    dots = plot._marks[run.run_id].points()  # the checkpoint dots follow the log axis
+    assert [p.pos().y() for p in dots] == pytest.approx([math.log10(p.data()[1]) for p in dots])
+    assert len(dots) == 4  # steps 10, 20, 30 and the final file
     plot.raw_box.setChecked(False)
     raw, smooth, _lr = plot._curves[run.run_id]
     assert not raw.isVisible() and smooth.isVisible()

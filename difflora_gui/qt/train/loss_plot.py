@@ -16,6 +16,7 @@ arrive earlier wait in the buffers.
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from array import array
@@ -76,9 +77,23 @@ class Series:
     ema_y: array = field(default_factory=lambda: array("d"))
     lr_x: array = field(default_factory=lambda: array("d"))
     lr_y: array = field(default_factory=lambda: array("d"))
+    #: checkpoints (step, file name): dots on the smoothed curve
+    marks: list = field(default_factory=list)
     _ema: float = 0.0
     _ema_n: int = 0
     visible: bool = True
+
+    def mark_points(self) -> tuple[list[float], list[float], list[str]]:
+        """Where the checkpoint dots go: on the smoothed curve at (or just before) their step."""
+        xs, ys = self.smoothed
+        px, py, names = [], [], []
+        for step, name in self.marks:
+            index = bisect.bisect_right(xs, step) - 1
+            if index >= 0:
+                px.append(step)
+                py.append(ys[index])
+                names.append(name)
+        return px, py, names
 
     def add(self, metric: str, value: float, step: float) -> bool:
         """Append a point; False when it is not a plotted metric or repeats an old step."""
@@ -138,6 +153,7 @@ class LossPlot(QWidget):
         self._plot = None
         self._lr_plot = None
         self._curves: dict[str, tuple] = {}  # key -> (raw, smoothed, lr)
+        self._marks: dict[str, object] = {}  # key -> the checkpoints' ScatterPlotItem
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -230,6 +246,17 @@ class LossPlot(QWidget):
             self._redraw_timer.start()
         return True
 
+    def add_mark(self, key: str, step: float | None, name: str) -> bool:
+        """A checkpoint of run ``key`` at ``step``: a dot on its curve (its name as the tooltip)."""
+        series = self.series.get(key)
+        if series is None or step is None or any(mark == (float(step), name) for mark in series.marks):
+            return False
+        series.marks.append((float(step), name))
+        self._dirty.add(key)
+        if self._plot is not None and not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+        return True
+
     def set_total_steps(self, total: int) -> None:
         """The x axis spans the whole run (the curves grow into it)."""
         total = int(total or 0)
@@ -248,6 +275,7 @@ class LossPlot(QWidget):
                 self._plot.removeItem(raw)
                 self._plot.removeItem(smooth)
                 self._lr_plot.removeItem(lr)
+                self._plot.removeItem(self._marks.pop(key))
             toggle = self._legend.pop(key)
             self.legend_grid.removeWidget(toggle)
             toggle.deleteLater()
@@ -278,6 +306,11 @@ class LossPlot(QWidget):
         item = self._curves[key][index]
         x, y = item.getData()
         return ([] if x is None else [float(v) for v in x]), ([] if y is None else [float(v) for v in y])
+
+    def drawn_marks(self, key: str) -> list[tuple[float, float, str]]:
+        """The checkpoint dots of run ``key`` as drawn: (step, loss, file name)."""
+        item = self._marks[key]
+        return [(float(p.pos().x()), float(p.data()[1]), p.data()[0]) for p in item.points()]
 
     def curve_pen_color(self, key: str) -> str:
         return self.series[key].color
@@ -368,6 +401,18 @@ class LossPlot(QWidget):
         self._plot.addItem(raw)
         self._plot.addItem(smooth)
         self._lr_plot.addItem(lr)
+        marks = pg.ScatterPlotItem(
+            size=7,
+            pen=pg.mkPen(COLORS["base"], width=1),
+            brush=pg.mkBrush(series.color),
+            hoverable=True,
+            hoverSize=10,
+            # data = (file name, loss): y is log10(loss) on a log axis
+            tip=lambda x, y, data, name=series.name: f"{data[0]}\n{name}, step {x:.0f}: loss {data[1]:.4g}",
+        )
+        marks.setZValue(15)
+        self._plot.addItem(marks)
+        self._marks[series.key] = marks
         self._curves[series.key] = (raw, smooth, lr)
         self._apply_visibility()
 
@@ -392,6 +437,11 @@ class LossPlot(QWidget):
             if series.lr_x:
                 lr.setData(_view(np, series.lr_x), _view(np, series.lr_y))
                 self._show_lr()
+            if series.marks:
+                # a scatter item is not transformed by the plot's log mode (curves are): we do it
+                mx, my, names = series.mark_points()
+                shown = [math.log10(y) if y > 0 else math.nan for y in my] if self.log_box.isChecked() else my
+                self._marks[key].setData(x=mx, y=shown, data=list(zip(names, my, strict=True)))
             self._legend[key].refresh()
             any_points = any_points or bool(sx) or bool(series.loss_x)
             self.redraws += 1
@@ -434,6 +484,7 @@ class LossPlot(QWidget):
             raw.setVisible(visible and raw_on)
             smooth.setVisible(visible)
             lr.setVisible(visible)
+            self._marks[key].setVisible(visible)
 
     def _on_mouse_moved(self, scene_pos) -> None:
         vb = self._plot.vb
@@ -465,6 +516,8 @@ class LossPlot(QWidget):
         if self._plot is not None:
             self._plot.setLogMode(y=bool(on))
             self._plot.enableAutoRange(axis="y")
+            self._dirty.update(key for key, series in self.series.items() if series.marks)
+            self.redraw()
 
 
 def _view(np, values: array):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QLabel,
     QSplitter,
@@ -373,6 +374,8 @@ class RunMonitor(QWidget):
             step = step if isinstance(step, int) else None
             self.gallery.add_sample(watched.short_label, artifact.path, step, run_name=watched.name)
             self._show_gallery()
+        if artifact.kind in ("checkpoint", "lora") and isinstance(step, (int, float)):
+            self.plot.add_mark(watched.key, step, Path(artifact.path).name)
         if kept_artifact(artifact):
             watched.kept = artifact.path
             watched.row.on_event(artifact)
@@ -416,6 +419,9 @@ class RunMonitor(QWidget):
         if not tail and handle.traceback:
             tail = handle.traceback.rstrip().splitlines()[-50:]
         watched.log.show_failure(message or handle.error_text, tail, failure_hint(error, message))
+        index = self.logs.indexOf(watched.log)  # the failed run's log comes to the front, its tab red
+        self.logs.tabBar().setTabTextColor(index, QColor(COLORS["error"]))
+        self.logs.setCurrentIndex(index)
 
     def _on_finished(self, key: str, handle: JobHandle, state: str) -> None:
         watched = self.runs.get(key)

@@ -229,3 +229,57 @@ def test_a_resumed_run_renames_checkpoints_to_real_steps_and_ends_at_the_total(s
     assert {step for name, _v, step in ctx.metrics if name == "avr_loss"} == {5, 6, 7, 8}
     resume_folder = out / ".musubi" / "diff" / "resume-from-step00000004"
     assert not list(resume_folder.glob("*-step*"))  # every file moved to its real step
+    assert not any("made again" in line for line in ctx.logs)  # the caches were kept
+
+
+def test_the_parser_reads_musubis_observed_lines():
+    """Lines as the reference records them from a real run (musubi-tuner.md §5)."""
+    import math
+
+    from difflora_gui.jobs.events import LogLine, Metric, ProgressEvent
+    from difflora_gui.train.musubi.output import MusubiOutputParser
+
+    parser = MusubiOutputParser("train", total_steps=16, steps_done=10)
+    assert parser("epoch 1/2", "stdout") == [Metric("epoch", 1.0, 10), LogLine("epoch 1/2")]
+    first = parser("steps:  17%|█▋        | 1/6 [00:00<00:00, 3563.55it/s, avr_loss=1.74]", "stderr")
+    assert first == [ProgressEvent(11, 16, "step 11/16"), Metric("avr_loss", 1.74, 11)]
+    bar = "steps:  50%|█████     | 3/6 [01:15<01:15, 25.18s/it, avr_loss=1.78]"
+    assert parser(bar, "stderr") == [ProgressEvent(13, 16, "step 13/16"), Metric("avr_loss", 1.78, 13)]
+    same_line = bar + "INFO:musubi_tuner.utils.train_utils:saving state at step 3"
+    assert parser(same_line, "stderr") == [
+        ProgressEvent(13, 16, "step 13/16"),
+        LogLine("INFO:musubi_tuner.utils.train_utils:saving state at step 3"),
+    ]  # the redrawn bar repeats no metric; the log line after it is kept
+    (progress, loss) = parser("steps:  67%|██████▋   | 4/6 [01:40<00:50, 25.00s/it, avr_loss=nan]", "stderr")
+    assert progress.done == 14 and math.isnan(loss.value)
+    scaled = "steps:  83%|████████▎ | 5/6 [02:05<00:25, 25.00s/it, Keys Scaled=0, Average key norm=0.51, avr_loss=0.0823]"
+    assert parser(scaled, "stderr")[1] == Metric("avr_loss", 0.0823, 15)
+    loading = "Loading /models/wan2.1 dit.safetensors:  45%|████▍     | 369/825 [00:02<00:03, 137.81it/s]"
+    (status,) = parser(loading, "stderr")
+    assert isinstance(status, Status) and parser(loading, "stderr") == []  # once, and no step progress
+    cache = MusubiOutputParser("cache_latents", items=4)
+    assert cache("4it [00:08,  2.17s/it]", "stderr") == [ProgressEvent(4, 4, "caching latents")]
+    assert cache("INFO:musubi_tuner.cache_latents:Encoding dataset [0]", "stderr") == [
+        LogLine("INFO:musubi_tuner.cache_latents:Encoding dataset [0]")
+    ]
+
+
+def test_stop_and_keep_before_the_last_checkpoint_lets_the_run_finish(setup, tmp_path):
+    checkout, models, dataset = setup
+    set_standin(checkout, step_s=0.15)
+    run = single_run(
+        tmp_path,
+        quick_config(max_train_steps=6, save_every_n_steps=3),
+        backend_config(checkout, models),
+        dataset,
+    )
+    ctx = RecordingContext()
+    thread, box = _run_in_thread(run, ctx)
+    _wait_for_step(ctx, 4)
+
+    ctx.cancel(keep=True)
+    thread.join(60)
+
+    assert box["outcome"].status == "done"
+    assert box["outcome"].result.lora == str(run.output_path())
+    assert any("the run finishes" in line for line in ctx.logs)

@@ -3,8 +3,8 @@
 The estimate adds the DiT weights the GPU holds (bytes per weight: 2 for fp16/bf16, 1 for fp8,
 4 for float32; block swap keeps only the other blocks resident; Musubi's joint Wan2.2 mode also
 holds the inactive expert unless it is offloaded), the activations of the training step (the
-token count of one item times the model width, per block without gradient checkpointing, for
-about two blocks with it) and a fixed overhead (CUDA context, LoRA weights and optimizer state,
+token count of one item times the model width, per block without gradient checkpointing; with
+it, each block's bf16 input plus about two blocks' worth) and a fixed overhead (CUDA context, LoRA weights and optimizer state,
 the allocator's slack). It is meant to tell "a 14B model in bf16 will not fit 24 GB" from "fits",
 not to predict a peak to the gigabyte. Used by the Musubi backend; the built-in trainer may use it.
 """
@@ -81,7 +81,10 @@ def estimate(
         weights *= 2
     tokens = tokens_per_item(width, height, frames) * max(1, batch_size)
     per_block = tokens * WIDTH[size] * ACTIVATION_BYTES_PER_TOKEN_WIDTH
-    activations = per_block * (2 if gradient_checkpointing else blocks)
+    if gradient_checkpointing:  # every block's input is kept, one block is recomputed at a time
+        activations = per_block * 2 + tokens * WIDTH[size] * 2 * blocks
+    else:
+        activations = per_block * blocks
     if available_gb is None:
         available_gb, known = gpu_memory_gb(device)
     else:

@@ -70,6 +70,7 @@ class _StopControl:
         self._parser = parser
         self._target: int | None = None  # the real step of the checkpoint waited for
         self._waiting = False
+        self._finishing = False
         self.stop_now_reason = ""
 
     def __getattr__(self, name):
@@ -94,9 +95,13 @@ class _StopControl:
             if self._target is None:
                 self.stop_now_reason = "no further checkpoint can come"
                 return True
+            if self._target >= self._run.total_steps:
+                ctx.log("Stop and keep: the next checkpoint is the run's last step; the run finishes")
+                ctx.status("finishing: the next checkpoint is the last step")
+                self._finishing = True
             ctx.log(f"Stop and keep: waiting for Musubi's checkpoint at step {self._target}, then stopping")
             ctx.status(f"stopping after the checkpoint at step {self._target}")
-        return self._target_reached()
+        return not self._finishing and self._target_reached()
 
     def _next_checkpoint_step(self) -> int | None:
         files = self._parser.files
@@ -147,7 +152,11 @@ def _existing(run: TrainRun, files: OutputFiles | None) -> list[Settled]:
     pending = {item.path for item in files.pending} if files is not None else set()
     found = list(files.checkpoints + files.states) if files is not None else []
     known = {s.path for s in found}
-    for path in Path(run.output_dir).glob(f"{run.name}-step*"):
+    try:
+        paths = sorted(Path(run.output_dir).iterdir())
+    except OSError:
+        paths = []
+    for path in paths:
         match = _STEP_FILE.search(path.name)
         if match is None or path in pending or path in known or path.name[: match.start()] != run.name:
             continue

@@ -1,12 +1,15 @@
 """The built-in trainer on a full-size Wan2.1-1.3B transformer (random weights, bf16, 192p) against a bare loop, on CUDA.
 
-    python bench/gpu_train_bench.py                 # on a CUDA machine: ~10 GB disk, a few minutes
+    python bench/gpu_train_bench.py                 # on a CUDA machine: ~3 GB disk, a few minutes
     python bench/gpu_train_bench.py --steps 50 --rounds 3 --json gpu.json
     python bench/gpu_train_bench.py --dry-check     # on the CPU, 2 blocks: proves the code path
     python bench/gpu_train_bench.py --smoke         # the dry check on a narrow model (the smoke test)
 
 Run it from the repository root with the project's environment (torch with CUDA, diffusers, peft,
-lion-pytorch). It needs no download: the model folder is built from configs. The figures go to
+lion-pytorch); about 8 GB of host memory while the model is built, 3 GB of disk. It needs no
+download: the model folder is built from configs. On a lent device machine:
+``python bench/gpu_train_bench.py --json $OUT/gpu_train_bench.json`` (build ≈ 1 min, then four
+training processes of ~30 s each: budget 5–6 minutes). The figures go to
 stdout (``--json`` writes them too): seconds per step (median and mean, wall, after a CUDA
 synchronise) and peak VRAM (``torch.cuda.max_memory_allocated`` over the whole training process,
 and the reserved peak) for the built-in trainer and the bare loop, and their ratios.

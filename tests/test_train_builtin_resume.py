@@ -35,11 +35,11 @@ def _tensors(path):
 
 @pytest.mark.parametrize(
     "optimizer, scheduler",
-    [("adamw", "cosine"), ("lion", "constant_with_warmup"), ("prodigy", "constant")],
+    [("adamw", "cosine"), ("lion", "constant_with_warmup"), ("prodigy", "constant"), ("adafactor", "linear")],
 )
 def test_stop_and_keep_at_10_then_resume_to_20_equals_an_uninterrupted_run(tmp_path, optimizer, scheduler):
     folders = setup_folders(tmp_path)
-    lr = {"adamw": 2e-3, "lion": 2e-4, "prodigy": 1.0}[optimizer]
+    lr = {"adamw": 2e-3, "lion": 2e-4, "prodigy": 1.0, "adafactor": 1e-3}[optimizer]
     config = quick_config(
         max_train_steps=20,
         optimizer=optimizer,

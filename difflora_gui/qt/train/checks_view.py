@@ -17,13 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from difflora_gui.qt.theme import COLORS
 from difflora_gui.train.backend import ERROR, WARNING, TrainIssue
 
 #: how long after the last edit the runs are checked again
 CHECK_DELAY_MS = 300
+#: the checks list shows this many lines before it scrolls
+MAX_LINES = 5
 
 
 @dataclass
@@ -125,7 +127,18 @@ class ChecksView(QWidget):
         self.list_label.setTextFormat(Qt.TextFormat.RichText)
         self.list_label.setWordWrap(True)
         self.list_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.list_label)
+        self.list_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # a long list scrolls inside a few lines' height: the Train button under it never moves far
+        self.scroll = QScrollArea()
+        self.scroll.setObjectName("trainChecksScroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.list_label)
+        line = self.list_label.fontMetrics().lineSpacing()
+        self.scroll.setMinimumHeight(2 * line + 4)
+        self.scroll.setMaximumHeight(MAX_LINES * line + 4)
+        layout.addWidget(self.scroll)
 
     def schedule(self) -> None:
         """Check again soon (after the edits stop for a moment)."""

@@ -291,6 +291,9 @@ class ConfigBox(QWidget):
             return
         before = self.form.values()
         values = preset_values(name)
+        index = self.preset_combo.findData(name)
+        if index >= 0:
+            self.preset_combo.setCurrentIndex(index)
         title = next((p.title for p in PRESETS if p.name == name), name)
         self.form.set_values(values)
         after = self.form.values()

@@ -123,7 +123,7 @@ class DatasetsBox(QFrame):
         layout.addLayout(row)
         for key, edit in self._all_edits().items():
             self._shown[key] = ""
-            edit.textEdited.connect(lambda _text, k=key: self._on_typed(k))
+            edit.textChanged.connect(lambda _text, k=key: self._on_typed(k))
             edit.editingFinished.connect(lambda k=key: self._record_edit(k))
 
     def _add_folder_row(self, grid: QGridLayout, row: int, side: str) -> None:

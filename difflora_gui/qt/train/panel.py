@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -42,6 +44,8 @@ from difflora_gui.qt.undo import UndoStack
 FORM_KEY = "form"
 SAVE_DELAY_MS = 400
 RUNS_DELAY_MS = 150
+#: from this panel height on, the monitor and the runs list are shown one over the other, not as tabs
+TALL_HEIGHT = 820
 TRAIN_TIP = "Train LoRA A on set A and LoRA B on set B with the one config (Ctrl+Return)"
 
 
@@ -95,7 +99,7 @@ class TrainPanel(PanelJobs, QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
         frame.setWidget(self.splitter)
-        # left: the config column, scrolling on its own
+        # left: what the user sets, in the order it is chosen (data, trainer, config), scrolling on its own
         scroll = QScrollArea()
         scroll.setObjectName("trainConfigScroll")
         scroll.setWidgetResizable(True)
@@ -104,6 +108,9 @@ class TrainPanel(PanelJobs, QWidget):
         body = QWidget()
         column = QVBoxLayout(body)
         column.setContentsMargins(0, 0, 8, 0)
+        column.setSpacing(8)
+        self.datasets = DatasetsBox(self.services, self.undo_stack)
+        column.addWidget(self.datasets)
         self.config_box = ConfigBox(self.services, self.undo_stack)
         column.addWidget(self.config_box)
         column.addStretch(1)
@@ -114,34 +121,63 @@ class TrainPanel(PanelJobs, QWidget):
         )
         self.config_scroll = scroll
         self.splitter.addWidget(scroll)
-        # right: datasets and checks with Train, then the monitor over the runs
-        right = QSplitter(Qt.Orientation.Vertical)
+        # right: the checks with Train, then what the runs do (monitor) and did (runs list)
+        right = QWidget()
         right.setObjectName("trainSide")
-        right.setChildrenCollapsible(False)
-        right.addWidget(self._build_inputs())
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 0, 0, 0)
+        right_layout.setSpacing(6)
+        right_layout.addWidget(self._build_train_card())
         self.monitor = RunMonitor(self.services)
-        self.monitor.setMinimumHeight(160)
-        right.addWidget(self.monitor)
         self.runs_list = RunsList()
-        self.runs_list.setMinimumHeight(120)
-        right.addWidget(self.runs_list)
-        right.setStretchFactor(0, 0)
-        right.setStretchFactor(1, 3)
-        right.setStretchFactor(2, 2)
+        # tall: the monitor over the runs list; short (a 720p laptop): the two as tabs, each at full height
+        self.lower_tabs = QTabWidget()
+        self.lower_tabs.setObjectName("trainLowerTabs")
+        self.lower_tabs.setDocumentMode(True)
+        self.lower_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.lower_splitter.setObjectName("trainLowerSplitter")
+        self.lower_splitter.setChildrenCollapsible(False)
+        self.lower = QStackedWidget()
+        self.lower.addWidget(self.lower_tabs)
+        self.lower.addWidget(self.lower_splitter)
+        self._tall: bool | None = None
+        self._arrange(tall=False)
+        right_layout.addWidget(self.lower, 1)
         right.setMinimumWidth(420)
-        self.side_splitter = right
+        self.side = right
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([400, 700])
 
-    def _build_inputs(self) -> QWidget:
-        holder = QWidget()
-        layout = QVBoxLayout(holder)
-        layout.setContentsMargins(0, 0, 0, 4)
-        layout.setSpacing(6)
-        self.datasets = DatasetsBox(self.services, self.undo_stack)
-        layout.addWidget(self.datasets)
+    def _arrange(self, *, tall: bool) -> None:
+        """Monitor and runs list one over the other (``tall``) or as two tabs."""
+        if tall == self._tall:
+            return
+        self._tall = tall
+        if tall:
+            self.lower_tabs.clear()
+            self.lower_splitter.addWidget(self.monitor)
+            self.lower_splitter.addWidget(self.runs_list)
+            self.lower_splitter.setStretchFactor(0, 3)
+            self.lower_splitter.setStretchFactor(1, 2)
+            self.lower.setCurrentWidget(self.lower_splitter)
+            self.monitor.show()  # the tab widget had hidden the tab that was not on show
+            self.runs_list.show()
+        else:
+            self.lower_tabs.addTab(self.monitor, "Monitor")
+            self.lower_tabs.addTab(self.runs_list, "Runs")
+            self.lower.setCurrentWidget(self.lower_tabs)
+
+    def show_monitor(self) -> None:
+        """Bring the monitor into view (in the short layout it shares a tab bar with the runs)."""
+        if not self._tall:
+            self.lower_tabs.setCurrentWidget(self.monitor)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._arrange(tall=self.height() >= TALL_HEIGHT)
+
+    def _build_train_card(self) -> QWidget:
         card = QFrame()
         card.setObjectName("sectionCard")
         card_layout = QVBoxLayout(card)
@@ -166,8 +202,7 @@ class TrainPanel(PanelJobs, QWidget):
         self.status_label = StatusLine()
         self.status_label.setObjectName("trainStatus")
         card_layout.addWidget(self.status_label)
-        layout.addWidget(card)
-        return holder
+        return card
 
     def _connect(self) -> None:
         self.config_box.changed.connect(self._on_inputs_changed)
@@ -178,6 +213,7 @@ class TrainPanel(PanelJobs, QWidget):
         self.runs_list.merge_requested.connect(self.merge_pair)
         self.runs_list.resume_requested.connect(self.resume)
         self.runs_list.show_requested.connect(self.show_run)
+        self.runs_list.show_requested.connect(lambda _run_id: self.show_monitor())
         self.services.project_replaced.connect(self._on_project_replaced)
         self.services.section_changed.connect(self._on_section_changed)
 

@@ -139,6 +139,7 @@ class PanelJobs:
         handles = job.submit(self.services.submit)
         if fresh and not self.handles:
             self.monitor.clear()  # a new pair: the monitor shows it alone (a resume continues its curves)
+        self.show_monitor()
         for run, handle in zip(job.runs, handles, strict=True):
             self._follow(run, handle)
         self.refresh_runs()
@@ -213,9 +214,13 @@ class PanelJobs:
 
         records = run_records.pair_records(self.services.project, record.pair_id) if record.pair_id else []
         if merge_roles(records) is not None:
+            from difflora_gui.qt.train.runs_list import pair_title
+
             self.runs_list.select_run(record.id)
+            where = "Merge these" if self._tall else "Runs ▸ Merge these"
             self.set_status(
-                f"The pair {record.pair_id} has finished: press Merge these to make the slider", "ok"
+                f"The pair '{pair_title(records)}' has finished: {where} fills the Merge section with A and B",
+                "ok",
             )
 
     def cancel_all(self, *, keep: bool = False) -> None:

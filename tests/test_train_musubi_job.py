@@ -283,3 +283,22 @@ def test_stop_and_keep_before_the_last_checkpoint_lets_the_run_finish(setup, tmp
     assert box["outcome"].status == "done"
     assert box["outcome"].result.lora == str(run.output_path())
     assert any("the run finishes" in line for line in ctx.logs)
+
+
+def test_samples_by_musubis_names_become_sample_artifacts(setup, tmp_path):
+    checkout, models, dataset = setup
+    set_standin(checkout, step_s=0.02, samples=True)
+    prompts = tmp_path / "prompts ü.txt"
+    prompts.write_text("a cat --w 256 --h 256\n", encoding="utf-8")
+    backend = backend_config(checkout, models, sample_prompts=str(prompts), sample_every_n_steps=2)
+    run = single_run(tmp_path, quick_config(max_train_steps=6, save_every_n_steps=0), backend, dataset)
+
+    outcome = run_sync(run_musubi, run)
+
+    assert outcome.status == "done", outcome.traceback
+    samples = _artifacts(outcome.context, "sample")
+    assert [a.meta["step"] for a in samples] == [2, 4, 6]
+    assert all(
+        Path(a.path).parent == Path(run.output_dir) / "sample" and Path(a.path).is_file() for a in samples
+    )
+    assert outcome.result.samples == [a.path for a in samples]

@@ -116,9 +116,9 @@ def test_a_pair_run_plots_both_runs_shows_eta_samples_checkpoints_and_replays(
     readout = monitor.plot.readout_at(30.2)  # what the pointer shows: both runs at the nearest step
     assert readout.startswith("step 30 · ")
     assert f"A {expected_avr(30, 'a'):.4g}" in readout and f"B {expected_avr(30, 'b'):.4g}" in readout
-    chart = monitor.plot._plot_widget
+    chart = monitor.plot.chart.loss_widget
     qtbot.mouseMove(chart.viewport(), chart.viewport().rect().center())
-    qtbot.waitUntil(lambda: monitor.plot.readout.text().startswith("step "), timeout=5000)
+    qtbot.waitUntil(lambda: monitor.plot.chart.readout.text().startswith("step "), timeout=5000)
     legend = [toggle.series.name for toggle in monitor.plot._legend.values()]
     assert legend == ["concept ü_A", "concept ü_B"]
     assert monitor.plot.curve_pen_color(run_a.run_id) != monitor.plot.curve_pen_color(run_b.run_id)
@@ -431,7 +431,7 @@ def test_a_backend_that_reports_only_avr_loss_gets_it_as_the_curve(qtbot, servic
         x, y = monitor.plot.drawn(run.run_id, "smoothed")
         assert x == [float(s) for s in range(1, 21)]
         assert y == pytest.approx([expected_avr(s, run.side) for s in range(1, 21)])
-    assert monitor.plot._lr_widget.isHidden()
+    assert monitor.plot.chart.lr_widget.isHidden()
     assert "backend avr_loss" in monitor.plot._legend[runs[0].run_id].toolTip()
 
 
@@ -454,12 +454,13 @@ def test_a_backend_that_reports_only_loss_gets_an_ema_and_log_y_and_hiding_work(
     assert monitor.plot.drawn(run.run_id, "smoothed")[1][0] == pytest.approx(expected_loss(1, "a"))
     plot = monitor.plot
     plot.log_box.setChecked(True)
-    assert plot._plot.getAxis("left").logMode
-    dots = plot._marks[run.run_id].points()  # the checkpoint dots follow the log axis
+    assert plot.chart.plot.getAxis("left").logMode
+    dots = plot.chart.items[run.run_id].marks.points()  # the checkpoint dots follow the log axis
     assert [p.pos().y() for p in dots] == pytest.approx([math.log10(p.data()[1]) for p in dots])
     assert len(dots) == 4  # steps 10, 20, 30 and the final file
     plot.raw_box.setChecked(False)
-    raw, smooth, _lr = plot._curves[run.run_id]
+    items = plot.chart.items[run.run_id]
+    raw, smooth = items.raw, items.smooth
     assert not raw.isVisible() and smooth.isVisible()
     plot._legend[run.run_id].click()  # the legend entry hides the run
     assert not smooth.isVisible() and not plot.series[run.run_id].visible

@@ -5,13 +5,14 @@ Per run a thin translucent curve of the raw per-step ``loss`` and a thick smooth
 reports both), else an exponential moving average of ``loss`` computed here. A and B have their
 own colours (those of the merge section's plots), a Wan2.2 expert its line style (high noise
 solid, low noise dashed); the legend is a row of toggles above the chart (it never covers a
-curve) naming each run by its output name (:mod:`.loss_legend`). ``lr`` goes to a small plot below, on the same steps.
+curve) naming each run by its output name (:mod:`.loss_legend`). ``lr`` goes to a small plot
+below, on the same steps; checkpoints are dots on the smoothed curve.
 
 Points are appended to growable ``array('d')`` buffers (no numpy on the event path); the curves are
 redrawn from them at most every :data:`REDRAW_MS` (a 5000-step run at full speed redraws ~10
 times a second, not 5000 times). pyqtgraph (and numpy with it) is imported off the UI thread
-(:mod:`difflora_gui.qt.merge.plotting`) and the chart is built when it is in; points that
-arrive earlier wait in the buffers.
+(:mod:`difflora_gui.qt.merge.plotting`) and the chart (:mod:`.loss_chart`, the pyqtgraph side)
+is built when it is in; points that arrive earlier wait in the buffers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from array import array
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QGridLayout,
@@ -42,13 +42,6 @@ from difflora_gui.qt.train.loss_legend import LegendEntry, readout_html
 REDRAW_MS = 100
 #: the EMA's weight of the past (0.95: about the last 20 steps); debiased like TensorBoard's
 EMA_WEIGHT = 0.95
-#: the left axes' width: the loss and lr plots line up, so their steps do
-AXIS_WIDTH = 62
-#: the learning-rate plot under the loss plot (shown once a run reports ``lr``)
-LR_PLOT_HEIGHT = 84
-LR_PLOT_MIN = 44
-#: alpha of the raw loss curves (0..255)
-RAW_ALPHA = 70
 #: colours by side (A and B as in the merge analysis plots); other runs take the spare ones
 SIDE_COLORS = {"a": "#5fae7b", "b": "#d0707a", "slider": "#6b9cf0", "": "#6b9cf0"}
 SPARE_COLORS = ("#e0b060", "#b29cff", "#4fc3c8", "#f08bd0", "#a0a4aa")
@@ -133,7 +126,8 @@ class Series:
 class LossPlot(QWidget):
     """Loss (and lr) over steps for several runs. GUI thread only.
 
-    ``add_run(key, name, side=, expert=)`` then ``add_point(key, metric, value, step)``.
+    ``add_run(key, name, side=, expert=)``, then ``add_point(key, metric, value, step)`` and
+    ``add_mark(key, step, file_name)`` for a checkpoint.
     """
 
     #: the chart has been built (pyqtgraph is in)
@@ -146,14 +140,9 @@ class LossPlot(QWidget):
         self.redraws = 0  # curve updates done (tests: the throttle works by counts, not time)
         self.redraw_s = 0.0  # GUI-thread time spent in them
         self.points_added = 0
+        self.chart = None  # the LossChart, once pyqtgraph is in
         self._dirty: set[str] = set()
         self._total_steps = 0
-        self._lr_top = 0.0
-        self._pg = None
-        self._plot = None
-        self._lr_plot = None
-        self._curves: dict[str, tuple] = {}  # key -> (raw, smoothed, lr)
-        self._marks: dict[str, object] = {}  # key -> the checkpoints' ScatterPlotItem
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -167,14 +156,6 @@ class LossPlot(QWidget):
         bar.addLayout(self.legend_grid)
         bar.addStretch(1)
         bar.addSpacing(10)
-        # what the curves say at the step under the pointer: over the chart's top right corner
-        # while the pointer is on the chart (a row of its own would cost height, the bar has no room)
-        self.readout = QLabel()
-        self.readout.setObjectName("lossReadout")
-        self.readout.setStyleSheet(
-            f"color: {COLORS['text']}; background: rgba(23, 24, 27, 215); padding: 2px 6px; border-radius: 3px;"
-        )
-        self.readout.hide()
         self.raw_box = QCheckBox("raw")
         self.raw_box.setChecked(True)
         self.raw_box.setToolTip("Show the per-step loss as thin lines behind the smoothed curves")
@@ -216,8 +197,9 @@ class LossPlot(QWidget):
         index = len(self._legend)
         self._legend[key] = toggle
         self.legend_grid.addWidget(toggle, index // LEGEND_COLUMNS, index % LEGEND_COLUMNS)
-        if self._plot is not None:
-            self._add_curves(series)
+        if self.chart is not None:
+            self.chart.add_run(series)
+            self._apply_visibility()
         self._start_building()
         return series
 
@@ -241,9 +223,7 @@ class LossPlot(QWidget):
         if not series.add(metric, float(value), float(step)):
             return False
         self.points_added += 1
-        self._dirty.add(key)
-        if self._plot is not None and not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+        self._changed(key)
         return True
 
     def add_mark(self, key: str, step: float | None, name: str) -> bool:
@@ -252,10 +232,13 @@ class LossPlot(QWidget):
         if series is None or step is None or any(mark == (float(step), name) for mark in series.marks):
             return False
         series.marks.append((float(step), name))
-        self._dirty.add(key)
-        if self._plot is not None and not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+        self._changed(key)
         return True
+
+    def _changed(self, key: str) -> None:
+        self._dirty.add(key)
+        if self.chart is not None and not self._redraw_timer.isActive():
+            self._redraw_timer.start()
 
     def set_total_steps(self, total: int) -> None:
         """The x axis spans the whole run (the curves grow into it)."""
@@ -263,34 +246,21 @@ class LossPlot(QWidget):
         if total <= self._total_steps:
             return
         self._total_steps = total
-        if self._plot is not None:
-            self._plot.setXRange(0, total, padding=0.01)
+        if self.chart is not None:
+            self.chart.set_x_span(total)
 
     def clear(self) -> None:
         """Forget every run (the chart stays built)."""
-        for key in list(self.series):
-            curves = self._curves.pop(key, None)
-            if curves is not None:
-                raw, smooth, lr = curves
-                self._plot.removeItem(raw)
-                self._plot.removeItem(smooth)
-                self._lr_plot.removeItem(lr)
-                self._plot.removeItem(self._marks.pop(key))
-            toggle = self._legend.pop(key)
+        for toggle in self._legend.values():
             self.legend_grid.removeWidget(toggle)
             toggle.deleteLater()
+        self._legend.clear()
         self.series.clear()
         self._dirty.clear()
         self._total_steps = 0
         self.points_added = 0
-        self._lr_top = 0.0
-        if self._plot is not None:
-            self._lr_widget.hide()
-            bottom = self._plot.getAxis("bottom")
-            bottom.setStyle(showValues=True)
-            bottom.setLabel("step")
-            bottom.setHeight(None)
-            self._plot.enableAutoRange()
+        if self.chart is not None:
+            self.chart.remove_all()
         self.stack.setCurrentWidget(self.placeholder)
         self.placeholder.setText(EMPTY_TEXT)
 
@@ -298,27 +268,27 @@ class LossPlot(QWidget):
 
     @property
     def is_built(self) -> bool:
-        return self._plot is not None
+        return self.chart is not None
 
     def drawn(self, key: str, which: str = "smoothed") -> tuple[list[float], list[float]]:
         """The points curve ``which`` (raw, smoothed, lr) of run ``key`` shows now."""
-        index = {"raw": 0, "smoothed": 1, "lr": 2}[which]
-        item = self._curves[key][index]
-        x, y = item.getData()
-        return ([] if x is None else [float(v) for v in x]), ([] if y is None else [float(v) for v in y])
+        return self.chart.drawn(key, which)
 
     def drawn_marks(self, key: str) -> list[tuple[float, float, str]]:
         """The checkpoint dots of run ``key`` as drawn: (step, loss, file name)."""
-        item = self._marks[key]
-        return [(float(p.pos().x()), float(p.data()[1]), p.data()[0]) for p in item.points()]
+        return self.chart.drawn_marks(key)
 
     def curve_pen_color(self, key: str) -> str:
         return self.series[key].color
 
+    def readout_at(self, step: float) -> str:
+        """ "step 230 · A 0.1043 · B 0.1052": each shown run's smoothed loss at the nearest step."""
+        return readout_html([series for series in self.series.values() if series.visible], step)
+
     # --- building the chart ------------------------------------------------------------------
 
     def _start_building(self) -> None:
-        if self._plot is None and not self._build_timer.isActive():
+        if self.chart is None and not self._build_timer.isActive():
             warm_up_plotting()
             self.placeholder.setText(LOADING_TEXT)
             self._build_timer.start(0 if plotting_ready() else 50)
@@ -331,196 +301,57 @@ class LossPlot(QWidget):
 
     def build_now(self) -> None:
         """Build the chart (imports pyqtgraph here if the background import has not finished)."""
-        if self._plot is not None:
+        if self.chart is not None:
             return
-        import pyqtgraph as pg
+        from difflora_gui.qt.train.loss_chart import LossChart
 
-        self._pg = pg
-        holder = QWidget()
-        column = QVBoxLayout(holder)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.setSpacing(0)
-        self._plot_widget = self._make_plot_widget("lossChart")
-        self._plot = self._plot_widget.getPlotItem()
-        self._plot.setLabel("left", "loss")
-        self._lr_widget = self._make_plot_widget("lrChart")
-        self._lr_plot = self._lr_widget.getPlotItem()
-        self._lr_plot.setLabel("left", "lr")
-        self._lr_plot.setLabel("bottom", "step")
-        self._lr_plot.setXLink(self._plot)
-        self._lr_widget.setFixedHeight(LR_PLOT_HEIGHT)
-        self._lr_widget.hide()
-        self._plot.setLabel("bottom", "step")
-        column.addWidget(self._plot_widget, 1)
-        column.addWidget(self._lr_widget)
-        self.stack.addWidget(holder)
-        self._chart = holder
-        self.readout.setParent(self._plot_widget)  # an overlay, not in a layout
-        self._cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(COLORS["muted"], width=1))
-        self._cursor.setZValue(20)
-        self._cursor.hide()
-        self._plot.addItem(self._cursor, ignoreBounds=True)
-        self._plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.chart = LossChart(self.readout_at)
+        self.stack.addWidget(self.chart)
         for series in self.series.values():
-            self._add_curves(series)
+            self.chart.add_run(series)
         if self._total_steps:
-            self._plot.setXRange(0, self._total_steps, padding=0.01)
+            self.chart.set_x_span(self._total_steps)
+        self._apply_visibility()
         self._apply_log(self.log_box.isChecked())
         self.placeholder.setText(EMPTY_TEXT)  # until the first point: the chart is ready now
         self._dirty.update(self.series)
         self.redraw()
         self.built.emit()
 
-    def _make_plot_widget(self, name: str):
-        pg = self._pg
-        widget = pg.PlotWidget(background=COLORS["base"], enableMenu=False)
-        widget.setObjectName(name)
-        item = widget.getPlotItem()
-        for side in ("left", "bottom"):
-            axis = item.getAxis(side)
-            axis.setPen(pg.mkPen(COLORS["muted"]))
-            axis.setTextPen(pg.mkPen(COLORS["text"]))
-            axis.enableAutoSIPrefix(False)
-        item.getAxis("left").setWidth(AXIS_WIDTH)  # the two plots' axes line up, so their steps do
-        item.showGrid(x=True, y=True, alpha=0.12)
-        item.setMenuEnabled(False)
-        item.hideButtons()
-        return widget
-
-    def _add_curves(self, series: Series) -> None:
-        pg = self._pg
-        style = Qt.PenStyle.DashLine if series.dashed else Qt.PenStyle.SolidLine
-        raw_color = QColor(series.color)
-        raw_color.setAlpha(RAW_ALPHA)
-        common = dict(connect="finite", autoDownsample=True, clipToView=True, skipFiniteCheck=False)
-        raw = pg.PlotDataItem([], [], pen=pg.mkPen(raw_color, width=1, style=style), **common)
-        smooth = pg.PlotDataItem([], [], pen=pg.mkPen(series.color, width=2, style=style), **common)
-        lr = pg.PlotDataItem([], [], pen=pg.mkPen(series.color, width=1.5, style=style), **common)
-        raw.setZValue(0)
-        smooth.setZValue(10)
-        self._plot.addItem(raw)
-        self._plot.addItem(smooth)
-        self._lr_plot.addItem(lr)
-        marks = pg.ScatterPlotItem(
-            size=7,
-            pen=pg.mkPen(COLORS["base"], width=1),
-            brush=pg.mkBrush(series.color),
-            hoverable=True,
-            hoverSize=10,
-            # data = (file name, loss): y is log10(loss) on a log axis
-            tip=lambda x, y, data, name=series.name: f"{data[0]}\n{name}, step {x:.0f}: loss {data[1]:.4g}",
-        )
-        marks.setZValue(15)
-        self._plot.addItem(marks)
-        self._marks[series.key] = marks
-        self._curves[series.key] = (raw, smooth, lr)
-        self._apply_visibility()
-
     # --- redrawing ---------------------------------------------------------------------------
 
     def redraw(self) -> None:
-        """Hand the new points of every changed run to its curves (one ``setData`` per curve)."""
-        if self._plot is None or not self._dirty:
+        """Hand the new points of every changed run to the chart (one ``setData`` per curve)."""
+        if self.chart is None or not self._dirty:
             return
-        import numpy as np
-
         started = time.perf_counter()
         any_points = False
         for key in sorted(self._dirty):
             series = self.series.get(key)
             if series is None:
                 continue
-            raw, smooth, lr = self._curves[key]
-            raw.setData(_view(np, series.loss_x), _view(np, series.loss_y))
-            sx, sy = series.smoothed
-            smooth.setData(_view(np, sx), _view(np, sy))
+            self.chart.update_run(series)
             if series.lr_x:
-                lr.setData(_view(np, series.lr_x), _view(np, series.lr_y))
-                self._show_lr()
-            if series.marks:
-                # a scatter item is not transformed by the plot's log mode (curves are): we do it
-                mx, my, names = series.mark_points()
-                shown = [math.log10(y) if y > 0 else math.nan for y in my] if self.log_box.isChecked() else my
-                self._marks[key].setData(x=mx, y=shown, data=list(zip(names, my, strict=True)))
+                self.chart.show_lr(self.series.values())
             self._legend[key].refresh()
-            any_points = any_points or bool(sx) or bool(series.loss_x)
+            any_points = any_points or bool(series.smoothed[0]) or bool(series.loss_x)
             self.redraws += 1
         self._dirty.clear()
         if any_points:
-            self.stack.setCurrentWidget(self._chart)
+            self.stack.setCurrentWidget(self.chart)
         self.redraw_s += time.perf_counter() - started
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        if self._plot is not None:  # a short plot keeps most of its height for the loss
-            self._lr_widget.setFixedHeight(
-                max(LR_PLOT_MIN, min(LR_PLOT_HEIGHT, event.size().height() * 3 // 10))
-            )
-
-    def _show_lr(self) -> None:
-        """The lr plot under the loss plot; the step axis is then only under the lr plot."""
-        if self._lr_widget.isHidden():
-            self._lr_widget.show()
-            bottom = self._plot.getAxis("bottom")
-            bottom.setStyle(showValues=False)
-            bottom.setLabel("")
-            bottom.setHeight(6)
-        top = max((max(s.lr_y) for s in self.series.values() if s.lr_y), default=0.0)
-        if top > 0 and top != self._lr_top:
-            # lr values (2e-05) are too long for the axis as decimals: two ticks in e-notation
-            # (pyqtgraph drops a tick label that would stick out of the axis: none at the edges)
-            self._lr_top = top
-            self._lr_plot.setYRange(0.0, top * 1.3, padding=0)
-            self._lr_plot.getAxis("left").setTicks([[(top / 2, f"{top / 2:.0e}"), (top, f"{top:.0e}")], []])
 
     def _set_run_visible(self, key: str, on: bool) -> None:
         self.series[key].visible = on
         self._apply_visibility()
 
     def _apply_visibility(self) -> None:
-        raw_on = self.raw_box.isChecked()
-        for key, (raw, smooth, lr) in self._curves.items():
-            visible = self.series[key].visible
-            raw.setVisible(visible and raw_on)
-            smooth.setVisible(visible)
-            lr.setVisible(visible)
-            self._marks[key].setVisible(visible)
-
-    def _on_mouse_moved(self, scene_pos) -> None:
-        vb = self._plot.vb
-        text = ""
-        if vb.sceneBoundingRect().contains(scene_pos):
-            step = vb.mapSceneToView(scene_pos).x()
-            text = self.readout_at(step)
-            self._cursor.setPos(step)
-        self.readout.setText(text)
-        self._cursor.setVisible(bool(text))
-        self.readout.setVisible(bool(text))
-        if text:
-            self.readout.adjustSize()
-            area = self._plot_widget.mapFromScene(vb.sceneBoundingRect()).boundingRect()
-            self.readout.move(max(0, area.right() - self.readout.width() - 4), area.top() + 4)
-            self.readout.raise_()
-
-    def leaveEvent(self, event) -> None:
-        super().leaveEvent(event)
-        self.readout.hide()
-        if self._plot is not None:
-            self._cursor.hide()
-
-    def readout_at(self, step: float) -> str:
-        """ "step 230 · A 0.1043 · B 0.1052": each shown run's smoothed loss at the nearest step."""
-        return readout_html([series for series in self.series.values() if series.visible], step)
+        if self.chart is not None:
+            for key, series in self.series.items():
+                self.chart.set_visible(key, series.visible, self.raw_box.isChecked())
 
     def _apply_log(self, on: bool) -> None:
-        if self._plot is not None:
-            self._plot.setLogMode(y=bool(on))
-            self._plot.enableAutoRange(axis="y")
+        if self.chart is not None:
+            self.chart.set_log(on)
             self._dirty.update(key for key, series in self.series.items() if series.marks)
             self.redraw()
-
-
-def _view(np, values: array):
-    """A float64 numpy copy of an ``array('d')``: pyqtgraph keeps the array it is given, and an
-    ``array`` cannot grow while a numpy view of it is alive."""
-    return np.frombuffer(values, dtype=np.float64).copy() if len(values) else np.zeros(0)

@@ -67,8 +67,25 @@ def _probe_code(modules: list[str]) -> str:
     )
 
 
+#: (python, its mtime, modules) -> the answer: a form re-validated on every change asks once
+_PROBES: dict[tuple, dict] = {}
+
+
 def probe_python(python: str, modules: list[str]) -> dict:
     """Run ``python`` and ask which of ``modules`` it can import (found, not imported)."""
+    try:
+        key = (python, Path(python).stat().st_mtime_ns, tuple(sorted(modules)))
+    except OSError:
+        key = None
+    if key is not None and key in _PROBES:
+        return _PROBES[key]
+    answer = _probe(python, modules)
+    if key is not None:
+        _PROBES[key] = answer
+    return answer
+
+
+def _probe(python: str, modules: list[str]) -> dict:
     from difflora_gui.jobs.process import ChildProcess
 
     child = ChildProcess([python, "-c", _probe_code(modules)], name="Musubi's Python")

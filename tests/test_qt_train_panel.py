@@ -423,3 +423,33 @@ def test_slow_backend_checks_run_off_the_gui_thread(qtbot, monkeypatch, folders)
         assert panel.train_button.isEnabled(), panel.reason_label.text()
     finally:
         close_window(window, dialogs)
+
+
+def test_tab_follows_the_layout_also_after_the_backend_form_is_rebuilt(make_window):
+    window = make_window()
+    panel = window.panel
+    panel.config_box.set_backend("musubi", record=True)  # a new settings form, made after the others
+    chain = panel.update_tab_order()
+    datasets, box = panel.datasets, panel.config_box
+    expected_start = [
+        datasets.edits["a"],
+        datasets.browse_buttons["a"],
+        datasets.edits["b"],
+        datasets.browse_buttons["b"],
+        datasets.name_edit,
+        datasets.output_edit,
+        datasets.output_browse,
+        datasets.project_button,
+        box.backend_combo,
+    ]
+    assert chain[: len(expected_start)] == expected_start
+    first_setting = box.backend_form.editors["musubi_dir"]
+    assert first_setting.isAncestorOf(chain[len(expected_start)])  # the backend's own settings come next
+    assert chain.index(box.command_button) < chain.index(box.preset_combo) < chain.index(panel.train_button)
+    assert chain.index(panel.train_button) < chain.index(panel.runs_list.tree)
+    members = set(chain)
+    for first, second in zip(chain, chain[1:], strict=False):  # Tab from each lands on the next
+        following = first.nextInFocusChain()
+        while following not in members:
+            following = following.nextInFocusChain()
+        assert following is second, (first.objectName(), following.objectName(), second.objectName())

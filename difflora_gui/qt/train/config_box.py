@@ -62,6 +62,8 @@ class ConfigBox(QWidget):
 
     changed = Signal()
     command_requested = Signal()
+    #: the backend's settings form was rebuilt (a new backend, new Settings): the tab order is due
+    form_rebuilt = Signal()
 
     def __init__(self, services, undo_stack, parent: QWidget | None = None):
         super().__init__(parent)
@@ -228,6 +230,7 @@ class ConfigBox(QWidget):
         form.changed.connect(self._on_backend_edited)
         self.backend_holder.addWidget(form)
         self.backend_form = form
+        self.form_rebuilt.emit()
 
     def _on_settings_changed(self, _settings) -> None:
         """New Settings are new defaults: the form shows them where the user typed nothing else."""

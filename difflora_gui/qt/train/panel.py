@@ -81,6 +81,7 @@ class TrainPanel(PanelJobs, QWidget):
         self._connect()
         self.setAcceptDrops(True)
         self.restore_from_project()
+        self.update_tab_order()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(900, 640)
@@ -167,6 +168,7 @@ class TrainPanel(PanelJobs, QWidget):
             self.lower_tabs.addTab(self.monitor, "Monitor")
             self.lower_tabs.addTab(self.runs_list, "Runs")
             self.lower.setCurrentWidget(self.lower_tabs)
+        self.update_tab_order()
 
     def show_monitor(self) -> None:
         """Bring the monitor into view (in the short layout it shares a tab bar with the runs)."""
@@ -179,6 +181,7 @@ class TrainPanel(PanelJobs, QWidget):
 
     def _build_train_card(self) -> QWidget:
         card = QFrame()
+        self.train_card = card
         card.setObjectName("sectionCard")
         card_layout = QVBoxLayout(card)
         card_layout.setContentsMargins(12, 8, 12, 8)
@@ -207,6 +210,7 @@ class TrainPanel(PanelJobs, QWidget):
     def _connect(self) -> None:
         self.config_box.changed.connect(self._on_inputs_changed)
         self.config_box.command_requested.connect(self.show_commands)
+        self.config_box.form_rebuilt.connect(self.update_tab_order)
         self.datasets.changed.connect(self._on_inputs_changed)
         self.datasets.from_project_requested.connect(self.export_project_dataset)
         self.checks.checked.connect(self._on_checked)
@@ -216,6 +220,16 @@ class TrainPanel(PanelJobs, QWidget):
         self.runs_list.show_requested.connect(lambda _run_id: self.show_monitor())
         self.services.project_replaced.connect(self._on_project_replaced)
         self.services.section_changed.connect(self._on_section_changed)
+
+    def update_tab_order(self) -> list[QWidget]:
+        """Tab follows the layout: the left column top to bottom, then Train, the monitor, the runs."""
+        if not hasattr(self, "train_card"):
+            return []  # still building
+        from difflora_gui.qt.merge.shortcuts import apply_tab_order
+
+        return apply_tab_order(
+            [self.config_scroll, self.train_card, self.lower_tabs.tabBar(), self.monitor, self.runs_list]
+        )
 
     def focus_first(self) -> None:
         self.config_box.backend_combo.setFocus(Qt.FocusReason.OtherFocusReason)

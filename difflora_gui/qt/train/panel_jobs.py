@@ -156,6 +156,7 @@ class PanelJobs:
             lambda state, r=run_id, h=handle, p=project: self._on_run_finished(p, r, h, state)
         )
         self.monitor.watch(handle, run)
+        self.update_tab_order()  # the monitor's new Stop buttons take their place in the chain
 
     def _on_run_state(self, project, run_id: str, state: str) -> None:
         if state != RUNNING or project is not self.services.project:

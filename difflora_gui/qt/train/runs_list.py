@@ -157,6 +157,10 @@ class RunsList(QWidget):
         layout.addLayout(row)
         self._show_details()
 
+    def focus_chain(self) -> list[QWidget]:
+        """Tab order: the tree, then the buttons under it."""
+        return [self.tree, self.merge_button, self.resume_button, self.show_button, self.folder_button]
+
     # --- contents ----------------------------------------------------------------------------
 
     def set_records(self, project, running: set[str] | None = None) -> None:

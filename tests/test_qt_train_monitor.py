@@ -7,9 +7,6 @@ backends' conventional events and writes the files it names; runs come from the 
 
 from __future__ import annotations
 
-import math
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -262,38 +259,6 @@ def test_a_run_watched_right_after_it_was_submitted_shows_each_line_once(qtbot, 
     assert monitor.log(run.run_id).echo.dropped >= 11  # the replayed lines' echoes did come
 
 
-def test_the_eta_of_a_resumed_run_comes_from_its_step_rate(qtbot):
-    """Resumed at step 2000 of 5000 after 10 s of caching: 10 steps in 10 s leave ~50 minutes (the
-    job's own estimate, elapsed × remaining / done, would say 30 seconds)."""
-    from difflora_gui.jobs.context import Progress
-    from difflora_gui.qt.train.run_progress import RunProgress
-
-    row = RunProgress("concept_A")
-    qtbot.addWidget(row)
-    assert row._eta(Progress(2001, 5000, "step 2001/5000", 10.0, 14.9)) == ""  # one report: no rate yet
-    assert row._eta(Progress(2011, 5000, "step 2011/5000", 20.0, 29.7)) == "ETA 49:49"
-    assert row._eta(Progress(3, 10, "caching 3/10", 21.0, 1.0)) == ""  # another total: a new start
-    assert row._eta(Progress(5000, 5000, "step 5000/5000", 3000.0, 0.0)) == ""
-
-
-@pytest.mark.parametrize(
-    ("expected", "live", "shown"),
-    [
-        (["a", "b", "c"], ["a", "b", "c", "d"], ["d"]),  # every replayed line came again: dropped
-        (["a", "b", "c"], ["b", "c", "d"], ["d"]),  # the GUI had shown "a" before the replay
-        (["start", "x 1"], ["start", "x 11", "x 12"], ["start", "x 11", "x 12"]),  # a resume: kept
-        ([], ["a"], ["a"]),
-        (["a", "b"], ["z", "a"], ["z", "a"]),
-    ],
-)
-def test_the_echo_filter(expected, live, shown):
-    from difflora_gui.qt.train.run_log import EchoFilter
-
-    echo = EchoFilter(expected)
-    out = [line for text in live for line in echo.feed(text)]
-    assert out + echo.release() == shown
-
-
 def test_a_resumed_run_continues_its_curves(qtbot, services, monitor, tmp_path):
     run = pair(tmp_path, 30)[0]
     gate = threading.Event()
@@ -417,73 +382,6 @@ def test_a_5000_step_run_costs_the_gui_thread_a_few_appends_per_event(qtbot, ser
     )
 
 
-def test_a_backend_that_reports_only_avr_loss_gets_it_as_the_curve(qtbot, services, monitor, tmp_path):
-    """Musubi prints only ``avr_loss`` (no per-step loss, no lr): one curve per run, no lr plot."""
-    runs = pair(tmp_path, 20)
-    handles = [submit(services, run, metrics=("avr_loss",)) for run in runs]
-    for handle, run in zip(handles, runs, strict=True):
-        monitor.watch(handle, run)
-    qtbot.waitUntil(lambda: all(h.is_finished for h in handles), timeout=10_000)
-    qtbot.waitUntil(lambda: monitor.plot.is_built, timeout=10_000)
-    monitor.plot.redraw()
-    for run in runs:
-        assert monitor.plot.drawn(run.run_id, "raw") == ([], [])
-        x, y = monitor.plot.drawn(run.run_id, "smoothed")
-        assert x == [float(s) for s in range(1, 21)]
-        assert y == pytest.approx([expected_avr(s, run.side) for s in range(1, 21)])
-    assert monitor.plot.chart.lr_widget.isHidden()
-    assert "backend avr_loss" in monitor.plot._legend[runs[0].run_id].toolTip()
-
-
-def test_a_backend_that_reports_only_loss_gets_an_ema_and_log_y_and_hiding_work(
-    qtbot, services, monitor, tmp_path
-):
-    from difflora_gui.qt.train.loss_plot import EMA_WEIGHT
-
-    run = pair(tmp_path, 30)[0]
-    handle = submit(services, run, metrics=("loss",))
-    monitor.watch(handle, run)
-    qtbot.waitUntil(lambda: handle.is_finished, timeout=10_000)
-    qtbot.waitUntil(lambda: monitor.plot.is_built, timeout=10_000)
-    monitor.plot.redraw()
-    ema, expected = 0.0, []
-    for n, step in enumerate(range(1, 31), start=1):  # a debiased EMA, as TensorBoard smooths
-        ema = EMA_WEIGHT * ema + (1 - EMA_WEIGHT) * expected_loss(step, "a")
-        expected.append(ema / (1 - EMA_WEIGHT**n))
-    assert monitor.plot.drawn(run.run_id, "smoothed")[1] == pytest.approx(expected)
-    assert monitor.plot.drawn(run.run_id, "smoothed")[1][0] == pytest.approx(expected_loss(1, "a"))
-    plot = monitor.plot
-    plot.log_box.setChecked(True)
-    assert plot.chart.plot.getAxis("left").logMode
-    dots = plot.chart.items[run.run_id].marks.points()  # the checkpoint dots follow the log axis
-    assert [p.pos().y() for p in dots] == pytest.approx([math.log10(p.data()[1]) for p in dots])
-    assert len(dots) == 4  # steps 10, 20, 30 and the final file
-    plot.raw_box.setChecked(False)
-    items = plot.chart.items[run.run_id]
-    raw, smooth = items.raw, items.smooth
-    assert not raw.isVisible() and smooth.isVisible()
-    plot._legend[run.run_id].click()  # the legend entry hides the run
-    assert not smooth.isVisible() and not plot.series[run.run_id].visible
-
-
-def test_a_diverging_loss_does_not_break_the_curves(qtbot, monitor, tmp_path):
-    """nan comes through the event log as "nan": the raw curve has a gap, the EMA skips it."""
-    from difflora_gui.jobs.eventlog import EventLog
-    from difflora_gui.jobs.events import Metric
-
-    run = pair(tmp_path, 4)[0]
-    with EventLog(run.event_log) as log:
-        for step, value in enumerate((0.5, float("nan"), 0.4, 0.3), start=1):
-            log.append(Metric("loss", value, step))
-    monitor.show_record(record_of(run, "failed", 4))
-    qtbot.waitUntil(lambda: monitor.plot.is_built, timeout=10_000)
-    monitor.plot.redraw()
-    x, y = monitor.plot.drawn(run.run_id, "raw")
-    assert x == [1.0, 2.0, 3.0, 4.0] and math.isnan(y[1])
-    assert monitor.plot.drawn(run.run_id, "smoothed")[0] == [1.0, 3.0, 4.0]
-    assert monitor.row(run.run_id).status_label.text() == "failed"
-
-
 def test_clear_forgets_the_runs_but_leaves_the_jobs_and_other_listeners(qtbot, services, monitor, tmp_path):
     run = pair(tmp_path, 20)[0]
     gate = threading.Event()
@@ -499,20 +397,3 @@ def test_clear_forgets_the_runs_but_leaves_the_jobs_and_other_listeners(qtbot, s
     qtbot.waitUntil(lambda: handle.is_finished, timeout=10_000)
     assert handle.state == DONE and others  # the job went on; the other listener still hears it
     assert monitor.events_handled == handled and monitor.plot.series == {}
-
-
-def test_a_record_without_its_event_log_says_so(qtbot, monitor, tmp_path):
-    run = pair(tmp_path, 10)[0]
-    monitor.show_record(record_of(run, "finished", 10))
-    assert "event log is missing" in monitor.log(run.run_id).text()
-    assert monitor.row(run.run_id).bar_text == "done · 10/10 steps"
-
-
-def test_importing_the_monitor_loads_no_plotting_or_heavy_module():
-    code = (
-        "import sys, difflora_gui.qt.train.run_monitor\n"
-        "print([m for m in ('pyqtgraph', 'numpy', 'torch', 'cv2') if m in sys.modules])\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from difflora_gui.errors import UserError
@@ -76,8 +77,8 @@ def test_stop_and_keep_at_10_then_resume_to_20_equals_an_uninterrupted_run(tmp_p
 
     a, b = _tensors(straight.output_path()), _tensors(resumed.output_path())
     assert a.keys() == b.keys()
-    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-    assert worst <= 1e-6, worst
+    # bitwise: the schedule is a function of the step, the optimizer state and lr schedule are restored exactly
+    assert all(torch.equal(a[k], b[k]) for k in a), max(float((a[k] - b[k]).abs().max()) for k in a)
     assert json.loads(open_lora(resumed.output_path()).metadata["difflora.train"])["step"] == 20
     # the schedule record of the resumed run continues the stopped one exactly
     assert read_schedule(out / "stopped.schedule.jsonl") == [

@@ -190,6 +190,7 @@ def test_errors_disable_train_and_say_why(make_window, folders):
     outcome = window.settle()
     assert not panel.train_button.isEnabled()
     assert "already exists" in panel.reason_label.text() and "nothing is overwritten" in outcome.reason()
+    assert "'taken 2' is free" in outcome.hint and "taken 2" in panel.checks.list_label.text()
     assert not panel.start_training()  # even called directly, Train refuses
     assert (window.out / "taken_B.safetensors").read_bytes() == b"not ours"
 

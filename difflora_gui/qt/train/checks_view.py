@@ -25,7 +25,7 @@ from difflora_gui.train.backend import ERROR, WARNING, TrainIssue
 #: how long after the last edit the runs are checked again
 CHECK_DELAY_MS = 300
 #: the checks list shows this many lines before it scrolls
-MAX_LINES = 5
+MAX_LINES = 4
 
 
 @dataclass
@@ -35,6 +35,8 @@ class CheckOutcome:
     issues: list[tuple[str, TrainIssue]] = field(default_factory=list)  # (run name or "", issue)
     runs: int = 0
     planning_error: str = ""
+    #: what to do about the errors, when the checks know (a free output name)
+    hint: str = ""
 
     def errors(self) -> list[str]:
         found = [self.planning_error] if self.planning_error else []
@@ -135,9 +137,8 @@ class ChecksView(QWidget):
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setWidget(self.list_label)
-        line = self.list_label.fontMetrics().lineSpacing()
-        self.scroll.setMinimumHeight(2 * line + 4)
-        self.scroll.setMaximumHeight(MAX_LINES * line + 4)
+        # a fixed height: the Train button under it stays put whether one line or five are shown
+        self.scroll.setFixedHeight(MAX_LINES * self.list_label.fontMetrics().lineSpacing() + 6)
         layout.addWidget(self.scroll)
 
     def schedule(self) -> None:
@@ -200,6 +201,8 @@ class ChecksView(QWidget):
             lines.append(f"<span style='color:{COLORS['error']}'>✖ {html.escape(text)}</span>")
         for text in outcome.warnings():
             lines.append(f"<span style='color:{COLORS['warning']}'>⚠ {html.escape(text)}</span>")
+        if outcome.hint:
+            lines.append(f"<span style='color:{COLORS['muted']}'>{html.escape(outcome.hint)}</span>")
         if not lines:
             runs = f"{outcome.runs} run{'s' if outcome.runs != 1 else ''}"
             lines.append(f"<span style='color:{COLORS['ok']}'>✔ {runs} ready: every check passed</span>")

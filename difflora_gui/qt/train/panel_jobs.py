@@ -82,6 +82,7 @@ class PanelJobs:
         except UserError as exc:
             return CheckOutcome(planning_error=str(exc))
         busy = {str(run.output_path()) for run in self.live_runs.values()}
+        base_name = self.datasets.name() or Path(self.datasets.folders()[0]).name
 
         def work() -> CheckOutcome:
             per_run = []
@@ -94,7 +95,9 @@ class PanelJobs:
                         )
                     )
                 per_run.append((run.name, issues))
-            return CheckOutcome(issues=merge_issues(per_run), runs=len(runs))
+            taken = any(i.level == ERROR and i.field == "name" for _n, found in per_run for i in found)
+            hint = free_name_hint(base_name, runs, busy) if taken else ""
+            return CheckOutcome(issues=merge_issues(per_run), runs=len(runs), hint=hint)
 
         return work
 
@@ -337,3 +340,18 @@ class PanelJobs:
     def _on_export_finished(self, _state: str) -> None:
         self.export_job = None
         self.datasets.project_button.setEnabled(True)
+
+
+def free_name_hint(name: str, runs, busy: set[str]) -> str:
+    """A hint naming the first free ``<name> 2``, ``<name> 3`` … for these runs' files."""
+    from difflora_gui.train.plan import run_name
+
+    stem = name.rstrip()
+    for number in range(2, 1000):
+        candidate = f"{stem} {number}"
+        paths = [
+            Path(run.output_dir) / f"{run_name(candidate, run.side, run.expert)}.safetensors" for run in runs
+        ]
+        if not any(path.exists() or str(path) in busy for path in paths):
+            return f"The name '{candidate}' is free: type it under Name to train again"
+    return ""

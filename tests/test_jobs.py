@@ -227,3 +227,27 @@ def test_ctrl_c_cancels_a_terminal_job_and_stops_and_keeps_a_resumable_one(tmp_p
                 child.kill()
         assert out.split() == [expected, "cancelled"]
         assert child.returncode == 130
+
+
+def test_a_plain_stop_after_stop_and_keep_stops_at_once():
+    ctx = RecordingContext()
+    ctx.cancel(keep=True)
+    assert ctx.keep_requested
+    ctx.cancel()  # the user gave up waiting for the next checkpoint
+    assert ctx.cancelled and not ctx.keep_requested
+
+
+def test_a_traceback_right_after_a_progress_bar_names_the_exception_not_the_raising_line():
+    from difflora_gui.jobs.line_parsers import FailureWatch
+
+    watch = FailureWatch()
+    lines = [
+        "steps:  50%|█████     | 3/6 [01:15<01:15, 25.18s/it, avr_loss=1.78]Traceback (most recent call last):",
+        '  File "trainer_base.py", line 2050, in train',
+        "    raise OutOfMemoryError(",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+    ]
+    for line in lines:
+        watch.feed(line, "stderr")
+    assert watch.failed
+    assert watch.cause() == "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"

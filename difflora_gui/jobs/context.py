@@ -139,9 +139,10 @@ class JobContext:
     # --- what the runner calls ---------------------------------------------------------------
 
     def cancel(self, *, keep: bool = False) -> None:
-        """Ask the job to stop; ``keep=True``: a resumable job saves what it can first."""
-        if keep:
-            self._keep = True
+        """Ask the job to stop; ``keep=True``: a resumable job saves what it can first (a later
+        plain ``cancel()`` withdraws that: stop at once)."""
+        # a plain stop after "Stop and keep" means "now": it no longer waits to keep anything
+        self._keep = bool(keep)
         self._cancel_event.set()
 
     @property

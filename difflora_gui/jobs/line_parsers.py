@@ -231,6 +231,9 @@ class FailureWatch:
         self.out_of_memory: str | None = None
 
     def feed(self, line: str, stream: str = "stdout") -> None:
+        start = line.find(_TRACEBACK)
+        if start > 0:  # a traceback drawn right after a tqdm bar on the same line
+            line = line[start:]
         in_frames = self._in_traceback.get(stream) and line[:1] in (" ", "\t")
         if self.out_of_memory is None and not in_frames and _OOM.search(line):
             self.out_of_memory = line.strip()  # not a source line of the traceback that raised it

@@ -350,6 +350,7 @@ def test_a_failed_run_shows_the_cause_hint_and_the_output_tail(qtbot, services, 
     tail = log.tail_view.toPlainText().splitlines()
     assert len(tail) == 50 and tail[-1].startswith("torch.OutOfMemoryError")
     assert monitor.row(run.run_id).status_label.text().startswith("failed")
+    assert monitor.plot.placeholder.text() == "No loss was reported before the run failed."
 
 
 def test_a_5000_step_run_costs_the_gui_thread_a_few_appends_per_event(qtbot, services, monitor, tmp_path):

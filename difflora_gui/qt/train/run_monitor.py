@@ -422,6 +422,9 @@ class RunMonitor(QWidget):
         index = self.logs.indexOf(watched.log)  # the failed run's log comes to the front, its tab red
         self.logs.tabBar().setTabTextColor(index, QColor(COLORS["error"]))
         self.logs.setCurrentIndex(index)
+        if not any(s.loss_x or s.smoothed[0] for s in self.plot.series.values()):
+            self.splitter.setSizes([1000, 3000])  # no curve to show: the room goes to the failure
+            self.plot.placeholder.setText("No loss was reported before the run failed.")
 
     def _on_finished(self, key: str, handle: JobHandle, state: str) -> None:
         watched = self.runs.get(key)

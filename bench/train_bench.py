@@ -26,9 +26,10 @@ outliers the median leaves out), the median of the rounds' medians, and beside i
 
 Both clocks are printed: wall time and the process's CPU time. Both sides run single-threaded
 (``--threads 1``: with two threads on two shared cores a neighbour stalls every step). On a
-loaded machine the CPU time is the figure to read: ``--noise-floor`` (the bare loop on both sides)
-gave CPU ratios 0.98–1.04 per round but wall ratios 0.61–1.43 at a load of 4 on 2 cores. The load
-is printed before and after; repeat when ``uptime`` is low.
+loaded machine the CPU time is the steadier figure: ``--noise-floor`` (the bare loop on both
+sides) gave, at a load of 3–4.5 on 2 cores, CPU ratios 0.98–1.04 per round in one run and
+0.96–1.45 in another (medians 0.985 and 1.001), wall ratios 0.61–2.25. Read the median over
+rounds, never one round. The load is printed before and after; repeat when ``uptime`` is low.
 """
 
 from __future__ import annotations

@@ -163,3 +163,103 @@ def test_importing_the_monitor_loads_no_plotting_or_heavy_module():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_failure_box_splits_a_backends_hint_from_its_cause():
+    """Musubi's job raises ChildProcessFailed(program, "cause; hint", tail): the box shows them apart."""
+    from difflora_gui.jobs.process import ChildProcessFailed
+    from difflora_gui.qt.train.run_log import OOM_HINT, failure_text
+
+    error = ChildProcessFailed(
+        "wan_train_network.py", "torch.OutOfMemoryError: CUDA out of memory; turn on fp8_base", ["x"]
+    )
+    assert failure_text(error, str(error)) == (
+        "wan_train_network.py failed: torch.OutOfMemoryError: CUDA out of memory",
+        "Turn on fp8_base",
+    )
+    bare = ChildProcessFailed(
+        "python", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB", []
+    )
+    assert failure_text(bare, str(bare)) == (str(bare), OOM_HINT)
+    error.hint = "a hint of its own"
+    assert failure_text(error, "message") == ("message", "a hint of its own")
+    assert failure_text(RuntimeError("boom"), "RuntimeError: boom") == ("RuntimeError: boom", "")
+
+
+@pytest.fixture
+def musubi(tmp_path):
+    """The Musubi backend with its stand-in checkout (tests/fixtures/musubi_standin.py)."""
+    from tests.musubi_helpers import backend_config, fake_checkout, model_files, write_items
+
+    checkout = fake_checkout(tmp_path / "Musubi Tuner ü", step_s=0.02)
+    backend = backend_config(checkout, model_files(tmp_path / "models"))
+    dataset = write_items(tmp_path / "set A ü", ["a", "b", "c"], caption="{name} caption")
+    return checkout, backend, dataset
+
+
+def _musubi_job(services, run):
+    from difflora_gui.jobs import JobRequest
+
+    request = JobRequest(
+        run.title,
+        "difflora_gui.train.musubi.job:run_musubi",
+        run,
+        device="cpu",
+        resumable=True,
+        event_log=run.event_log,
+    )
+    return services.submit(request)
+
+
+def test_the_musubi_backend_feeds_the_monitor_its_avr_loss_and_checkpoints(
+    qtbot, services, monitor, musubi, tmp_path
+):
+    """Musubi prints only avr_loss, redrawn several times a step: the curve holds each step's last value."""
+    from difflora_gui.jobs.eventlog import read_events
+    from difflora_gui.jobs.events import Metric
+    from tests.musubi_helpers import quick_config, single_run
+
+    _checkout, backend, dataset = musubi
+    run = single_run(tmp_path, quick_config(max_train_steps=6, save_every_n_steps=3), backend, dataset)
+    run.event_log = str(tmp_path / "logs" / f"{run.name}.jsonl")
+    handle = _musubi_job(services, run)
+    monitor.watch(handle, run)
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=60_000)
+    assert handle.state == "done", handle.error_text
+    newest, reported = {}, 0
+    for event in read_events(run.event_log):
+        if isinstance(event, Metric) and event.name == "avr_loss":
+            newest[event.step] = event.value
+            reported += 1
+    assert reported > len(newest)  # some steps were reported more than once
+    monitor.plot.build_now()
+    monitor.plot.redraw()
+    assert monitor.plot.drawn(run.run_id, "raw") == ([], [])
+    assert monitor.plot.drawn(run.run_id, "smoothed") == (
+        [float(step) for step in sorted(newest)],
+        pytest.approx([newest[step] for step in sorted(newest)]),
+    )
+    assert sorted(newest) == [1, 2, 3, 4, 5, 6]
+    names = [name for _step, _loss, name in monitor.plot.drawn_marks(run.run_id)]
+    assert names == ["diff-step00000003.safetensors", "diff-step00000006.safetensors", "diff.safetensors"]
+    assert monitor.row(run.run_id).bar_text == "done · 6/6 steps"
+
+
+def test_a_musubi_out_of_memory_shows_musubis_hint_apart_from_the_cause(
+    qtbot, services, monitor, musubi, tmp_path
+):
+    from tests.musubi_helpers import quick_config, set_standin, single_run
+
+    checkout, backend, dataset = musubi
+    set_standin(checkout, step_s=0.02, fail="oom", fail_at_step=2)
+    run = single_run(tmp_path, quick_config(max_train_steps=6), backend, dataset)
+    handle = _musubi_job(services, run)
+    monitor.watch(handle, run)
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=60_000)
+    assert handle.state == "failed"
+    log = monitor.log(run.run_id)
+    assert "CUDA out of memory" in log.failure_label.text() and "fp8_base" not in log.failure_label.text()
+    assert "fp8_base" in log.hint_label.text()
+    assert any(
+        "Traceback (most recent call last):" in line for line in log.tail_view.toPlainText().splitlines()
+    )

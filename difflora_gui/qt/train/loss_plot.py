@@ -73,6 +73,7 @@ class Series:
     #: checkpoints (step, file name): dots on the smoothed curve
     marks: list = field(default_factory=list)
     _ema: float = 0.0
+    _ema_before: float = 0.0  # the EMA before the newest point (that point's value may change)
     _ema_n: int = 0
     visible: bool = True
 
@@ -89,7 +90,11 @@ class Series:
         return px, py, names
 
     def add(self, metric: str, value: float, step: float) -> bool:
-        """Append a point; False when it is not a plotted metric or repeats an old step."""
+        """Add a point; False when nothing changed (not a plotted metric, an older step, or the
+        same value again: a replayed log overlapping the live events).
+
+        A new value for the newest step replaces it: Musubi redraws its bar several times per
+        step, each time with a fresher ``avr_loss``; the last one counts."""
         if metric == LOSS:
             xs, ys = self.loss_x, self.loss_y
         elif metric == AVG_LOSS:
@@ -98,16 +103,36 @@ class Series:
             xs, ys = self.lr_x, self.lr_y
         else:
             return False
-        if xs and step <= xs[-1]:
-            return False  # seen already (a replayed log overlapping the live events)
+        if xs and step < xs[-1]:
+            return False
+        if xs and step == xs[-1]:
+            if ys[-1] == value or (math.isnan(ys[-1]) and math.isnan(value)):
+                return False
+            ys[-1] = value
+            if metric == LOSS:
+                self._redo_last_ema(step, value)
+            return True
         xs.append(step)
         ys.append(value)
         if metric == LOSS and math.isfinite(value):
-            self._ema_n += 1
-            self._ema = EMA_WEIGHT * self._ema + (1.0 - EMA_WEIGHT) * value
-            self.ema_x.append(step)
-            self.ema_y.append(self._ema / (1.0 - EMA_WEIGHT**self._ema_n))
+            self._add_ema(step, value)
         return True
+
+    def _add_ema(self, step: float, value: float) -> None:
+        self._ema_before = self._ema
+        self._ema_n += 1
+        self._ema = EMA_WEIGHT * self._ema + (1.0 - EMA_WEIGHT) * value
+        self.ema_x.append(step)
+        self.ema_y.append(self._ema / (1.0 - EMA_WEIGHT**self._ema_n))
+
+    def _redo_last_ema(self, step: float, value: float) -> None:
+        """The newest step's loss changed: its EMA point is made again from the one before."""
+        if self.ema_x and self.ema_x[-1] == step:
+            self.ema_x.pop()
+            self.ema_y.pop()
+            self._ema, self._ema_n = self._ema_before, self._ema_n - 1
+        if math.isfinite(value):
+            self._add_ema(step, value)
 
     @property
     def smoothed(self) -> tuple[array, array]:

@@ -35,15 +35,23 @@ OOM_HINT = (
 )
 
 
-def failure_hint(error: BaseException | None, message: str = "") -> str:
-    """What to try: the error's own ``hint`` when the backend gave one, else one for known causes."""
-    hint = getattr(error, "hint", "") if error is not None else ""
+def failure_text(error: BaseException | None, message: str = "") -> tuple[str, str]:
+    """``(what failed, what to try)`` for a failed job.
+
+    The hint is the error's own ``hint`` attribute when it has one; else the one a backend put
+    after the cause (Musubi's job raises ``ChildProcessFailed(program, "cause; hint", tail)``,
+    so its message is "program failed: cause; hint"); else ours for a CUDA out of memory."""
+    hint = str(getattr(error, "hint", "") or "") if error is not None else ""
     if hint:
-        return str(hint)
-    text = f"{message} {getattr(error, 'cause', '')}".lower()
-    if "out of memory" in text:
-        return OOM_HINT
-    return ""
+        return message, hint
+    cause = getattr(error, "cause", None)
+    program = getattr(error, "program", None)
+    if isinstance(cause, str) and program and "; " in cause:
+        cause, hint = cause.split("; ", 1)
+        return f"{program} failed: {cause}", hint[:1].upper() + hint[1:]
+    if "out of memory" in f"{message} {cause or ''}".lower():
+        return message, OOM_HINT
+    return message, ""
 
 
 def failure_tail(error: BaseException | None) -> list[str]:

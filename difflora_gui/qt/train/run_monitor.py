@@ -37,7 +37,7 @@ from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 from difflora_gui.qt.jobs import JobHandle
 from difflora_gui.qt.theme import COLORS
 from difflora_gui.qt.train.loss_plot import LossPlot
-from difflora_gui.qt.train.run_log import RunLog, failure_hint, failure_tail
+from difflora_gui.qt.train.run_log import RunLog, failure_tail, failure_text
 from difflora_gui.qt.train.run_progress import COMPACT, MEDIUM, WIDE, RunProgress, kept_artifact
 from difflora_gui.qt.train.samples_gallery import SamplesGallery
 
@@ -418,7 +418,8 @@ class RunMonitor(QWidget):
         tail = failure_tail(error)
         if not tail and handle.traceback:
             tail = handle.traceback.rstrip().splitlines()[-50:]
-        watched.log.show_failure(message or handle.error_text, tail, failure_hint(error, message))
+        headline, hint = failure_text(error, message or handle.error_text)
+        watched.log.show_failure(headline, tail, hint)
         index = self.logs.indexOf(watched.log)  # the failed run's log comes to the front, its tab red
         self.logs.tabBar().setTabTextColor(index, QColor(COLORS["error"]))
         self.logs.setCurrentIndex(index)

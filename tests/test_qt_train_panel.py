@@ -249,21 +249,24 @@ def test_a_stopped_run_resumes_from_its_state_to_the_original_total(make_window,
     window = make_window()
     panel = window.panel
     a_dir, _ = folders
-    window.set_inputs(a_dir, "", backend=BACKEND, max_train_steps=40, save_every_n_steps=5)
-    panel.config_box.backend_form.set_values({"step_delay_s": 0.03})
+    window.set_inputs(a_dir, "", backend=BACKEND, max_train_steps=40, save_every_n_steps=20)
+    panel.config_box.backend_form.set_values({"step_delay_s": 0.1})
     window.settle()
     assert panel.start_training()
     (run_id,) = list(panel.handles)
     handle = panel.handles[run_id]
+    project = window.window.project
+    # the record follows the steps between checkpoints too (progress, at most once a second)
     window.qtbot.waitUntil(
-        lambda: handle.progress is not None and handle.progress.done >= 7, timeout=JOB_TIMEOUT_MS
+        lambda: 0 < run_records.run_record(project, run_id).steps_done < 20, timeout=JOB_TIMEOUT_MS
     )
+    window.qtbot.waitUntil(lambda: handle.progress.done >= 22, timeout=JOB_TIMEOUT_MS)
     handle.cancel(keep=True)
     window.wait_runs()
     record = run_records.run_record(window.window.project, run_id)
     assert record.status == "stopped" and record.state and Path(record.state).is_dir()
     stopped_at = record.steps_done
-    assert 5 <= stopped_at < 40
+    assert 22 <= stopped_at < 40
     assert "stopped" in panel.status_label.text() and "Resume" in panel.status_label.text()
     panel.runs_list.select_run(run_id)
     assert panel.runs_list.resume_button.isEnabled()

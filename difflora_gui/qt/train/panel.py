@@ -161,6 +161,8 @@ class TrainPanel(PanelJobs, QWidget):
             self.lower_splitter.addWidget(self.runs_list)
             self.lower_splitter.setStretchFactor(0, 3)
             self.lower_splitter.setStretchFactor(1, 2)
+            height = max(self.lower.height(), 400)
+            self.lower_splitter.setSizes([height * 3 // 5, height * 2 // 5])  # the plot gets the room
             self.lower.setCurrentWidget(self.lower_splitter)
             self.monitor.show()  # the tab widget had hidden the tab that was not on show
             self.runs_list.show()

@@ -155,6 +155,7 @@ class PanelJobs:
         project = self.services.project
         handle.state_changed.connect(lambda state, r=run_id, p=project: self._on_run_state(p, r, state))
         handle.event_emitted.connect(lambda event, r=run_id, p=project: self._on_run_event(p, r, event))
+        handle.progressed.connect(lambda progress, r=run_id, p=project: self._on_run_progress(p, r, progress))
         handle.finished.connect(
             lambda state, r=run_id, h=handle, p=project: self._on_run_finished(p, r, h, state)
         )
@@ -176,6 +177,17 @@ class PanelJobs:
             if isinstance(event, Artifact):
                 self.flush_records()  # a new file: listed at once
             elif not self._flush_timer.isActive():
+                self._flush_timer.start()
+
+    def _on_run_progress(self, project, run_id: str, progress) -> None:
+        """Step counts (progress reports are not typed events): into the record at most once a second."""
+        record = self._live_records.get(run_id)
+        if record is None or project is not self.services.project or not progress.total:
+            return
+        if int(progress.total) == record.total_steps and int(progress.done) > record.steps_done:
+            record.steps_done = int(progress.done)
+            self._dirty_records.add(run_id)
+            if not self._flush_timer.isActive():
                 self._flush_timer.start()
 
     def flush_records(self) -> None:

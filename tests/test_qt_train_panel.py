@@ -457,3 +457,40 @@ def test_tab_follows_the_layout_also_after_the_backend_form_is_rebuilt(make_wind
         while following not in members:
             following = following.nextInFocusChain()
         assert following is second, (first.objectName(), following.objectName(), second.objectName())
+
+
+def test_a_wan22_per_expert_pair_fills_the_four_expert_inputs_of_the_merge(make_window, folders):
+    window = make_window()
+    panel = window.panel
+    a_dir, b_dir = folders
+    window.set_inputs(
+        a_dir,
+        b_dir,
+        backend=BACKEND,
+        preset="wan22-a14b-per-expert",
+        max_train_steps=2,
+        save_every_n_steps=0,
+    )
+    panel.datasets.name_edit.setText("experts")
+    window.settle()
+    assert panel.checks.outcome.runs == 4 and panel.start_training()
+    window.wait_runs()
+    records = window.window.project.records(RunRecord)
+    assert sorted((r.side, r.expert) for r in records) == [
+        ("a", "high"),
+        ("a", "low"),
+        ("b", "high"),
+        ("b", "low"),
+    ]
+    top = panel.runs_list.tree.topLevelItem(0)
+    assert sorted(top.child(i).text(1) for i in range(top.childCount())) == [
+        "A · high noise",
+        "A · low noise",
+        "B · high noise",
+        "B · low noise",
+    ]
+    assert panel.merge_pair(records[0].pair_id)
+    merge = window.window.panels["merge-workbench"].widget
+    slots = merge.inputs.slots
+    for record in records:
+        assert slots[f"{record.side}_{record.expert}"] == Path(record.output)

@@ -127,6 +127,12 @@ def test_a_pair_run_plots_both_runs_shows_eta_samples_checkpoints_and_replays(
     qtbot.waitUntil(gallery.idle, timeout=20_000)
     assert gallery.errors == {} and gallery.loaded == 4
     assert [Path(p).suffix for p in gallery.paths()] == [".png", ".mp4", ".png", ".mp4"]
+    monitor.resize(480, 700)  # a narrow panel: the samples become a tab after the logs
+    qtbot.waitUntil(lambda: monitor.logs.indexOf(gallery) == 2, timeout=5000)
+    assert monitor.logs.isTabVisible(2) and monitor.logs.tabText(2) == "Samples (4)"
+    monitor.resize(1100, 700)
+    qtbot.waitUntil(lambda: monitor.logs.indexOf(gallery) == -1 and gallery.isVisible(), timeout=5000)
+    assert monitor.top.indexOf(gallery) == 1 and monitor.logs.count() == 2
     checkpoints = [a.path for a in monitor.artifacts(run_a.run_id, "checkpoint")]
     assert checkpoints == [
         str(Path(run_a.output_dir) / f"concept ü_A-step{s:08d}.safetensors") for s in (10, 20, 30, 40, 50, 60)

@@ -168,6 +168,16 @@ def test_wan_folder_problems(root):
     assert wan_folder_problem(root / "gone") == f"Wan diffusers folder not found: {root / 'gone'}"
 
 
+def test_a_relative_path_is_refused(root, monkeypatch):
+    musubi_checkout(root / "musubi tuner")
+    monkeypatch.chdir(root)  # it exists from here, but Musubi runs in its checkout folder
+    assert field_problem("musubi_tuner_dir", "musubi tuner") == (
+        "the Musubi Tuner checkout needs a full path (from the drive or /), not musubi tuner"
+    )
+    assert field_problem("wan_vae", "models/vae.pth").startswith("the Wan VAE needs a full path")
+    assert field_problem("musubi_tuner_dir", str(root / "musubi tuner")) == ""
+
+
 def test_training_problems_name_the_field_and_say_when_a_path_is_away(root):
     plain = root / "plain"
     plain.mkdir()

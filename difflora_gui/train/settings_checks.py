@@ -183,9 +183,15 @@ _CHECKS = {
 
 
 def field_problem(name: str, value: str) -> str:
-    """The problem with the training setting ``name`` (an AppSettings field) set to ``value``."""
+    """The problem with the training setting ``name`` (an AppSettings field) set to ``value``.
+
+    A relative path is refused: it would mean a different file depending on the folder the app
+    was started from, and Musubi runs in its checkout folder, where it would mean another one."""
     spec = FIELDS_BY_NAME[name]
-    return _CHECKS[spec.kind](str(value or "").strip(), spec.what)
+    text = str(value or "").strip()
+    if text and not Path(text).is_absolute():
+        return f"the {spec.what} needs a full path (from the drive or /), not {text}"
+    return _CHECKS[spec.kind](text, spec.what)
 
 
 def is_absent(value: str) -> bool:

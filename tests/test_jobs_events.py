@@ -186,3 +186,18 @@ def test_the_event_log_keeps_about_one_progress_report_a_second(tmp_path):
     logged = [(e.done, e.text) for e in read_events(path)]
     assert logged[0] == (1, "steps") and logged[-2:] == [(100, "steps"), (1, "saving")]
     assert 5 <= len(logged) <= 8
+
+
+def test_metrics_are_flushed_in_batches_while_files_reach_the_disk_at_once(tmp_path):
+    path = tmp_path / "events.jsonl"
+    now = [0.0]
+    with EventLog(path, clock=lambda: now[0]) as log:
+        log.append(Metric("loss", 1.0, 1))
+        now[0] = 0.1
+        log.append(Metric("loss", 0.9, 2))
+        assert read_events(path) == []  # a training step does not wait for the disk
+        log.append(Artifact("checkpoint", str(tmp_path / "x-step00000002.safetensors"), {"step": 2}))
+        assert [e.EVENT for e in read_events(path)] == ["metric", "metric", "artifact"]
+        now[0] = 1.0
+        log.append(Metric("loss", 0.8, 3))  # the interval passed: flushed
+        assert len(read_events(path)) == 4

@@ -494,3 +494,43 @@ def test_a_wan22_per_expert_pair_fills_the_four_expert_inputs_of_the_merge(make_
     slots = merge.inputs.slots
     for record in records:
         assert slots[f"{record.side}_{record.expert}"] == Path(record.output)
+
+
+def test_a_run_left_running_by_a_closed_app_is_stopped_and_can_resume(make_window, folders, tmp_path):
+    from difflora_gui.project import Project
+
+    window = make_window()
+    a_dir, _ = folders
+    state = tmp_path / "out" / "lost_A-step00000010-state"
+    state.mkdir(parents=True)
+    project = Project("crashed")
+    project.add_record(
+        RunRecord(
+            name="lost_A",
+            side="a",
+            status="running",
+            backend=BACKEND,
+            config=preset_values("quick-test"),
+            dataset_dir=str(a_dir),
+            output_dir=str(tmp_path / "out"),
+            state=str(state),
+            steps_done=10,
+            total_steps=30,
+        )
+    )
+    window.window.services.set_project(project)
+    (record,) = project.records(RunRecord)
+    assert record.status == "stopped"
+    window.panel.runs_list.select_run(record.id)
+    assert window.panel.runs_list.resume_button.isEnabled()
+
+
+def test_an_open_commands_dialog_follows_the_inputs(make_window, folders):
+    window = make_window()
+    a_dir, b_dir = folders
+    window.set_inputs(a_dir, b_dir, backend="tiny-cmd")
+    dialog = window.panel.show_commands()
+    assert "set A_A" in dialog.text()
+    window.panel.datasets.name_edit.setText("renamed")
+    window.settle()
+    assert "renamed_A" in dialog.text() and "set A_A" not in dialog.text()

@@ -247,8 +247,20 @@ class TrainPanel(PanelJobs, QWidget):
         if not self._restoring:
             self._save_timer.start()
 
+    def _refresh_commands(self) -> None:
+        """An open commands dialog shows the commands of the inputs as they are now."""
+        dialog = self.config_box.dialog
+        if dialog is None or not dialog.isVisible():
+            return
+        try:
+            spec, runs = self.plan()
+            dialog.set_text(commands_text(spec, runs))
+        except UserError as exc:
+            dialog.set_text(f"# No commands for these inputs: {exc}")
+
     def _on_checked(self, outcome) -> None:
         ok = outcome.ok and self.config_box.spec() is not None
+        self._refresh_commands()
         self.train_button.setEnabled(ok)
         if ok:
             runs = outcome.runs
@@ -289,8 +301,21 @@ class TrainPanel(PanelJobs, QWidget):
         finally:
             self._restoring = False
         self.undo_stack.clear()  # steps of another project cannot apply to this one
+        self.reconcile_runs()
         self.refresh_runs()
         self.checks.schedule()
+
+    def reconcile_runs(self) -> None:
+        """Runs the project says are queued or running but that no job of this session trains
+        (the app was closed or crashed meanwhile) are stopped: what their event logs say they wrote
+        is kept, and Resume continues one that saved a state."""
+        from difflora_gui.project.records import RunRecord
+        from difflora_gui.train import run_records
+
+        project = self.services.project
+        for record in project.records(RunRecord):
+            if record.status in (run_records.QUEUED, run_records.RUNNING) and record.id not in self.handles:
+                run_records.set_status(project, record.id, run_records.STOPPED, events_log=True)
 
     def _on_project_replaced(self, _project) -> None:
         self._save_timer.stop()

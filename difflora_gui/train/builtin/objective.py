@@ -54,12 +54,19 @@ def group_losses(
 
     total = len(samples)
     for group in shape_groups(samples):
-        x0 = torch.stack([s.latent for s in group])
-        noise = torch.stack([s.noise for s in group])
-        t = torch.tensor([s.t for s in group], dtype=torch.float32, device=x0.device)
-        view = t.view(-1, *([1] * (x0.ndim - 1)))
-        noisy = (1.0 - view) * x0 + view * noise
-        context = torch.stack([s.embedding for s in group])
+        if len(group) == 1:  # the usual batch of one: views and a scalar t, no copies (per-step cost)
+            (sample,) = group
+            x0, noise, context = sample.latent[None], sample.noise[None], sample.embedding[None]
+            noisy = (1.0 - sample.t) * x0 + sample.t * noise
+            t = torch.tensor([sample.t], dtype=torch.float32, device=x0.device)
+        else:
+            x0 = torch.stack([s.latent for s in group])
+            noise = torch.stack([s.noise for s in group])
+            t = torch.tensor([s.t for s in group], dtype=torch.float32, device=x0.device)
+            view = t.view(-1, *([1] * (x0.ndim - 1)))
+            noisy = (1.0 - view) * x0 + view * noise
+            context = torch.stack([s.embedding for s in group])
         predicted = prediction(transformer, noisy, t, context, autocast)
         loss = F.mse_loss(predicted.float(), (noise - x0).float())
-        yield loss * (weight * len(group) / total)
+        share = weight * len(group) / total
+        yield loss if share == 1.0 else loss * share

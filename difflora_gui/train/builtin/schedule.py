@@ -19,6 +19,7 @@ the window (Musubi's ``--preserve_distribution_shape``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 def _seed63(seed: int, *key: int) -> int:
     state = np.random.SeedSequence(int(seed), spawn_key=tuple(key)).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_order(seed: int, stream: int, epoch: int, item_count: int, repeats: int) -> tuple[int, ...]:
+    # cached: every step of an epoch reads the same shuffle (a step's plan stays a pure function)
+    indices = np.repeat(np.arange(item_count), repeats)
+    return tuple(int(i) for i in _rng(seed, stream, _ORDER, epoch).permutation(indices))
 
 
 def shift_timestep(t: float, shift: float) -> float:
@@ -98,10 +106,9 @@ class Schedule:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.epoch_length / self.batch_size)
 
-    def epoch_order(self, epoch: int) -> np.ndarray:
+    def epoch_order(self, epoch: int) -> tuple[int, ...]:
         """The shuffled item indices of one epoch (each item ``repeats`` times)."""
-        indices = np.repeat(np.arange(self.item_count), self.repeats)
-        return _rng(self.seed, self.stream, _ORDER, epoch).permutation(indices)
+        return _epoch_order(self.seed, self.stream, int(epoch), self.item_count, self.repeats)
 
     def timestep(self, step: int, position: int) -> float:
         rng = _rng(self.seed, self.stream, _TIMESTEP, step, position)
@@ -139,7 +146,7 @@ class Schedule:
         return StepPlan(
             step=int(step),
             epoch=epoch,
-            items=tuple(int(i) for i in items),
+            items=tuple(items),
             noise_seeds=tuple(self.noise_seed(step, j) for j in range(count)),
             timesteps=tuple(self.timestep(step, j) for j in range(count)),
         )

@@ -251,3 +251,13 @@ def test_a_traceback_right_after_a_progress_bar_names_the_exception_not_the_rais
         watch.feed(line, "stderr")
     assert watch.failed
     assert watch.cause() == "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+
+
+def test_the_eta_of_a_resumed_run_comes_from_its_own_rate_not_from_step_zero():
+    now = [0.0]
+    ctx = RecordingContext(clock=lambda: now[0])
+    now[0] = 30.0  # loading the model and caching took 30 s
+    ctx.progress(1000, 2000)  # resumed at step 1000: no rate yet
+    now[0] = 40.0
+    ctx.progress(1010, 2000)  # 1 step/s since the first report
+    assert ctx.last_progress.eta_s == 990.0

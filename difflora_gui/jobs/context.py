@@ -64,6 +64,7 @@ class JobContext:
         self._keep = False
         self.event_log = None
         self.last_progress: Progress | None = None
+        self._first_report: tuple[float, float] | None = None
 
     def attach_event_log(self, log) -> None:
         """Append every event, progress report and log line to ``log`` (an ``EventLog``)."""
@@ -75,8 +76,15 @@ class JobContext:
         """Report ``done`` out of ``total`` units (``total=None``: unknown) with a status text."""
         now = self._clock()
         elapsed = now - self._started
+        if self._first_report is None:
+            self._first_report = (float(done), now)
         eta = None
-        if total and done > 0:
+        first_done, first_at = self._first_report
+        if total and done > first_done:
+            # the rate since the first report: a resumed run starts at its step, not at 0, and
+            # the set-up before the first step (model load, caching) is not taken for work
+            eta = max(0.0, (now - first_at) * (total - done) / (done - first_done))
+        elif total and done > 0:  # no rate yet: the first report's share of the time since the start
             eta = max(0.0, elapsed * (total - done) / done)
         report = Progress(float(done), float(total) if total is not None else None, text, elapsed, eta)
         with self._lock:

@@ -126,3 +126,20 @@ def test_a_state_from_another_optimizer_is_refused(tmp_path):
     )
     outcome = run_sync(JOB, dataclasses.replace(other, resume=str(state_dir), steps_done=2))
     assert outcome.status == "failed" and "AdamW" in str(outcome.error) and "Lion" in str(outcome.error)
+
+
+def test_stop_and_keep_right_after_a_checkpoint_keeps_that_checkpoint_and_state(tmp_path):
+    folders = setup_folders(tmp_path)
+    run = single_run(folders, quick_config(max_train_steps=12, save_every_n_steps=4), name="edge")
+    ctx = StopAt(8, keep=True)
+    assert run_sync(JOB, run, ctx).status == "cancelled"
+    out = run.output_path().parent
+    kept = [
+        (a.kind, a.path, a.meta["step"]) for a in ctx.events if isinstance(a, Artifact) and a.meta.get("kept")
+    ]
+    assert kept == [("checkpoint", str(out / "edge-step00000008.safetensors"), 8),
+                    ("state", str(out / "edge-step00000008-state"), 8)]  # fmt: skip
+    assert sorted(p.name for p in out.glob("edge-step*")) == [
+        "edge-step00000004-state", "edge-step00000004.safetensors",
+        "edge-step00000008-state", "edge-step00000008.safetensors",
+    ]  # fmt: skip

@@ -191,9 +191,11 @@ class Trainer:
         path = self.files.checkpoint(step)
         written = []
         meta = {"step": step, "kept": True} if kept else {"step": step}
-        if not path.exists():
+        if not path.exists():  # check_free refused stale files: an existing one is this run's own
             self._write_lora(path, step)
             self.saved.checkpoints.append(str(path))
+            self.ctx.artifact("checkpoint", path, **meta)
+        elif kept:  # Stop and keep right after a save: the files are there, say they are kept
             self.ctx.artifact("checkpoint", path, **meta)
         written.append(str(path))
         if with_state:

@@ -424,3 +424,27 @@ def test_single_run_resumes_from_a_state_and_names_itself_after_it(data):
     assert (out / "solo.safetensors").is_file()
     other = run_main(*args[:-1], out / "other-step00000005-state", "--name", "solo", "--dry-run")
     one_line_error(other, "belongs to none of these runs (solo)")
+
+
+def test_relative_paths_on_the_command_line_become_absolute_before_musubi_runs_in_its_checkout(tmp_path):
+    from tests.musubi_helpers import fake_checkout, model_files, write_items
+
+    work = tmp_path / "mein ordner"
+    fake_checkout(work / "musubi tuner")
+    (work / "models").mkdir(parents=True)
+    models = model_files(work / "models")
+    write_items(work / "A", ["p0", "p1"])
+    write_items(work / "B", ["p0", "p1"])
+    args = ["train", "pair", "--backend", "musubi", "--preset", "quick-test", "--optimizer", "adamw",
+            "--a", "A", "--b", "B", "--output", "out", "--name", "d", "--musubi-dir", "musubi tuner",
+            "--dit", os.path.relpath(models["dit"], work), "--vae", os.path.relpath(models["vae"], work),
+            "--t5", os.path.relpath(models["t5"], work), "--device", "cpu", "--dry-run", "--json"]  # fmt: skip
+    result = run_main(*args, cwd=work)
+    assert result.returncode == 0, result.stderr
+    commands = json.loads(result.stdout)
+    script = Path(commands[0][1])
+    assert script.is_absolute() and script.is_file()  # .../musubi tuner/src/musubi_tuner/wan_cache_latents.py
+    train = commands[2]
+    for flag in ("--dit", "--dataset_config", "--output_dir"):
+        assert Path(train[train.index(flag) + 1]).is_absolute(), flag
+    assert Path(train[train.index("--dit") + 1]) == Path(models["dit"]).resolve()

@@ -9,6 +9,7 @@ checks common to every backend and then the backend's own, and describes a run f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,20 @@ def backend_values(
         if value is None or value == "":
             continue
         values[key] = value
-    return spec.params.resolve(values, owner=f"{spec.name} backend")
+    resolved = spec.params.resolve(values, owner=f"{spec.name} backend")
+    # absolute paths: a child runs in another folder (Musubi in its checkout) where a relative
+    # path would name another file, and a copied command must work from anywhere
+    for param in spec.params:
+        value = resolved.get(param.name)
+        if param.type == "path" and value:
+            resolved[param.name] = _absolute(value)
+        elif param.type == "paths" and value:
+            resolved[param.name] = [_absolute(item) for item in value]
+    return resolved
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(str(path)))
 
 
 def common_issues(run: TrainRun) -> list[TrainIssue]:

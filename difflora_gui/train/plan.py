@@ -12,6 +12,7 @@ workflows and our merge's expert detection expect); slider mode writes ``<name>_
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,6 +131,11 @@ def _experts(config: Mapping[str, Any]) -> list[str | None]:
     return [None]
 
 
+def _absolute(path: str | Path) -> str:
+    """Runs hold absolute folders: a child runs elsewhere and a stored run is reopened from anywhere."""
+    return os.path.abspath(os.path.expanduser(str(path)))
+
+
 def plan_single(
     config: Mapping[str, Any],
     dataset: str | Path,
@@ -145,8 +151,8 @@ def plan_single(
     return [
         TrainRun(
             name=run_name(name, "", expert),
-            dataset=str(dataset),
-            output_dir=str(output_dir),
+            dataset=_absolute(dataset),
+            output_dir=_absolute(output_dir),
             config=dict(values),
             backend=backend,
             backend_config=dict(backend_config or {}),
@@ -175,8 +181,9 @@ def plan_pair(
     if Path(a_dir).resolve() == Path(b_dir).resolve():
         raise UserError(f"set A and set B are the same folder: {a_dir}")
     pair_id = new_record_id()
+    a_dir, b_dir = _absolute(a_dir), _absolute(b_dir)
     common = dict(
-        output_dir=str(output_dir),
+        output_dir=_absolute(output_dir),
         backend=backend,
         backend_config=dict(backend_config or {}),
         pair_id=pair_id,

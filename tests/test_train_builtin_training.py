@@ -138,3 +138,12 @@ def test_targets_and_caption_files(tmp_path):
     ]
     cache = run.output_path().parent / ".builtin-cache"
     assert len(list(cache.glob("*.safetensors"))) == 4 + 4  # four latents, four distinct captions
+
+    # a second run of the same set reads the cache (no encoding) and gives torch its threads back
+    threads = torch.get_num_threads()
+    again = single_run(
+        folders, quick_config(max_train_steps=1, captions="files"), name="again", num_threads=1
+    )
+    outcome = train(again)
+    assert not [p for p in outcome.context.progress_reports if p.text.startswith("encoding")]
+    assert torch.get_num_threads() == threads

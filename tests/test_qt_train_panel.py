@@ -534,3 +534,21 @@ def test_an_open_commands_dialog_follows_the_inputs(make_window, folders):
     window.panel.datasets.name_edit.setText("renamed")
     window.settle()
     assert "renamed_A" in dialog.text() and "set A_A" not in dialog.text()
+
+
+def test_panels_rebuilt_while_a_run_trains_follow_it_again(make_window, folders):
+    window = make_window()
+    a_dir, _ = folders
+    window.set_inputs(a_dir, "", backend=BACKEND, max_train_steps=30, save_every_n_steps=10)
+    window.panel.config_box.backend_form.set_values({"step_delay_s": 0.05})
+    window.settle()
+    assert window.panel.start_training()
+    (run_id,) = list(window.panel.handles)
+    window.window.build_panels()  # a plugin switched on or off rebuilds every panel
+    panel = window.window.panels[PANEL].widget
+    assert panel is not window.panel and run_id in panel.handles
+    assert run_id in panel.monitor.run_ids()
+    assert run_records.run_record(window.window.project, run_id).status in ("", "running")
+    window.panel = panel
+    window.wait_runs()
+    assert run_records.run_record(window.window.project, run_id).status == "finished"

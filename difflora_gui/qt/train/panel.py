@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -313,6 +313,7 @@ class TrainPanel(PanelJobs, QWidget):
         from difflora_gui.train import run_records
 
         project = self.services.project
+        self.adopt_active_jobs()
         for record in project.records(RunRecord):
             if record.status in (run_records.QUEUED, run_records.RUNNING) and record.id not in self.handles:
                 run_records.set_status(project, record.id, run_records.STOPPED, events_log=True)
@@ -367,6 +368,20 @@ class TrainPanel(PanelJobs, QWidget):
         self.status_label.set_message(text, STATUS_COLORS.get(level, STATUS_COLORS["info"]))
         if level in ("warning", "error"):
             self.services.log(f"Train: {text}", level)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.DeferredDelete:
+            self.release()  # deleteLater (the window rebuilt its panels): the jobs go on without us
+        return super().event(event)
+
+    def release(self) -> None:
+        """Let go of the jobs' handles (they outlive the panel) and stop the helper threads."""
+        from difflora_gui.qt.train.panel_jobs import disconnect_all
+
+        disconnect_all(self._connections)
+        self.monitor.clear()  # its own connections to the handles
+        self.monitor.shutdown()
+        self.checks.shutdown()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.monitor.shutdown()

@@ -50,6 +50,10 @@ class PanelJobs:
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(RECORD_FLUSH_MS)
         self._flush_timer.timeout.connect(self.flush_records)
+        # the handles outlive a rebuilt panel: its connections to them go when it goes
+        self._connections: list = []
+        connections = self._connections  # not self: the slot runs while the panel is being destroyed
+        self.destroyed.connect(lambda *_: disconnect_all(connections))
 
     # --- planning and checks -----------------------------------------------------------------
 
@@ -153,14 +157,33 @@ class PanelJobs:
         self.handles[run_id] = handle
         self.live_runs[run_id] = run
         project = self.services.project
-        handle.state_changed.connect(lambda state, r=run_id, p=project: self._on_run_state(p, r, state))
-        handle.event_emitted.connect(lambda event, r=run_id, p=project: self._on_run_event(p, r, event))
-        handle.progressed.connect(lambda progress, r=run_id, p=project: self._on_run_progress(p, r, progress))
-        handle.finished.connect(
-            lambda state, r=run_id, h=handle, p=project: self._on_run_finished(p, r, h, state)
-        )
+        self._connections += [
+            handle.state_changed.connect(lambda state, r=run_id, p=project: self._on_run_state(p, r, state)),
+            handle.event_emitted.connect(lambda event, r=run_id, p=project: self._on_run_event(p, r, event)),
+            handle.progressed.connect(
+                lambda progress, r=run_id, p=project: self._on_run_progress(p, r, progress)
+            ),
+            handle.finished.connect(
+                lambda state, r=run_id, h=handle, p=project: self._on_run_finished(p, r, h, state)
+            ),
+        ]
         self.monitor.watch(handle, run)
         self.update_tab_order()  # the monitor's new Stop buttons take their place in the chain
+
+    def adopt_active_jobs(self) -> None:
+        """Follow this project's training jobs that are queued or running already (the window
+        rebuilt its panels while they ran: a plugin was switched on or off)."""
+        from difflora_gui.project.records import RunRecord
+        from difflora_gui.train.plan import TrainRun
+
+        project = self.services.project
+        known = {record.id for record in project.records(RunRecord)}
+        for handle in self.services.jobs.active_jobs():
+            run = handle.request.params
+            if isinstance(run, TrainRun) and run.run_id in known and run.run_id not in self.handles:
+                self._follow(run, handle)
+                if handle.state == RUNNING:
+                    self._on_run_state(project, run.run_id, RUNNING)
 
     def _on_run_state(self, project, run_id: str, state: str) -> None:
         if state != RUNNING or project is not self.services.project:
@@ -367,3 +390,14 @@ def free_name_hint(name: str, runs, busy: set[str]) -> str:
         if not any(path.exists() or str(path) in busy for path in paths):
             return f"The name '{candidate}' is free: type it under Name to train again"
     return ""
+
+
+def disconnect_all(connections: list) -> None:
+    from PySide6.QtCore import QObject
+
+    for connection in connections:
+        try:
+            QObject.disconnect(connection)
+        except (RuntimeError, TypeError):  # the handle is gone already
+            pass
+    connections.clear()

@@ -552,3 +552,17 @@ def test_panels_rebuilt_while_a_run_trains_follow_it_again(make_window, folders)
     window.panel = panel
     window.wait_runs()
     assert run_records.run_record(window.window.project, run_id).status == "finished"
+
+
+def test_building_the_panel_changes_nothing_in_a_new_project(qtbot, monkeypatch):
+    window, dialogs = make_main_window(qtbot, monkeypatch, plugins=[("tiny_trainers", backends_plugin())])
+    try:
+        window.show_section("train")
+        panel = window.panels[PANEL].widget
+        qtbot.waitUntil(lambda: not panel.checks.pending, timeout=5000)
+        qtbot.wait(600)  # longer than the save delay
+        assert window.project.section("train") == {}
+        assert not window.project.dirty
+        assert "choose set A" in panel.reason_label.text()
+    finally:
+        close_window(window, dialogs)

@@ -186,7 +186,9 @@ def test_stop_and_keep_before_the_first_step_says_there_is_nothing_to_keep(folde
 
 
 def test_a_wan22_folder_trained_as_wan21_is_warned_about(tmp_path, folders):
-    assert not [i for i in validate_builtin(single_run(folders)) if i.level == "warning"]  # index: [null, null]
+    assert not [
+        i for i in validate_builtin(single_run(folders)) if i.level == "warning"
+    ]  # index: [null, null]
     two = setup_folders(tmp_path / "two", two_experts=True)
     warnings = [i for i in validate_builtin(single_run(two)) if i.level == "warning"]
     assert any("Wan2.2 A14B folder" in w.text and w.field == "task" for w in warnings)
@@ -203,3 +205,15 @@ def test_a_14b_folder_with_a_1_3b_task_is_warned_about(folders):
         "Wan 14B transformer" in i.text
         for i in validate_builtin(single_run(folders, quick_config(task="t2v-14B")))
     )
+
+
+def test_pairs_whose_a_and_b_fall_in_different_buckets_are_warned_about(folders):
+    from tests.wan_tiny import write_images
+
+    assert not [i for i in validate_builtin(pair_runs(folders, quick_config())[0]) if "bucket" in i.text]
+    write_images(folders["b"], ["p1"], size=(128, 32), seed=3)  # B p1 is 4:1 (bucket 64x16), A p1 square
+    (a_run, _b_run) = pair_runs(folders, quick_config(), name="wide")
+    warnings = [i for i in validate_builtin(a_run) if "bucket" in i.text]
+    assert len(warnings) == 1 and "p1" in warnings[0].text and warnings[0].level == "warning"
+    independent = pair_runs(folders, quick_config(pair_mode="independent"), name="ind")[0]
+    assert not [i for i in validate_builtin(independent) if "bucket" in i.text]

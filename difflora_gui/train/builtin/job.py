@@ -118,11 +118,47 @@ def validate_builtin(run) -> list[TrainIssue]:
             issues.append(TrainIssue(ERROR, str(exc), name))
     if precision is not None and precision.is_cuda and not problems:
         issues += _memory_issues(run, precision)
+    issues += _bucket_mismatches(run)
     if precision is not None and not precision.is_cuda and run.config.get("task") != "t2v-1.3B":
         issues.append(
             TrainIssue(WARNING, "training a 14B model on the CPU takes days per hundred steps", "device")
         )
     return issues
+
+
+def _bucket_mismatches(run: TrainRun) -> list[TrainIssue]:
+    """A warning when pairs put A and B in different buckets: their noise cannot be the same tensor.
+
+    Synchronised pairs and slider mode give A and B the same noise seed; ε is only the same when
+    both latents have one shape, i.e. both items fall in the same bucket (the same aspect ratio).
+    """
+    if not run.pair_dataset or run.config.get("pair_mode") not in ("synchronised", "slider"):
+        return []
+    from difflora_gui.dataset.buckets import bucket_for
+    from difflora_gui.dataset.media import probe
+    from difflora_gui.errors import BadFileError
+    from difflora_gui.train.builtin import data
+    from difflora_gui.train.dataset_folder import matched_items
+
+    try:
+        resolution = data.parse_training_resolution(run.config["resolution"])
+        differ = []
+        for own, partner in matched_items(run.dataset, run.pair_dataset):
+            a, b = probe(own.path), probe(partner.path)
+            if bucket_for(a.width, a.height, resolution) != bucket_for(b.width, b.height, resolution):
+                differ.append(own.stem)
+    except (UserError, BadFileError):
+        return []  # reported by the other checks
+    if not differ:
+        return []
+    return [
+        TrainIssue(
+            WARNING,
+            f"{len(differ)} pair(s) have A and B in different aspect buckets ({', '.join(differ[:3])}): "
+            "their latents differ in shape, so A and B cannot get the same noise there",
+            "dataset",
+        )
+    ]
 
 
 #: (layers, width) of the released Wan transformers, by the config's model size

@@ -114,7 +114,10 @@ def test_the_model_card_preset_fills_the_form_in_one_undoable_step(make_window):
         **box.config(),
         **{k: v for k, v in preset_values("model-card").items() if k != "pair_mode"},
     }
-    panel.undo_stack.undo()  # the whole preset is one step
+    window = panel.services.window
+    assert window.current_undo_stack() is panel.undo_stack
+    assert "Preset" in window.action_undo.text()
+    window.undo()  # Edit ▸ Undo: the whole preset is one step
     assert box.form.values()["max_train_steps"] == 30
     assert box.form.values()["optimizer"] == "adamw"
     panel.undo_stack.redo()

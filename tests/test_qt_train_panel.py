@@ -355,6 +355,8 @@ def test_from_the_projects_dataset_exports_plain_folders_and_uses_them(make_wind
     a_dir, b_dir = folders
     record = store.create_dataset(project, pair_folders(a_dir, b_dir), name="my pairs")
     project.update_section("dataset", dataset_id=record.id)
+    window.qtbot.waitUntil(panel.datasets.project_button.isEnabled, timeout=5000)  # the project has one now
+    assert "my pairs" in panel.datasets.project_button.toolTip()
     panel.datasets.project_button.click()
     window.qtbot.waitUntil(lambda: panel.export_job is None, timeout=JOB_TIMEOUT_MS)
     new_a, new_b = map(Path, panel.datasets.folders())
@@ -569,3 +571,22 @@ def test_building_the_panel_changes_nothing_in_a_new_project(qtbot, monkeypatch)
         assert "choose set A" in panel.reason_label.text()
     finally:
         close_window(window, dialogs)
+
+
+def test_a_slider_run_needs_no_merge_and_says_so(make_window, folders):
+    window = make_window()
+    panel = window.panel
+    a_dir, b_dir = folders
+    assert not panel.datasets.project_button.isEnabled()  # no dataset in the project yet
+    window.set_inputs(
+        a_dir, b_dir, backend=BACKEND, pair_mode="slider", max_train_steps=2, save_every_n_steps=0
+    )
+    panel.datasets.name_edit.setText("direct")
+    window.settle()
+    assert panel.checks.outcome.runs == 1 and panel.start_training()
+    window.wait_runs()
+    (record,) = window.window.project.records(RunRecord)
+    assert (record.name, record.side, record.status) == ("direct_slider", "slider", "finished")
+    panel.runs_list.select_run(record.id)
+    assert not panel.runs_list.merge_button.isEnabled()
+    assert "no merge is needed" in panel.runs_list.merge_button.toolTip()

@@ -184,8 +184,21 @@ class DatasetsBox(QFrame):
             self._shown[key] = text
         self.changed.emit()
 
-    def _on_typed(self, _key: str) -> None:
+    def _on_typed(self, key: str) -> None:
+        edit = self._all_edits()[key]
+        if key in SIDES and edit.text():
+            edit.setToolTip(edit.text())  # the whole path, however narrow the field
         self.changed.emit()
+
+    def set_project_dataset(self, name: str | None) -> None:
+        """Enable "From the project's dataset" when the project has one (``name``)."""
+        self.project_button.setEnabled(bool(name))
+        self.project_button.setToolTip(
+            f"Export the pairs of '{name}' (Dataset section) as plain A/ and B/ folders into the project "
+            "and train on them"
+            if name
+            else "The project has no dataset yet: import pairs in the Dataset section first"
+        )
 
     def _record_edit(self, key: str) -> None:
         """One undo step per field edit (typing merges until the field is left)."""

@@ -328,8 +328,15 @@ class TrainPanel(PanelJobs, QWidget):
             self._runs_timer.start()
 
     def refresh_runs(self) -> None:
+        """The runs list and what depends on the project's records (its dataset for the export)."""
+        from difflora_gui.project.records import DatasetRecord
+
         self._runs_timer.stop()
-        self.runs_list.set_records(self.services.project, set(self.handles))
+        project = self.services.project
+        self.runs_list.set_records(project, set(self.handles))
+        datasets = project.records(DatasetRecord)
+        if self.export_job is None:
+            self.datasets.set_project_dataset((datasets[-1].name or "the dataset") if datasets else None)
 
     # --- drops -------------------------------------------------------------------------------
 

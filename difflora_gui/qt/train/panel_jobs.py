@@ -374,7 +374,7 @@ class PanelJobs:
 
     def _on_export_finished(self, _state: str) -> None:
         self.export_job = None
-        self.datasets.project_button.setEnabled(True)
+        self.refresh_runs()
 
 
 def free_name_hint(name: str, runs, busy: set[str]) -> str:

@@ -240,11 +240,13 @@ class RunsList(QWidget):
         records = self.pair_records(pair_id) if pair_id else []
         roles = merge_roles(records)
         self.merge_button.setEnabled(roles is not None)
-        self.merge_button.setToolTip(
-            "Open the Merge section with this pair's LoRA A and LoRA B filled in"
-            if roles is not None
-            else "Merge needs a pair whose A and B runs have finished with their files"
-        )
+        if roles is not None:
+            tip = "Open the Merge section with this pair's LoRA A and LoRA B filled in"
+        elif any(r.side == "slider" for r in records):
+            tip = "Slider mode trained the differential LoRA itself: no merge is needed (the Merge section can still analyse it)"
+        else:
+            tip = "Merge needs a pair whose A and B runs have finished with their files"
+        self.merge_button.setToolTip(tip)
         resumable = (
             record is not None
             and record.id not in self.running

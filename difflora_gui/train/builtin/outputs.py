@@ -47,8 +47,9 @@ class RunFiles:
         return [s for s in range(start + 1, total) if s % every == 0]
 
     def check_free(self, start: int, total: int, every: int, *, resuming: bool) -> None:
-        if not self.output_dir.is_dir():
-            raise UserError(f"the output folder does not exist: {self.output_dir}")
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise UserError(f"the output folder is a file: {self.output_dir}")
+        self.output_dir.mkdir(parents=True, exist_ok=True)  # a new run's folder, as Musubi makes it
         if self.final.exists():
             raise UserError(
                 f"{self.final} already exists; choose another name or output folder (nothing is overwritten)"

@@ -49,7 +49,7 @@ def count_text(a_dir: str, b_dir: str) -> tuple[str, str]:
         except UserError as exc:
             return str(exc), "error"
     if "a" not in counts:
-        return "Choose set A (and set B for a pair), or drop their folders here", "info"
+        return "No folders yet: choose them or drop them here", "info"
     if "b" not in counts:
         return f"{counts['a']} items in set A: a single LoRA (choose set B to train a pair)", "info"
     try:

@@ -178,9 +178,10 @@ class RunsList(QWidget):
         self.tree.clear()
         current = None
         for pair_id, records in reversed(list(pairs.items())):  # the newest pair first
-            top = QTreeWidgetItem([pair_title(records), _pair_mode(records), _pair_status(records), "", ""])
+            top = QTreeWidgetItem([pair_title(records), _pair_kind(records), _pair_status(records), "", ""])
             top.setData(0, PAIR_ROLE, pair_id)
-            top.setToolTip(0, f"{pair_title(records)} · {records[0].backend} · {records[0].created}")
+            mode = records[0].config.get("pair_mode", "")
+            top.setToolTip(0, f"{pair_title(records)} · {records[0].backend} · {mode} · {records[0].created}")
             self.tree.addTopLevelItem(top)
             for record in records:
                 item = QTreeWidgetItem(
@@ -210,6 +211,8 @@ class RunsList(QWidget):
             current = top.child(0) if top.childCount() else top
         if current is not None:
             self.tree.setCurrentItem(current)
+        for column in (1, 2, 3):  # the short columns fit their text; the file name gets the rest
+            self.tree.resizeColumnToContents(column)
         self.tree.blockSignals(False)
         self._show_details()
 
@@ -337,8 +340,11 @@ class RunsList(QWidget):
         QDesktopServices.openUrl(QUrl.fromLocalFile(record.output_dir))
 
 
-def _pair_mode(records: list[RunRecord]) -> str:
-    return str(records[0].config.get("pair_mode", "")) if any(r.side for r in records) else "single"
+def _pair_kind(records: list[RunRecord]) -> str:
+    """What the top row is: a pair (A and B), a slider (one run as the difference) or a single LoRA."""
+    if any(r.side == "slider" for r in records):
+        return "slider"
+    return "pair" if any(r.side in ("a", "b") for r in records) else "single"
 
 
 def _pair_status(records: list[RunRecord]) -> str:

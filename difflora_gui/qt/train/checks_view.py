@@ -37,6 +37,8 @@ class CheckOutcome:
     planning_error: str = ""
     #: what to do about the errors, when the checks know (a free output name)
     hint: str = ""
+    #: the planned runs' commands, when an open commands dialog wants them (None: not asked for)
+    commands: str | None = None
 
     def errors(self) -> list[str]:
         found = [self.planning_error] if self.planning_error else []

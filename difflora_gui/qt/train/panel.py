@@ -247,20 +247,19 @@ class TrainPanel(PanelJobs, QWidget):
         if not self._restoring:
             self._save_timer.start()
 
-    def _refresh_commands(self) -> None:
+    def _refresh_commands(self, outcome) -> None:
         """An open commands dialog shows the commands of the inputs as they are now."""
         dialog = self.config_box.dialog
         if dialog is None or not dialog.isVisible():
             return
-        try:
-            spec, runs = self.plan()
-            dialog.set_text(commands_text(spec, runs))
-        except UserError as exc:
-            dialog.set_text(f"# No commands for these inputs: {exc}")
+        if outcome.commands is not None:
+            dialog.set_text(outcome.commands)
+        elif outcome.planning_error:
+            dialog.set_text(f"# No commands for these inputs: {outcome.planning_error}")
 
     def _on_checked(self, outcome) -> None:
         ok = outcome.ok and self.config_box.spec() is not None
-        self._refresh_commands()
+        self._refresh_commands(outcome)
         self.train_button.setEnabled(ok)
         if ok:
             runs = outcome.runs

@@ -87,6 +87,8 @@ class PanelJobs:
             return CheckOutcome(planning_error=str(exc))
         busy = {str(run.output_path()) for run in self.live_runs.values()}
         base_name = self.datasets.name() or Path(self.datasets.folders()[0]).name
+        dialog = self.config_box.dialog
+        want_commands = dialog is not None and dialog.isVisible()
 
         def work() -> CheckOutcome:
             per_run = []
@@ -101,7 +103,8 @@ class PanelJobs:
                 per_run.append((run.name, issues))
             taken = any(i.level == ERROR and i.field == "name" for _n, found in per_run for i in found)
             hint = free_name_hint(base_name, runs, busy) if taken else ""
-            return CheckOutcome(issues=merge_issues(per_run), runs=len(runs), hint=hint)
+            commands = _commands_or_error(spec, runs) if want_commands else None
+            return CheckOutcome(issues=merge_issues(per_run), runs=len(runs), hint=hint, commands=commands)
 
         return work
 
@@ -401,3 +404,13 @@ def disconnect_all(connections: list) -> None:
         except (RuntimeError, TypeError):  # the handle is gone already
             pass
     connections.clear()
+
+
+def _commands_or_error(spec, runs) -> str:
+    """The commands dialog's text (worker thread: a backend's describe may probe the dataset)."""
+    from difflora_gui.qt.train.config_box import commands_text
+
+    try:
+        return commands_text(spec, runs)
+    except Exception as exc:  # shown in the dialog, never a crash of the check
+        return f"# No commands for these inputs: {exc}"

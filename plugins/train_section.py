@@ -9,7 +9,13 @@ from the command line (``python main.py train``).
 from __future__ import annotations
 
 from difflora_gui import hookimpl
+from difflora_gui.project.paths import register_section_paths
 from difflora_gui.specs import FOLDER_ACCEPTS, PanelSpec
+
+# the panel keeps its folders in the project's ``train`` section (``form``): stored relative to the
+# project file when inside its folder, and moved with the workspace on Save As (the project's
+# dataset exported for training lives there)
+register_section_paths("train", files=("form.a_dir", "form.b_dir"), targets=("form.output_dir",))
 
 
 @hookimpl

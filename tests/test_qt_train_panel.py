@@ -3,6 +3,7 @@ tiny Wan model, the runs list, Merge these, resume, the project round trip and t
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -372,6 +373,15 @@ def test_from_the_projects_dataset_exports_plain_folders_and_uses_them(make_wind
         "item1.png",
         "item2.png",
     ]  # sources untouched
+    # saved, the unsaved workspace moves beside the file: the folders follow it
+    panel.save_state()
+    path = folders[0].parent.parent / "saved project" / "with export.difflora"
+    path.parent.mkdir()
+    assert window.window.save_project_as(path)
+    moved_a, moved_b = map(Path, panel.datasets.folders())
+    assert moved_a.is_dir() and moved_b.is_dir() and path.parent in moved_a.parents
+    stored = json.loads(path.read_text(encoding="utf-8"))["sections"]["train"]["form"]
+    assert not Path(stored["a_dir"]).is_absolute()  # relative to the project file
     # exporting again replaces only its own previous export
     panel.datasets.project_button.click()
     window.qtbot.waitUntil(lambda: panel.export_job is None, timeout=JOB_TIMEOUT_MS)

@@ -42,7 +42,6 @@ from difflora_gui.qt.train.runs_list import RunsList
 from difflora_gui.qt.undo import UndoStack
 
 FORM_KEY = "form"
-SAVE_DELAY_MS = 400
 RUNS_DELAY_MS = 150
 #: from this panel height on, the monitor and the runs list are shown one over the other, not as tabs
 TALL_HEIGHT = 820
@@ -69,10 +68,6 @@ class TrainPanel(PanelJobs, QWidget):
         self.undo_stack = UndoStack(self)
         self._restoring = False
         self._init_jobs()
-        self._save_timer = QTimer(self)
-        self._save_timer.setSingleShot(True)
-        self._save_timer.setInterval(SAVE_DELAY_MS)
-        self._save_timer.timeout.connect(self.save_state)
         self._runs_timer = QTimer(self)
         self._runs_timer.setSingleShot(True)
         self._runs_timer.setInterval(RUNS_DELAY_MS)
@@ -222,6 +217,7 @@ class TrainPanel(PanelJobs, QWidget):
         self.runs_list.show_requested.connect(lambda _run_id: self.show_monitor())
         self.services.project_replaced.connect(self._on_project_replaced)
         self.services.section_changed.connect(self._on_section_changed)
+        self.services.dirty_changed.connect(self._on_dirty_changed)
 
     def update_tab_order(self) -> list[QWidget]:
         """Tab follows the layout: the left column top to bottom, then Train, the monitor, the runs."""
@@ -245,7 +241,9 @@ class TrainPanel(PanelJobs, QWidget):
         self.datasets.refresh_counts()
         self.checks.schedule()
         if not self._restoring:
-            self._save_timer.start()
+            # at once, not debounced: the project always holds what the form shows, so a Save As
+            # that moves the workspace can never be overwritten by a stale form afterwards
+            self.save_state()
 
     def _refresh_commands(self, outcome) -> None:
         """An open commands dialog shows the commands of the inputs as they are now."""
@@ -287,7 +285,6 @@ class TrainPanel(PanelJobs, QWidget):
     # --- project state -----------------------------------------------------------------------
 
     def save_state(self) -> None:
-        self._save_timer.stop()
         state = {**self.config_box.state(), **self.datasets.state()}
         self.services.project.update_section(SECTION, **{FORM_KEY: state})
 
@@ -318,9 +315,25 @@ class TrainPanel(PanelJobs, QWidget):
                 run_records.set_status(project, record.id, run_records.STOPPED, events_log=True)
 
     def _on_project_replaced(self, _project) -> None:
-        self._save_timer.stop()
         self.monitor.clear()
         self.restore_from_project()
+
+    def _on_dirty_changed(self, dirty: bool) -> None:
+        """Saved: Save As may have moved the workspace (and the folders in it) beside the new file,
+        and the project followed with its paths; the form follows the project."""
+        if dirty:
+            return
+        stored = self.services.project.section(SECTION).get(FORM_KEY) or {}
+        shown = self.datasets.state()
+        moved = {
+            key: stored[key] for key in ("a_dir", "b_dir", "output_dir") if stored.get(key, "") != shown[key]
+        }
+        if moved:
+            self._restoring = True
+            try:
+                self.datasets.set_state({**shown, **moved})
+            finally:
+                self._restoring = False
 
     def _on_section_changed(self, key: str) -> None:
         if key == "records":

@@ -600,3 +600,20 @@ def test_a_slider_run_needs_no_merge_and_says_so(make_window, folders):
     panel.runs_list.select_run(record.id)
     assert not panel.runs_list.merge_button.isEnabled()
     assert "no merge is needed" in panel.runs_list.merge_button.toolTip()
+
+
+def test_opening_a_project_or_changing_settings_leaves_the_project_clean(qtbot, monkeypatch, tmp_path):
+    from difflora_gui.project import Project
+
+    path = tmp_path / "clean project.difflora"
+    Project("clean").save(path)
+    window, dialogs = make_main_window(qtbot, monkeypatch, plugins=[("tiny_trainers", backends_plugin())])
+    try:
+        assert window.open_project(path)  # remembers it in the recent files: the Settings change
+        window.services.update_settings(wan_model_dir=str(tmp_path / "models"))
+        qtbot.wait(100)
+        assert not window.project.dirty and window.project.section("train") == {}
+        panel = window.panels[PANEL].widget
+        assert panel.config_box.backend_form.values()["model"] == str(tmp_path / "models")
+    finally:
+        close_window(window, dialogs)

@@ -62,6 +62,8 @@ class ConfigBox(QWidget):
 
     changed = Signal()
     command_requested = Signal()
+    #: the Settings changed the backend form's defaults: a re-check is due (nothing to store)
+    defaults_changed = Signal()
     #: the backend's settings form was rebuilt (a new backend, new Settings): the tab order is due
     form_rebuilt = Signal()
 
@@ -236,7 +238,7 @@ class ConfigBox(QWidget):
         """New Settings are new defaults: the form shows them where the user typed nothing else."""
         self._store_backend_edits()
         self._build_backend_form()
-        self.changed.emit()
+        self.defaults_changed.emit()
 
     def _on_backend_edited(self) -> None:
         self._store_backend_edits()

@@ -73,6 +73,7 @@ class TrainPanel(PanelJobs, QWidget):
         self._runs_timer.setInterval(RUNS_DELAY_MS)
         self._runs_timer.timeout.connect(self.refresh_runs)
         self._build()
+        self._built = True
         self._connect()
         self.setAcceptDrops(True)
         self.restore_from_project()
@@ -137,8 +138,8 @@ class TrainPanel(PanelJobs, QWidget):
         self.lower.addWidget(self.lower_tabs)
         self.lower.addWidget(self.lower_splitter)
         self._tall: bool | None = None
-        self._arrange(tall=False)
         right_layout.addWidget(self.lower, 1)
+        self._arrange(tall=False)
         right.setMinimumWidth(420)
         self.side = right
         self.splitter.addWidget(right)
@@ -208,6 +209,7 @@ class TrainPanel(PanelJobs, QWidget):
         self.config_box.changed.connect(self._on_inputs_changed)
         self.config_box.command_requested.connect(self.show_commands)
         self.config_box.form_rebuilt.connect(self.update_tab_order)
+        self.config_box.defaults_changed.connect(self.checks.schedule)
         self.datasets.changed.connect(self._on_inputs_changed)
         self.datasets.from_project_requested.connect(self.export_project_dataset)
         self.checks.checked.connect(self._on_checked)
@@ -221,8 +223,8 @@ class TrainPanel(PanelJobs, QWidget):
 
     def update_tab_order(self) -> list[QWidget]:
         """Tab follows the layout: the left column top to bottom, then Train, the monitor, the runs."""
-        if not hasattr(self, "train_card"):
-            return []  # still building
+        if not getattr(self, "_built", False):
+            return []  # still building: the parts are not in one window yet
         from difflora_gui.qt.merge.shortcuts import apply_tab_order
 
         return apply_tab_order(

@@ -199,12 +199,12 @@ class ChecksView(QWidget):
     def show_outcome(self, outcome: CheckOutcome) -> None:
         self.outcome = outcome
         lines = []
+        if outcome.hint:  # what to do comes first: the errors under it may need scrolling
+            lines.append(f"<span style='color:{COLORS['text']}'>➜ {html.escape(outcome.hint)}</span>")
         for text in outcome.errors():
             lines.append(f"<span style='color:{COLORS['error']}'>✖ {html.escape(text)}</span>")
         for text in outcome.warnings():
             lines.append(f"<span style='color:{COLORS['warning']}'>⚠ {html.escape(text)}</span>")
-        if outcome.hint:
-            lines.append(f"<span style='color:{COLORS['muted']}'>{html.escape(outcome.hint)}</span>")
         if not lines:
             runs = f"{outcome.runs} run{'s' if outcome.runs != 1 else ''}"
             lines.append(f"<span style='color:{COLORS['ok']}'>✔ {runs} ready: every check passed</span>")

@@ -15,12 +15,14 @@ import html
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from difflora_gui.qt.theme import COLORS
 from difflora_gui.train.backend import ERROR, WARNING, TrainIssue
+from difflora_gui.train.plan import run_name
 
 #: how long after the last edit the runs are checked again
 CHECK_DELAY_MS = 300
@@ -85,6 +87,19 @@ def merge_issues(per_run: list[tuple[str, list[TrainIssue]]]) -> list[tuple[str,
 
 
 Work = Callable[[], CheckOutcome]
+
+
+def free_name_hint(name: str, runs, busy: set[str]) -> str:
+    """A hint naming the first free ``<name> 2``, ``<name> 3`` … for these runs' files."""
+    stem = name.rstrip()
+    for number in range(2, 1000):
+        candidate = f"{stem} {number}"
+        paths = [
+            Path(run.output_dir) / f"{run_name(candidate, run.side, run.expert)}.safetensors" for run in runs
+        ]
+        if not any(path.exists() or str(path) in busy for path in paths):
+            return f"The name '{candidate}' is free: type it under Name to train again"
+    return ""
 
 
 class _Relay(QObject):

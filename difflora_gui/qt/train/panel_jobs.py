@@ -22,7 +22,7 @@ from difflora_gui.errors import UserError
 from difflora_gui.jobs.events import Artifact
 from difflora_gui.jobs.job import JobRequest
 from difflora_gui.qt.jobs import CANCELLED, DONE, RUNNING
-from difflora_gui.qt.train.checks_view import CheckOutcome, merge_issues
+from difflora_gui.qt.train.checks_view import CheckOutcome, free_name_hint, merge_issues
 from difflora_gui.train import run_records
 from difflora_gui.train.backend import ERROR, TrainIssue, backend_spec, check_run
 from difflora_gui.train.plan import plan_pair, plan_single
@@ -378,21 +378,6 @@ class PanelJobs:
     def _on_export_finished(self, _state: str) -> None:
         self.export_job = None
         self.refresh_runs()
-
-
-def free_name_hint(name: str, runs, busy: set[str]) -> str:
-    """A hint naming the first free ``<name> 2``, ``<name> 3`` … for these runs' files."""
-    from difflora_gui.train.plan import run_name
-
-    stem = name.rstrip()
-    for number in range(2, 1000):
-        candidate = f"{stem} {number}"
-        paths = [
-            Path(run.output_dir) / f"{run_name(candidate, run.side, run.expert)}.safetensors" for run in runs
-        ]
-        if not any(path.exists() or str(path) in busy for path in paths):
-            return f"The name '{candidate}' is free: type it under Name to train again"
-    return ""
 
 
 def disconnect_all(connections: list) -> None:

@@ -14,6 +14,7 @@ import json
 import math
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,17 @@ from difflora_gui.jobs.events import Event, LogLine, Metric, ProgressEvent, even
 #: the longest a frequent line (metric, progress, log) waits in the buffer before it is flushed
 FLUSH_INTERVAL_S = 0.5
 _FREQUENT = (Metric, ProgressEvent, LogLine)
+#: every open log, so code that copies or removes a workspace can put their buffers on disk first
+_open_logs: weakref.WeakSet[EventLog] = weakref.WeakSet()
+_open_logs_lock = threading.Lock()
+
+
+def flush_open_logs() -> None:
+    """Flush every open event log (before a workspace is copied, compared or removed)."""
+    with _open_logs_lock:
+        logs = list(_open_logs)
+    for log in logs:
+        log.flush()
 
 
 class EventLog:
@@ -40,6 +52,8 @@ class EventLog:
         self._clock = clock
         self._started = clock()
         self._flushed = self._started
+        with _open_logs_lock:
+            _open_logs.add(self)
 
     def append(self, event: Event) -> None:
         data = event.to_json()

@@ -29,6 +29,7 @@ from typing import Any
 from difflora_gui import APP_NAME, __version__
 from difflora_gui.errors import BadFileError, UserError
 from difflora_gui.fileio import atomic_write_json
+from difflora_gui.jobs.eventlog import flush_open_logs
 from difflora_gui.project import paths as project_paths
 from difflora_gui.project import versions
 from difflora_gui.project.paths import MissingFile
@@ -460,6 +461,7 @@ class Project:
             self.path,
             (copy.deepcopy(self._sections), dict(self._records), self._output_dir),
         )
+        flush_open_logs()  # running jobs' buffered events belong in the copy
         before = snapshot(old_root) if is_unsaved_root(old_root) else {}
         undo_copy = copy_workspace(old_root, new_root)
         moved = os.path.normcase(str(old_root)) != os.path.normcase(str(new_root))
@@ -474,6 +476,7 @@ class Project:
             self._sections, self._records, self._output_dir = old_state
             raise
         if moved and is_unsaved_root(old_root):
+            flush_open_logs()  # what a job wrote during the copy must count as a change
             remove_if_unchanged(old_root, before)  # it has been copied beside the file
         self._workspace_root = None
         self._set_dirty(False)

@@ -55,8 +55,17 @@ class CheckOutcome:
 
     def reason(self) -> str:
         """Why Train is disabled ("" when it is not)."""
+        if self.already_trained:
+            return "the output already exists (nothing is overwritten): type a new name to train again"
         errors = self.errors()
         return errors[0] if errors else ""
+
+    @property
+    def already_trained(self) -> bool:
+        """The only errors are outputs that exist (right after a run finished, say): not alarming,
+        the next step is a new name."""
+        errors = [issue for _name, issue in self.issues if issue.level == ERROR]
+        return bool(errors) and not self.planning_error and all(issue.field == "name" for issue in errors)
 
 
 def _line(name: str, issue: TrainIssue) -> str:
@@ -66,6 +75,7 @@ def _line(name: str, issue: TrainIssue) -> str:
 def merge_issues(per_run: list[tuple[str, list[TrainIssue]]]) -> list[tuple[str, TrainIssue]]:
     """Issues of several runs, each text once (A and B often share one: it is named once, unprefixed)."""
     seen: dict[tuple[str, str], list[str]] = {}
+    fields: dict[tuple[str, str], str] = {}
     order: list[tuple[str, str]] = []
     for name, issues in per_run:
         for issue in issues:
@@ -73,6 +83,7 @@ def merge_issues(per_run: list[tuple[str, list[TrainIssue]]]) -> list[tuple[str,
             if key not in seen:
                 seen[key] = []
                 order.append(key)
+                fields[key] = issue.field
             seen[key].append(name)
     merged = []
     for level, text in order:
@@ -80,7 +91,7 @@ def merge_issues(per_run: list[tuple[str, list[TrainIssue]]]) -> list[tuple[str,
         merged.append(
             (
                 "" if len(names) == len(per_run) and len(per_run) > 1 else ", ".join(names),
-                TrainIssue(level, text),
+                TrainIssue(level, text, fields[(level, text)]),
             )
         )
     return merged
@@ -216,8 +227,10 @@ class ChecksView(QWidget):
         lines = []
         if outcome.hint:  # what to do comes first: the errors under it may need scrolling
             lines.append(f"<span style='color:{COLORS['text']}'>➜ {html.escape(outcome.hint)}</span>")
+        # existing outputs of a finished run are a fact, not a fault: listed plainly
+        error_color, mark = (COLORS["text"], "•") if outcome.already_trained else (COLORS["error"], "✖")
         for text in outcome.errors():
-            lines.append(f"<span style='color:{COLORS['error']}'>✖ {html.escape(text)}</span>")
+            lines.append(f"<span style='color:{error_color}'>{mark} {html.escape(text)}</span>")
         for text in outcome.warnings():
             lines.append(f"<span style='color:{COLORS['warning']}'>⚠ {html.escape(text)}</span>")
         if not lines:

@@ -272,7 +272,8 @@ class TrainPanel(PanelJobs, QWidget):
             self.train_button.setToolTip(TRAIN_TIP)
         else:
             reason = outcome.reason() or "no trainer backend is installed"
-            self.reason_label.set_message(reason, STATUS_COLORS["error"])
+            color = STATUS_COLORS["info"] if outcome.already_trained else STATUS_COLORS["error"]
+            self.reason_label.set_message(reason, color)
             self.train_button.setToolTip(f"Train is disabled: {reason}")
 
     def show_commands(self):

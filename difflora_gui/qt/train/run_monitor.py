@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from difflora_gui.jobs.eventlog import iter_timed_events
+from difflora_gui.jobs.eventlog import flush_open_logs, iter_timed_events
 from difflora_gui.jobs.events import Artifact, Event, LogLine, Metric, ProgressEvent, Status
 from difflora_gui.qt.heap import freeze_heap_after_heavy_imports
 from difflora_gui.qt.jobs import JobHandle
@@ -389,6 +389,8 @@ class RunMonitor(QWidget):
         lines: list[str] = []
         job_lines: list[str] = []  # the lines since the log's clock last restarted: the newest job's
         last_t = -1.0
+        if live:
+            flush_open_logs()  # the running job's buffered events are part of its past
         try:
             events = list(iter_timed_events(path))
         except OSError as exc:

@@ -85,6 +85,13 @@ def url_problem(url: str) -> str:
     return ""
 
 
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def problem(value: Any) -> str:
+        return "" if value in choices else f"expected one of {', '.join(choices)}, got {value!r}"
+
+    return problem
+
+
 def device_problem(device: str) -> str:
     """Why ``device`` is not ``auto``, ``cpu`` or ``cuda:N`` ('' if it is)."""
     if device in ("auto", "cpu"):
@@ -146,6 +153,12 @@ class AppSettings:
     #: a diffusers-format Wan folder (model_index.json, transformer[_2], vae, text_encoder) for the
     #: built-in trainer and the preview
     wan_model_dir: str = ""
+    #: the preview's compute dtype, its memory savers (model or group CPU offload, VAE tiling for
+    #: 14B on 24 GB) and the size limit of its render cache in the project workspace
+    preview_dtype: str = field(default="bf16", metadata={"check": _one_of("bf16", "fp16", "fp32")})
+    preview_offload: str = field(default="none", metadata={"check": _one_of("none", "model", "group")})
+    preview_vae_tiling: bool = False
+    preview_cache_mb: int = field(default=2048, metadata=_bounded(16, 1_000_000))
     #: a diffusers-format FLUX.1 Kontext [dev] folder (model_index.json, transformer, vae, text
     #: encoders, tokenizers) for counterpart generation; checked by the Settings dialog
     #: (``difflora_gui.dataset.kontext_params.model_folder_problem``), not on load (a drive may be away)

@@ -1,0 +1,1 @@
+"""The Preview section's widgets (Qt)."""

@@ -92,3 +92,23 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_model_index(folder: str | Path) -> tuple[dict[str, Any] | None, str]:
+    """A diffusers folder's ``model_index.json`` as ``(data, "")``, or ``(None, problem)`` naming
+    what is wrong (no folder, a file, no index, an unreadable index)."""
+    path = Path(folder)
+    if path.is_file():
+        return None, f"{path} is a file, not a diffusers model folder (the folder that holds model_index.json)"
+    if not path.is_dir():
+        return None, f"model folder not found: {path}"
+    index = path / "model_index.json"
+    if not index.is_file():
+        return None, f"{path} is not a diffusers model folder: model_index.json is missing"
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        return None, f"{index}: unreadable model_index.json ({exc})"
+    return data, ""

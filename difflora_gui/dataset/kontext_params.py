@@ -9,7 +9,6 @@ FluxKontextPipeline folder lacks; :func:`working_size` is the size rule the modu
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from difflora_gui.errors import UserError
+from difflora_gui.fileio import read_model_index
 from difflora_gui.params import Param, schema
 
 #: the instruction the model card gave Kontext to make the sparse counterparts
@@ -179,15 +179,9 @@ def model_folder_problem(folder: str | Path) -> str:
         )
     if not path.is_dir():
         return f"Kontext model folder not found: {path}"
-    index = path / "model_index.json"
-    if not index.is_file():
-        return f"{path} is not a diffusers pipeline folder: model_index.json is missing"
-    try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        return f"{index}: unreadable model_index.json ({exc})"
+    data, problem = read_model_index(path)
+    if data is None:
+        return problem
     class_name = str(data.get("_class_name", ""))
     if class_name != "FluxKontextPipeline":
         return f"{path} holds a {class_name or 'unnamed'} pipeline, not a FluxKontextPipeline (FLUX.1 Kontext [dev])"

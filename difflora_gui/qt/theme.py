@@ -111,3 +111,19 @@ def apply_dark_theme(app: QApplication) -> None:
     app_icon = icon("app")
     if not app_icon.isNull():
         app.setWindowIcon(app_icon)
+
+
+def section_card(title: str):
+    """A titled card of a section's form (the ``sectionCard`` frame the style sheet draws):
+    ``(frame, layout)``, the heading already in the layout."""
+    from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
+
+    frame = QFrame()
+    frame.setObjectName("sectionCard")
+    layout = QVBoxLayout(frame)
+    layout.setContentsMargins(12, 10, 12, 10)
+    layout.setSpacing(6)
+    heading = QLabel(title)
+    heading.setObjectName("cardHeading")
+    layout.addWidget(heading)
+    return frame, layout

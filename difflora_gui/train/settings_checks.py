@@ -15,9 +15,10 @@ against a value the user did not change.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from difflora_gui.fileio import read_model_index
 
 #: the script whose presence marks a Musubi Tuner checkout (the backend runs it from there)
 MUSUBI_TRAIN_SCRIPT = "src/musubi_tuner/wan_train_network.py"
@@ -154,15 +155,9 @@ def wan_folder_problem(folder: str | Path) -> str:
         return f"the Wan diffusers folder is a file; choose the folder that holds model_index.json: {folder}"
     if not path.is_dir():
         return f"Wan diffusers folder not found: {folder}"
-    index = path / "model_index.json"
-    if not index.is_file():
-        return f"{folder} is not a diffusers model folder: model_index.json is missing"
-    try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        return f"{index}: unreadable model_index.json ({exc})"
+    data, problem = read_model_index(path)
+    if data is None:
+        return problem
     class_name = str(data.get("_class_name", ""))
     if class_name and not class_name.startswith("Wan"):
         return f"{folder} holds a {class_name}, not a Wan pipeline"

@@ -23,7 +23,7 @@ from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 import difflora_gui
 from difflora_gui.errors import UserError
@@ -40,6 +40,7 @@ from difflora_gui.qt.merge.shortcuts import apply_tab_order, install_shortcuts
 from difflora_gui.qt.merge.strategy import StrategyChooser
 from difflora_gui.qt.merge.targets import TargetSelector
 from difflora_gui.qt.param_form import ParamForm
+from difflora_gui.qt.theme import section_card
 from difflora_gui.qt.undo import UndoStack
 
 SECTION = "merge"
@@ -51,18 +52,6 @@ def script_path() -> str:
     """``main.py`` of this app (absolute when running from a checkout), for Copy command."""
     candidate = Path(difflora_gui.__file__).resolve().parent.parent / "main.py"
     return str(candidate) if candidate.is_file() else "main.py"
-
-
-def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
-    frame = QFrame()
-    frame.setObjectName("sectionCard")
-    layout = QVBoxLayout(frame)
-    layout.setContentsMargins(12, 10, 12, 10)
-    layout.setSpacing(6)
-    heading = QLabel(title)
-    heading.setObjectName("cardHeading")
-    layout.addWidget(heading)
-    return frame, layout
 
 
 class MergePanel(PanelRecipe, PanelJobs, QWidget):
@@ -153,13 +142,13 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
         return box
 
     def _build_strategy(self) -> QWidget:
-        frame, layout = _card("Strategy")
+        frame, layout = section_card("Strategy")
         self.strategy = StrategyChooser(self.services.host.merge_strategies())
         layout.addWidget(self.strategy)
         return frame
 
     def _build_rank_strength(self) -> QWidget:
-        frame, layout = _card("Rank and strength")
+        frame, layout = section_card("Rank and strength")
         self.rank_form = ParamForm(RANK_PARAMS)
         self.rank_form.setObjectName("rankForm")
         self.strength_form = ParamForm(STRENGTH_PARAMS)
@@ -180,7 +169,7 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
         return frame
 
     def _build_targets(self) -> QWidget:
-        frame, layout = _card("Targets")
+        frame, layout = section_card("Targets")
         self.targets = TargetSelector()
         layout.addWidget(self.targets)
         return frame

@@ -31,26 +31,13 @@ from PySide6.QtWidgets import (
 
 from difflora_gui.errors import UserError
 from difflora_gui.qt.param_form import ParamForm
+from difflora_gui.qt.theme import section_card
 from difflora_gui.train.backend import backend_values, trainer_backends
 from difflora_gui.train.config import TRAIN_CONFIG
 from difflora_gui.train.presets import PRESETS, preset_values
 
 #: the backend a new project starts with when it is registered
 DEFAULT_BACKEND = "builtin"
-
-
-def _card(title: str) -> tuple[QWidget, QVBoxLayout]:
-    from PySide6.QtWidgets import QFrame
-
-    frame = QFrame()
-    frame.setObjectName("sectionCard")
-    layout = QVBoxLayout(frame)
-    layout.setContentsMargins(12, 10, 12, 10)
-    layout.setSpacing(6)
-    heading = QLabel(title)
-    heading.setObjectName("cardHeading")
-    layout.addWidget(heading)
-    return frame, layout
 
 
 class ConfigBox(QWidget):
@@ -88,7 +75,7 @@ class ConfigBox(QWidget):
     # --- building ----------------------------------------------------------------------------
 
     def _build_backend(self) -> QWidget:
-        frame, layout = _card("Trainer")
+        frame, layout = section_card("Trainer")
         top = QFormLayout()
         top.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.backend_combo = QComboBox()
@@ -128,7 +115,7 @@ class ConfigBox(QWidget):
         return frame
 
     def _build_config(self) -> QWidget:
-        frame, layout = _card("Training config (A and B share it)")
+        frame, layout = section_card("Training config (A and B share it)")
         row = QHBoxLayout()
         row.setSpacing(6)
         self.preset_combo = QComboBox()

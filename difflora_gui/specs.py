@@ -160,7 +160,24 @@ class DatasetToolSpec(_JobContribution):
 
 @dataclass(frozen=True)
 class PreviewBackendSpec(_JobContribution):
-    """Renders preview videos: ``run(params, ctx)`` returns the written video paths."""
+    """Renders preview videos (see :mod:`difflora_gui.preview.backend` and ``docs/preview.md``).
+
+    * ``run(job, ctx)`` renders a :class:`difflora_gui.preview.backend.PreviewJob` and returns a
+      :class:`difflora_gui.preview.backend.PreviewResult` (progress per step, cancel between steps,
+      artifacts ``video`` and ``image``);
+    * ``model_facts(options)`` returns a :class:`difflora_gui.preview.backend.ModelFacts` (blocks,
+      experts) read from the model's configs, without loading weights;
+    * ``settings_defaults(settings)`` maps the app's Settings to defaults of ``params`` (the
+      backend's options).
+    """
+
+    model_facts: Callable | str | None = None
+    settings_defaults: Callable | str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        for target in (self.model_facts, self.settings_defaults):
+            _check_target("preview backend", self.name, target, optional=True)
 
 
 @dataclass(frozen=True)
@@ -232,7 +249,6 @@ class PanelSpec:
             raise ValueError(f"panel {self.name!r}: section must be one of {SECTIONS}, got {self.section!r}")
         _check_target("panel", self.name, self.widget)
         object.__setattr__(self, "accepts", tuple(s.lower() for s in self.accepts))
-
 
 
 @dataclass(frozen=True)

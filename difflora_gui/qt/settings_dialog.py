@@ -1,4 +1,4 @@
-"""File ▸ Settings: folders, training files, ComfyUI servers, device, jobs and autosave (AppSettings)."""
+"""File ▸ Settings: folders, training files, preview, ComfyUI servers, device, jobs and autosave (AppSettings)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from difflora_gui.dataset.kontext_params import model_folder_problem
+from difflora_gui.qt.settings_preview import PreviewSettings, preview_problems
 from difflora_gui.qt.settings_servers import ServerTable, beside_buttons
 from difflora_gui.qt.settings_training import TrainingSettings
 from difflora_gui.settings import (
@@ -85,6 +86,7 @@ def validate_settings(values: AppSettings, saved: AppSettings | None = None) -> 
             problems.append(problem.text)
     if values.kontext_model_dir and (problem := model_folder_problem(values.kontext_model_dir)):
         problems.append(problem)
+    problems.extend(preview_problems(values))
     problems.extend(server_problems(values.comfyui_servers))
     if device_problem(values.default_device):
         problems.append(f"unknown device {values.default_device!r}")
@@ -187,6 +189,9 @@ class SettingsDialog(QDialog):
         self.model_folders = _PathList("Add a model folder")
         self.training = TrainingSettings()
         self.musubi_dir = self.training.musubi_dir
+        self.preview = PreviewSettings(self.training)
+        for widget in self.preview.inputs():
+            self._guard_wheel(widget)
         self.kontext_dir = _FolderField(
             "FLUX.1 Kontext model folder",
             "diffusers folder of FLUX.1-Kontext-dev (model_index.json, transformer, …)",
@@ -241,6 +246,9 @@ class SettingsDialog(QDialog):
         training = QVBoxLayout()
         training.addWidget(self.training)
         content_layout.addWidget(self._group("Training", training))
+        preview = QVBoxLayout()
+        preview.addWidget(self.preview)
+        content_layout.addWidget(self._group("Preview", preview))
         content_layout.addWidget(self._group("ComfyUI servers", servers))
         content_layout.addWidget(self._group("Jobs and saving", jobs))
         content_layout.addStretch(1)
@@ -295,6 +303,7 @@ class SettingsDialog(QDialog):
     def load(self, settings: AppSettings) -> None:
         self.model_folders.set_values(settings.model_folders)
         self.training.load(settings)
+        self.preview.load(settings)
         self.kontext_dir.setText(settings.kontext_model_dir)
         self.comfyui_servers.set_servers(settings.comfyui_servers)
         index = self.default_device.findText(settings.default_device or "auto")
@@ -314,6 +323,7 @@ class SettingsDialog(QDialog):
         return {
             "model_folders": self.model_folders.values(),
             **self.training.values(),
+            **self.preview.values(),
             "kontext_model_dir": self.kontext_dir.text(),
             "comfyui_servers": self.comfyui_servers.servers(),
             "default_device": self.default_device.currentText(),

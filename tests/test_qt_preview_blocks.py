@@ -279,6 +279,7 @@ def test_strength_beyond_the_slider_stays_in_the_field(qtbot):
     control.field.setValue(7.5)
     assert control.value() == 7.5 and control.field.value() == 7.5
     assert control.slider.value() == control.slider.maximum() and control.slider_pinned()
+    assert control.field.property("pinned")  # shown in amber
     assert values.calls == [(7.5,)]
     control.set_value(-12)
     assert control.slider.value() == control.slider.minimum() and control.field.value() == -12
@@ -316,3 +317,10 @@ def test_strength_typing_is_one_change_and_undoable(qtbot):
     stack.undo()
     stack.undo()
     assert control.value() == 1.0 and control.slider.value() == 20
+
+
+def test_forty_blocks_fit_a_side_column(panel):
+    """Rows of 8 cells: 40 blocks in 5 rows, narrow enough for a ~380 px column."""
+    rows = {panel.grid.grid.getItemPosition(panel.grid.grid.indexOf(cell))[0] for cell in panel.grid.cells}
+    assert rows == set(range(5))
+    assert panel.minimumSizeHint().width() <= 360

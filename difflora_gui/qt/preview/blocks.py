@@ -52,6 +52,8 @@ FILTER_GROUPS = (("self_attn", "Self-attention"), ("cross_attn", "Cross-attentio
 OFF_SELECTOR = "exclude=."
 _EVERY_GROUP = frozenset(LAYER_GROUPS)
 _BOX_GROUPS = frozenset(g for g, _ in FILTER_GROUPS)
+#: cells per row: 40 blocks in 5 rows fit a side column of about 340 px and more
+GRID_COLUMNS = 8
 TEXT_TIP = (
     "attn, self_attn, cross_attn, ffn, all; blocks as 0-9,20 with weights as 10-19@0.5; "
     "include=REGEX / exclude=REGEX. Enter applies, Esc goes back to the current setting."
@@ -156,9 +158,12 @@ class BlockWeightsPanel(QWidget):
             return
         self._num_blocks = n
         self.grid.set_count(n)
-        for cell in self.grid.cells:
+        for block, cell in enumerate(self.grid.cells):
             # a wheel over a cell must not give it the focus (and with it the wheel)
             cell.weight.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            # the Merge grid's rows of 10 are too wide for the Preview's side column
+            self.grid.grid.removeWidget(cell)
+            self.grid.grid.addWidget(cell, block // GRID_COLUMNS, block % GRID_COLUMNS)
         self.grid.setVisible(n > 0)
         self.grid_note.setVisible(n == 0)
         for widget in (self.all_button, self.none_button, self.invert_button, self.preset_combo):

@@ -2,7 +2,7 @@
 
 The slider moves in steps of 0.05 (the arrow keys: 0.05, Page Up/Down: 0.5); the field takes
 typed numbers with two decimals. A strength beyond the slider's range (users ask for ±8 and
-more) is kept in the field while the slider pins at its end and says so in its tooltip.
+more) is kept in the field, in amber, while the slider pins at its end and says so in its tooltip.
 The "1" button puts the LoRA back as trained.
 
 ``value_changed`` fires once for each new value: while the slider is dragged, for each 0.05 step
@@ -23,6 +23,7 @@ from superqt.utils import signals_blocked
 
 from difflora_gui.errors import UserError
 from difflora_gui.preview.request import STRENGTH_SLIDER_RANGE
+from difflora_gui.qt.theme import COLORS
 
 __all__ = ["FIELD_RANGE", "SLIDER_STEP", "StrengthControl"]
 
@@ -48,6 +49,8 @@ class StrengthControl(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("strengthControl")
+        # the field's number in amber while the slider sits at its end and cannot show it
+        self.setStyleSheet(f'QDoubleSpinBox#strengthField[pinned="true"] {{ color: {COLORS["warning"]}; }}')
         self._value = RESET_VALUE
         self._drag_start: float | None = None  # the value when a slider drag began
         self._drags = 0  # numbers the drags: each one is its own undo step
@@ -159,10 +162,10 @@ class StrengthControl(QWidget):
             if pinned
             else f"Strength {low:g} to {high:g} in steps of {SLIDER_STEP:g}; the field takes more"
         )
-        if bool(self.slider.property("pinned")) != pinned:
-            self.slider.setProperty("pinned", pinned)
-            self.slider.style().unpolish(self.slider)
-            self.slider.style().polish(self.slider)
+        if bool(self.field.property("pinned")) != pinned:
+            self.field.setProperty("pinned", pinned)
+            self.field.style().unpolish(self.field)
+            self.field.style().polish(self.field)
 
     def _on_slider_pressed(self) -> None:
         self._drag_start = self._value

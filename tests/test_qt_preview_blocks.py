@@ -96,10 +96,14 @@ def test_all_none_invert(panel):
     assert not selector.matches("blocks.0.self_attn.q") and not selector.matches("head.head")
     panel.invert_button.click()
     assert panel.selector() == "all" and not panel.is_off()
+    panel.set_selector("ffn 0-3")
+    panel.set_selector(OFF_SELECTOR)  # another entry's setting: nothing of the last one stays
+    assert panel.is_off() and panel.groups() == {"self_attn", "cross_attn", "ffn"}
+    panel.set_selector("all")
     panel.none_button.click()
     panel.all_button.click()
     assert panel.selector() == "all"
-    assert changed.count == 6  # one per action, though each rewrites 40 weights
+    assert changed.count == 9  # one per action, though each rewrites 40 weights
 
 
 def test_the_group_filter(panel):

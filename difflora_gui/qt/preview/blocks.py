@@ -189,7 +189,8 @@ class BlockWeightsPanel(QWidget):
     def set_selector(self, text: str) -> None:
         """Show a selector text (``UserError`` naming the bad term when it does not parse)."""
         if text.strip() == OFF_SELECTOR:
-            self._set(self._base, off=True)
+            # every group: what the panel shows depends on the text only, not on what it showed before
+            self._set(Selector(), off=True)
             return
         self._set(parse_selector(text), off=False)
 

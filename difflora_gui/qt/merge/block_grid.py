@@ -142,16 +142,17 @@ class BlockCell(QWidget):
 
 
 class BlockGrid(QWidget):
-    """``count`` cells in rows of :data:`GRID_COLUMNS`; reports what the user does to them."""
+    """``count`` cells in rows of ``columns`` (:data:`GRID_COLUMNS`); reports what the user does to them."""
 
     #: the user switched block N on (True) or off (False)
     toggled = Signal(int, bool)
     #: the user set block N's weight (typed or stepped)
     weight_edited = Signal(int, float)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, *, columns: int = GRID_COLUMNS):
         super().__init__(parent)
         self.setObjectName("blockGrid")
+        self.columns = columns
         self.grid = QGridLayout(self)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setHorizontalSpacing(3)
@@ -171,11 +172,11 @@ class BlockGrid(QWidget):
             cell = BlockCell(block)
             cell.button.clicked.connect(lambda checked, b=block: self.toggled.emit(b, checked))
             cell.weight.valueChanged.connect(lambda value, b=block: self.weight_edited.emit(b, value))
-            self.grid.addWidget(cell, block // GRID_COLUMNS, block % GRID_COLUMNS)
+            self.grid.addWidget(cell, block // self.columns, block % self.columns)
             self.cells.append(cell)
-        for column in range(GRID_COLUMNS):
+        for column in range(self.columns):
             self.grid.setColumnStretch(column, 0)
-        self.grid.setColumnStretch(GRID_COLUMNS, 1)
+        self.grid.setColumnStretch(self.columns, 1)
 
     def show_weights(self, weights: list[float]) -> None:
         """Show each block's weight (0 = off); nothing is reported."""

@@ -95,7 +95,7 @@ class BlockWeightsPanel(QWidget):
         groups_row.addStretch(1)
         layout.addLayout(groups_row)
 
-        self.grid = BlockGrid()
+        self.grid = BlockGrid(columns=GRID_COLUMNS)
         self.grid.toggled.connect(self._on_block_toggled)
         self.grid.weight_edited.connect(self._on_weight_edited)
         self.grid_note = QLabel("The blocks show once the model is known.")
@@ -158,12 +158,9 @@ class BlockWeightsPanel(QWidget):
             return
         self._num_blocks = n
         self.grid.set_count(n)
-        for block, cell in enumerate(self.grid.cells):
+        for cell in self.grid.cells:
             # a wheel over a cell must not give it the focus (and with it the wheel)
             cell.weight.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-            # the Merge grid's rows of 10 are too wide for the Preview's side column
-            self.grid.grid.removeWidget(cell)
-            self.grid.grid.addWidget(cell, block // GRID_COLUMNS, block % GRID_COLUMNS)
         self.grid.setVisible(n > 0)
         self.grid_note.setVisible(n == 0)
         for widget in (self.all_button, self.none_button, self.invert_button, self.preset_combo):

@@ -1,0 +1,111 @@
+"""docs/preview.md is checked against the code: the preview command's flags and examples, the
+accelerator preset, the settings it names, the export's message and format, and its links."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+from difflora_gui.commands import preview_cmd
+from difflora_gui.preview.bake import NOTHING_LEFT
+from difflora_gui.preview.request import ACCELERATOR_PRESET
+from difflora_gui.qt.settings_preview import DTYPES, OFFLOAD
+from difflora_gui.settings import setting_bounds
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = (ROOT / "docs" / "preview.md").read_text(encoding="utf-8")
+FLAG = re.compile(r"(?<![\w-])--[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def section(heading: str) -> str:
+    return DOC.split(heading + "\n", 1)[1].split("\n## ", 1)[0]
+
+
+def parser() -> argparse.ArgumentParser:
+    result = argparse.ArgumentParser(prog="python main.py preview")
+    preview_cmd.configure(result)
+    return result
+
+
+def parser_flags() -> set[str]:
+    flags = set()
+    for action in parser()._actions:
+        flags.update(s for s in action.option_strings if s.startswith("--"))
+    flags.discard("--help")
+    if "--vae-tiling" in flags:
+        flags.add("--no-vae-tiling")  # BooleanOptionalAction
+    return flags
+
+
+def commands() -> list[str]:
+    found = []
+    for block in re.findall(r"```[^\n]*\n(.*?)```", DOC, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.strip().startswith("python main.py preview"):
+                found.append(line.strip())
+    return found
+
+
+def test_every_flag_of_the_command_is_documented_and_no_other():
+    documented = set(FLAG.findall(section("## Rendering from the command line")))
+    assert documented == parser_flags()
+
+
+def test_the_examples_parse():
+    examples = commands()
+    assert len(examples) == 2
+    for command in examples:
+        args = parser().parse_args(shlex.split(command)[3:])
+        assert args.out and args.prompt and args.lora_specs
+        width, height = preview_cmd.parse_size(args.size)
+        assert width % 16 == 0 and height % 16 == 0
+        assert (args.frames - 1) % 4 == 0
+
+
+def test_the_defaults_in_the_flag_table_are_the_parsers():
+    table = section("## Rendering from the command line")
+    defaults = {a.dest: a.default for a in parser()._actions}
+    assert f"(default {defaults['frames']})" in table
+    assert f"(default {defaults['size']})" in table
+    assert f"(default {defaults['seed']})" in table
+    assert f"(default {defaults['fps']})" in table
+
+
+def test_the_accelerator_preset_is_the_codes():
+    preset = ACCELERATOR_PRESET
+    text = (
+        f"{preset['steps']} steps, guidance {preset['guidance']:g}, flow shift {preset['flow_shift']:g}, "
+        f"the {preset['sampler']} sampler"
+    )
+    assert text in section("## The LoRA stack")
+
+
+def test_the_settings_named_are_the_settings():
+    model = section("## The model")
+    low, high = setting_bounds("preview_cache_mb")
+    assert f"in MB ({low} to {high}, default 2048)" in model
+    for dtype in DTYPES:
+        assert f"`{dtype}`" in model
+    savers = re.findall(r"^\| `(\w+)` \|", model, flags=re.M)
+    assert savers == list(OFFLOAD)
+
+
+def test_the_export_section_says_what_the_bake_does():
+    export = section("## Export: bake a LoRA")
+    assert NOTHING_LEFT in export.replace("\n", " ")
+    assert "diffusion_model.blocks.N." in export
+    assert "NAME_high_noise.safetensors" in export and "NAME_low_noise.safetensors" in export
+
+
+def test_the_links_resolve():
+    anchors = {
+        re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#+ (.+)$", DOC, flags=re.M)
+    }
+    for target in re.findall(r"\]\(([^)]+)\)", DOC):
+        if target.startswith("#"):
+            assert target[1:] in anchors, target
+        elif not target.startswith("http"):
+            assert (ROOT / "docs" / target.split("#")[0]).is_file(), target

@@ -271,3 +271,25 @@ def test_the_baked_file_renders_as_the_entry_with_its_scales(tmp_path):
     exported = _render(pipe)
     assert (stacked - plain).abs().max() > 1e-3  # the LoRA changes the clip
     torch.testing.assert_close(exported, stacked, rtol=1e-4, atol=1e-5)
+
+
+def test_the_expert_pair_renders_as_the_shared_file_with_a_strength_per_expert(tmp_path):
+    pytest.importorskip("diffusers")
+    from tests.wan_tiny import tiny_pipeline
+
+    source = tmp_path / "shared.safetensors"
+    make_wan_lora("tiny", path=source, rank=4, seed=12, up_std=0.5)
+    entry = LoraEntry(str(source), strength=1.0, strength_high=2.0, strength_low=-0.5, selector="attn")
+    high, low = bake_entry(entry, tmp_path / "pair.safetensors", num_blocks=2, two_experts=True)
+
+    pipe = tiny_pipeline(seed=0, two_experts=True)
+    for expert, transformer in (("high", pipe.transformer), ("low", pipe.transformer_2)):
+        pipe.load_lora_weights(
+            str(source), adapter_name=f"stack_{expert}", load_into_transformer_2=expert == "low"
+        )
+        assert _set_scales(transformer, f"stack_{expert}", entry, expert) == 20
+    stacked = _render(pipe)
+    pipe.unload_lora_weights()
+    pipe.load_lora_weights(str(high))
+    pipe.load_lora_weights(str(low), load_into_transformer_2=True)
+    torch.testing.assert_close(_render(pipe), stacked, rtol=1e-4, atol=1e-5)

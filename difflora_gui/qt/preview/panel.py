@@ -1,0 +1,500 @@
+"""The Preview section's panel: render a clip with the LoRA stack, play it, change it, compare, export.
+
+Left, the inputs in the order they are chosen (scrolling on their own): the render form
+(:mod:`.render_form`: backend and model, prompt, seed, size, frames, sampling, the accelerator
+preset), the LoRA stack (:mod:`.lora_stack`) and the selected entry's controls: its strength
+(:class:`~.strength.StrengthControl`), per-expert strengths for Wan2.2, its block weights and
+layer filter (:class:`~.blocks.BlockWeightsPanel`, one cell per block of the detected model) and
+Export… (bake it into a new LoRA file). Right, the player (:class:`~.player.VideoPlayer`) and the
+A/B view (:class:`~.swipe.SwipeCompare`: the render beside the same request at strength 0 for the
+selected entry, or beside any render of this session), over the render bar: Render, Auto-render,
+Cancel, the progress with its ETA, and a line saying what changed since the render on show.
+Jobs are :mod:`.panel_jobs`' (newest request first per view).
+
+State: the project's ``preview`` section keeps the form, the stack (by index, so its files are
+declared section paths) and the selected entry; every edit is a step of
+:attr:`PreviewPanel.undo_stack` (Edit ▸ Undo), a slider drag or a typed field one step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import qdebounced
+
+from difflora_gui.errors import UserError
+from difflora_gui.merge.input_folders import LastFolders
+from difflora_gui.qt.merge.run_bar import STATUS_COLORS
+from difflora_gui.qt.preview.ab_view import ZERO_CHOICE, ABView, strengths_text
+from difflora_gui.qt.preview.blocks import BlockWeightsPanel
+from difflora_gui.qt.preview.lora_stack import ExpertStrengths, LoraStack, items_from_json, items_to_json
+from difflora_gui.qt.preview.panel_jobs import MAIN, SECTION, ZERO, PanelJobs, zero_request
+from difflora_gui.qt.preview.player import VideoPlayer
+from difflora_gui.qt.preview.render_form import RenderBar, RenderForm
+from difflora_gui.qt.preview.strength import StrengthControl
+from difflora_gui.qt.theme import section_card
+from difflora_gui.qt.undo import UndoStack
+
+AUTO_DELAY_MS = 300
+RENDER_KEYS = "Ctrl+Return"
+LORA_SLOT = "preview-lora"
+
+
+def _scroll_area(name: str) -> QScrollArea:
+    area = QScrollArea()
+    area.setObjectName(name)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
+
+
+class PreviewPanel(PanelJobs, QWidget):
+    """The Preview section's panel (``PanelSpec.widget``); takes dropped ``.safetensors`` files."""
+
+    def __init__(self, services, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("previewPanel")
+        self.services = services
+        self.undo_stack = UndoStack(self)
+        self.folders = LastFolders()
+        self._restoring = False
+        self._showing = False
+        self._block_edit = False
+        self._shown: dict[str, Any] = {}  # view -> the PreviewResult on show
+        self._zero_asked = None
+        self._drags = 0
+        self._init_jobs()
+        self._build()
+        self._built = True
+        self._auto_render = qdebounced(self._auto_render_now, timeout=AUTO_DELAY_MS, parent=self)
+        self._connect()
+        self.setAcceptDrops(True)
+        self.restore_from_project()
+        self.update_tab_order()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(1100, 640)
+
+    # --- building ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        # the whole panel scrolls when the window is smaller than it: it never sets the window's minimum size
+        frame = _scroll_area("previewPanelScroll")
+        outer.addWidget(frame)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        frame.setWidget(self.splitter)
+        scroll = _scroll_area("previewInputsScroll")
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        column = QVBoxLayout(body)
+        column.setContentsMargins(0, 0, 8, 0)
+        column.setSpacing(8)
+        self.render_form = RenderForm(self.backends)
+        column.addWidget(self.render_form)
+        stack_card, stack_layout = section_card("LoRA stack")
+        self.stack = LoraStack()
+        stack_layout.addWidget(self.stack)
+        column.addWidget(stack_card)
+        column.addWidget(self._build_entry_card())
+        column.addStretch(1)
+        scroll.setWidget(body)
+        scroll.setMinimumWidth(
+            max(380, body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        )
+        self.inputs_scroll = scroll
+        self.splitter.addWidget(scroll)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 0, 0, 0)
+        right_layout.setSpacing(6)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("previewTabs")
+        self.tabs.setDocumentMode(True)
+        self.player = VideoPlayer()
+        self.tabs.addTab(self.player, "Player")
+        self.ab_view = ABView()
+        self.tabs.addTab(self.ab_view, "A/B")
+        right_layout.addWidget(self.tabs, 1)
+        self.render_bar = RenderBar()
+        for name in ("render_button", "auto_check", "cancel_button", "progress", "stale_line", "status_line"):
+            setattr(self, name, getattr(self.render_bar, name))
+        right_layout.addWidget(self.render_bar)
+        right.setMinimumWidth(400)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+
+    def _build_entry_card(self) -> QWidget:
+        card, layout = section_card("Selected LoRA")
+        self.entry_card = card
+        self.entry_label = QLabel("Select a LoRA in the stack to set its strength and blocks.")
+        self.entry_label.setObjectName("mutedLabel")
+        self.entry_label.setWordWrap(True)
+        layout.addWidget(self.entry_label)
+        self.strength = StrengthControl()
+        self.strength.setObjectName("previewStrength")
+        layout.addWidget(self.strength)
+        self.expert_strengths = ExpertStrengths()
+        self.expert_strengths.setVisible(False)
+        layout.addWidget(self.expert_strengths)
+        self.blocks = BlockWeightsPanel()
+        layout.addWidget(self.blocks)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.export_button = QPushButton("&Export…")
+        self.export_button.setObjectName("previewExportButton")
+        self.export_button.setToolTip(
+            "Bake this LoRA's strength, block weights and layer filter into a new LoRA file (comfy format; "
+            "two expert files for Wan2.2)"
+        )
+        self.export_button.clicked.connect(self.export_clicked)
+        row.addWidget(self.export_button)
+        layout.addLayout(row)
+        return card
+
+    def _connect(self) -> None:
+        self.render_form.changed.connect(self._on_form_changed)
+        self.render_button.clicked.connect(lambda: self.render(MAIN))
+        self.cancel_button.clicked.connect(self.cancel_render)
+        self.render_form.settings_requested.connect(self._open_settings)
+        self.stack.changed.connect(self._on_stack_changed)
+        self.stack.selection_changed.connect(self._on_selection)
+        self.stack.folder_used.connect(lambda folder: self.folders.remember(LORA_SLOT, folder))
+        self.strength.value_changed.connect(self._on_strength)
+        self.strength.slider.sliderPressed.connect(lambda: setattr(self, "_drags", self._drags + 1))
+        self.expert_strengths.changed.connect(self._on_expert_strengths)
+        self.blocks.changed.connect(self._on_blocks_changed)
+        self.blocks.edited.connect(self._on_blocks_edited)
+        self.auto_check.toggled.connect(self._on_auto_toggled)
+        self.tabs.currentChanged.connect(lambda _i: self._refresh_ab())
+        self.ab_view.reference_changed.connect(self._refresh_ab)
+        self.services.project_replaced.connect(lambda _p: self.restore_from_project())
+        self.services.settings_changed.connect(lambda _s: self._on_model_changed())
+
+    def update_tab_order(self) -> list[QWidget]:
+        if not getattr(self, "_built", False):
+            return []
+        from difflora_gui.qt.merge.shortcuts import apply_tab_order
+
+        return apply_tab_order(
+            [
+                self.inputs_scroll,
+                self.tabs.tabBar(),
+                self.tabs.currentWidget(),
+                self.render_button.parentWidget(),
+            ]
+        )
+
+    def focus_first(self) -> None:
+        self.render_form.prompt_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    # --- edits -------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "form": self.render_form.values(),
+            "stack": items_to_json(self.stack.items()),
+            "selected": self.stack.selected_index(),
+            "auto": self.auto_check.isChecked(),
+        }
+
+    def _record(self, text: str, merge_key: str | None = None) -> None:
+        before, after = self._snapshot, self.state()
+        after_edit = {k: v for k, v in after.items() if k != "auto"}
+        if {k: v for k, v in before.items() if k != "auto"} != after_edit and not self.undo_stack.applying:
+            self.undo_stack.record(
+                text, lambda: self._apply_state(before), lambda: self._apply_state(after), merge_key=merge_key
+            )
+        self._snapshot = after
+
+    def _apply_state(self, data: dict[str, Any]) -> None:
+        self._restoring = True
+        try:
+            self.render_form.set_values(data.get("form") or {})
+            items, problems = items_from_json(data.get("stack"))
+            for problem in problems:
+                self.services.log(f"Preview: a LoRA of the stack was left out: {problem}", "warning")
+            self.stack.set_items(items, selected=int(data.get("selected", 0) or 0))
+            self.auto_check.setChecked(bool(data.get("auto", False)))
+        finally:
+            self._restoring = False
+        self._show_entry()
+        self._snapshot = self.state()
+        self._inputs_changed()
+
+    def _on_form_changed(self, key: str) -> None:
+        if key == "backend":
+            self._on_model_changed()
+        self._record(f"Render: {key.replace('_', ' ')}", merge_key=f"preview-form-{key}")
+        self._inputs_changed()
+
+    def _on_stack_changed(self, key: str) -> None:
+        if self._restoring:
+            return
+        if key in ("add", "remove", "move"):
+            self._show_entry()
+        if not self._block_edit:
+            what, _, index = key.partition(":")
+            self._record(f"LoRA stack: {what}", merge_key=f"preview-stack-{key}" if index else None)
+        self._inputs_changed()
+
+    def _on_selection(self, _index: int) -> None:
+        self._show_entry()
+        self._snapshot = self.state()
+        self._update_stale()
+
+    def _on_strength(self, value: float) -> None:
+        index = self.stack.selected_index()
+        if self._showing or index < 0:
+            return
+        self._block_edit = True  # one step per drag (merged), one per typed value or key step
+        try:
+            self.stack.update_selected("strength", strength=float(value))
+        finally:
+            self._block_edit = False
+        dragging = self.strength.slider.isSliderDown()
+        self._record(
+            f"Strength {value:g}", merge_key=f"preview-strength-{index}-{self._drags}" if dragging else None
+        )
+
+    def _on_expert_strengths(self, high, low) -> None:
+        if not self._showing:
+            self.stack.update_selected("expert strengths", strength_high=high, strength_low=low)
+
+    def _on_blocks_changed(self) -> None:
+        if self._showing:
+            return
+        self._block_edit = True  # recorded with the block panel's own step name (edited)
+        try:
+            self.stack.update_selected("blocks", selector=self.blocks.selector())
+        finally:
+            self._block_edit = False
+
+    def _on_blocks_edited(self, what: str, merge_key: str, _before, _after) -> None:
+        if not self._showing:
+            self._record(f"Blocks: {what}", merge_key=f"preview-blocks-{merge_key}" if merge_key else None)
+
+    def _show_entry(self) -> None:
+        """The selected entry in the strength control, per-expert strengths and block panel."""
+        entry = self.stack.selected_entry()
+        self._showing = True
+        try:
+            on = entry is not None
+            for widget in (self.strength, self.expert_strengths, self.blocks, self.export_button):
+                widget.setEnabled(on)
+            if entry is None:
+                self.entry_label.setText("Select a LoRA in the stack to set its strength and blocks.")
+                return
+            self.entry_label.setText(Path(entry.file).name)
+            self.entry_label.setToolTip(entry.file)
+            self.strength.set_value(entry.strength)
+            self.expert_strengths.show_entry(entry)
+            try:
+                self.blocks.set_selector(entry.selector)
+            except UserError as exc:
+                self.set_status(
+                    f"{Path(entry.file).name}: blocks '{entry.selector}' do not parse: {exc}", "warning"
+                )
+        finally:
+            self._showing = False
+
+    def _inputs_changed(self) -> None:
+        if self._restoring:
+            return
+        self.save_state()
+        self._update_stale()
+        if self.auto_check.isChecked():
+            self._auto_render()
+
+    def _on_auto_toggled(self, on: bool) -> None:
+        if self._restoring:
+            return
+        self.save_state()
+        if on:
+            self._auto_render()
+        else:
+            self._auto_render.cancel()
+
+    def _auto_render_now(self) -> None:
+        if self.auto_check.isChecked():
+            self.render(MAIN)
+
+    # --- the model ---------------------------------------------------------------------------
+
+    def _on_model_changed(self) -> None:
+        """Another backend or new Settings: the model line, block count and expert controls."""
+        self._facts_cache = None
+        try:
+            facts = self.model_facts()
+        except UserError as exc:
+            self.render_form.show_model(f"{exc}", ok=False)
+            self.blocks.set_num_blocks(0)
+            self.stack.set_two_experts(False)
+            self.expert_strengths.setVisible(False)
+            return
+        label = facts.label or f"{facts.variant} ({facts.num_blocks} blocks)"
+        self.render_form.show_model(label, ok=True)
+        self.blocks.set_num_blocks(facts.num_blocks)
+        self.stack.set_two_experts(facts.two_experts)
+        self.expert_strengths.setVisible(facts.two_experts)
+
+    def _open_settings(self) -> None:
+        window = self.services.window
+        if window is not None and hasattr(window, "edit_settings"):
+            window.edit_settings()
+
+    # --- showing renders ---------------------------------------------------------------------
+
+    def show_rendering(self, view: str, running: bool) -> None:
+        busy = any(queue.running() for queue in self.views.values())
+        self.cancel_button.setEnabled(busy)
+        if view == MAIN and running:
+            self.show_progress(0.0, "queued")
+        elif not busy:
+            self.show_progress(None, "idle")
+
+    def show_progress(self, fraction: float | None, text: str) -> None:
+        self.progress.setValue(int(round((fraction or 0.0) * 1000)))
+        self.progress.setFormat(text)
+
+    def show_latent(self, event) -> None:
+        image = getattr(event, "image", None)
+        if image is not None and getattr(image, "ndim", 0) == 3:
+            step = (event.meta or {}).get("step", event.index)
+            self.player.set_frames(image[None], 1, f"denoising, step {step}")
+
+    def _show_result(self, view: str, result, *, replayed: bool) -> None:
+        self._shown[view] = result
+        self.views[view].shown = result.request
+        if view == MAIN:
+            self.player.load(result.video)
+            how = (
+                "shown again (rendered before)"
+                if replayed
+                else ("from the cache" if result.cache_hit else "rendered")
+            )
+            self.set_status(f"{result.frames} frames at {result.width}×{result.height}, {how}", "ok")
+            self.ab_view.set_history(self.history)
+            self._update_stale()
+        self._refresh_ab()
+
+    def _update_stale(self) -> None:
+        from difflora_gui.qt.preview.panel_jobs import difference_text
+
+        try:
+            current = self.current_request()
+        except UserError as exc:
+            self.stale_line.set_message(str(exc), STATUS_COLORS["error"])
+            return
+        text = difference_text(self.views[MAIN].shown, current, self.selected_request_index())
+        self.stale_line.set_message(text, STATUS_COLORS["warning"])
+
+    # --- A/B ---------------------------------------------------------------------------------
+
+    def _refresh_ab(self) -> None:
+        """The A/B view on show: the reference (left) beside the render on show (right)."""
+        main = self._shown.get(MAIN)
+        if self.tabs.currentWidget() is not self.ab_view or main is None:
+            return
+        choice = self.ab_view.choice()
+        if choice == ZERO_CHOICE:
+            index = self.selected_request_index()
+            wanted = zero_request(main.request, index if 0 <= index < len(main.request.loras) else 0)
+            reference = self._shown.get(ZERO)
+            if reference is None or reference.request != wanted:
+                if self._zero_asked != wanted:  # asked once per render on show (no retry loop on failure)
+                    self._zero_asked = wanted
+                    self.ab_view.waiting("Rendering the same request at strength 0…")
+                    self.render(ZERO, wanted)
+                return
+            label = "strength 0"
+        else:
+            reference = next((r for r in self.history if r.key == choice), None)
+            if reference is None:
+                return
+            label = f"strength {strengths_text(reference.request)}"
+        problem = self.ab_view.show_pair(reference, main, label)
+        if problem:
+            self.set_status(f"A/B: {problem}", "error")
+
+    # --- export ------------------------------------------------------------------------------
+
+    # --- project state -----------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        state = self.state()
+        self.services.project.update_section(SECTION, **state)
+
+    def restore_from_project(self) -> None:
+        data = self.services.project.section(SECTION)
+        self._snapshot = {}
+        self.stack.start_folder = self.folders.start(LORA_SLOT)
+        self._restoring = True
+        try:
+            self._on_model_changed()
+        finally:
+            self._restoring = False
+        if data:
+            self._apply_state(data)
+        else:
+            self._show_entry()
+            self._snapshot = self.state()
+            self._update_stale()
+        self.undo_stack.clear()  # steps of another project cannot apply to this one
+
+    # --- drops -------------------------------------------------------------------------------
+
+    def accept_files(self, paths) -> None:
+        refused = self.stack.add_files(paths)
+        if refused:
+            self.set_status("Not added: " + "; ".join(refused), "warning")
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if any(url.toLocalFile().lower().endswith(".safetensors") for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    dragMoveEvent = dragEnterEvent  # noqa: N815 - Qt override
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.accept_files(paths)
+
+    # --- messages and teardown ---------------------------------------------------------------
+
+    def set_status(self, text: str, level: str = "info") -> None:
+        self.status_line.set_message(text, STATUS_COLORS.get(level, STATUS_COLORS["info"]))
+        if level in ("warning", "error"):
+            self.services.log(f"Preview: {text}", level)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.DeferredDelete:
+            self.release()
+        return super().event(event)
+
+    def release(self) -> None:
+        """Let go of the jobs' handles (they outlive the panel) and stop the player."""
+        from difflora_gui.qt.preview.panel_jobs import disconnect_all
+
+        self._auto_render.cancel()
+        disconnect_all(self._connections)
+        self.player.pause()

@@ -1,0 +1,413 @@
+"""The Preview panel's jobs: render requests per view (newest first), the A/B render, Export.
+
+A mixin of :class:`~difflora_gui.qt.preview.panel.PreviewPanel`. A render is a job of the chosen
+backend (``PreviewBackendSpec.run``) with a :class:`~difflora_gui.preview.backend.PreviewJob` as
+its params, on the device lane. Each *view* (the player's ``main`` view, the A/B view's ``zero``
+view) keeps its own queue: submitting a request cancels the view's requests still waiting (they
+are dequeued and never run); one already running finishes (the backend caches its result) but is
+not shown, as a newer one was asked for. Results of this session are remembered by request, so
+going back to a setting shown before (a slider moved back) shows it at once, without a job; the
+backend's render cache replays older ones from the workspace.
+
+Export bakes the selected entry (strength, block weights, layer filter) into a new LoRA file
+through :func:`difflora_gui.preview.bake.run_bake` on the light lane.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from difflora_gui.errors import UserError
+from difflora_gui.jobs.context import format_duration
+from difflora_gui.jobs.events import Frame
+from difflora_gui.jobs.job import JobRequest
+from difflora_gui.preview.backend import PreviewJob, PreviewResult, preview_backends
+from difflora_gui.preview.request import LoraEntry, PreviewRequest
+from difflora_gui.qt.jobs import QUEUED
+from difflora_gui.specs import resolve_callable
+
+SECTION = "preview"
+MAIN, ZERO = "main", "zero"
+BAKE_TASK = "difflora_gui.preview.bake:run_bake"
+EXPORT_SLOT = "preview-export"
+LORA_FILTER = "LoRA files (*.safetensors);;All files (*)"
+#: renders of this session remembered for the history and replay (the backend's cache keeps more)
+HISTORY = 12
+
+
+@dataclass
+class ViewQueue:
+    """One view's jobs: those still queued or running (oldest first) and the newest one's id."""
+
+    handles: list = field(default_factory=list)
+    latest: int | None = None
+    #: the request whose result the view shows
+    shown: PreviewRequest | None = None
+
+    def running(self) -> bool:
+        return any(not h.is_finished for h in self.handles)
+
+
+def backend_options(spec, settings) -> dict[str, Any]:
+    """The backend's options: its declared defaults, then the app's Settings."""
+    values = dict(spec.params.defaults()) if spec.params is not None else {}
+    if spec.settings_defaults is not None:
+        values.update(resolve_callable(spec.settings_defaults)(settings) or {})
+    return values
+
+
+def zero_request(request: PreviewRequest, index: int) -> PreviewRequest:
+    """``request`` with entry ``index`` at strength 0 on every expert (the A/B reference)."""
+    loras = list(request.loras)
+    if 0 <= index < len(loras):
+        loras[index] = dataclasses.replace(loras[index], strength=0.0, strength_high=None, strength_low=None)
+    return request.replace(loras=tuple(loras))
+
+
+def _file_stamp(path: str) -> list:
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return [path, None]
+    return [path, stat.st_size, stat.st_mtime_ns]
+
+
+def signature(request: PreviewRequest, options: Mapping[str, Any], backend: str) -> str:
+    """What makes a result reusable within the session: the request, the backend and its options,
+    each LoRA file's size and time (a file replaced is a new request)."""
+    data = {
+        "backend": backend,
+        "request": request.to_json(),
+        "options": dict(options),
+        "files": [_file_stamp(entry.file) for entry in request.loras],
+    }
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def as_result(result: Any) -> PreviewResult:
+    """A backend's return value as a :class:`PreviewResult` (a backend may return its JSON)."""
+    if isinstance(result, PreviewResult):
+        return result
+    if isinstance(result, Mapping):
+        names = {f.name for f in dataclasses.fields(PreviewResult)}
+        values = {k: v for k, v in result.items() if k in names}
+        if isinstance(values.get("request"), Mapping):
+            values["request"] = PreviewRequest.from_json(values["request"])
+        return PreviewResult(**values)
+    raise UserError(f"the preview backend returned {type(result).__name__}, not a PreviewResult")
+
+
+def _entry_text(entry: LoraEntry) -> str:
+    text = f"strength {entry.strength:g}"
+    if entry.strength_high is not None or entry.strength_low is not None:
+        text = f"strength H {entry.strength_for('high'):g} / L {entry.strength_for('low'):g}"
+    if entry.selector != "all":
+        text += f", blocks {entry.selector}"
+    if entry.expert != "both":
+        text += f", {entry.expert} expert"
+    return text
+
+
+def difference_text(shown: PreviewRequest | None, current: PreviewRequest, index: int) -> str:
+    """ "shown: strength 1.5; current: strength 2 — Render" when the inputs changed since the shown
+    render ("" when they did not); ``index``: the selected entry, described first."""
+    if shown is None or shown == current:
+        return ""
+    parts_shown, parts_now = [], []
+    entries = [(i, e) for i, e in enumerate(current.loras)]
+    old = list(shown.loras)
+    if len(old) != len(current.loras) or [e.file for e in old] != [e.file for e in current.loras]:
+        parts_shown.append(f"{len(old)} LoRA{'s' if len(old) != 1 else ''}")
+        parts_now.append(f"{len(current.loras)} LoRA{'s' if len(current.loras) != 1 else ''}")
+    else:
+        entries.sort(key=lambda pair: pair[0] != index)
+        for i, entry in entries:
+            if entry != old[i]:
+                prefix = "" if i == index else f"{Path(entry.file).stem}: "
+                parts_shown.append(prefix + _entry_text(old[i]))
+                parts_now.append(prefix + _entry_text(entry))
+    for name in ("prompt", "negative_prompt", "seed", "width", "height", "frames", "steps", "guidance"):
+        before, after = getattr(shown, name), getattr(current, name)
+        if before != after:
+            label = name.replace("_", " ")
+            if isinstance(before, str):
+                parts_shown.append(f"{label} changed")
+                parts_now.append(f"{label} edited")
+                continue
+            parts_shown.append(f"{label} {before:g}" if isinstance(before, float) else f"{label} {before}")
+            parts_now.append(f"{label} {after:g}" if isinstance(after, float) else f"{label} {after}")
+    if not parts_now:
+        return "shown: other settings; current: changed — Render"
+    return f"shown: {'; '.join(parts_shown[:2])} · current: {'; '.join(parts_now[:2])} — Render"
+
+
+class PanelJobs:
+    """Render, A/B and export jobs (mixed into the panel)."""
+
+    def _init_jobs(self) -> None:
+        self.backends = preview_backends(self.services.host)
+        self.views = {MAIN: ViewQueue(), ZERO: ViewQueue()}
+        #: signature -> PreviewResult of this session's renders
+        self.results: dict[str, PreviewResult] = {}
+        #: this session's renders, newest first (the A/B view's history)
+        self.history: list[PreviewResult] = []
+        #: how many render jobs this panel submitted (tests)
+        self.submitted = 0
+        self.export_job = None
+        self._facts_cache: tuple[str, Any] | None = None
+        #: job id -> (signature, request) of each render asked for
+        self._asked: dict[int, tuple[str, PreviewRequest]] = {}
+        self._connections: list = []
+        connections = self._connections
+        self.destroyed.connect(lambda *_: disconnect_all(connections))
+
+    # --- backend, model and request ----------------------------------------------------------
+
+    def backend_spec(self):
+        return self.backends.get(self.render_form.backend_name())
+
+    def backend_options(self) -> dict[str, Any]:
+        spec = self.backend_spec()
+        if spec is None:
+            return {}
+        options = backend_options(spec, self.services.settings)
+        device = self._device()
+        if "device" in options and device not in ("", "auto"):
+            options["device"] = device
+        return options
+
+    def _device(self) -> str:
+        wanted = self.services.default_device()
+        registry = getattr(self.services, "devices", None)
+        resolved = registry.resolve(wanted) if registry is not None else None
+        return resolved or ("cpu" if wanted == "auto" else wanted)
+
+    def model_facts(self):
+        """The chosen backend's model (``ModelFacts``), or ``UserError`` saying what to set."""
+        spec = self.backend_spec()
+        if spec is None:
+            raise UserError("no preview backend is installed; see Tools ▸ Plugins")
+        if spec.model_facts is None:
+            raise UserError(f"the {spec.title} backend cannot say which model it renders with")
+        options = self.backend_options()
+        key = json.dumps([spec.name, options], sort_keys=True, default=str)
+        if self._facts_cache is not None and self._facts_cache[0] == key:
+            facts = self._facts_cache[1]
+        else:
+            try:
+                facts = resolve_callable(spec.model_facts)(options)
+            except UserError as exc:
+                facts = exc
+            self._facts_cache = (key, facts)
+        if isinstance(facts, UserError):
+            raise facts
+        return facts
+
+    def current_request(self) -> PreviewRequest:
+        """The request the inputs make now (the switched-on stack entries, in order)."""
+        fields = self.render_form.request_fields()
+        return PreviewRequest(**fields, loras=tuple(self.stack.entries()))
+
+    def selected_request_index(self) -> int:
+        """The selected stack entry's index in :meth:`current_request`'s stack (-1: not in it)."""
+        items = self.stack.items()
+        index = self.stack.selected_index()
+        if not 0 <= index < len(items) or not items[index].enabled:
+            return -1
+        return sum(1 for item in items[:index] if item.enabled)
+
+    # --- rendering ---------------------------------------------------------------------------
+
+    def render(self, view: str = MAIN, request: PreviewRequest | None = None):
+        """Ask for a render of ``request`` (the inputs shown, by default) in ``view``: the handle,
+        or None when it was shown at once (rendered before) or refused (the reason shown)."""
+        try:
+            spec = self.backend_spec()
+            if spec is None:
+                raise UserError("no preview backend is installed; see Tools ▸ Plugins")
+            self.model_facts()
+            request = request if request is not None else self.current_request()
+        except UserError as exc:
+            self.set_status(f"Cannot render: {exc}", "error")
+            return None
+        options = self.backend_options()
+        queue = self.views[view]
+        for handle in list(queue.handles):
+            if handle.state == QUEUED:
+                handle.cancel()  # a newer request replaces it before it starts
+        key = signature(request, options, spec.name)
+        known = self.results.get(key)
+        if known is not None and Path(known.video).is_file():
+            queue.latest = None
+            self._show_result(view, known, replayed=True)
+            return None
+        from difflora_gui.preview.render_cache import cache_dir_for
+
+        job = PreviewJob(
+            request,
+            options,
+            cache_dir=str(cache_dir_for(self.services.project)),
+            cache_mb=int(self.services.settings.preview_cache_mb),
+        )
+        title = "Preview" if view == MAIN else "Preview at strength 0 (A/B)"
+        handle = self.services.submit(
+            JobRequest(title, spec.run, params=job.to_json(), lane=spec.lane, device=self._device())
+        )
+        self.submitted += 1
+        self._asked[handle.id] = (key, request)
+        queue.handles.append(handle)
+        queue.latest = handle.id
+        project = self.services.project
+        self._connections += [
+            handle.progressed.connect(lambda p, v=view, h=handle: self._on_progress(v, h, p)),
+            handle.event_emitted.connect(lambda e, v=view, h=handle: self._on_event(v, h, e)),
+            handle.succeeded.connect(lambda r, v=view, h=handle, p=project: self._on_rendered(v, h, p, r)),
+            handle.failed.connect(lambda m, _t, v=view, h=handle: self._on_failed(v, h, m)),
+            handle.finished.connect(lambda _s, v=view, h=handle: self._on_finished(v, h)),
+        ]
+        self.show_rendering(view, True)
+        return handle
+
+    def cancel_render(self) -> None:
+        for queue in self.views.values():
+            for handle in list(queue.handles):
+                handle.cancel()
+
+    def _is_latest(self, view: str, handle) -> bool:
+        return self.views[view].latest == handle.id
+
+    def _on_progress(self, view: str, handle, progress) -> None:
+        if view != MAIN or not self._is_latest(view, handle):
+            return
+        eta = f" · ETA {format_duration(progress.eta_s)}" if progress.eta_s is not None else ""
+        text = (progress.text or "rendering") + eta
+        self.show_progress(progress.fraction, text)
+
+    def _on_event(self, view: str, handle, event) -> None:
+        if view == MAIN and isinstance(event, Frame) and self._is_latest(view, handle):
+            self.show_latent(event)
+
+    def _on_rendered(self, view: str, handle, project, result) -> None:
+        key, request = self._asked.get(handle.id, (None, None))
+        if project is not self.services.project or request is None:
+            return
+        try:
+            # the request as asked for (the backend's copy has the files' hashes filled in)
+            result = dataclasses.replace(as_result(result), request=request)
+        except (UserError, TypeError) as exc:
+            self.set_status(f"Render failed: {exc}", "error")
+            return
+        self.results[key] = result
+        self.history = [result] + [r for r in self.history if r.key != result.key][: HISTORY - 1]
+        if self._is_latest(view, handle):
+            self._show_result(view, result, replayed=False)
+
+    def _on_failed(self, view: str, handle, message: str) -> None:
+        if self._is_latest(view, handle):
+            self.set_status(f"Render failed: {message}", "error")
+
+    def _on_finished(self, view: str, handle) -> None:
+        queue = self.views[view]
+        self._asked.pop(handle.id, None)
+        if handle in queue.handles:
+            queue.handles.remove(handle)
+        if handle.state == "cancelled" and self._is_latest(view, handle):
+            queue.latest = None
+            self.set_status("Render cancelled", "warning")
+        if not queue.running():
+            self.show_rendering(view, False)
+
+    # --- export ------------------------------------------------------------------------------
+
+    def export_clicked(self) -> bool:
+        from difflora_gui.lora.experts import expert_output_path
+
+        entry = self.stack.selected_entry()
+        if entry is None:
+            self.set_status("Select the LoRA to export in the stack first", "warning")
+            return False
+        start = self.folders.start(EXPORT_SLOT, current=None) or str(Path(entry.file).parent)
+        name = f"{Path(entry.file).stem}_baked_{entry.strength:g}.safetensors"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export the baked LoRA",
+            str(Path(start) / name),
+            LORA_FILTER,
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if not path:
+            return False
+        out = Path(path)
+        self.folders.remember(EXPORT_SLOT, out.parent)
+        existing = [
+            p for p in (out, expert_output_path(out, "high"), expert_output_path(out, "low")) if p.exists()
+        ]
+        overwrite = False
+        if existing:
+            names = "\n".join(str(p) for p in existing)
+            answer = QMessageBox.question(
+                self, "Replace files?", f"These files exist already:\n{names}\n\nReplace them?"
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                self.set_status("Export cancelled: nothing was written", "info")
+                return False
+            overwrite = True
+        return self.export_entry(out, overwrite=overwrite) is not None
+
+    def export_entry(self, out: str | Path, *, overwrite: bool = False):
+        """Bake the selected entry into ``out`` (two expert files for a two-expert model)."""
+        entry = self.stack.selected_entry()
+        if entry is None:
+            self.set_status("Select the LoRA to export in the stack first", "warning")
+            return None
+        if self.export_job is not None:
+            self.set_status("An export is running; wait for it to end", "warning")
+            return None
+        try:
+            facts = self.model_facts()
+        except UserError:
+            facts = None  # the bake needs no model: the block count only checks the selector
+        params = {
+            "entry": entry.to_json(),
+            "out": str(out),
+            "two_experts": bool(facts.two_experts) if facts is not None else False,
+            "num_blocks": facts.num_blocks if facts is not None else None,
+            "overwrite": overwrite,
+        }
+        handle = self.services.submit(
+            JobRequest(f"Export {Path(out).name}", BAKE_TASK, params=params, lane="light")
+        )
+        self.export_job = handle
+        self._connections += [
+            handle.succeeded.connect(self._on_exported),
+            handle.failed.connect(lambda message, _tb: self.set_status(f"Export failed: {message}", "error")),
+            handle.finished.connect(self._on_export_finished),
+        ]
+        self.set_status(f"Exporting {Path(entry.file).name} ({_entry_text(entry)}) to {out}…", "info")
+        return handle
+
+    def _on_exported(self, result) -> None:
+        files = result.get("files") if isinstance(result, Mapping) else None
+        written = ", ".join(str(f) for f in files) if files else str(result)
+        self.set_status(f"Exported: {written}", "ok")
+
+    def _on_export_finished(self, _state: str) -> None:
+        self.export_job = None
+
+
+def disconnect_all(connections: list) -> None:
+    from PySide6.QtCore import QObject
+
+    for connection in connections:
+        try:
+            QObject.disconnect(connection)
+        except (RuntimeError, TypeError):  # the handle is gone already
+            pass
+    connections.clear()

@@ -109,3 +109,37 @@ def test_the_links_resolve():
             assert target[1:] in anchors, target
         elif not target.startswith("http"):
             assert (ROOT / "docs" / target.split("#")[0]).is_file(), target
+
+
+def test_the_player_keys_are_the_players(qtbot):
+    import numpy as np
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication
+
+    from difflora_gui.qt.preview.player import VideoPlayer
+
+    names = {"Space": "Space", "←": "Left", "→": "Right", ",": "Comma", ".": "Period", "<": "Less"}
+    names.update({">": "Greater", "[": "BracketLeft", "]": "BracketRight"})
+    rows = [r for r in section("## The player").splitlines() if r.startswith("| `")]
+    documented = {
+        getattr(Qt.Key, "Key_" + names.get(key, key))
+        for row in rows
+        for key in re.findall(r"`([^`]+)`", row.split("|")[1])
+    }
+    player = VideoPlayer()
+    qtbot.addWidget(player)
+    player.set_frames(np.zeros((20, 16, 16, 3), np.uint8), 8)
+    player.show()
+    qtbot.waitExposed(player)
+
+    def handled(key) -> bool:
+        event = QKeyEvent(QEvent.Type.KeyPress, key, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(player, event)
+        player.pause()
+        return event.isAccepted()
+
+    candidates = [getattr(Qt.Key, f"Key_{c}") for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"]
+    candidates += [getattr(Qt.Key, "Key_" + n) for n in (*names.values(), "Up", "Down", "PageUp", "PageDown")]
+    candidates += [Qt.Key.Key_Home, Qt.Key.Key_End, Qt.Key.Key_Minus, Qt.Key.Key_Plus, Qt.Key.Key_Escape]
+    assert {key for key in candidates if handled(key)} == documented

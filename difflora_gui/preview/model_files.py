@@ -1,0 +1,275 @@
+"""The diffusers preview backend's model: which files, what they are, and whether they are all there.
+
+:class:`ModelSettings` is the backend's options (``PreviewJob.options``): a diffusers-format Wan
+folder (Wan2.1 T2V 1.3B/14B, Wan2.2 A14B with ``transformer_2``, TI2V-5B) and optionally
+single-file DiTs that replace its transformer(s) (``from_single_file``; ``dit_file`` is the
+low-noise expert of A14B, as in the Settings), the compute dtype and the memory savers.
+:func:`model_facts` says what the model is (blocks, experts, size) from configs and safetensors
+headers alone, so the block panel can show one control per block before anything is loaded;
+:func:`check_model` names every missing file. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from difflora_gui.errors import UserError
+from difflora_gui.lora import wan_layout
+from difflora_gui.preview.backend import ModelFacts
+from difflora_gui.train.builtin.model_loading import has_two_experts, read_model_index
+
+DTYPES = ("bf16", "fp16", "fp32")
+OFFLOADS = ("none", "model", "group")
+#: what the text side of the pipeline needs from the folder (a single-file DiT replaces only a transformer)
+_TEXT_COMPONENTS = ("vae", "text_encoder", "tokenizer", "scheduler")
+_VARIANT_TITLES = {"1.3B": "Wan2.1 T2V 1.3B", "14B": "Wan 14B", "5B": "Wan2.2 TI2V-5B"}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The diffusers backend's options (``PreviewJob.options = settings.to_json()``)."""
+
+    model_dir: str = ""
+    dit_file: str = ""
+    dit_high_file: str = ""
+    dtype: str = "bf16"
+    offload: str = "none"
+    vae_tiling: bool = False
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise UserError(f"preview dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.offload not in OFFLOADS:
+            raise UserError(f"preview offload must be one of {', '.join(OFFLOADS)}, got {self.offload!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | ModelSettings) -> ModelSettings:
+        if isinstance(data, ModelSettings):
+            return data
+        if not isinstance(data, Mapping):
+            raise UserError("the preview model options must be a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise UserError(f"unknown preview model option(s): {', '.join(unknown)}")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_settings(cls, settings, *, device: str = "cpu") -> ModelSettings:
+        """From the app's :class:`~difflora_gui.settings.AppSettings` (Settings ▸ Wan, Preview)."""
+        return cls(
+            model_dir=settings.wan_model_dir,
+            dit_file=settings.wan_dit,
+            dit_high_file=settings.wan_dit_high_noise,
+            dtype=settings.preview_dtype,
+            offload=settings.preview_offload,
+            vae_tiling=bool(settings.preview_vae_tiling),
+            device=device,
+        )
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.model_dir).expanduser()
+
+    def fingerprint(self) -> str:
+        """A hex key of the files used (path, size, modification time of every config and weight
+        file, no hashing) and of the settings that change the pixels (dtype, VAE tiling); offload
+        and device move weights around but compute the same thing, so they are left out."""
+        files = []
+        for path in sorted(set(used_files(self))):
+            try:
+                stat = path.stat()
+            except OSError:
+                files.append([str(path), None, None])
+                continue
+            files.append([str(path), stat.st_size, stat.st_mtime_ns])
+        data = {"files": files, "dtype": self.dtype, "vae_tiling": self.vae_tiling}
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _settings(options: Mapping[str, Any] | ModelSettings) -> ModelSettings:
+    return ModelSettings.from_json(options)
+
+
+def _replaced_subfolders(settings: ModelSettings, two_experts: bool) -> set[str]:
+    """The transformer subfolders a single-file DiT stands in for."""
+    replaced = set()
+    if settings.dit_file:
+        replaced.add("transformer_2" if two_experts else "transformer")
+    if settings.dit_high_file:
+        replaced.add("transformer")
+    return replaced
+
+
+def _index_or_none(folder: Path) -> dict[str, Any] | None:
+    try:
+        return read_model_index(folder)
+    except UserError:
+        return None
+
+
+def used_files(options: Mapping[str, Any] | ModelSettings) -> list[Path]:
+    """Every file the pipeline would read: model_index.json, the components' files, the DiT files."""
+    settings = _settings(options)
+    out: list[Path] = []
+    folder = settings.folder
+    index = _index_or_none(folder) if settings.model_dir else None
+    if index is not None:
+        out.append(folder / "model_index.json")
+        replaced = _replaced_subfolders(settings, has_two_experts(index))
+        for name, entry in sorted(index.items()):
+            if name.startswith("_") or not (isinstance(entry, list) and entry and entry[0] is not None):
+                continue
+            sub = folder / name
+            if name in replaced:
+                # from_single_file still reads the folder's transformer config
+                out.append(sub / "config.json")
+            elif sub.is_dir():
+                out.extend(p for p in sub.rglob("*") if p.is_file())
+    for file in (settings.dit_file, settings.dit_high_file):
+        if file:
+            out.append(Path(file).expanduser())
+    return out
+
+
+# --- what the model is ---------------------------------------------------------------------------
+
+_BLOCK_KEY = re.compile(r"^(?:model\.diffusion_model\.|diffusion_model\.)?blocks\.(\d+)\.")
+_PATCH_KEYS = ("patch_embedding.weight", "model.diffusion_model.patch_embedding.weight")
+
+
+def _variant_of(dim: int | None) -> str:
+    for name in wan_layout.KNOWN_VARIANTS:
+        variant = wan_layout.get_variant(name)
+        if dim == variant.dim:
+            return name
+    return "unknown"
+
+
+def _config_facts(path: Path) -> tuple[int, int | None]:
+    """(num_blocks, dim) from a transformer config.json."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        blocks = int(config["num_layers"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: cannot read the transformer's num_layers ({exc})") from None
+    heads, head_dim = config.get("num_attention_heads"), config.get("attention_head_dim")
+    dim = int(heads) * int(head_dim) if heads and head_dim else None
+    return blocks, dim
+
+
+def dit_file_facts(path: str | Path) -> tuple[int, int | None]:
+    """(num_blocks, dim) of a single-file DiT from its safetensors header (no weights read)."""
+    from difflora_gui.lora.safetensors_header import read_header
+
+    header = read_header(path)
+    blocks = {int(m.group(1)) for key in header.tensors if (m := _BLOCK_KEY.match(key))}
+    if not blocks:
+        raise UserError(f"{path}: no Wan transformer blocks in this file (keys such as blocks.0.self_attn.q)")
+    dim = None
+    for key in _PATCH_KEYS:
+        info = header.tensors.get(key)
+        if info is not None and info.shape:
+            dim = int(info.shape[0])
+            break
+    return max(blocks) + 1, dim
+
+
+def model_facts(options: Mapping[str, Any] | ModelSettings) -> ModelFacts:
+    """Blocks, experts and size of the model the options name, from configs and headers only."""
+    settings = _settings(options)
+    if not settings.model_dir and not settings.dit_file and not settings.dit_high_file:
+        raise UserError("no Wan model set: choose a diffusers Wan folder in Settings ▸ Wan")
+    index = read_model_index(settings.folder) if settings.model_dir else {}
+    two = bool(index) and has_two_experts(index) and index.get("boundary_ratio") is not None
+    if settings.dit_high_file and not settings.dit_file:
+        raise UserError(
+            f"{settings.dit_high_file}: a high-noise DiT needs the low-noise one too (Settings ▸ Wan DiT)"
+        )
+    if settings.dit_file:
+        blocks, dim = dit_file_facts(settings.dit_file)
+    else:
+        blocks, dim = _config_facts(settings.folder / "transformer" / "config.json")
+    variant = _variant_of(dim)
+    boundary = float(index["boundary_ratio"]) if two else None
+    if two:
+        title = "Wan2.2 A14B" if variant == "14B" else f"Wan-like two experts (dim {dim})"
+        label = f"{title}: high- and low-noise experts, {blocks} blocks (switch at {boundary:g})"
+    else:
+        title = _VARIANT_TITLES.get(variant) or f"Wan-like (dim {dim})"
+        label = f"{title}, {blocks} blocks"
+    return ModelFacts(
+        num_blocks=blocks, two_experts=two, variant=variant, boundary_ratio=boundary, label=label
+    )
+
+
+# --- checks --------------------------------------------------------------------------------------
+
+
+def _has_weights(sub: Path) -> bool:
+    return any(any(sub.glob(p)) for p in ("*.safetensors", "*.safetensors.index.json", "*.bin"))
+
+
+def model_problems(options: Mapping[str, Any] | ModelSettings) -> list[str]:
+    """One line per missing folder or file (empty: the pipeline can be loaded)."""
+    settings = _settings(options)
+    if not settings.model_dir:
+        return [
+            "no Wan diffusers folder set (Settings ▸ Wan diffusers folder): it supplies the VAE, the text "
+            "encoder and the configs; a single-file DiT replaces only its transformer"
+        ]
+    folder = settings.folder
+    try:
+        index = read_model_index(folder)
+    except UserError as exc:
+        return [str(exc)]
+    two = has_two_experts(index)
+    problems = []
+    if two and index.get("boundary_ratio") is None:
+        problems.append(
+            f"{folder / 'model_index.json'}: transformer_2 is named but boundary_ratio is missing"
+        )
+    if settings.dit_high_file and not two:
+        problems.append(
+            f"{settings.dit_high_file}: a high-noise DiT is set but {folder} has one transformer "
+            "(Wan2.2 A14B folders have transformer_2); clear Settings ▸ Wan high-noise DiT"
+        )
+    replaced = _replaced_subfolders(settings, two)
+    for name in ("transformer", "transformer_2") if two else ("transformer",):
+        sub = folder / name
+        if not (sub / "config.json").is_file():
+            problems.append(
+                f"{sub}: no config.json (the {name} config is needed even with a single-file DiT)"
+            )
+        elif name not in replaced and not _has_weights(sub):
+            problems.append(f"{sub}: no weights (*.safetensors); or set a single-file DiT in Settings ▸ Wan")
+    for name in _TEXT_COMPONENTS:
+        sub = folder / name
+        if not sub.is_dir():
+            problems.append(f"{folder}: no {name}/ folder")
+        elif name in ("vae", "text_encoder") and not _has_weights(sub):
+            problems.append(f"{sub}: no weights (*.safetensors)")
+    for label, file in (("DiT", settings.dit_file), ("high-noise DiT", settings.dit_high_file)):
+        if file and not Path(file).expanduser().is_file():
+            problems.append(f"{file}: the {label} file does not exist (Settings ▸ Wan {label})")
+    return problems
+
+
+def check_model(options: Mapping[str, Any] | ModelSettings) -> None:
+    """Raise a :class:`UserError` naming the first missing thing (and how many more)."""
+    problems = model_problems(options)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(problems[0] + more)

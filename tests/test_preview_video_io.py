@@ -151,7 +151,7 @@ def test_to_uint8_rounds_and_clips():
     ("content", "expected"),
     [
         (None, "video file not found"),
-        (b"", "not a readable video"),
+        (b"", "the video file is empty"),
         (b"hello, not a video\n" * 20, "not a readable video"),
     ],
 )
@@ -163,6 +163,7 @@ def test_bad_files_raise_one_line_user_errors(tmp_path, content, expected):
         VideoReader(path)
     message = str(info.value)
     assert expected in message and str(path) in message and "\n" not in message
+    assert "Errno" not in message and message.count(str(path)) == 1
 
 
 def test_truncated_video_is_a_user_error(tmp_path):

@@ -131,6 +131,27 @@ def test_loop_wraps_and_no_loop_stops_at_the_end(qtbot, h264):
     player.pause()
 
 
+def test_scrubbing_holds_playback_and_the_buttons_work(qtbot, h264):
+    player = loaded_player(qtbot, h264)
+    slider = player.bar.slider
+    player.play()
+    slider.setSliderDown(True)  # the user grabs the handle
+    assert not player.is_playing()
+    slider.setValue(5)
+    assert player.frame_index == 5 and player.bar.counter.text() == "frame 6 / 9"
+    slider.setSliderDown(False)
+    assert player.is_playing()
+    qtbot.mouseClick(player.bar.play_button, Qt.MouseButton.LeftButton)
+    assert not player.is_playing()
+    qtbot.mouseClick(player.bar.forward_button, Qt.MouseButton.LeftButton)
+    assert player.frame_index == 6
+    qtbot.mouseClick(player.bar.back_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(player.bar.back_button, Qt.MouseButton.LeftButton)
+    assert player.frame_index == 4 and slider.value() == 4
+    qtbot.mouseClick(player.bar.loop_button, Qt.MouseButton.LeftButton)
+    assert not player.loop()
+
+
 def test_speed_sets_the_timer_and_playback_really_advances(qtbot, h264):
     player = loaded_player(qtbot, h264)
     assert player.interval_ms() == 125  # 8 fps

@@ -183,8 +183,13 @@ def _write_pyav(
                 for packet in stream.encode():
                     container.mux(packet)
     except av.FFmpegError as exc:
-        raise UserError(f"could not encode the video ({codec}): {exc}", path=path) from None
+        raise UserError(f"could not encode the video ({codec}): {_ffmpeg_reason(exc)}", path=path) from None
     return count
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    """FFmpeg's own words ("Invalid data found when processing input"), without errno and file name."""
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _write_opencv(tmp: Path, path: Path, frames: Iterable[np.ndarray], rate: Fraction) -> int:
@@ -286,6 +291,8 @@ class VideoReader:
             raise UserError(
                 "video file not found" if not self.path.exists() else "not a file", path=self.path
             )
+        if self.path.stat().st_size == 0:
+            raise UserError("the video file is empty (0 bytes): render or export it again", path=self.path)
         self._frames: np.ndarray | None = None
         try:
             self._open_pyav()
@@ -310,7 +317,7 @@ class VideoReader:
                 rate = stream.average_rate or stream.guessed_rate or stream.base_rate
                 self.codec = stream.codec_context.name
         except av.FFmpegError as exc:
-            raise UserError(f"not a readable video ({exc})", path=self.path) from None
+            raise UserError(f"not a readable video ({_ffmpeg_reason(exc)})", path=self.path) from None
         if not frames:
             raise UserError("the video has no frames", path=self.path)
         self._set_frames(frames, float(rate) if rate else 0.0)

@@ -76,6 +76,12 @@ class TransportBar(QWidget):
     def __init__(self, parent: QWidget | None = None, *, zoom: bool = True):
         super().__init__(parent)
         self.setObjectName("transportBar")
+        # narrower buttons than the forms' (the bar sits under a clip in a half-width column); the
+        # focus ring keeps the size, as the theme's own focus rule does
+        self.setStyleSheet(
+            "QToolButton { padding: 4px 7px; } QToolButton:focus { padding: 3px 6px; }"
+            f"QToolButton#loopButton:checked {{ background: #2f4a7a; border-color: {COLORS['accent']}; }}"
+        )
         self._play_icon = transport_icon("play")
         self._pause_icon = transport_icon("pause")
         self.play_button = self._button(self._play_icon, "Play (Space)", "playButton")
@@ -92,9 +98,6 @@ class TransportBar(QWidget):
         self.loop_button = self._button(None, "Loop at the end (L)", "loopButton")
         self.loop_button.setText("Loop")
         self.loop_button.setCheckable(True)
-        self.loop_button.setStyleSheet(
-            f"QToolButton#loopButton:checked {{ background: #2f4a7a; border-color: {COLORS['accent']}; }}"
-        )
         self.speed_combo = QComboBox()
         self.speed_combo.setObjectName("speedCombo")
         self.speed_combo.setToolTip("Playback speed ([ slower, ] faster)")
@@ -176,6 +179,10 @@ class TimelineWidget(QWidget):
         self.bar.back_button.clicked.connect(lambda: self.step(-1))
         self.bar.forward_button.clicked.connect(lambda: self.step(1))
         self.bar.slider.valueChanged.connect(self._scrubbed)
+        # dragging the slider holds playback, which goes on from where it is let go
+        self._resume_after_scrub = False
+        self.bar.slider.sliderPressed.connect(self._scrub_started)
+        self.bar.slider.sliderReleased.connect(self._scrub_ended)
         self.bar.loop_button.toggled.connect(self.set_loop)
         self.bar.speed_combo.activated.connect(lambda _i: self._chose(self.set_speed, self.bar.speed_combo))
         self.bar.zoom_combo.activated.connect(lambda _i: self._chose(self.set_zoom, self.bar.zoom_combo))
@@ -299,6 +306,15 @@ class TimelineWidget(QWidget):
 
     def _scrubbed(self, value: int) -> None:
         self.seek(value)
+
+    def _scrub_started(self) -> None:
+        self._resume_after_scrub = self.is_playing()
+        self.pause()
+
+    def _scrub_ended(self) -> None:
+        if self._resume_after_scrub:
+            self._resume_after_scrub = False
+            self.play()
 
     # --- keys ----------------------------------------------------------------------------------
 

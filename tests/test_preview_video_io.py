@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -173,3 +175,24 @@ def test_truncated_video_is_a_user_error(tmp_path):
     with pytest.raises(UserError) as info:
         VideoReader(cut)
     assert str(cut) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_opencv_reads_when_pyav_is_missing(tmp_path, monkeypatch):
+    clip = smooth_clip(frames=6)
+    path = write_video(tmp_path / "clip.mp4", clip, 12)
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now fails, as without PyAV
+    reader = VideoReader(path)
+    assert reader.codec == "h264" and reader.frame_count == 6 and reader.fps == pytest.approx(12.0)
+    assert psnr(reader.frames(), clip) > 35
+    monkeypatch.setattr(video_io, "_pyav_encoder", lambda codec: None)
+    assert VideoReader(write_video(tmp_path / "cv.mp4", clip, 12)).frame_count == 6
+
+
+def test_a_clip_too_large_to_hold_is_refused(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", smooth_clip(frames=6), 12)
+    frame_bytes = 64 * 96 * 3
+    assert VideoReader(path, max_bytes=6 * frame_bytes).frame_count == 6
+    with pytest.raises(
+        UserError, match=r"too long to preview: .*\(4 frames of 96x64 so far\); trim the clip"
+    ):
+        VideoReader(path, max_bytes=3 * frame_bytes + 1)

@@ -277,16 +277,30 @@ def _umask() -> int:
     return mask
 
 
-class VideoReader:
-    """A video file decoded to RGB uint8 frames (PyAV; OpenCV where PyAV cannot open it).
+class _TryOpenCV(Exception):
+    """PyAV cannot decode this file for a reason OpenCV's own FFmpeg build may not share."""
 
-    The whole clip is decoded on construction and kept in memory (preview clips are small):
-    ``frame_count``, ``fps``, ``width``, ``height`` and ``codec`` come from what was decoded.
-    A missing, empty, corrupt or non-video file raises a one-line ``UserError`` naming it.
+    def __init__(self, error: UserError):
+        super().__init__(str(error))
+        self.error = error
+
+
+#: the most decoded pixels a reader holds (4 GiB: about 3,400 frames of 832×480)
+MAX_BYTES = 4 << 30
+
+
+class VideoReader:
+    """A video file decoded to RGB uint8 frames (PyAV; OpenCV where PyAV is missing or lacks the decoder).
+
+    The whole clip is decoded on construction and kept in memory (preview clips are small; a clip
+    over ``max_bytes`` decoded is refused): ``frame_count``, ``fps``, ``width``, ``height`` and
+    ``codec`` come from what was decoded. A missing, empty, corrupt or non-video file raises a
+    one-line ``UserError`` naming it.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, max_bytes: int = MAX_BYTES):
         self.path = Path(path)
+        self._max_bytes = max_bytes
         if not self.path.is_file():
             raise UserError(
                 "video file not found" if not self.path.exists() else "not a file", path=self.path
@@ -296,31 +310,48 @@ class VideoReader:
         self._frames: np.ndarray | None = None
         try:
             self._open_pyav()
-        except UserError as pyav_error:
+        except _TryOpenCV as pyav:
             try:
                 self._open_opencv()
             except UserError:
-                raise pyav_error from None
+                raise pyav.error from None
 
     def _open_pyav(self) -> None:
         try:
             import av
         except ImportError:
-            raise UserError("PyAV is not installed", path=self.path) from None
+            raise _TryOpenCV(UserError("PyAV is not installed", path=self.path)) from None
         try:
             with av.open(str(self.path), metadata_errors="ignore") as container:
                 if not container.streams.video:
                     raise UserError("the file has no video stream", path=self.path)
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
-                frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+                frames, held = [], 0
+                for frame in container.decode(stream):
+                    frames.append(frame.to_ndarray(format="rgb24"))
+                    held += frames[-1].nbytes
+                    self._check_size(held, frames[-1])
                 rate = stream.average_rate or stream.guessed_rate or stream.base_rate
                 self.codec = stream.codec_context.name
-        except av.FFmpegError as exc:
+        except (av.InvalidDataError, av.error.EOFError) as exc:  # OpenCV's FFmpeg would say the same
             raise UserError(f"not a readable video ({_ffmpeg_reason(exc)})", path=self.path) from None
+        except av.FFmpegError as exc:
+            raise _TryOpenCV(
+                UserError(f"not a readable video ({_ffmpeg_reason(exc)})", path=self.path)
+            ) from None
         if not frames:
             raise UserError("the video has no frames", path=self.path)
         self._set_frames(frames, float(rate) if rate else 0.0)
+
+    def _check_size(self, held: int, frame: np.ndarray) -> None:
+        if held > self._max_bytes:
+            height, width = frame.shape[:2]
+            raise UserError(
+                f"too long to preview: over {self._max_bytes >> 20} MiB decoded "
+                f"({held // frame.nbytes} frames of {width}x{height} so far); trim the clip",
+                path=self.path,
+            )
 
     def _open_opencv(self) -> None:
         import cv2
@@ -337,6 +368,7 @@ class VideoReader:
                 if not ok:
                     break
                 frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                self._check_size(len(frames) * frames[-1].nbytes, frames[-1])
         finally:
             capture.release()
         if not frames:

@@ -112,6 +112,16 @@ def test_keyboard_shortcuts(qtbot, h264):
     player.play()
     qtbot.keyClick(player, Qt.Key.Key_Right)
     assert not player.is_playing() and player.frame_index == 1
+    # the same keys with the scrub slider focused
+    player.play()
+    qtbot.keyClick(player.bar.slider, Qt.Key.Key_Right)
+    assert not player.is_playing() and player.frame_index == 2
+    qtbot.keyClick(player.bar.slider, Qt.Key.Key_Space)
+    assert player.is_playing()
+    player.pause()
+    # Ctrl/Alt combinations are the window's shortcuts
+    qtbot.keyClick(player, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert not player.loop()
 
 
 def test_loop_wraps_and_no_loop_stops_at_the_end(qtbot, h264):

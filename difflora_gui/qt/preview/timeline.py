@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPointF, QRectF, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPainter, QPixmap, QPolygonF
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QWidget
 
@@ -87,6 +87,11 @@ class TransportBar(QWidget):
         self.play_button = self._button(self._play_icon, "Play (Space)", "playButton")
         self.back_button = self._button(transport_icon("back"), "Previous frame (← or ,)", "stepBack")
         self.forward_button = self._button(transport_icon("forward"), "Next frame (→ or .)", "stepForward")
+        self.play_button.setAccessibleName("Play or pause")
+        self.back_button.setAccessibleName("Previous frame")
+        self.forward_button.setAccessibleName("Next frame")
+        for button in (self.back_button, self.forward_button):
+            button.setAutoRepeat(True)  # held down, it steps on, as the arrow keys do
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setObjectName("scrubSlider")
         self.slider.setToolTip("Scrub through the clip (Home / End: first / last frame)")
@@ -179,6 +184,7 @@ class TimelineWidget(QWidget):
         self.bar.back_button.clicked.connect(lambda: self.step(-1))
         self.bar.forward_button.clicked.connect(lambda: self.step(1))
         self.bar.slider.valueChanged.connect(self._scrubbed)
+        self.bar.slider.installEventFilter(self)
         # dragging the slider holds playback, which goes on from where it is let go
         self._resume_after_scrub = False
         self.bar.slider.sliderPressed.connect(self._scrub_started)
@@ -318,10 +324,11 @@ class TimelineWidget(QWidget):
 
     # --- keys ----------------------------------------------------------------------------------
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
-        key = event.key()
-        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-        jump = 10 if shift else 1
+    def key_action(self, event: QKeyEvent):
+        """What a key does here (a callable), or None: keys with Ctrl/Alt/Meta are the window's."""
+        if event.modifiers() & ~(Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier):
+            return None
+        jump = 10 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1
         actions = {
             Qt.Key.Key_Space: self.toggle,
             Qt.Key.Key_K: self.toggle,
@@ -336,18 +343,33 @@ class TimelineWidget(QWidget):
             Qt.Key.Key_L: lambda: self.set_loop(not self._loop),
             Qt.Key.Key_BracketLeft: lambda: self._nudge_speed(-1),
             Qt.Key.Key_BracketRight: lambda: self._nudge_speed(1),
-            Qt.Key.Key_F: lambda: self.set_zoom("fit"),
-            Qt.Key.Key_1: lambda: self.set_zoom(1.0),
-            Qt.Key.Key_2: lambda: self.set_zoom(2.0),
         }
-        action = actions.get(key)
-        if action is None or (
-            key in (Qt.Key.Key_F, Qt.Key.Key_1, Qt.Key.Key_2) and not self.bar.zoom_combo.isVisibleTo(self)
-        ):
+        if self.bar.zoom_combo.isVisibleTo(self.bar):
+            actions.update(
+                {
+                    Qt.Key.Key_F: lambda: self.set_zoom("fit"),
+                    Qt.Key.Key_1: lambda: self.set_zoom(1.0),
+                    Qt.Key.Key_2: lambda: self.set_zoom(2.0),
+                }
+            )
+        return actions.get(event.key())
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        action = self.key_action(event)
+        if action is None:
             super().keyPressEvent(event)
             return
         action()
         event.accept()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        # the focused slider would take the arrows itself, without the pause a frame step makes
+        if watched is self.bar.slider and event.type() == QEvent.Type.KeyPress:
+            action = self.key_action(event)
+            if action is not None:
+                action()
+                return True
+        return super().eventFilter(watched, event)
 
     def _nudge_speed(self, direction: int) -> None:
         index = SPEEDS.index(self._speed) + direction

@@ -94,8 +94,9 @@ def resolve_codec(path: str | Path, codec: str = "auto") -> str:
     return codec
 
 
-def _checked_frames(frames, path: Path) -> Iterator[np.ndarray]:
-    """Each frame as a C-contiguous HxWx3 uint8 array, all the size of the first (UserError otherwise)."""
+def _checked_frames(frames, path: Path, *, even: bool = True) -> Iterator[np.ndarray]:
+    """Each frame as a C-contiguous HxWx3 uint8 array, all the size of the first (UserError otherwise);
+    ``even``: odd sizes padded (what yuv420p needs)."""
     first_shape = None
     for index, frame in enumerate(frames):
         frame = np.asarray(frame)
@@ -113,7 +114,7 @@ def _checked_frames(frames, path: Path) -> Iterator[np.ndarray]:
                 f"frame 0 is {first_shape[1]}x{first_shape[0]}: every frame needs one size",
                 path=path,
             )
-        yield _even(frame)
+        yield _even(frame) if even else np.ascontiguousarray(frame)
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
@@ -250,7 +251,7 @@ def write_frames_png(folder: str | Path, frames, *, overwrite: bool = False) -> 
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         names = []
-        for index, frame in enumerate(_checked_frames(frames, folder)):
+        for index, frame in enumerate(_checked_frames(frames, folder, even=False)):
             name = FRAME_NAME.format(index)
             if not cv2.imwrite(str(tmp / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
                 raise UserError(f"could not write {name}", path=folder)

@@ -145,5 +145,81 @@ def test_an_existing_out_exits_2_without_overwrite(tmp_path):
     assert out.read_bytes() == b"keep me"
 
 
+def test_a_missing_model_folder_exits_2_naming_it(tmp_path):
+    out = tmp_path / "out.mp4"
+    line = _one_line_error(run_main("preview", "--model", tmp_path / "no wan", "--prompt", "p", "--out", out))
+    assert "no wan" in line and not out.exists()
+
+
 def test_no_output_is_bad_input(tmp_path):
     assert "--out" in _one_line_error(run_main("preview", "--prompt", "p"))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from difflora_gui.lora.synthetic import make_wan_lora
+    from tests.wan_tiny import save_tiny_wan
+
+    folder = tmp_path_factory.mktemp("preview cli") / "my models ü"
+    wan = save_tiny_wan(folder / "wan 2.1")
+    lora = folder / "slider ü.safetensors"
+    make_wan_lora("tiny", path=lora, rank=4, seed=1, up_std=0.2)
+    return wan, lora
+
+
+RENDER = [
+    "--prompt",
+    "a cat",
+    "--seed",
+    "3",
+    "--frames",
+    "5",
+    "--steps",
+    "2",
+    "--size",
+    "48x32",
+    "--fps",
+    "8",
+]
+MODEL = ["--dtype", "fp32", "--device", "cpu"]
+
+
+def test_a_real_render_writes_the_video_and_lossless_frames(tiny_model, tmp_path):
+    import json
+
+    import cv2
+    import numpy as np
+
+    from difflora_gui.jobs.recording import RecordingContext
+    from difflora_gui.preview.backend import PreviewJob
+    from difflora_gui.preview.render import run_preview
+    from difflora_gui.preview.video_io import VideoReader
+
+    wan, lora = tiny_model
+    out, frames = tmp_path / "out ü.mp4", tmp_path / "frames ü"
+    argv = ["preview", "--model", wan, "--lora", f"{lora}:1.5", *RENDER, *MODEL, "--out", out]
+    done = run_main(*argv, "--frames-dir", frames, "--cache", tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(out)
+    assert "step 2 of 2" in done.stderr
+    with VideoReader(out) as reader:
+        assert (reader.frame_count, reader.width, reader.height) == (5, 48, 32)
+    pngs = sorted(frames.glob("frame_*.png"))
+    assert len(pngs) == 5
+    # the same request in this process gives exactly these frames
+    request = json.loads(
+        run_main(*argv[:-1], tmp_path / "again.mp4", "--cache", tmp_path / "cache", "--json").stdout
+    )
+    assert request["cache_hit"] is True  # the second run is replayed from the cache
+    job = PreviewJob.from_json(
+        {
+            "request": request["request"],
+            "options": {"model_dir": str(wan), "dtype": "fp32", "device": "cpu"},
+            "frames_dir": str(tmp_path / "in process"),
+        }
+    )
+    run_preview(job, RecordingContext())
+    for png in pngs:
+        theirs = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        ours = cv2.imread(str(tmp_path / "in process" / png.name), cv2.IMREAD_UNCHANGED)
+        assert theirs.shape == (32, 48, 3) and np.array_equal(theirs, ours), png.name

@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -363,8 +362,6 @@ def run(args: argparse.Namespace) -> int:
     data = result.to_json() if hasattr(result, "to_json") else dict(result or {})
     if args.json:
         return print_to_pipe(json.dumps(data, indent=1, ensure_ascii=False))
-    if not args.quiet and data.get("cache_hit"):
-        print("replayed from the render cache", file=sys.stderr)
     return print_to_pipe(job.out or job.frames_dir or str(data.get("video", "")))
 
 

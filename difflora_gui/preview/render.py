@@ -1,0 +1,232 @@
+"""The diffusers Wan preview job: one :class:`~difflora_gui.preview.backend.PreviewJob` rendered.
+
+:func:`run_preview` hashes the LoRA files (each once per size and modification time in this
+process), asks the render cache for the request's key and replays a hit without touching the
+model; a miss renders on the resident pipeline (:mod:`difflora_gui.preview.resident`: loaded once,
+LoRA strengths and block weights re-configured in place) with progress and a cancel check at every
+denoising step and a latent preview every few steps. The clip goes into the cache (or a temporary
+folder without one), then to ``out`` and ``frames_dir`` when asked. Outputs are checked before
+anything runs; a cancelled render leaves no file and no cache entry. Qt-free; torch is imported by
+the resident pipeline only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from difflora_gui.errors import UserError
+from difflora_gui.preview.backend import IMAGE, VIDEO, PreviewJob, PreviewResult
+
+_hash_lock = threading.Lock()
+#: (absolute path, size, mtime ns) → sha256 hex
+_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def hash_lora(path: str | os.PathLike) -> str:
+    """The file's sha256, computed once per (path, size, modification time) in this process."""
+    from difflora_gui.fileio import sha256_file
+
+    absolute = os.path.abspath(path)
+    try:
+        stat = os.stat(absolute)
+    except OSError:
+        raise UserError("LoRA file not found", path=absolute) from None
+    if not os.path.isfile(absolute):
+        raise UserError("LoRA path is a folder, not a file", path=absolute)
+    key = (absolute, stat.st_size, stat.st_mtime_ns)
+    with _hash_lock:
+        known = _hashes.get(key)
+    if known is None:
+        try:
+            known = sha256_file(absolute)
+        except OSError as exc:
+            raise UserError(f"cannot read the LoRA file: {exc.strerror or exc}", path=absolute) from None
+        with _hash_lock:
+            _hashes[key] = known
+    return known
+
+
+def _model_settings(options: Mapping[str, Any] | Any):
+    from difflora_gui.preview.model_files import ModelSettings
+
+    if isinstance(options, ModelSettings):
+        return options
+    values = dict(options or {})
+    if str(values.get("device", "")).strip().lower() in ("", "auto"):
+        values["device"] = _auto_device()
+    return ModelSettings.from_json(values)
+
+
+def _auto_device() -> str:
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def model_facts_for(options: Mapping[str, Any] | Any):
+    """The backend's ``model_facts``: blocks and experts of the model the options name, from its
+    configs (no weights loaded); a UserError names a missing folder or file."""
+    from difflora_gui.preview.model_files import model_facts
+
+    return model_facts(_model_settings(options))
+
+
+def settings_defaults(settings) -> dict[str, Any]:
+    """The backend's ``settings_defaults``: the app's Settings (Wan folder, DiT files, preview
+    dtype, offload, VAE tiling) as option defaults; the device stays the job's choice."""
+    from difflora_gui.preview.model_files import ModelSettings
+
+    values = ModelSettings.from_settings(settings).to_json()
+    values.pop("device", None)
+    return values
+
+
+def _check_outputs(job: PreviewJob) -> None:
+    """Refuse outputs that would be refused after the render, before it runs."""
+    from difflora_gui.fileio import check_output_path
+
+    if job.out:
+        out = Path(job.out)
+        if out.suffix.lower() not in (".mp4", ".webm", ".mkv", ".mov", ".m4v"):
+            raise UserError("the video must be an .mp4 or .webm file", path=out)
+        check_output_path(out, inputs=[entry.file for entry in job.request.loras], overwrite=job.overwrite)
+    if job.frames_dir:
+        folder = Path(job.frames_dir)
+        if folder.exists() and not folder.is_dir():
+            raise UserError("the frames folder is a file", path=folder)
+        if folder.is_dir() and any(folder.iterdir()) and not job.overwrite:
+            raise UserError(
+                "the frames folder is not empty (use --overwrite to replace its frames)", path=folder
+            )
+        if not folder.exists() and not folder.parent.is_dir():
+            raise UserError(f"output folder does not exist: {folder.parent}", path=folder)
+
+
+def _on_step(ctx, total: int):
+    from difflora_gui.preview.latent_preview import latent_rgb, preview_every
+
+    every = preview_every(total)
+    state = {"previews": True}
+
+    def on_step(step: int, steps: int, latents=None) -> None:
+        ctx.raise_if_cancelled()
+        steps = int(steps or total)
+        ctx.progress(step, steps, f"step {step} of {steps}")
+        if latents is not None and state["previews"] and (step % every == 0 or step == steps):
+            picture = latent_rgb(latents)
+            if picture is None:
+                state["previews"] = False  # not a layout we can picture: stop trying
+            else:
+                ctx.frame(step, picture, kind="latent", step=step, total=steps)
+
+    return on_step
+
+
+def _render(job: PreviewJob, settings, ctx):
+    """Run the pipeline: the frames as uint8 (F, H, W, 3)."""
+    from difflora_gui.preview.resident import get_resident
+    from difflora_gui.preview.video_io import to_uint8
+
+    request = job.request
+    ctx.status("loading model…")
+    resident = get_resident(settings, ctx)
+    ctx.raise_if_cancelled()
+    ctx.status("rendering…")
+    ctx.progress(0, request.steps, f"step 0 of {request.steps}")
+    frames = resident.generate(request, on_step=_on_step(ctx, request.steps))
+    ctx.raise_if_cancelled()
+    return to_uint8(frames)
+
+
+def _first_frame_png(frames, folder: Path) -> Path:
+    from difflora_gui.preview.render_cache import FIRST_FRAME_NAME, _png_bytes
+
+    first = folder / FIRST_FRAME_NAME
+    first.write_bytes(_png_bytes(frames[0]))
+    return first
+
+
+def _copy_video(source: Path, out: Path, overwrite: bool, frames=None, fps: int = 16) -> None:
+    """``out`` from the written clip: a copy when the container matches, else encoded again."""
+    from difflora_gui.fileio import atomic_output
+    from difflora_gui.preview.video_io import read_video, write_video
+
+    if out.suffix.lower() == source.suffix.lower():
+        with atomic_output(out, overwrite=overwrite) as tmp:
+            shutil.copyfile(source, tmp)
+        return
+    if frames is None:
+        frames, _fps = read_video(source)
+    write_video(out, frames, fps, overwrite=overwrite)
+
+
+def run_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult:
+    """Render (or replay from the cache) one preview; see the module docstring."""
+    from difflora_gui.preview.model_files import check_model
+    from difflora_gui.preview.render_cache import RenderCache
+    from difflora_gui.preview.request import with_hashes
+
+    job = job if isinstance(job, PreviewJob) else PreviewJob.from_json(job)
+    settings = _model_settings(job.options)
+    check_model(settings)
+    _check_outputs(job)
+    request = with_hashes(job.request, hash_lora)
+    key = request.cache_key(settings.fingerprint())
+    cache = RenderCache(job.cache_dir, job.cache_mb) if job.cache_dir else None
+    # a cached clip is H.264: exact frames for frames_dir come only from a render
+    hit = cache.get(key) if cache is not None and not job.frames_dir else None
+    frames = None
+    out = Path(job.out) if job.out else None
+    if hit is not None:
+        ctx.status("replayed from the render cache")
+        ctx.progress(request.steps, request.steps, "cached")
+        video, first = hit.video, hit.first_frame
+        if out is not None:
+            _copy_video(video, out, job.overwrite, fps=hit.fps)
+    else:
+        from difflora_gui.preview.video_io import write_video
+
+        frames = _render(job, settings, ctx)
+        ctx.status("writing the video…")
+        if cache is not None:
+            entry = cache.put(key, frames, request.fps, request)
+            video, first = entry.video, entry.first_frame
+            if out is not None:
+                _copy_video(video, out, job.overwrite, frames, request.fps)
+        else:  # no cache: the first frame (and a clip without out) in a temporary folder
+            folder = Path(tempfile.mkdtemp(prefix="difflora-preview-"))
+            first = _first_frame_png(frames, folder)
+            video = write_video(out or folder / "video.mp4", frames, request.fps, overwrite=job.overwrite)
+    if out is not None:
+        video = out
+    if job.frames_dir:
+        from difflora_gui.preview.video_io import write_frames_png
+
+        write_frames_png(job.frames_dir, frames, overwrite=job.overwrite)
+    count, height, width = _shape(hit, frames)
+    meta = {"request": request.to_json(), "key": key, "cache_hit": hit is not None}
+    ctx.artifact(VIDEO, str(video), frames=count, width=width, height=height, fps=request.fps, **meta)
+    ctx.artifact(IMAGE, str(first), **meta)
+    return PreviewResult(
+        video=str(video),
+        first_frame=str(first),
+        key=key,
+        cache_hit=hit is not None,
+        frames=count,
+        width=width,
+        height=height,
+        request=request,
+        frames_dir=job.frames_dir,
+    )
+
+
+def _shape(hit, frames) -> tuple[int, int, int]:
+    if hit is not None:
+        return hit.frames, hit.height, hit.width
+    return int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2])

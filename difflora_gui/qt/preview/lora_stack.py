@@ -39,6 +39,7 @@ from difflora_gui.preview.request import EXPERT_CHOICES, LoraEntry
 
 #: the project keeps at most this many entries (its path keys are declared per index)
 MAX_ENTRIES = 32
+VISIBLE_ROWS = 6
 LORA_FILTER = "LoRA files (*.safetensors);;All files (*)"
 EXPERT_TITLES = {"both": "both experts", "high": "high noise", "low": "low noise"}
 COL_ON, COL_FILE, COL_STRENGTH, COL_EXPERT = range(4)
@@ -120,9 +121,6 @@ class LoraStack(QWidget):
         header.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_STRENGTH, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_EXPERT, QHeaderView.ResizeMode.ResizeToContents)
-        rows = self.table.verticalHeader().defaultSectionSize()
-        self.table.setMinimumHeight(rows * 3 + header.sizeHint().height() + 4)
-        self.table.setMaximumHeight(rows * 6 + header.sizeHint().height() + 4)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.itemChanged.connect(self._on_item_changed)
         layout.addWidget(self.table)
@@ -251,6 +249,11 @@ class LoraStack(QWidget):
         finally:
             self._filling = False
         self.empty_label.setVisible(not self._items)
+        # as tall as its rows (two to six; more scroll): no empty box under a one-LoRA stack
+        rows = max(2, min(len(self._items), VISIBLE_ROWS))
+        row_height = self.table.verticalHeader().defaultSectionSize()
+        header = self.table.horizontalHeader().sizeHint().height()
+        self.table.setFixedHeight(header + rows * row_height + 2 * self.table.frameWidth())
         if select is not None:
             self.select(select)
         self._update_buttons()

@@ -38,17 +38,19 @@ from superqt.utils import qdebounced
 from difflora_gui.errors import UserError
 from difflora_gui.merge.input_folders import LastFolders
 from difflora_gui.qt.merge.run_bar import STATUS_COLORS
-from difflora_gui.qt.preview.ab_view import ZERO_CHOICE, ABView, strengths_text
+from difflora_gui.qt.preview.ab_view import ABView
 from difflora_gui.qt.preview.blocks import BlockWeightsPanel
 from difflora_gui.qt.preview.lora_stack import ExpertStrengths, LoraStack, items_from_json, items_to_json
-from difflora_gui.qt.preview.panel_jobs import MAIN, SECTION, ZERO, PanelJobs, zero_request
+from difflora_gui.qt.preview.panel_jobs import MAIN, SECTION, PanelJobs
 from difflora_gui.qt.preview.player import VideoPlayer
-from difflora_gui.qt.preview.render_form import RenderBar, RenderForm
+from difflora_gui.qt.preview.render_form import DEFAULTS, RenderBar, RenderForm
 from difflora_gui.qt.preview.strength import StrengthControl
 from difflora_gui.qt.theme import section_card
 from difflora_gui.qt.undo import UndoStack
 
 AUTO_DELAY_MS = 300
+#: from this panel width on, the stack and the selected LoRA get a column of their own
+WIDE_WIDTH = 1500
 RENDER_KEYS = "Ctrl+Return"
 LORA_SLOT = "preview-lora"
 
@@ -107,18 +109,32 @@ class PreviewPanel(PanelJobs, QWidget):
         column.setSpacing(8)
         self.render_form = RenderForm(self.backends)
         column.addWidget(self.render_form)
-        stack_card, stack_layout = section_card("LoRA stack")
+        self.stack_card, stack_layout = section_card("LoRA stack")
         self.stack = LoraStack()
         stack_layout.addWidget(self.stack)
-        column.addWidget(stack_card)
+        column.addWidget(self.stack_card)
         column.addWidget(self._build_entry_card())
         column.addStretch(1)
+        self.inputs_column = column
         scroll.setWidget(body)
         scroll.setMinimumWidth(
             max(380, body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         )
         self.inputs_scroll = scroll
         self.splitter.addWidget(scroll)
+        # wide (full HD): the stack and the selected LoRA get a column of their own
+        self.stack_scroll = _scroll_area("previewStackScroll")
+        self.stack_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.stack_scroll.setMinimumWidth(scroll.minimumWidth())
+        middle = QWidget()
+        self.stack_column = QVBoxLayout(middle)
+        self.stack_column.setContentsMargins(0, 0, 8, 0)
+        self.stack_column.setSpacing(8)
+        self.stack_column.addStretch(1)
+        self.stack_scroll.setWidget(middle)
+        self.stack_scroll.hide()
+        self.splitter.addWidget(self.stack_scroll)
+        self._wide = False
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 0, 0, 0)
@@ -138,7 +154,23 @@ class PreviewPanel(PanelJobs, QWidget):
         right.setMinimumWidth(400)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)
-        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setStretchFactor(2, 1)
+
+    def _arrange(self, *, wide: bool) -> None:
+        """The stack and the selected LoRA under the render form, or (``wide``) in a column of their own."""
+        if wide == self._wide:
+            return
+        self._wide = wide
+        column = self.stack_column if wide else self.inputs_column
+        for card in (self.stack_card, self.entry_card):
+            column.insertWidget(column.count() - 1, card)  # above the column's stretch
+        self.stack_scroll.setVisible(wide)
+        self.update_tab_order()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._arrange(wide=self.width() >= WIDE_WIDTH)
 
     def _build_entry_card(self) -> QWidget:
         card, layout = section_card("Selected LoRA")
@@ -195,6 +227,7 @@ class PreviewPanel(PanelJobs, QWidget):
         return apply_tab_order(
             [
                 self.inputs_scroll,
+                self.stack_scroll,
                 self.tabs.tabBar(),
                 self.tabs.currentWidget(),
                 self.render_button.parentWidget(),
@@ -223,10 +256,10 @@ class PreviewPanel(PanelJobs, QWidget):
             )
         self._snapshot = after
 
-    def _apply_state(self, data: dict[str, Any]) -> None:
+    def _apply_state(self, data: dict[str, Any], *, save: bool = True) -> None:
         self._restoring = True
         try:
-            self.render_form.set_values(data.get("form") or {})
+            self.render_form.set_values({**DEFAULTS, **(data.get("form") or {})})
             items, problems = items_from_json(data.get("stack"))
             for problem in problems:
                 self.services.log(f"Preview: a LoRA of the stack was left out: {problem}", "warning")
@@ -236,7 +269,10 @@ class PreviewPanel(PanelJobs, QWidget):
             self._restoring = False
         self._show_entry()
         self._snapshot = self.state()
-        self._inputs_changed()
+        if save:
+            self._inputs_changed()
+        else:
+            self._update_stale()
 
     def _on_form_changed(self, key: str) -> None:
         if key == "backend":
@@ -361,28 +397,11 @@ class PreviewPanel(PanelJobs, QWidget):
 
     # --- showing renders ---------------------------------------------------------------------
 
-    def show_rendering(self, view: str, running: bool) -> None:
-        busy = any(queue.running() for queue in self.views.values())
-        self.cancel_button.setEnabled(busy)
-        if view == MAIN and running:
-            self.show_progress(0.0, "queued")
-        elif not busy:
-            self.show_progress(None, "idle")
-
-    def show_progress(self, fraction: float | None, text: str) -> None:
-        self.progress.setValue(int(round((fraction or 0.0) * 1000)))
-        self.progress.setFormat(text)
-
-    def show_latent(self, event) -> None:
-        image = getattr(event, "image", None)
-        if image is not None and getattr(image, "ndim", 0) == 3:
-            step = (event.meta or {}).get("step", event.index)
-            self.player.set_frames(image[None], 1, f"denoising, step {step}")
-
     def _show_result(self, view: str, result, *, replayed: bool) -> None:
         self._shown[view] = result
         self.views[view].shown = result.request
         if view == MAIN:
+            self.show_progress(1.0, "done")
             self.player.load(result.video)
             how = (
                 "shown again (rendered before)"
@@ -405,36 +424,6 @@ class PreviewPanel(PanelJobs, QWidget):
         text = difference_text(self.views[MAIN].shown, current, self.selected_request_index())
         self.stale_line.set_message(text, STATUS_COLORS["warning"])
 
-    # --- A/B ---------------------------------------------------------------------------------
-
-    def _refresh_ab(self) -> None:
-        """The A/B view on show: the reference (left) beside the render on show (right)."""
-        main = self._shown.get(MAIN)
-        if self.tabs.currentWidget() is not self.ab_view or main is None:
-            return
-        choice = self.ab_view.choice()
-        if choice == ZERO_CHOICE:
-            index = self.selected_request_index()
-            wanted = zero_request(main.request, index if 0 <= index < len(main.request.loras) else 0)
-            reference = self._shown.get(ZERO)
-            if reference is None or reference.request != wanted:
-                if self._zero_asked != wanted:  # asked once per render on show (no retry loop on failure)
-                    self._zero_asked = wanted
-                    self.ab_view.waiting("Rendering the same request at strength 0…")
-                    self.render(ZERO, wanted)
-                return
-            label = "strength 0"
-        else:
-            reference = next((r for r in self.history if r.key == choice), None)
-            if reference is None:
-                return
-            label = f"strength {strengths_text(reference.request)}"
-        problem = self.ab_view.show_pair(reference, main, label)
-        if problem:
-            self.set_status(f"A/B: {problem}", "error")
-
-    # --- export ------------------------------------------------------------------------------
-
     # --- project state -----------------------------------------------------------------------
 
     def save_state(self) -> None:
@@ -450,12 +439,14 @@ class PreviewPanel(PanelJobs, QWidget):
             self._on_model_changed()
         finally:
             self._restoring = False
-        if data:
-            self._apply_state(data)
-        else:
-            self._show_entry()
-            self._snapshot = self.state()
-            self._update_stale()
+        # renders of the project before are not this one's to show
+        self._shown, self.history, self._zero_asked = {}, [], None
+        for queue in self.views.values():
+            queue.shown = queue.latest = None
+        self.player.clear()
+        self.ab_view.set_history([])
+        self.ab_view.swipe.clear()
+        self._apply_state(data, save=False)
         self.undo_stack.clear()  # steps of another project cannot apply to this one
 
     # --- drops -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from difflora_gui.jobs.job import JobRequest
 from difflora_gui.preview.backend import PreviewJob, PreviewResult, preview_backends
 from difflora_gui.preview.request import LoraEntry, PreviewRequest
 from difflora_gui.qt.jobs import QUEUED
+from difflora_gui.qt.preview.ab_view import ZERO_CHOICE, strengths_text
 from difflora_gui.specs import resolve_callable
 
 SECTION = "preview"
@@ -104,15 +105,30 @@ def as_result(result: Any) -> PreviewResult:
     raise UserError(f"the preview backend returned {type(result).__name__}, not a PreviewResult")
 
 
-def _entry_text(entry: LoraEntry) -> str:
-    text = f"strength {entry.strength:g}"
+def _strength_text(entry: LoraEntry) -> str:
     if entry.strength_high is not None or entry.strength_low is not None:
-        text = f"strength H {entry.strength_for('high'):g} / L {entry.strength_for('low'):g}"
+        return f"strength H {entry.strength_for('high'):g} / L {entry.strength_for('low'):g}"
+    return f"strength {entry.strength:g}"
+
+
+def _entry_text(entry: LoraEntry) -> str:
+    text = _strength_text(entry)
     if entry.selector != "all":
         text += f", blocks {entry.selector}"
     if entry.expert != "both":
         text += f", {entry.expert} expert"
     return text
+
+
+def _entry_changes(old: LoraEntry, new: LoraEntry) -> tuple[list[str], list[str]]:
+    """What differs between two settings of one entry, as (before, after) phrases."""
+    pairs = [
+        (_strength_text(old), _strength_text(new)),
+        (f"blocks {old.selector}", f"blocks {new.selector}"),
+        (f"{old.expert} expert", f"{new.expert} expert"),
+    ]
+    changed = [(a, b) for a, b in pairs if a != b]
+    return [a for a, _ in changed], [b for _, b in changed]
 
 
 def difference_text(shown: PreviewRequest | None, current: PreviewRequest, index: int) -> str:
@@ -129,10 +145,10 @@ def difference_text(shown: PreviewRequest | None, current: PreviewRequest, index
     else:
         entries.sort(key=lambda pair: pair[0] != index)
         for i, entry in entries:
-            if entry != old[i]:
-                prefix = "" if i == index else f"{Path(entry.file).stem}: "
-                parts_shown.append(prefix + _entry_text(old[i]))
-                parts_now.append(prefix + _entry_text(entry))
+            before, after = _entry_changes(old[i], entry)
+            prefix = "" if i == index else f"{Path(entry.file).stem}: "
+            parts_shown += [prefix + text for text in before]
+            parts_now += [prefix + text for text in after]
     for name in ("prompt", "negative_prompt", "seed", "width", "height", "frames", "steps", "guidance"):
         before, after = getattr(shown, name), getattr(current, name)
         if before != after:
@@ -275,6 +291,24 @@ class PanelJobs:
         self.show_rendering(view, True)
         return handle
 
+    def show_rendering(self, view: str, running: bool) -> None:
+        busy = any(queue.running() for queue in self.views.values())
+        self.cancel_button.setEnabled(busy)
+        if view == MAIN and running:
+            self.show_progress(0.0, "queued")
+        elif not busy and self.progress.format() != "done":
+            self.show_progress(None, "idle")
+
+    def show_progress(self, fraction: float | None, text: str) -> None:
+        self.progress.setValue(int(round((fraction or 0.0) * 1000)))
+        self.progress.setFormat(text)
+
+    def show_latent(self, event) -> None:
+        image = getattr(event, "image", None)
+        if image is not None and getattr(image, "ndim", 0) == 3:
+            step = (event.meta or {}).get("step", event.index)
+            self.player.set_frames(image[None], 1, f"denoising, step {step}")
+
     def cancel_render(self) -> None:
         for queue in self.views.values():
             for handle in list(queue.handles):
@@ -323,6 +357,36 @@ class PanelJobs:
             self.set_status("Render cancelled", "warning")
         if not queue.running():
             self.show_rendering(view, False)
+
+    # --- A/B ---------------------------------------------------------------------------------
+
+    def _refresh_ab(self) -> None:
+        """The A/B view on show: the reference (left) beside the render on show (right)."""
+        main = self._shown.get(MAIN)
+        if self.tabs.currentWidget() is not self.ab_view or main is None:
+            return
+        choice = self.ab_view.choice()
+        if choice == ZERO_CHOICE:
+            index = self.selected_request_index()
+            wanted = zero_request(main.request, index if 0 <= index < len(main.request.loras) else 0)
+            reference = self._shown.get(ZERO)
+            if reference is None or reference.request != wanted:
+                if self._zero_asked != wanted:  # asked once per render on show (no retry loop on failure)
+                    self._zero_asked = wanted
+                    self.ab_view.waiting("Rendering the same request at strength 0…")
+                    self.render(ZERO, wanted)
+                return
+            label = "strength 0"
+        else:
+            reference = next((r for r in self.history if r.key == choice), None)
+            if reference is None:
+                return
+            label = f"strength {strengths_text(reference.request)}"
+        problem = self.ab_view.show_pair(reference, main, label)
+        if problem:
+            self.set_status(f"A/B: {problem}", "error")
+
+    # --- export ------------------------------------------------------------------------------
 
     # --- export ------------------------------------------------------------------------------
 

@@ -137,3 +137,11 @@ def test_a_missing_lora_or_model_is_one_line_before_anything_runs(model, tmp_pat
 def _decoded(path) -> np.ndarray:
     with VideoReader(path) as reader:
         return reader.frames()
+
+
+def test_a_damaged_cache_entry_is_rendered_again(model, tmp_path):
+    first = run_preview(_job(model, tmp_path, seed=5), RecordingContext())
+    Path(first.video).with_name("meta.json").write_text("{half", encoding="utf-8")
+    again = run_preview(_job(model, tmp_path, seed=5), RecordingContext())
+    assert not again.cache_hit and again.key == first.key and Path(again.video).is_file()
+    assert RenderCache(tmp_path / "cache", 64).get(first.key) is not None

@@ -73,10 +73,12 @@ SECTION_INFO: dict[str, SectionInfo] = {
     "preview": SectionInfo(
         "preview",
         "Preview",
-        "The slider at several strengths, with fixed seeds.",
+        "The slider on Wan: its strength and blocks, rendered and played, beside strength 0.",
         (
-            "Strength sweeps (for example −3 … +3) rendered through diffusers or a ComfyUI server.",
-            "A synchronised video grid to watch the clips side by side.",
+            "Renders of a LoRA stack with the model kept loaded: a strength or block change reloads nothing.",
+            "A frame-exact player and an A/B swipe against the same seed at strength 0.",
+            "Export of the strength and blocks you chose, baked into a new LoRA file.",
+            "Strength sweeps and a synchronised video grid of several clips (planned).",
         ),
     ),
     "compare": SectionInfo(

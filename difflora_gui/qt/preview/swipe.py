@@ -12,10 +12,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QGridLayout, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from difflora_gui.qt.preview.frame_view import ElidedLabel, FrameView
 from difflora_gui.qt.preview.timeline import TimelineWidget, clip_array
+from difflora_gui.qt.theme import COLORS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,10 +79,21 @@ class SwipeCompare(TimelineWidget):
         for value, text in MODES:
             self.mode_combo.addItem(text, value)
         self.mode_combo.activated.connect(lambda _i: self._chose(self.set_mode, self.mode_combo))
-        self.bar.extras.addWidget(self.mode_combo)
+        # above the picture, not in the transport bar: the bar must fit a half-width column
+        self.hint = ElidedLabel("Drag the line to swipe · S: side by side")
+        self.hint.setObjectName("mutedLabel")
+        self.hint.setStyleSheet(f"color: {COLORS['muted']};")
+        mode_label = QLabel("&View")
+        mode_label.setBuddy(self.mode_combo)
+        header = QHBoxLayout()
+        header.setSpacing(6)
+        header.addWidget(self.hint, 1)
+        header.addWidget(mode_label)
+        header.addWidget(self.mode_combo)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
+        layout.addLayout(header)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.bar)
         self.clear()
@@ -130,6 +150,7 @@ class SwipeCompare(TimelineWidget):
         self._mode = mode
         self.mode_combo.setCurrentIndex([m for m, _ in MODES].index(mode))
         self.stack.setCurrentIndex(0 if mode == "swipe" else 1)
+        self.hint.set_full_text("Drag the line to swipe · S: side by side" if mode == "swipe" else "S: swipe")
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -96,7 +96,7 @@ class TransportBar(QWidget):
         self.slider.setObjectName("scrubSlider")
         self.slider.setToolTip("Scrub through the clip (Home / End: first / last frame)")
         self.slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.slider.setMinimumWidth(80)
+        self.slider.setMinimumWidth(60)
         self.counter = QLabel()
         self.counter.setObjectName("frameCounter")
         self.counter.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -121,9 +121,6 @@ class TransportBar(QWidget):
             layout.addWidget(widget)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.counter)
-        self.extras = QHBoxLayout()
-        self.extras.setSpacing(4)
-        layout.addLayout(self.extras)
         for widget in (self.loop_button, self.speed_combo, self.zoom_combo):
             layout.addWidget(widget)
         self.set_state(0, 0, False)

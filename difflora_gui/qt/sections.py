@@ -73,7 +73,7 @@ SECTION_INFO: dict[str, SectionInfo] = {
     "preview": SectionInfo(
         "preview",
         "Preview",
-        "The slider on Wan: its strength and blocks, rendered and played, beside strength 0.",
+        "The slider rendered: its strength, its blocks, A/B.",
         (
             "Renders of a LoRA stack with the model kept loaded: a strength or block change reloads nothing.",
             "A frame-exact player and an A/B swipe against the same seed at strength 0.",

@@ -327,3 +327,15 @@ def test_dragging_the_divider_moves_the_swipe(qtbot):
     qtbot.keyClick(compare, Qt.Key.Key_Space)
     assert compare.is_playing()
     compare.pause()
+
+
+def test_a_player_closed_while_decoding_is_left_alone(qtbot, tmp_path):
+    import threading
+
+    path = write_video(tmp_path / "clip.mp4", numbered_clip(frames=40, height=240, width=320), 16)
+    player = VideoPlayer()
+    player.load(path)
+    decoding = [t for t in threading.enumerate() if t.name == "preview-decode"]
+    player.deleteLater()
+    qtbot.waitUntil(lambda: not any(t.is_alive() for t in decoding), timeout=10000)
+    QApplication.processEvents()  # the queued result finds no player, and nothing breaks

@@ -30,6 +30,24 @@ class _Relay(QObject):
     done = Signal(int, object, float, str, str)  # generation, frames | None, fps, info, error
 
 
+def _decode(relay: _Relay, generation: int, path: Path) -> None:
+    """The decode thread: the whole clip, or the one-line reason it cannot be read."""
+    frames, fps, info, error = None, 0.0, "", ""
+    try:
+        from difflora_gui.preview.video_io import VideoReader
+
+        with VideoReader(path) as reader:
+            frames = clip_array(reader.frames())
+            fps = reader.fps
+            info = f"{reader.width}×{reader.height} · {fps:g} fps · {reader.codec}"
+    except Exception as exc:  # shown in the view; the player goes on with the next load
+        error = str(exc) if getattr(exc, "problem", None) else f"{path}: {type(exc).__name__}: {exc}"
+    try:
+        relay.done.emit(generation, frames, fps, info, error)
+    except RuntimeError:  # torn down at exit
+        pass
+
+
 class VideoPlayer(TimelineWidget):
     """A clip from a file (:meth:`load`, decoded on a worker thread) or from memory (:meth:`set_frames`)."""
 
@@ -61,7 +79,9 @@ class VideoPlayer(TimelineWidget):
         self._generation = 0
         self._loading = False
         self.error = ""
-        self._relay = _Relay(self)
+        # no parent: the decode thread holds it, so a player closed mid-decode is never emitted on
+        # from a half-deleted object (the queued connection to the player goes with the player)
+        self._relay = _Relay()
         self._relay.done.connect(self._on_decoded, Qt.ConnectionType.QueuedConnection)
         self.clear()
 
@@ -79,25 +99,9 @@ class VideoPlayer(TimelineWidget):
         if self._frames is None:
             self.view.set_message(f"Loading {self._path.name} …")
         thread = threading.Thread(
-            target=self._decode, args=(generation, self._path), name="preview-decode", daemon=True
+            target=_decode, args=(self._relay, generation, self._path), name="preview-decode", daemon=True
         )
         thread.start()
-
-    def _decode(self, generation: int, path: Path) -> None:
-        frames, fps, info, error = None, 0.0, "", ""
-        try:
-            from difflora_gui.preview.video_io import VideoReader
-
-            with VideoReader(path) as reader:
-                frames = clip_array(reader.frames())
-                fps = reader.fps
-                info = f"{reader.width}×{reader.height} · {fps:g} fps · {reader.codec}"
-        except Exception as exc:  # shown in the view; the player goes on with the next load
-            error = str(exc) if getattr(exc, "problem", None) else f"{path}: {type(exc).__name__}: {exc}"
-        try:
-            self._relay.done.emit(generation, frames, fps, info, error)
-        except RuntimeError:  # the player is gone
-            pass
 
     @Slot(int, object, float, str, str)
     def _on_decoded(self, generation: int, frames, fps: float, info: str, error: str) -> None:

@@ -19,7 +19,8 @@ from difflora_gui.lora.selector import parse_selector
 from difflora_gui.lora.synthetic import make_wan_combo, make_wan_lora
 from difflora_gui.lora.wan_layout import from_diffusers
 from difflora_gui.lora.writer import write_lora
-from difflora_gui.preview.bake import NOTHING_LEFT, bake_entry, module_factor, run_bake
+from difflora_gui.preview.adapters import module_factors
+from difflora_gui.preview.bake import NOTHING_LEFT, bake_entry, run_bake
 from difflora_gui.preview.request import LoraEntry
 
 
@@ -33,7 +34,8 @@ def _expected(source_deltas, entry, expert=None) -> dict[str, torch.Tensor]:
     selector = parse_selector(entry.selector)
     out = {}
     for name, delta in source_deltas.items():
-        factor = module_factor(entry, selector, name, expert)
+        # by hand: the grammar's own weight where the selector picks the module
+        factor = entry.strength_for(expert) * selector.weight_of(name) if selector.matches(name) else 0.0
         if factor:
             out[name] = delta * factor
     return out
@@ -164,8 +166,13 @@ def test_a_file_for_one_expert_stays_one_file_with_its_expert(tmp_path):
     assert bake_entry(LoraEntry(str(high), strength_high=1.25), out, two_experts=True) == [out]
     assert expert_from_metadata(read_header(out).metadata)[0] == "high"
     _assert_same(_deltas(out), {n: d * 1.25 for n, d in _deltas(high).items()})
-    with pytest.raises(UserError, match=NOTHING_LEFT):  # on the other expert it does nothing
-        bake_entry(LoraEntry(str(high), expert="low"), tmp_path / "x.safetensors", two_experts=True)
+    # put on the other expert by the entry (as the preview routes it): a file for that expert
+    moved = tmp_path / "detail moved.safetensors"
+    bake_entry(LoraEntry(str(high), expert="low", strength_low=0.5), moved, two_experts=True)
+    assert expert_from_metadata(read_header(moved).metadata)[0] == "low"
+    _assert_same(_deltas(moved), {n: d * 0.5 for n, d in _deltas(high).items()})
+    with pytest.raises(UserError, match=NOTHING_LEFT):
+        bake_entry(LoraEntry(str(high), strength_high=0.0), tmp_path / "x.safetensors", two_experts=True)
     with pytest.raises(UserError, match="the name says low-noise expert"):
         bake_entry(LoraEntry(str(high)), tmp_path / "y_low_noise.safetensors", two_experts=True)
 
@@ -239,13 +246,12 @@ def _render(pipe) -> torch.Tensor:
 def _set_scales(transformer, adapter, entry, expert=None) -> int:
     from peft.tuners.lora import LoraLayer
 
-    selector = parse_selector(entry.selector)
     count = 0
     for name, layer in transformer.named_modules():
         if isinstance(layer, LoraLayer) and adapter in layer.scaling:
             canonical = from_diffusers(name)
             assert canonical is not None, name
-            layer.scaling[adapter] = module_factor(entry, selector, canonical, expert)
+            layer.scaling[adapter] = module_factors(entry, [canonical], expert)[canonical]
             count += 1
     return count
 

@@ -1,18 +1,21 @@
 """Export: bake one LoRA stack entry (strength, block weights, layer filter, experts) into new files.
 
-The baked file at strength 1 applies exactly what the preview applies for the entry: every module
-of the source gets the factor ``strength_for(expert) × block weight`` (0 when the selector leaves
-the module out), the factor the preview writes into the module's PEFT ``scaling`` (its output gains
-``factor · B(A x)``). A module at factor 0 is dropped; any other has the factor folded into its
-scale (alpha), a negative factor as a sign flip of ``up``, so the stored factors are the source's
-own bytes and the source's dtype is kept. Full-weight (``.diff``) and bias (``.diff_b``) changes
-are multiplied by the factor (stored as float32 then, unless the factor is ±1).
+The baked file at strength 1 applies what the preview applies for the entry: every module of the
+source gets the preview's own factor (:func:`difflora_gui.preview.adapters.module_factors`:
+``strength_for(expert) × block weight``, 0 where the selector leaves the module out), the factor
+the preview writes into the module's PEFT ``scaling`` (its output gains ``factor · B(A x)``). A
+module at factor 0 is dropped; any other has the factor folded into its scale (alpha), a negative
+factor as a sign flip of ``up``, so the stored factors are the source's own bytes and the source's
+dtype is kept. Full-weight (``.diff``) and bias (``.diff_b``) changes, which the preview cannot
+show (PEFT holds LoRA pairs only), are kept multiplied by the factor (stored as float32 then,
+unless the factor is ±1) for ComfyUI and WanVideoWrapper, which apply them.
 
 The files are written in the comfy format (``diffusion_model.blocks.N.…``), which loads in ComfyUI,
 diffusers and WanVideoWrapper, including its block edit. Wan2.2 A14B: a combo file, or a file for
 both experts baked with a strength per expert, becomes the two files ``…_high_noise`` /
 ``…_low_noise`` (:func:`~difflora_gui.lora.experts.expert_output_path`), each with its expert in
-the metadata; a file for one expert stays one file and keeps its expert.
+the metadata; a file for one expert stays one file, for its own expert or the one the entry puts
+it on (as the preview routes it).
 """
 
 from __future__ import annotations
@@ -33,20 +36,13 @@ from difflora_gui.lora.experts import (
     expert_output_path,
 )
 from difflora_gui.lora.model import LoraModule
-from difflora_gui.lora.selector import Selector, parse_selector
 from difflora_gui.lora.wan_layout import block_index
+from difflora_gui.preview.adapters import module_factors
 from difflora_gui.preview.request import LoraEntry
 
 #: the error when a bake would write an empty file
 NOTHING_LEFT = "nothing left to write: every block is at weight 0 or strength 0"
 _EXACT_DTYPES = ("float32", "float16", "bfloat16")
-
-
-def module_factor(entry: LoraEntry, selector: Selector, name: str, expert: str | None) -> float:
-    """The factor the preview applies to module ``name`` of ``entry`` on ``expert`` (None: one model)."""
-    if not selector.matches(name):
-        return 0.0
-    return entry.strength_for(expert) * selector.weight_of(name)
 
 
 def fold_factor(module: LoraModule, factor: float) -> tuple[LoraModule, bool]:
@@ -88,7 +84,9 @@ def _plan(lora, entry: LoraEntry, out: Path, two_experts: bool) -> list[_Target]
         return [_Target(expert_output_path(out, e), lora.part(e), e, e) for e in EXPERTS]
     role = lora.expert_role
     if role.is_single:
-        return [_Target(out, lora, role.role, role.role if two_experts else None)]
+        # as the preview routes it: the entry's expert wins over the file's own
+        expert = entry.expert if two_experts and entry.expert != "both" else role.role
+        return [_Target(out, lora, expert, expert if two_experts else None)]
     if not two_experts:
         return [_Target(out, lora, None, None)]
     high, low = entry.strength_for("high"), entry.strength_for("low")
@@ -152,17 +150,17 @@ def _metadata(part, modules, entry: LoraEntry, target: _Target, sha256: str, dty
     }
 
 
-def _baked_modules(part, entry: LoraEntry, selector: Selector, target: _Target, ctx) -> tuple[list, bool]:
+def _baked_modules(part, entry: LoraEntry, target: _Target, ctx) -> tuple[list, bool]:
     modules: list[LoraModule] = []
     exact = True
     names = part.names()
+    factors = module_factors(entry, names, target.strength_of)  # the preview's own factors
     for index, name in enumerate(names):
         if ctx is not None:
             ctx.raise_if_cancelled()
-        factor = module_factor(entry, selector, name, target.strength_of)
-        if factor == 0:
+        if factors[name] == 0:
             continue
-        module, module_exact = fold_factor(part.load(name), factor)
+        module, module_exact = fold_factor(part.load(name), factors[name])
         modules.append(module)
         exact = exact and module_exact
         if ctx is not None:
@@ -187,11 +185,12 @@ def bake_entry(
     every module is at factor 0 (:data:`NOTHING_LEFT`). Returns the written paths.
     """
     from difflora_gui.lora.reader import open_lora
+    from difflora_gui.lora.selector import parse_selector
     from difflora_gui.lora.writer import write_lora
 
     out = Path(out)
     source = Path(entry.file)
-    selector = parse_selector(entry.selector)
+    parse_selector(entry.selector)  # a bad selector fails before the file is opened
     with open_lora(source) as lora:
         targets = _plan(lora, entry, out, two_experts)
         for target in targets:
@@ -207,7 +206,7 @@ def bake_entry(
         sha256 = entry.sha256 or sha256_file(source)
         baked = []
         for target in targets:
-            modules, exact = _baked_modules(target.part, entry, selector, target, ctx)
+            modules, exact = _baked_modules(target.part, entry, target, ctx)
             if modules:
                 dtype = _stored_dtype(target.part, [m.name for m in modules]) if exact else "float32"
                 baked.append((target, modules, dtype))

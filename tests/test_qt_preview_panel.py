@@ -1,0 +1,216 @@
+"""The Preview section driven like a user drives it, on a tiny Wan model rendered for real: the
+strength slider and block controls make the request, Render plays the result, auto-render drops
+superseded requests, the A/B view gets the strength-0 render, Export writes a loadable LoRA,
+and the panel's state survives a project save and reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from difflora_gui.qt.jobs import CANCELLED, DONE
+from tests.preview_panel_helpers import PreviewWindow, make_model_and_loras
+
+
+@pytest.fixture(scope="module")
+def model_and_loras(tmp_path_factory):
+    return make_model_and_loras(tmp_path_factory.mktemp("preview model"))
+
+
+@pytest.fixture
+def make_window(qtbot, monkeypatch, model_and_loras):
+    made = []
+
+    def build(*, with_model: bool = True):
+        window = PreviewWindow(qtbot, monkeypatch, model_and_loras[0] if with_model else None)
+        made.append(window)
+        return window
+
+    yield build
+    for window in made:
+        window.close()
+
+
+def test_the_slider_and_block_controls_make_the_request_and_undo_takes_them_back(
+    make_window, model_and_loras
+):
+    window = make_window()
+    panel = window.panel
+    _model, (slider, other) = model_and_loras
+    panel.accept_files([str(other), str(slider)])
+    assert [Path(e.file).name for e in panel.current_request().loras] == [other.name, slider.name]
+    assert panel.stack.selected_index() == 1  # the last added is the one the controls edit
+    assert panel.blocks.num_blocks == 2  # from the tiny model's config
+    assert "2 blocks" in panel.render_form.model_label.text()
+    assert not panel.render_form.settings_button.isVisible()
+
+    panel.strength.slider.setValue(30)  # 0.05 per tick: strength 1.5
+    request = panel.current_request()
+    assert request.loras[1].strength == pytest.approx(1.5)
+    assert request.loras[0].strength == 1.0  # the other entry (an accelerator, say) is untouched
+    panel.blocks.block_buttons[1].click()  # block 1 off
+    request = panel.current_request()
+    assert request.loras[1].selector == panel.blocks.selector() != "all"
+    assert request.loras[0].selector == "all"
+    stack = window.window.current_undo_stack()
+    assert stack is panel.undo_stack and "Blocks" in window.window.action_undo.text()
+    window.window.undo()
+    assert panel.current_request().loras[1].selector == "all"
+    window.window.undo()
+    assert panel.current_request().loras[1].strength == 1.0
+    assert panel.strength.value() == 1.0
+    panel.undo_stack.redo()
+    assert panel.current_request().loras[1].strength == pytest.approx(1.5)
+
+    panel.stack.select(0)
+    assert panel.strength.value() == 1.0 and panel.blocks.selector() == "all"
+    panel.stack.table.item(0, 0).setCheckState(panel.stack.table.item(0, 0).checkState().Unchecked)
+    assert [Path(e.file).name for e in panel.current_request().loras] == [slider.name]
+
+    panel.render_form.frames_spin.setValue(7)
+    panel.render_form.frames_spin.editingFinished.emit()  # a typed 7 is snapped to 4N+1
+    assert panel.current_request().frames in (5, 9)
+    panel.render_form.apply_accelerator_preset()
+    request = panel.current_request()
+    assert (request.steps, request.guidance, request.sampler) == (4, 1.0, "euler")
+
+
+def test_render_plays_the_result_and_a_setting_shown_before_comes_back_at_once(make_window, model_and_loras):
+    window = make_window()
+    panel = window.panel
+    panel.accept_files([str(model_and_loras[1][0])])
+    window.quick_form()
+    handle = panel.render()
+    assert handle is not None and handle.request.lane_key == "device:cpu"
+    window.wait_idle()
+    assert handle.state == DONE, handle.error_text
+    request = panel.current_request()
+    assert panel.player.frame_count == request.frames == 5
+    assert panel.player.frames().shape[1:3] == (64, 64)
+    assert panel.stale_line.text() == ""
+    assert "rendered" in panel.status_line.text()
+
+    panel.strength.set_value(2.0)
+    assert panel.stale_line.text() == "shown: strength 1 · current: strength 2 — Render"
+    panel.strength.set_value(1.0)  # back to what is on show
+    assert panel.stale_line.text() == ""
+    submitted = panel.submitted
+    assert panel.render() is None  # shown at once from this session's renders: no job
+    assert panel.submitted == submitted
+    assert "shown again" in panel.status_line.text()
+
+
+def test_auto_render_runs_only_the_newest_request(make_window, model_and_loras, qtbot):
+    window = make_window()
+    panel = window.panel
+    panel.accept_files([str(model_and_loras[1][0])])
+    window.quick_form()
+    panel.auto_check.setChecked(True)  # renders the inputs as they are (debounced)
+    qtbot.waitUntil(lambda: panel.submitted == 1, timeout=5000)
+    first = panel.views["main"].handles[0]
+    for value in (1.25, 1.5, 1.75):  # three quick changes: one debounced request
+        panel.strength.set_value(value)
+    qtbot.waitUntil(lambda: panel.submitted == 2, timeout=5000)
+    # and three requests submitted while the first one renders: the waiting ones are dropped
+    handles = [panel.render() for _ in range(3)]
+    window.wait_idle()
+    assert panel.submitted == 5
+    assert first.state == DONE
+    states = [h.state for h in panel.views["main"].handles + handles]
+    assert states.count(CANCELLED) >= 2 and handles[-1].state == DONE
+    assert all(h.started_at is None for h in handles[:-1])  # dequeued: they never ran
+    qtbot.waitUntil(lambda: panel.player.frame_count == 5, timeout=10_000)
+    assert panel.views["main"].shown == panel.current_request()  # the newest one is on show
+    assert panel.current_request().loras[0].strength == 1.75
+    assert panel.stale_line.text() == ""
+
+
+def test_the_ab_view_gets_the_render_at_strength_0(make_window, model_and_loras, qtbot):
+    window = make_window()
+    panel = window.panel
+    panel.accept_files([str(model_and_loras[1][0])])
+    window.quick_form()
+    panel.strength.set_value(2.0)
+    panel.render()
+    window.wait_idle()
+    panel.tabs.setCurrentWidget(panel.ab_view)  # asks for the same request at strength 0
+    qtbot.waitUntil(lambda: panel._shown.get("zero") is not None, timeout=60_000)
+    window.wait_idle()
+    reference = panel._shown["zero"]
+    assert reference.request.loras[0].strength == 0.0
+    assert reference.request.seed == panel.current_request().seed
+    left, right = panel.ab_view.swipe.frames_at(0)
+    assert left.shape == right.shape == (64, 64, 3)
+    assert (left != right).any()  # strength 2 changes the clip
+    submitted = panel.submitted
+    panel.tabs.setCurrentIndex(0)
+    panel.tabs.setCurrentWidget(panel.ab_view)  # the same reference again: nothing new to render
+    assert panel.submitted == submitted
+
+
+def test_export_bakes_the_selected_entry_into_a_loadable_file(
+    make_window, model_and_loras, monkeypatch, tmp_path
+):
+    from difflora_gui.lora.reader import open_lora
+
+    window = make_window()
+    panel = window.panel
+    slider = model_and_loras[1][0]
+    panel.accept_files([str(slider)])
+    panel.strength.set_value(1.5)
+    panel.blocks.block_buttons[1].click()  # block 1 dropped from the file
+    out = tmp_path / "exports" / "baked.safetensors"
+    out.parent.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    assert panel.export_clicked()
+    window.qtbot.waitUntil(lambda: panel.export_job is None, timeout=60_000)
+    assert out.is_file(), panel.status_line.text()
+    with open_lora(out) as lora:
+        names = lora.names()
+    assert names and all(".1." not in name for name in names)
+    assert "Exported" in panel.status_line.text()
+    # a second export to the same file asks first; No writes nothing
+    window.dialogs.answers["Replace files?"] = QMessageBox.StandardButton.No
+    before = out.stat().st_mtime_ns
+    assert not panel.export_clicked()
+    assert out.stat().st_mtime_ns == before
+    assert "Replace files?" in window.dialogs.titles("question")
+
+
+def test_the_state_survives_a_project_save_and_reload(make_window, model_and_loras, tmp_path):
+    window = make_window()
+    panel = window.panel
+    slider, other = model_and_loras[1]
+    panel.accept_files([str(slider), str(other)])
+    window.quick_form(prompt="a slow pan over hills", seed=1234)
+    panel.stack.select(0)
+    panel.strength.set_value(-2.5)
+    panel.blocks.block_buttons[0].click()
+    selector = panel.blocks.selector()
+    wanted = panel.current_request()
+    path = tmp_path / "project folder" / "preview.difflora"
+    path.parent.mkdir()
+    assert window.window.save_project_as(path)
+    assert window.window.new_project()
+    assert window.window.panels["preview-player"].widget.current_request().loras == ()
+    assert window.window.open_project(path)
+    panel = window.window.panels["preview-player"].widget
+    assert panel.current_request() == wanted
+    assert panel.stack.selected_index() == 0
+    assert panel.strength.value() == -2.5 and panel.blocks.selector() == selector
+    assert panel.render_form.values()["prompt"] == "a slow pan over hills"
+
+
+def test_without_a_model_the_panel_says_what_to_set(make_window, model_and_loras):
+    window = make_window(with_model=False)
+    panel = window.panel
+    assert not window.window.project.dirty  # building the panel writes nothing into a new project
+    assert panel.render_form.settings_button.isVisible()
+    assert panel.render_form.model_label.text()
+    panel.accept_files([str(model_and_loras[1][0]), str(Path(model_and_loras[0]) / "model_index.json")])
+    assert "not a .safetensors file" in panel.status_line.text()
+    assert panel.render() is None
+    assert panel.status_line.text().startswith("Cannot render:")
+    assert panel.submitted == 0

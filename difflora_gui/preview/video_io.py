@@ -253,8 +253,12 @@ def write_frames_png(folder: str | Path, frames, *, overwrite: bool = False) -> 
         names = []
         for index, frame in enumerate(_checked_frames(frames, folder, even=False)):
             name = FRAME_NAME.format(index)
-            if not cv2.imwrite(str(tmp / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise UserError(f"could not write {name}", path=folder)
+            # imencode + write_bytes, not imwrite: OpenCV's own file functions take narrow-char
+            # paths on Windows and fail on non-ASCII folders
+            ok, png = cv2.imencode(".png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise UserError(f"could not encode {name}", path=folder)
+            (tmp / name).write_bytes(png.tobytes())
             names.append(name)
         if not names:
             raise UserError("no frames to write", path=folder)

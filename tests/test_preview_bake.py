@@ -299,3 +299,33 @@ def test_the_expert_pair_renders_as_the_shared_file_with_a_strength_per_expert(t
     pipe.load_lora_weights(str(high))
     pipe.load_lora_weights(str(low), load_into_transformer_2=True)
     torch.testing.assert_close(_render(pipe), stacked, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("two_experts", [False, True])
+def test_the_baked_files_render_as_the_preview_renders_the_entry(tmp_path, two_experts):
+    """Against the preview's own adapter stack: a combo file (Wan2.2) or a plain one, per-expert
+    strengths, a negative block weight and a layer filter."""
+    pytest.importorskip("diffusers")
+    from difflora_gui.preview.adapters import AdapterStack
+    from tests.wan_tiny import tiny_pipeline
+
+    source = tmp_path / "stack.safetensors"
+    if two_experts:
+        make_wan_combo("tiny", path=source, rank=4, alpha=2.0, seed=21, up_std=0.5)
+    else:
+        make_wan_lora("tiny", path=source, rank=4, alpha=2.0, seed=21, up_std=0.5)
+    entry = LoraEntry(
+        str(source), strength=1.5, strength_low=-0.75, selector="self_attn,ffn blocks=0@-1,1@0.5"
+    )
+    paths = bake_entry(entry, tmp_path / "stack_baked.safetensors", num_blocks=2, two_experts=two_experts)
+    assert len(paths) == (2 if two_experts else 1)
+
+    previewed = tiny_pipeline(seed=0, two_experts=two_experts)
+    AdapterStack(previewed, two_experts=two_experts).apply([entry])
+    exported = tiny_pipeline(seed=0, two_experts=two_experts)
+    exported.load_lora_weights(str(paths[0]))
+    if two_experts:
+        exported.load_lora_weights(str(paths[1]), load_into_transformer_2=True)
+    shown = _render(previewed)
+    assert (shown - _render(tiny_pipeline(seed=0, two_experts=two_experts))).abs().max() > 1e-3
+    torch.testing.assert_close(_render(exported), shown, rtol=1e-4, atol=1e-5)

@@ -224,6 +224,18 @@ def test_the_job_reports_progress_and_the_files(tmp_path):
         run_bake({"entry": entry.to_json()}, None)
 
 
+def test_a_cancelled_export_writes_nothing(tmp_path):
+    combo = tmp_path / "cancel.safetensors"
+    make_wan_combo("tiny", path=combo, rank=2)
+    out = tmp_path / "cancel_out.safetensors"
+    ctx = RecordingContext(progress_interval_s=0, cancel_after_progress=25)  # during the second expert
+    outcome = run_sync(
+        run_bake, {"entry": LoraEntry(str(combo)).to_json(), "out": str(out), "two_experts": True}, ctx
+    )
+    assert outcome.status == "cancelled"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cancel.safetensors"]
+
+
 # --- the render check -----------------------------------------------------------------------------
 
 

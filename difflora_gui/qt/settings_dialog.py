@@ -231,7 +231,10 @@ class SettingsDialog(QDialog):
         servers = QVBoxLayout()
         servers.addWidget(self.comfyui_servers)
         servers.addWidget(
-            self._hint("The Preview section renders through these; each runs one job at a time.")
+            self._hint(
+                "Servers for renders outside this app; each runs one job at a time. The Preview "
+                "section renders in this app (Preview above)."
+            )
         )
 
         jobs = self._form()

@@ -136,3 +136,29 @@ def test_scales_are_written_per_module_and_never_through_set_adapters(resident, 
     assert scales["blocks.1.ffn.0"] == -0.375
     assert scales["blocks.0.ffn.0"] == 0.0
     assert scales["blocks.1.self_attn.q"] == 0.0
+
+
+def test_preview_bench_runs_and_is_bit_exact(monkeypatch, tmp_path):
+    """The bench's code paths, small: re-configuration bit-exact against fresh adapters, and the
+    --full-1.3b denoising loop run on the CPU with a narrow model (no timing asserted)."""
+    import importlib
+    import json
+    from pathlib import Path
+
+    import torch
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
+    threads = torch.get_num_threads()
+    try:
+        bench = importlib.import_module("preview_bench")
+        out = tmp_path / "bench.json"
+        bench.main(["--blocks", "4", "--repeats", "5", "--reload-repeats", "1", "--json", str(out)])
+        small = json.loads(out.read_text())["small"]
+        assert small["bit_exact"] and small["lora_moves_output_by"] > 0
+        assert small["set_adapters_resets_block_weights"]
+        full = bench.run_full(
+            None, variant=bench.bench_variant(2), device="cpu", height=32, width=32, frames=5, steps=2
+        )
+        assert full["seconds_per_step"] > 0 and full["reconfigure_ms"] > 0
+    finally:
+        torch.set_num_threads(threads)

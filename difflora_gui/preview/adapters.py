@@ -41,26 +41,30 @@ EXPERT_ATTRS = {None: "transformer", "high": "transformer", "low": "transformer_
 # --- per-module factors (pure) -------------------------------------------------------------------
 
 
-def _selector_weights(selector: Selector, names: Sequence[str]) -> list[float]:
+def _parts(names: Sequence[str]) -> list[tuple[int | None, str]]:
+    """(block index, layer group) of each canonical name, worked out once per adapter."""
+    return [(wan_layout.block_index(n), wan_layout.layer_group(n)) for n in names]
+
+
+def _selector_weights(
+    selector: Selector, names: Sequence[str], parts: Sequence[tuple[int | None, str]] | None = None
+) -> list[float]:
     """The selector's weight of each canonical name: its block weight, 0 where it does not select
-    the module (equal to ``weight_of(n) if matches(n) else 0``, with one lookup per block/group)."""
+    the module (equal to ``weight_of(n) if matches(n) else 0``, with one lookup per block)."""
     if selector.include or selector.exclude:
         return [selector.weight_of(n) if selector.matches(n) else 0.0 for n in names]
     groups = selector.groups
     outside = 1.0 if selector.blocks is None else 0.0
-    by_block: dict[int, float] = {}
+    by_block: dict[int | None, float] = {None: outside}
     out = []
-    for name in names:
-        block, local = wan_layout.split_block(name)
-        if wan_layout.layer_group(name) not in groups:
+    for block, group in parts if parts is not None else _parts(names):
+        if group not in groups:
             out.append(0.0)
-        elif block is None:
-            out.append(outside)
-        else:
-            weight = by_block.get(block)
-            if weight is None:
-                weight = by_block[block] = selector.block_weight(block)
-            out.append(weight)
+            continue
+        weight = by_block.get(block)
+        if weight is None:
+            weight = by_block[block] = selector.block_weight(block)
+        out.append(weight)
     return out
 
 
@@ -110,6 +114,12 @@ def _state_dict(part, module_names: set[str], skipped: list[str]) -> tuple[dict,
         if module.bias is not None:
             state[f"{target}.lora_B.bias"] = module.bias.to(torch.float32)
         names.append(name)
+    if any(k.endswith(".lora_B.bias") for k in state):
+        # PEFT gives every layer of the adapter a bias once one has it: the others' are zero
+        for key in [k for k in state if k.endswith(".lora_B.weight")]:
+            bias = key[: -len("weight")] + "bias"
+            if bias not in state:
+                state[bias] = torch.zeros(state[key].shape[0])
     return state, names
 
 
@@ -120,16 +130,19 @@ class _Layers:
     modules: list
     names: list[str]
     base: list[float]
+    _parts: list[tuple[int | None, str]] = field(default_factory=list)
     _weights: dict[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._parts = _parts(self.names)
 
     def weights(self, selector_text: str) -> list[float]:
         cached = self._weights.get(selector_text)
         if cached is None:
             if len(self._weights) > 64:
                 self._weights.clear()
-            cached = self._weights[selector_text] = _selector_weights(
-                parse_selector(selector_text), self.names
-            )
+            selector = parse_selector(selector_text)
+            cached = self._weights[selector_text] = _selector_weights(selector, self.names, self._parts)
         return cached
 
 
@@ -289,9 +302,8 @@ class AdapterStack:
     # --- applying a stack ------------------------------------------------------------------------
 
     def _set_active(self, expert: str | None, names: tuple[str, ...]) -> None:
-        """PEFT's per-layer active adapter list (only when it changes: it walks every layer)."""
-        if self._active.get(expert) == names:
-            return
+        """PEFT's per-layer active adapter list, rewritten only when it changes (it walks every
+        layer); a first-layer check catches a list someone else changed (``set_adapters``, a load)."""
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         layers = self._tuner_layers.get(expert)
@@ -299,6 +311,8 @@ class AdapterStack:
             transformer = self.transformer(expert)
             layers = [m for m in transformer.modules() if isinstance(m, BaseTunerLayer)]
             self._tuner_layers[expert] = layers
+        if self._active.get(expert) == names and (not layers or tuple(layers[0].active_adapters) == names):
+            return
         for layer in layers:
             layer.set_adapter(list(names), inference_mode=True)
         self._active[expert] = names

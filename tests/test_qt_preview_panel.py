@@ -66,6 +66,11 @@ def test_the_slider_and_block_controls_make_the_request_and_undo_takes_them_back
 
     panel.stack.select(0)
     assert panel.strength.value() == 1.0 and panel.blocks.selector() == "all"
+    panel.stack.remove_selected()
+    assert [Path(e.file).name for e in panel.current_request().loras] == [slider.name]
+    window.window.undo()  # the stack edit is a step too
+    assert [Path(e.file).name for e in panel.current_request().loras] == [other.name, slider.name]
+    panel.stack.select(0)
     panel.stack.table.item(0, 0).setCheckState(panel.stack.table.item(0, 0).checkState().Unchecked)
     assert [Path(e.file).name for e in panel.current_request().loras] == [slider.name]
 
@@ -77,11 +82,19 @@ def test_the_slider_and_block_controls_make_the_request_and_undo_takes_them_back
     assert (request.steps, request.guidance, request.sampler) == (4, 1.0, "euler")
 
 
-def test_render_plays_the_result_and_a_setting_shown_before_comes_back_at_once(make_window, model_and_loras):
+def test_render_plays_the_result_and_a_setting_shown_before_comes_back_at_once(
+    make_window, model_and_loras, monkeypatch
+):
     window = make_window()
     panel = window.panel
     panel.accept_files([str(model_and_loras[1][0])])
     window.quick_form()
+    latents, progress = [], []
+    show_latent, show_progress = panel.show_latent, panel.show_progress
+    monkeypatch.setattr(panel, "show_latent", lambda event: (latents.append(event), show_latent(event)))
+    monkeypatch.setattr(
+        panel, "show_progress", lambda f, text: (progress.append(text), show_progress(f, text))
+    )
     handle = panel.render()
     assert handle is not None and handle.request.lane_key == "device:cpu"
     window.wait_idle()
@@ -91,6 +104,11 @@ def test_render_plays_the_result_and_a_setting_shown_before_comes_back_at_once(m
     assert panel.player.frames().shape[1:3] == (64, 64)
     assert panel.stale_line.text() == ""
     assert "rendered" in panel.status_line.text()
+    # while it rendered: latent previews in the player, progress per step with its ETA
+    assert latents and latents[-1].image.ndim == 3 and latents[-1].meta["step"] == 2
+    assert any(text.startswith("step 2 of 2") for text in progress)
+    assert any("ETA" in text for text in progress)
+    assert panel.progress.format() == "done"
 
     panel.strength.set_value(2.0)
     assert panel.stale_line.text() == "shown: strength 1 · current: strength 2 — Render"
@@ -214,3 +232,40 @@ def test_without_a_model_the_panel_says_what_to_set(make_window, model_and_loras
     assert panel.render() is None
     assert panel.status_line.text().startswith("Cannot render:")
     assert panel.submitted == 0
+
+
+def test_a_two_expert_model_gets_expert_routing_per_expert_strengths_and_two_exported_files(
+    make_window, model_and_loras, monkeypatch, tmp_path
+):
+    from difflora_gui.lora.reader import open_lora
+    from tests.wan_tiny import save_tiny_wan
+
+    window = make_window()
+    panel = window.panel
+    assert panel.stack.table.isColumnHidden(3) and panel.expert_strengths.isHidden()
+    two = save_tiny_wan(tmp_path / "tiny wan 2.2", two_experts=True)
+    window.window.services.update_settings(wan_model_dir=str(two))  # Settings changed: the model follows
+    assert not panel.stack.table.isColumnHidden(3) and not panel.expert_strengths.isHidden()
+    panel.accept_files([str(model_and_loras[1][0])])
+    panel.expert_strengths.check.setChecked(True)
+    panel.expert_strengths.high_spin.setValue(2.0)
+    panel.expert_strengths.low_spin.setValue(0.5)
+    entry = panel.current_request().loras[0]
+    assert (entry.strength_for("high"), entry.strength_for("low")) == (2.0, 0.5)
+    assert "H +2.00" in panel.stack.table.item(0, 2).text()
+    combo = panel.stack.table.cellWidget(0, 3)
+    combo.setCurrentIndex(combo.findData("low"))
+    assert panel.current_request().loras[0].expert == "low"
+    window.window.undo()
+    assert panel.current_request().loras[0].expert == "both"
+    out = tmp_path / "baked pair.safetensors"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    assert panel.export_clicked()
+    window.qtbot.waitUntil(lambda: panel.export_job is None, timeout=60_000)
+    written = sorted(p.name for p in tmp_path.glob("baked pair*.safetensors"))
+    assert written == ["baked pair_high_noise.safetensors", "baked pair_low_noise.safetensors"], (
+        panel.status_line.text()
+    )
+    for name in written:
+        with open_lora(tmp_path / name) as lora:
+            assert lora.names()

@@ -27,7 +27,11 @@ DTYPES = {
         "float16",
         "for GPUs without bfloat16 (RTX 20xx and older); can overflow where bfloat16 does not",
     ),
-    "fp32": ("float32", "twice the memory and slower; the CPU renders in float32 whatever is chosen here"),
+    "fp32": (
+        "float32",
+        "twice the memory and slower; a CPU without native bfloat16/float16 (AVX512-BF16, AMX) "
+        "computes in float32 whatever is chosen. The VAE always decodes in float32",
+    ),
 }
 OFFLOAD = {
     "none": (
@@ -42,8 +46,8 @@ OFFLOAD = {
     ),
     "group": (
         "Group offload",
-        "the transformer's blocks stream to the GPU as they run: 14B (28 GB of weights in bf16) "
-        "fits 24 GB, slower still; needs system RAM for the whole model",
+        "each layer streams to the GPU just before it runs: 14B (28 GB of weights in bf16) fits "
+        "24 GB, slower still; needs system RAM for the whole model",
     ),
 }
 
@@ -132,7 +136,7 @@ class PreviewSettings(QWidget):
             "",
             self._hint(
                 "Renders kept in each project's workspace; asking for one again replays it at once. "
-                "The least recently watched go first past this size."
+                "The least recently used go first past this size."
             ),
         )
 

@@ -80,6 +80,44 @@ def test_switching_files_loads_only_the_new_one(base, tmp_path):
     assert resident.file_reads[str(c)] == 2
 
 
+def test_unused_adapters_stay_loaded_up_to_a_few_then_the_oldest_go(base, tmp_path):
+    resident = get_resident(settings(base / "wan"))
+    stack = resident.adapters
+    files = []
+    for index in range(stack.keep + 3):
+        path = tmp_path / f"lru{index}.safetensors"
+        make_wan_lora("tiny", path=path, seed=20 + index)
+        files.append(path)
+    for path in files:
+        resident.apply_loras([entry(path)])
+    loaded = {str(a.path) for a in stack.adapters.values()}
+    assert str(files[-1]) in loaded and str(files[0]) not in loaded
+    assert len([f for f in files if str(f) in loaded]) == stack.keep + 1  # the current one and `keep` spare
+    resident.apply_loras([entry(files[-2])])  # kept: no read
+    assert resident.file_reads[str(files[-2])] == 1
+    resident.apply_loras([entry(files[0])])  # deleted: read again
+    assert resident.file_reads[str(files[0])] == 2
+
+
+def test_full_weight_modules_are_skipped_with_a_log_line(base, tmp_path):
+    import torch
+
+    from difflora_gui.lora.model import LoraModule
+    from difflora_gui.lora.writer import write_lora
+
+    modules = make_wan_lora("tiny", seed=1, up_std=0.5)
+    modules = [m for m in modules if m.name != "blocks.1.ffn.2"]
+    modules.append(LoraModule(name="blocks.0.norm3", dense=torch.randn(24), kind="diff"))
+    modules.append(LoraModule(name="blocks.1.ffn.2", dense=torch.randn(24, 32) * 0.1, kind="diff"))
+    path = write_lora(tmp_path / "with_diff.safetensors", modules)
+    lines = []
+    resident = get_resident(settings(base / "wan"))
+    resident.log = lines.append
+    out = render(resident, entry(path, 1.0))
+    assert any("2 module(s) skipped in the preview" in line and "blocks.0.norm3" in line for line in lines)
+    assert np.isfinite(out).all()
+
+
 def test_cancel_between_steps_ends_the_render_and_the_next_one_works(base):
     resident = get_resident(settings(base / "wan"))
     a = entry(base / "a.safetensors", 1.0)

@@ -16,6 +16,7 @@ are kept where oneDNN runs them natively and fall back to float32, with a log li
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -54,6 +55,24 @@ def compute_dtype(name: str, device: str) -> tuple[str, str]:
         f"{name} is emulated on this CPU (no AVX512-BF16/AMX): its conv3d and matmuls would be many "
         "times slower than float32, so the preview computes in float32"
     )
+
+
+@contextlib.contextmanager
+def _quiet_progress_bars():
+    """No tqdm bars from diffusers/transformers while loading: the job reports its own progress."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    restore = []
+    for module in (diffusers_logging, transformers_logging):
+        if module.is_progress_bar_enabled():
+            module.disable_progress_bar()
+            restore.append(module)
+    try:
+        yield
+    finally:
+        for module in restore:
+            module.enable_progress_bar()
 
 
 def _load_dit(path: str, folder: Path, subfolder: str, dtype):
@@ -115,9 +134,10 @@ class ResidentPipeline:
             extra[sub] = _load_dit(settings.dit_file, folder, sub, dtype)
         if settings.dit_high_file:
             extra["transformer"] = _load_dit(settings.dit_high_file, folder, "transformer", dtype)
-        pipe = WanPipeline.from_pretrained(
-            str(folder), dtype={"vae": torch.float32, "default": dtype}, local_files_only=True, **extra
-        )
+        with _quiet_progress_bars():
+            pipe = WanPipeline.from_pretrained(
+                str(folder), dtype={"vae": torch.float32, "default": dtype}, local_files_only=True, **extra
+            )
         pipe.set_progress_bar_config(disable=True)
         cuda = device.startswith("cuda")
         if settings.offload != "none" and not cuda:
@@ -246,6 +266,9 @@ def get_resident(settings: ModelSettings, ctx=None) -> ResidentPipeline:
                 current.log = log
             return current
         _release_locked()
+        status = getattr(ctx, "status", None) if ctx is not None else None
+        if status is not None:
+            status("loading the Wan model")
         _resident = ResidentPipeline(settings, log=log)
         return _resident
 

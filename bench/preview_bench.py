@@ -50,26 +50,27 @@ def bench_variant(blocks: int = 40, dim: int = 64, ffn: int = 128, heads: int = 
     )
 
 
-def make_transformer(variant, seed: int = 0, dtype=None):
+def make_transformer(variant, seed: int = 0, dtype=None, device: str = "cpu"):
     import torch
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(seed)
-    model = WanTransformer3DModel(
-        patch_size=variant.patch_size,
-        num_attention_heads=variant.num_heads,
-        attention_head_dim=variant.dim // variant.num_heads,
-        in_channels=16,
-        out_channels=variant.out_dim,
-        text_dim=variant.text_dim,
-        freq_dim=variant.freq_dim,
-        ffn_dim=variant.ffn_dim,
-        num_layers=variant.num_blocks,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        eps=1e-6,
-        rope_max_seq_len=1024,
-    )
+    with torch.device(device):  # a full-size model initialises on the GPU in seconds, not minutes
+        model = WanTransformer3DModel(
+            patch_size=variant.patch_size,
+            num_attention_heads=variant.num_heads,
+            attention_head_dim=variant.dim // variant.num_heads,
+            in_channels=16,
+            out_channels=variant.out_dim,
+            text_dim=variant.text_dim,
+            freq_dim=variant.freq_dim,
+            ffn_dim=variant.ffn_dim,
+            num_layers=variant.num_blocks,
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            eps=1e-6,
+            rope_max_seq_len=1024,
+        )
     if dtype is not None:
         model = model.to(dtype)
     return model.eval().requires_grad_(False)
@@ -315,7 +316,7 @@ def run_full(args, *, variant=None, device="cuda", height=480, width=832, frames
         make_wan_lora(variant, rank=16, seed=index + 1, up_std=0.02, dtype="bfloat16", path=path)
         files.append(path)
     started = time.perf_counter()
-    transformer = make_transformer(variant, dtype=dtype).to(device)
+    transformer = make_transformer(variant, dtype=dtype, device=device)
     pipe = make_pipe(transformer)
     build_s = time.perf_counter() - started
     stack = AdapterStack(pipe, two_experts=False)

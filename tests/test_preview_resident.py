@@ -250,6 +250,9 @@ def test_check_model_names_each_missing_thing(base, tmp_path):
     assert any("transformer: no weights" in p for p in model_problems(settings(broken)))
     with pytest.raises(UserError, match=r"\(and \d+ more\)"):
         check_model(settings(broken))
+    three = write_original_dit(tiny_transformer(0, num_layers=3), tmp_path / "three.safetensors")
+    mismatch = model_problems(settings(base / "wan", dit_file=str(three)))
+    assert any("(3 blocks) but" in p and "(2 blocks)" in p for p in mismatch)
     high_only = model_problems(settings(base / "wan", dit_high_file=str(tmp_path / "h.safetensors")))
     assert any("has one transformer" in p for p in high_only)
 

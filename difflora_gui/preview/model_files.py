@@ -261,10 +261,32 @@ def model_problems(options: Mapping[str, Any] | ModelSettings) -> list[str]:
             problems.append(f"{folder}: no {name}/ folder")
         elif name in ("vae", "text_encoder") and not _has_weights(sub):
             problems.append(f"{sub}: no weights (*.safetensors)")
+    subfolders = {"DiT": "transformer_2" if two else "transformer", "high-noise DiT": "transformer"}
     for label, file in (("DiT", settings.dit_file), ("high-noise DiT", settings.dit_high_file)):
         if file and not Path(file).expanduser().is_file():
             problems.append(f"{file}: the {label} file does not exist (Settings ▸ Wan {label})")
+        elif file:
+            problem = _dit_mismatch(Path(file).expanduser(), folder / subfolders[label] / "config.json")
+            if problem:
+                problems.append(problem)
     return problems
+
+
+def _dit_mismatch(file: Path, config: Path) -> str | None:
+    """A line when a single-file DiT is not the size of the folder's transformer config."""
+    try:
+        blocks, dim = dit_file_facts(file)
+        want_blocks, want_dim = _config_facts(config)
+    except UserError as exc:
+        return str(exc)
+    if (blocks, dim) == (want_blocks, want_dim) or dim is None:
+        return None
+    have = _VARIANT_TITLES.get(_variant_of(dim)) or f"dim {dim}"
+    want = _VARIANT_TITLES.get(_variant_of(want_dim)) or f"dim {want_dim}"
+    return (
+        f"{file}: a {have} DiT ({blocks} blocks) but {config.parent} is {want} ({want_blocks} blocks): "
+        "pick the folder of the same model size"
+    )
 
 
 def check_model(options: Mapping[str, Any] | ModelSettings) -> None:

@@ -78,7 +78,7 @@ class ABView(QWidget):
             return str(exc)
         fps = int(round(fps)) or main.request.fps
         self.swipe.set_clips(left, right, fps, reference_label, f"strength {strengths_text(main.request)}")
-        self.note.setText(f"Left: {reference_label} · right: the render on show. Drag the line to swipe.")
+        self.note.setText(f"Left: {reference_label} · right: the render on show.")
         return ""
 
     def waiting(self, text: str) -> None:

@@ -166,6 +166,9 @@ class PreviewPanel(PanelJobs, QWidget):
         for card in (self.stack_card, self.entry_card):
             column.insertWidget(column.count() - 1, card)  # above the column's stretch
         self.stack_scroll.setVisible(wide)
+        if wide:  # the two input columns at their width, the player takes the rest
+            side = self.inputs_scroll.minimumWidth()
+            self.splitter.setSizes([side, side, max(self.width() - 2 * side, 400)])
         self.update_tab_order()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override

@@ -136,6 +136,9 @@ def test_scales_are_written_per_module_and_never_through_set_adapters(resident, 
     assert scales["blocks.1.ffn.0"] == -0.375
     assert scales["blocks.0.ffn.0"] == 0.0
     assert scales["blocks.1.self_attn.q"] == 0.0
+    # the base diffusers gives a LoRA loaded without alphas (scale folded into lora_B): 1 everywhere
+    for adapter in resident.adapters.adapters.values():
+        assert set(adapter.layers[None].base) == {1.0}
 
 
 def test_preview_bench_runs_and_is_bit_exact(monkeypatch, tmp_path):

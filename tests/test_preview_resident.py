@@ -199,6 +199,19 @@ def test_single_file_dit_renders_like_the_folder(base, tmp_path):
     np.testing.assert_allclose(single, folder_render, rtol=0, atol=1e-5)
 
 
+def test_wan22_single_file_low_noise_dit_replaces_transformer_2(base, tmp_path):
+    request = REQUEST.replace(steps=4)
+    a = entry(base / "a.safetensors", 1.0)
+    folder_render = render(get_resident(settings(base / "wan22")), a, request=request)
+    # tiny_pipeline seeds transformer_2 with seed + 1: the same weights as the folder's
+    low = write_original_dit(tiny_transformer(1), tmp_path / "wan22_low_noise.safetensors")
+    resident = get_resident(settings(base / "wan22", dit_file=str(low)))
+    np.testing.assert_allclose(render(resident, a, request=request), folder_render, rtol=0, atol=1e-5)
+    other = write_original_dit(tiny_transformer(7), tmp_path / "other_low_noise.safetensors")
+    changed = render(get_resident(settings(base / "wan22", dit_file=str(other))), a, request=request)
+    assert np.abs(changed - folder_render).max() > 1e-3
+
+
 def test_bf16_renders_on_this_cpu_or_falls_back_with_a_reason(base):
     lines = []
 

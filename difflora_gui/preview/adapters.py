@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -271,7 +272,10 @@ class AdapterStack:
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         transformer = self.transformer(expert)
-        transformer.load_lora_adapter(dict(state), prefix=None, adapter_name=name, _pipeline=self.pipe)
+        with warnings.catch_warnings():
+            # several adapters in one model is the point here, not a mistake
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+            transformer.load_lora_adapter(dict(state), prefix=None, adapter_name=name, _pipeline=self.pipe)
         self._tuner_layers.pop(expert, None)
         self._active[expert] = None  # the new adapter's activity is set on the next apply
         by_module = {}
@@ -294,7 +298,6 @@ class AdapterStack:
             for expert in adapter.layers:
                 self.transformer(expert).delete_adapters(adapter.name)
                 self._tuner_layers.pop(expert, None)
-                self._active[expert] = None
             for key in adapter.keys:
                 self._by_key.pop(key, None)
             del self.adapters[adapter.name]
@@ -324,12 +327,12 @@ class AdapterStack:
         pairs = [(entry, self.adapter_for(entry)) for entry in entries]
         for _entry, adapter in pairs:
             adapter.last_used = now
-        self._evict({a.name for _e, a in pairs})
         for expert in self.experts:
             running = [(e, a) for e, a in pairs if a.routes(e, expert)]
             names = tuple(dict.fromkeys(a.name for _e, a in running))
             self._set_active(expert, names)
             self._write_scales(expert, running)
+        self._evict({a.name for _e, a in pairs})  # after: what is deleted is no longer active
 
     def _write_scales(self, expert: str | None, running: list[tuple[LoraEntry, Adapter]]) -> None:
         totals: dict[str, list[float]] = {}

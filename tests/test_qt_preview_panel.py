@@ -166,6 +166,18 @@ def test_the_ab_view_gets_the_render_at_strength_0(make_window, model_and_loras,
     panel.tabs.setCurrentIndex(0)
     panel.tabs.setCurrentWidget(panel.ab_view)  # the same reference again: nothing new to render
     assert panel.submitted == submitted
+    # any render of this session as the reference: strength 2 (left) beside strength 1 (right)
+    panel.strength.set_value(1.0)
+    panel.render()
+    window.wait_idle()
+    combo = panel.ab_view.reference_combo
+    labels = [combo.itemText(i) for i in range(combo.count())]
+    index = next(i for i, text in enumerate(labels) if "strength 2," in text)
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+    left_2, right_1 = panel.ab_view.swipe.frames_at(0)
+    assert (left_2 == right).all() and (left_2 != right_1).any()
+    assert "strength 2" in panel.ab_view.note.text()
 
 
 def test_export_bakes_the_selected_entry_into_a_loadable_file(
@@ -225,6 +237,10 @@ def test_without_a_model_the_panel_says_what_to_set(make_window, model_and_loras
     window = make_window(with_model=False)
     panel = window.panel
     assert not window.window.project.dirty  # building the panel writes nothing into a new project
+    assert panel.stale_line.text().startswith("Nothing rendered yet")
+    chain = panel.update_tab_order()  # Tab follows the layout: the form first, Render after the inputs
+    assert chain.index(panel.render_form.prompt_edit) < chain.index(panel.strength.slider)
+    assert chain.index(panel.strength.slider) < chain.index(panel.render_button)
     assert panel.render_form.settings_button.isVisible()
     assert panel.render_form.model_label.text()
     panel.accept_files([str(model_and_loras[1][0]), str(Path(model_and_loras[0]) / "model_index.json")])

@@ -53,6 +53,7 @@ AUTO_DELAY_MS = 300
 WIDE_WIDTH = 1500
 RENDER_KEYS = "Ctrl+Return"
 LORA_SLOT = "preview-lora"
+NOT_RENDERED = "Nothing rendered yet: Render (Ctrl+Return) plays the clip here"
 
 
 def _scroll_area(name: str) -> QScrollArea:
@@ -227,14 +228,10 @@ class PreviewPanel(PanelJobs, QWidget):
             return []
         from difflora_gui.qt.merge.shortcuts import apply_tab_order
 
+        # the inputs in reading order (the form knows its own: its prompt boxes are scroll areas)
+        parts = [self.render_form, self.stack_card, self.strength, self.expert_strengths, self.blocks]
         return apply_tab_order(
-            [
-                self.inputs_scroll,
-                self.stack_scroll,
-                self.tabs.tabBar(),
-                self.tabs.currentWidget(),
-                self.render_button.parentWidget(),
-            ]
+            [*parts, self.export_button, self.tabs.tabBar(), self.tabs.currentWidget(), self.render_bar]
         )
 
     def focus_first(self) -> None:
@@ -423,6 +420,9 @@ class PreviewPanel(PanelJobs, QWidget):
             current = self.current_request()
         except UserError as exc:
             self.stale_line.set_message(str(exc), STATUS_COLORS["error"])
+            return
+        if self.views[MAIN].shown is None:
+            self.stale_line.set_message(NOT_RENDERED, STATUS_COLORS["info"])
             return
         text = difference_text(self.views[MAIN].shown, current, self.selected_request_index())
         self.stale_line.set_message(text, STATUS_COLORS["warning"])

@@ -260,6 +260,27 @@ class RenderForm(QWidget):
         self.sampler_combo.currentIndexChanged.connect(lambda _i: self._emit("sampler"))
         self.size_combo.activated.connect(self._on_size_preset)
 
+    def focus_chain(self) -> list[QWidget]:
+        """The form's inputs in reading order (for the panel's tab order)."""
+        return [
+            self.backend_combo,
+            self.settings_button,
+            self.prompt_edit,
+            self.negative_edit,
+            self.seed_spin,
+            self.dice_button,
+            self.width_spin,
+            self.height_spin,
+            self.size_combo,
+            self.frames_spin,
+            self.fps_spin,
+            self.steps_spin,
+            self.sampler_combo,
+            self.guidance_spin,
+            self.shift_spin,
+            self.accelerator_button,
+        ]
+
     def spins(self) -> dict[str, QSpinBox | QDoubleSpinBox]:
         return {
             "seed": self.seed_spin,

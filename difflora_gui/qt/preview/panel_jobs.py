@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.context import format_duration
-from difflora_gui.jobs.events import Frame
+from difflora_gui.jobs.events import Frame, Status
 from difflora_gui.jobs.job import JobRequest
 from difflora_gui.preview.backend import PreviewJob, PreviewResult, preview_backends
 from difflora_gui.preview.request import LoraEntry, PreviewRequest
@@ -41,6 +41,8 @@ EXPORT_SLOT = "preview-export"
 LORA_FILTER = "LoRA files (*.safetensors);;All files (*)"
 #: renders of this session remembered for the history and replay (the backend's cache keeps more)
 HISTORY = 12
+#: results of this session remembered for an instant replay
+KEEP_RESULTS = 256
 
 
 @dataclass
@@ -325,8 +327,12 @@ class PanelJobs:
         self.show_progress(progress.fraction, text)
 
     def _on_event(self, view: str, handle, event) -> None:
-        if view == MAIN and isinstance(event, Frame) and self._is_latest(view, handle):
+        if view != MAIN or not self._is_latest(view, handle):
+            return
+        if isinstance(event, Frame):
             self.show_latent(event)
+        elif isinstance(event, Status):  # loading the model, writing the video: no step to count
+            self.show_progress(self.progress.value() / 1000, event.text)
 
     def _on_rendered(self, view: str, handle, project, result) -> None:
         key, request = self._asked.get(handle.id, (None, None))
@@ -339,6 +345,8 @@ class PanelJobs:
             self.set_status(f"Render failed: {exc}", "error")
             return
         self.results[key] = result
+        while len(self.results) > KEEP_RESULTS:
+            self.results.pop(next(iter(self.results)))  # the oldest first (dicts keep their order)
         self.history = [result] + [r for r in self.history if r.key != result.key][: HISTORY - 1]
         if self._is_latest(view, handle):
             self._show_result(view, result, replayed=False)

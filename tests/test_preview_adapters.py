@@ -141,6 +141,18 @@ def test_scales_are_written_per_module_and_never_through_set_adapters(resident, 
         assert set(adapter.layers[None].base) == {1.0}
 
 
+def test_a_lora_of_another_model_size_is_refused_with_both_shapes(resident, tmp_path):
+    from difflora_gui.errors import UserError
+
+    other = make_wan_lora("1.3B", select="self_attn blocks=0", path=tmp_path / "big.safetensors")
+    assert other
+    with pytest.raises(
+        UserError, match=r"big.safetensors: is a LoRA for .*1536×1536 but this model's layer is 24×24"
+    ):
+        resident.apply_loras([LoraEntry(str(tmp_path / "big.safetensors"))])
+    assert np.isfinite(render(resident)).all()  # nothing half-loaded stays behind
+
+
 def test_preview_bench_runs_and_is_bit_exact(monkeypatch, tmp_path):
     """The bench's code paths, small: re-configuration bit-exact against fresh adapters, and the
     --full-1.3b denoising loop run on the CPU with a narrow model (no timing asserted)."""

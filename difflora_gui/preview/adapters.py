@@ -88,8 +88,9 @@ def file_key(path: str | Path) -> str:
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def _state_dict(part, module_names: set[str], skipped: list[str]) -> tuple[dict, list[str]]:
-    """(diffusers-keyed PEFT state dict, canonical names in it) of one file or expert part."""
+def _state_dict(part, layers: dict, skipped: list[str]) -> tuple[dict, list[str]]:
+    """(diffusers-keyed PEFT state dict, canonical names in it) of one file or expert part;
+    ``layers``: the transformer's modules by name (a LoRA of another model size is refused)."""
     import torch
 
     state: dict = {}
@@ -106,9 +107,17 @@ def _state_dict(part, module_names: set[str], skipped: list[str]) -> tuple[dict,
         if module.down is None or module.up is None:
             skipped.append(f"{name} (bias change only)")
             continue
-        if target is None or target not in module_names:
+        layer = layers.get(target) if target is not None else None
+        weight = getattr(layer, "weight", None)
+        if weight is None or weight.ndim != 2:
             skipped.append(f"{name} (no such layer in this model)")
             continue
+        if tuple(weight.shape) != module.shape:
+            model = getattr(getattr(part, "model", None), "label", "another model")
+            raise UserError(
+                f"{part.path}: is a LoRA for {model}: its {name} is {module.shape[0]}×{module.shape[1]} but "
+                f"this model's layer is {weight.shape[0]}×{weight.shape[1]} (a LoRA of another Wan size)"
+            )
         state[f"{target}.lora_A.weight"] = module.down.to(torch.float32)
         # alpha/rank folded in here, so PEFT's own scaling stays 1 and is ours to set
         state[f"{target}.lora_B.weight"] = module.up.to(torch.float32) * float(module.scale)
@@ -238,8 +247,8 @@ class AdapterStack:
             converted: dict[int, tuple[dict, list[str]]] = {}
             for expert, part in parts.items():
                 if id(part) not in converted:
-                    module_names = {n for n, _ in self.transformer(expert).named_modules()}
-                    converted[id(part)] = _state_dict(part, module_names, skipped)
+                    layers = dict(self.transformer(expert).named_modules())
+                    converted[id(part)] = _state_dict(part, layers, skipped)
                 states[expert] = converted[id(part)]
         if not any(state for state, _ in states.values()):
             raise UserError(

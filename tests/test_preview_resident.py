@@ -218,10 +218,13 @@ def test_bf16_renders_on_this_cpu_or_falls_back_with_a_reason(base):
     class Ctx:
         log = staticmethod(lines.append)
 
-    resident = get_resident(ModelSettings(model_dir=str(base / "wan"), dtype="bf16"), Ctx())
+    options = ModelSettings(model_dir=str(base / "wan"), dtype="bf16", offload="model", vae_tiling=True)
+    resident = get_resident(options, Ctx())
     out = render(resident, entry(base / "a.safetensors", 1.0))
     assert out.dtype == np.float32 and out.shape == (REQUEST.frames, REQUEST.height, REQUEST.width, 3)
     assert any("loaded in" in line for line in lines)
+    assert any("model offload" in line and "does nothing" in line for line in lines)
+    assert resident.pipe.vae.use_tiling
     release_resident()
 
 

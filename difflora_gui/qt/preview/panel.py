@@ -248,13 +248,14 @@ class PreviewPanel(PanelJobs, QWidget):
         }
 
     def _record(self, text: str, merge_key: str | None = None) -> None:
-        before, after = self._snapshot, self.state()
-        after_edit = {k: v for k, v in after.items() if k != "auto"}
-        if {k: v for k, v in before.items() if k != "auto"} != after_edit and not self.undo_stack.applying:
+        # Auto-render is a way of working, not an edit: undo leaves it as it is
+        before = {k: v for k, v in self._snapshot.items() if k != "auto"}
+        self._snapshot = self.state()
+        after = {k: v for k, v in self._snapshot.items() if k != "auto"}
+        if before != after and not self.undo_stack.applying:
             self.undo_stack.record(
                 text, lambda: self._apply_state(before), lambda: self._apply_state(after), merge_key=merge_key
             )
-        self._snapshot = after
 
     def _apply_state(self, data: dict[str, Any], *, save: bool = True) -> None:
         self._restoring = True
@@ -264,7 +265,7 @@ class PreviewPanel(PanelJobs, QWidget):
             for problem in problems:
                 self.services.log(f"Preview: a LoRA of the stack was left out: {problem}", "warning")
             self.stack.set_items(items, selected=int(data.get("selected", 0) or 0))
-            self.auto_check.setChecked(bool(data.get("auto", False)))
+            self.auto_check.setChecked(bool(data.get("auto", self.auto_check.isChecked())))
         finally:
             self._restoring = False
         self._show_entry()
@@ -449,7 +450,7 @@ class PreviewPanel(PanelJobs, QWidget):
         self.player.clear()
         self.ab_view.set_history([])
         self.ab_view.swipe.clear()
-        self._apply_state(data, save=False)
+        self._apply_state({"auto": False, **data}, save=False)
         self.undo_stack.clear()  # steps of another project cannot apply to this one
 
     # --- drops -------------------------------------------------------------------------------

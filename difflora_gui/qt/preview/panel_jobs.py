@@ -126,7 +126,7 @@ def _entry_changes(old: LoraEntry, new: LoraEntry) -> tuple[list[str], list[str]
     """What differs between two settings of one entry, as (before, after) phrases."""
     pairs = [
         (_strength_text(old), _strength_text(new)),
-        (f"blocks {old.selector}", f"blocks {new.selector}"),
+        (f"selector {old.selector}", f"selector {new.selector}"),
         (f"{old.expert} expert", f"{new.expert} expert"),
     ]
     changed = [(a, b) for a, b in pairs if a != b]
@@ -151,18 +151,30 @@ def difference_text(shown: PreviewRequest | None, current: PreviewRequest, index
             prefix = "" if i == index else f"{Path(entry.file).stem}: "
             parts_shown += [prefix + text for text in before]
             parts_now += [prefix + text for text in after]
-    for name in ("prompt", "negative_prompt", "seed", "width", "height", "frames", "steps", "guidance"):
+    for name in (
+        "prompt",
+        "negative_prompt",
+        "seed",
+        "width",
+        "height",
+        "frames",
+        "fps",
+        "steps",
+        "guidance",
+        "flow_shift",
+        "sampler",
+    ):
         before, after = getattr(shown, name), getattr(current, name)
         if before != after:
             label = name.replace("_", " ")
-            if isinstance(before, str):
-                parts_shown.append(f"{label} changed")
+            if name.endswith("prompt"):
+                parts_shown.append(f"an earlier {label}")
                 parts_now.append(f"{label} edited")
                 continue
             parts_shown.append(f"{label} {before:g}" if isinstance(before, float) else f"{label} {before}")
             parts_now.append(f"{label} {after:g}" if isinstance(after, float) else f"{label} {after}")
     if not parts_now:
-        return "shown: other settings; current: changed — Render"
+        return "the inputs changed since this render — Render"
     return f"shown: {'; '.join(parts_shown[:2])} · current: {'; '.join(parts_now[:2])} — Render"
 
 

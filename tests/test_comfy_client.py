@@ -1,0 +1,352 @@
+"""The ComfyUI client against the stand-in server (tests/fixtures/comfy_standin.py, not ComfyUI)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+
+from difflora_gui.comfy.client import ComfyClient
+from difflora_gui.comfy.protocol import ComfyError, ComfyInterrupted, decode_binary
+from difflora_gui.errors import JobCancelled, UserError
+from tests.fixtures.comfy_standin import StandinComfy
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server(tmp_path):
+    standin = StandinComfy(tmp_path / "comfy").start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def client(server):
+    with ComfyClient(server.url, timeout_s=5) as comfy:
+        yield comfy
+
+
+def picture(width=64, height=32, batch=1, color=0xFF0000):
+    return {
+        "class_type": "EmptyImage",
+        "inputs": {"width": width, "height": height, "batch_size": batch, "color": color},
+    }
+
+
+def slow_workflow(blurs=4):
+    workflow = {"1": picture()}
+    for index in range(blurs):
+        workflow[str(10 + index)] = {
+            "class_type": "ImageBlur",
+            "inputs": {"image": [str(10 + index - 1) if index else "1", 0], "blur_radius": 1, "sigma": 1.0},
+        }
+    workflow["99"] = {
+        "class_type": "SaveImage",
+        "inputs": {"images": [str(10 + blurs - 1), 0], "filename_prefix": "slow"},
+    }
+    return workflow
+
+
+def wait_until(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_progress_frames_and_outputs_arrive(client, server, tmp_path):
+    workflow = {
+        "1": picture(batch=3, color=0x00FF00),
+        "2": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "cell7/img"}},
+        "4": {
+            "class_type": "VHS_VideoCombine",
+            "inputs": {
+                "images": ["1", 0],
+                "frame_rate": 8,
+                "loop_count": 0,
+                "filename_prefix": "cell7_vhs",
+                "format": "video/h264-mp4",
+                "pingpong": False,
+                "save_output": True,
+                "pix_fmt": "yuv420p",
+                "crf": 19,
+                "save_metadata": True,
+                "trim_to_audio": False,
+            },
+        },
+    }
+    progress, frames = [], []
+    outputs = client.run(
+        workflow,
+        on_progress=lambda done, total, text: progress.append((done, total, text)),
+        on_frame=lambda index, image, **meta: frames.append((index, image, meta)),
+    )
+    assert server.posted[0]["client_id"] == client.client_id
+    assert server.posted[0]["prompt_id"] == outputs.prompt_id
+    assert (0, 3, "node 2 (SaveImageWebsocket): step 0/3") in progress
+    assert [f[0] for f in frames] == [0, 1, 2]
+    assert frames[0][1].shape == (32, 64, 3) and frames[0][1].dtype == np.uint8
+    assert tuple(frames[0][1][0, 0]) == (0, 255, 0)  # RGB, not OpenCV's BGR
+    assert frames[0][2]["node"] == "2"
+    kinds = {(f.key, f.animated, f.subfolder) for f in outputs.files}
+    assert kinds == {("images", False, "cell7"), ("gifs", True, "")}
+    saved = outputs.save(tmp_path / "out")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in saved) == [
+        "cell7/img_00001_.png",
+        "cell7/img_00002_.png",
+        "cell7/img_00003_.png",
+        "cell7_vhs_00001_.mp4",
+    ]
+    with av.open(str(tmp_path / "out" / "cell7_vhs_00001_.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 3
+    with pytest.raises(UserError, match="already exists"):
+        outputs.save(tmp_path / "out")
+
+
+def test_type_1_frames_of_an_old_style_client_are_decoded():
+    import struct
+
+    import cv2
+
+    image = np.zeros((4, 6, 3), np.uint8)
+    image[..., 2] = 200  # blue in RGB
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
+    frame = decode_binary(struct.pack(">II", 1, 1) + jpeg)
+    assert frame.image_format == "JPEG" and frame.prompt_id is None
+    assert frame.image.shape == (4, 6, 3) and frame.image[0, 0, 2] > 180 and frame.image[0, 0, 0] < 20
+    assert decode_binary(struct.pack(">II", 3, 1) + b"1hello") is None  # progress text, no image
+    assert decode_binary(b"\0\0\0\1") is None
+
+
+def test_a_partial_refusal_with_http_200_is_an_error_and_is_taken_off_the_queue(client, server):
+    workflow = {
+        "1": picture(),
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "good"}},
+        "3": {
+            "class_type": "SaveAnimatedWEBP",
+            "inputs": {
+                "images": ["1", 0],
+                "filename_prefix": "bad",
+                "fps": 6.0,
+                "lossless": True,
+                "quality": 80,
+                "method": "ultra",
+            },
+        },
+    }
+    server.node_delay_s = 0.3
+    busy = client.submit(slow_workflow(3))  # the good output would queue behind it
+    with pytest.raises(
+        ComfyError, match=r"node 3 \(SaveAnimatedWEBP\): Value not in list: method: 'ultra'"
+    ) as caught:
+        client.submit(workflow)
+    assert caught.value.problems and not caught.value.retryable
+    assert wait_until(lambda: busy in server.history)
+    time.sleep(0.2)
+    assert list(server.history) == [busy]  # the refused prompt never ran
+
+
+def test_a_400_refusal_names_each_node_and_input(client):
+    workflow = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 0, "height": "tall", "batch_size": 1}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }
+    with pytest.raises(ComfyError) as caught:
+        client.run(workflow)
+    assert sorted(caught.value.problems) == [
+        "node 1 (EmptyImage): Failed to convert an input value to a INT value: height, tall, invalid literal for int() with base 10: 'tall'",
+        "node 1 (EmptyImage): color: Required input is missing",
+        "node 1 (EmptyImage): width: Value 0 smaller than min of 1",
+    ]
+    with pytest.raises(ComfyError, match="NoSuchNode does not exist"):
+        client.submit({"1": {"class_type": "NoSuchNode", "inputs": {}}})
+
+
+def test_an_execution_error_names_the_node_and_its_message(client, tmp_path):
+    bad = tmp_path / "not_an_image.png"
+    bad.write_bytes(b"this is text")
+    name = client.upload_image(bad)
+    workflow = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }
+    with pytest.raises(
+        ComfyError, match=r"node 1 \(LoadImage\) failed: UnidentifiedImageError: cannot identify"
+    ) as caught:
+        client.run(workflow)
+    assert caught.value.node_id == "1" and not caught.value.retryable
+
+
+def test_upload_uses_the_name_the_server_returns(client, tmp_path):
+    first, second = tmp_path / "a" / "kontext_src.png", tmp_path / "b" / "kontext_src.png"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    first.write_bytes(b"one")
+    second.write_bytes(b"two")
+    assert client.upload_image(first) == "kontext_src.png"
+    assert client.upload_image(first) == "kontext_src.png"  # same bytes: reused
+    assert client.upload_image(second) == "kontext_src (1).png"  # renamed by the server
+    assert client.upload_image(second, overwrite=True) == "kontext_src.png"
+    assert client.upload_image(first, subfolder="difflora") == "difflora/kontext_src.png"
+
+
+def test_cancel_while_pending_deletes_and_while_running_interrupts(client, server):
+    server.node_delay_s = 0.4
+    other = ComfyClient(server.url, timeout_s=5)
+    running = other.submit(slow_workflow(6))
+    assert wait_until(lambda: server.running is not None)
+    pending = other.submit(slow_workflow(2) | {"1": picture(color=5)})
+    assert client.cancel(pending) == "pending"
+    assert all(item[1] != pending for item in client.queue()["queue_pending"])
+    assert client.cancel(running) == "running"
+    assert wait_until(lambda: running in server.history)
+    status = client.history(running)["status"]
+    assert status["status_str"] == "error" and status["messages"][-1][0] == "execution_interrupted"
+    time.sleep(0.2)
+    assert client.history(pending) is None  # a deleted prompt never runs
+    assert client.cancel("not-queued") == "gone"
+    other.close()
+
+
+def test_a_cancelled_run_raises_job_cancelled(client, server):
+    server.node_delay_s = 0.3
+    flag = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(JobCancelled):
+        client.run(
+            slow_workflow(8),
+            cancelled=flag.is_set,
+            on_progress=lambda done, total, text: flag.set() if "ImageBlur" in text else None,
+        )
+    assert time.monotonic() - started < 2.0
+    assert wait_until(lambda: len(server.history) == 1)
+    assert next(iter(server.history.values()))["status"]["status_str"] == "error"
+
+
+def test_an_interrupt_from_another_client_is_an_error(client, server):
+    server.node_delay_s = 0.3
+    other = ComfyClient(server.url)
+    interrupter = threading.Timer(0.5, lambda: other._request("POST", "/interrupt", json={}))
+    interrupter.start()
+    with pytest.raises(ComfyInterrupted, match="interrupted at node 1[0-9] \\(ImageBlur\\)"):
+        client.run(slow_workflow(8))
+    other.close()
+
+
+def test_a_dropped_socket_is_recovered_from_history(client, server, tmp_path):
+    server.node_delay_s = 0.3
+    dropped = []
+
+    def on_progress(done, total, text):
+        if "ImageBlur" in text and not dropped:
+            dropped.append(text)
+            server.refuse_ws_until = time.monotonic() + 2.0  # down until after the prompt ended
+            server.drop_sockets()
+
+    outputs = client.run(slow_workflow(3), on_progress=on_progress)
+    assert dropped
+    assert [f.filename for f in outputs.files] == ["slow_00001_.png"]
+    assert outputs.files[0].data.startswith(b"\x89PNG")
+
+
+def test_a_dropped_socket_mid_run_picks_up_the_messages_again(client, server):
+    server.node_delay_s = 0.3
+    dropped, texts = [], []
+
+    def on_progress(done, total, text):
+        texts.append(text)
+        if "node 10" in text and not dropped:
+            dropped.append(text)
+            server.drop_sockets()
+
+    outputs = client.run(slow_workflow(4), on_progress=on_progress)
+    assert [f.filename for f in outputs.files] == ["slow_00001_.png"]
+    assert any("node 13" in t for t in texts)  # messages after the reconnect still arrive
+
+
+def test_a_malicious_output_name_is_refused(client, server):
+    server.output_name_override = "../../etc/passwd"
+    workflow = {
+        "1": picture(),
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }
+    with pytest.raises(ComfyError, match="refusing the output file name"):
+        client.run(workflow)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_server_says_so():
+    url = f"http://127.0.0.1:{free_port()}"
+    with ComfyClient(url, timeout_s=2) as comfy:
+        assert not comfy.is_up()
+        with pytest.raises(ComfyError) as caught:
+            comfy.system_stats()
+        assert str(caught.value) == f"ComfyUI at {url} does not answer (is it running? Settings ▸ Servers)"
+        assert caught.value.retryable and isinstance(caught.value, UserError)
+        with pytest.raises(ComfyError, match="does not answer on its WebSocket"):
+            comfy.run({"1": picture()})
+    with pytest.raises(UserError, match="expected a URL"):
+        ComfyClient("ftp://example.com")
+
+
+def test_a_server_that_is_not_comfyui_is_named(tmp_path):
+    import http.server
+
+    class NotJson(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<html>hello</html>")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotJson)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        with ComfyClient(url, timeout_s=2) as comfy, pytest.raises(ComfyError, match="not JSON"):
+            comfy.queue()
+    finally:
+        httpd.shutdown()
+
+
+def test_models_and_object_info(client, server):
+    (server.base / "models/loras/sub").mkdir()
+    (server.base / "models/loras/sub/slider-0123456789ab.safetensors").write_bytes(b"x")
+    assert client.models("loras") == ["sub/slider-0123456789ab.safetensors"]
+    assert client.object_info("NoSuchNode") == {}
+    info = client.object_info("LoraLoaderModelOnly")
+    assert info["LoraLoaderModelOnly"]["input"]["required"]["lora_name"] == [
+        ["sub/slider-0123456789ab.safetensors"]
+    ]
+    assert client.system_stats()["devices"][0]["type"] == "cpu"
+
+
+@pytest.mark.skipif(not os.environ.get("COMFYUI_URL"), reason="set COMFYUI_URL to run against a real ComfyUI")
+def test_a_real_server_runs_empty_image_to_save_image(tmp_path):
+    with ComfyClient(os.environ["COMFYUI_URL"], timeout_s=30) as comfy:
+        outputs = comfy.run(
+            {
+                "1": picture(),
+                "2": {
+                    "class_type": "SaveImage",
+                    "inputs": {"images": ["1", 0], "filename_prefix": "difflora_probe"},
+                },
+            }
+        )
+    assert outputs.files and outputs.files[0].data.startswith(b"\x89PNG")

@@ -285,3 +285,30 @@ def test_a_two_expert_model_gets_expert_routing_per_expert_strengths_and_two_exp
     for name in written:
         with open_lora(tmp_path / name) as lora:
             assert lora.names()
+
+
+def test_the_stale_line_names_what_changed_since_the_render_on_show():
+    from difflora_gui.preview.request import LoraEntry, PreviewRequest
+    from difflora_gui.qt.preview.panel_jobs import difference_text, zero_request
+
+    shown = PreviewRequest(
+        "hills", loras=(LoraEntry("/l/slider.safetensors", 1.5), LoraEntry("/l/fast.safetensors"))
+    )
+    assert difference_text(shown, shown, 0) == "" and difference_text(None, shown, 0) == ""
+    now = shown.replace(
+        loras=(LoraEntry("/l/slider.safetensors", 2.0, selector="blocks=0-3"), shown.loras[1])
+    )
+    assert difference_text(shown, now, 0) == (
+        "shown: strength 1.5; selector all · current: strength 2; selector blocks=0-3 — Render"
+    )
+    assert difference_text(shown, shown.replace(seed=7), 0) == "shown: seed 0 · current: seed 7 — Render"
+    assert (
+        difference_text(shown, shown.replace(loras=shown.loras[:1]), 0)
+        == "shown: 2 LoRAs · current: 1 LoRA — Render"
+    )
+    zero = zero_request(now, 0)
+    assert (
+        zero.loras[0].strength == 0
+        and zero.loras[0].selector == "blocks=0-3"
+        and zero.loras[1] == now.loras[1]
+    )

@@ -228,6 +228,14 @@ def test_bf16_renders_on_this_cpu_or_falls_back_with_a_reason(base):
     release_resident()
 
 
+def test_damaged_weights_are_a_one_line_error(tmp_path):
+    folder = save_tiny_wan(tmp_path / "wan")
+    weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(UserError, match="cannot load the Wan pipeline"):
+        get_resident(settings(folder))
+
+
 # --- model facts and checks (no weights loaded) --------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from difflora_gui.errors import UserError
 from difflora_gui.preview.adapters import AdapterStack, describe_stack
 from difflora_gui.preview.model_files import ModelSettings, check_model, model_facts
 from difflora_gui.preview.request import LoraEntry, PreviewRequest
@@ -77,8 +78,6 @@ def _quiet_progress_bars():
 
 def _load_dit(path: str, folder: Path, subfolder: str, dtype):
     from diffusers import WanTransformer3DModel
-
-    from difflora_gui.errors import UserError
 
     try:
         return WanTransformer3DModel.from_single_file(
@@ -134,27 +133,42 @@ class ResidentPipeline:
             extra[sub] = _load_dit(settings.dit_file, folder, sub, dtype)
         if settings.dit_high_file:
             extra["transformer"] = _load_dit(settings.dit_high_file, folder, "transformer", dtype)
-        with _quiet_progress_bars():
-            pipe = WanPipeline.from_pretrained(
-                str(folder), dtype={"vae": torch.float32, "default": dtype}, local_files_only=True, **extra
-            )
+        try:
+            with _quiet_progress_bars():
+                pipe = WanPipeline.from_pretrained(
+                    str(folder),
+                    dtype={"vae": torch.float32, "default": dtype},
+                    local_files_only=True,
+                    **extra,
+                )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"{folder}: cannot load the Wan pipeline ({first})") from exc
         pipe.set_progress_bar_config(disable=True)
         cuda = device.startswith("cuda")
         if settings.offload != "none" and not cuda:
             self.log(
                 f"{settings.offload} offload moves weights between the GPU and RAM: on {device} it does nothing"
             )
-        if settings.offload == "model" and cuda:
-            pipe.enable_model_cpu_offload(device=device)
-        elif settings.offload == "group" and cuda:
-            pipe.enable_group_offload(
-                onload_device=torch.device(device),
-                offload_device=torch.device("cpu"),
-                offload_type="leaf_level",
-                use_stream=True,
-            )
-        else:
-            pipe.to(device)
+        try:
+            if settings.offload == "model" and cuda:
+                pipe.enable_model_cpu_offload(device=device)
+            elif settings.offload == "group" and cuda:
+                pipe.enable_group_offload(
+                    onload_device=torch.device(device),
+                    offload_device=torch.device("cpu"),
+                    offload_type="leaf_level",
+                    use_stream=True,
+                )
+            else:
+                pipe.to(device)
+        except torch.cuda.OutOfMemoryError:
+            del pipe
+            _free_device_memory()
+            raise UserError(
+                f"{self.facts.label} does not fit in the memory of {device}: set Settings ▸ Preview "
+                "offload to model (or group, the least memory)"
+            ) from None
         if settings.vae_tiling:
             pipe.vae.enable_tiling()
         ResidentPipeline.loads += 1
@@ -230,6 +244,13 @@ class ResidentPipeline:
                     **extra,
                 )
                 finished = True
+            except torch.cuda.OutOfMemoryError:
+                _free_device_memory()
+                raise UserError(
+                    f"out of GPU memory rendering {request.width}×{request.height}, {request.frames} frames: "
+                    "lower the size or the frames, or set Settings ▸ Preview offload to model or group and "
+                    "switch on VAE tiling"
+                ) from None
             finally:
                 pipe._current_timestep = None
                 pipe._interrupt = False
@@ -273,6 +294,14 @@ def get_resident(settings: ModelSettings, ctx=None) -> ResidentPipeline:
         return _resident
 
 
+def _free_device_memory() -> None:
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _release_locked() -> None:
     global _resident
     current, _resident = _resident, None
@@ -280,11 +309,7 @@ def _release_locked() -> None:
         return
     current.release()
     del current
-    gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    _free_device_memory()
 
 
 def release_resident() -> None:

@@ -228,6 +228,24 @@ def test_bf16_renders_on_this_cpu_or_falls_back_with_a_reason(base):
     release_resident()
 
 
+def test_samplers_unipc_and_euler_on_the_flow_schedule(base):
+    from difflora_gui.preview.samplers import make_scheduler
+
+    unipc = make_scheduler("unipc", 5.0)
+    assert unipc.config.prediction_type == "flow_prediction" and unipc.config.flow_shift == 5.0
+    assert make_scheduler("euler", 3.0).config.shift == 3.0
+    with pytest.raises(UserError, match="flow shift"):
+        make_scheduler("euler", 0.0)
+    resident = get_resident(settings(base / "wan"))
+    a = entry(base / "a.safetensors", 1.0)
+    euler = render(resident, a, request=REQUEST.replace(sampler="euler"))
+    assert type(resident.pipe.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+    uni = render(resident, a)
+    assert type(resident.pipe.scheduler).__name__ == "UniPCMultistepScheduler"
+    assert np.abs(euler - uni).max() > 1e-3
+    assert np.array_equal(render(resident, a, request=REQUEST.replace(sampler="euler")), euler)
+
+
 def test_damaged_weights_are_a_one_line_error(tmp_path):
     folder = save_tiny_wan(tmp_path / "wan")
     weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"

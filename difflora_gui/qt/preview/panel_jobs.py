@@ -214,10 +214,12 @@ class PanelJobs:
         return options
 
     def _device(self) -> str:
+        """The Settings device, resolved once the window knows its devices; until then "auto"
+        (the job waits for detection rather than landing on the CPU of a GPU machine)."""
         wanted = self.services.default_device()
         registry = getattr(self.services, "devices", None)
         resolved = registry.resolve(wanted) if registry is not None else None
-        return resolved or ("cpu" if wanted == "auto" else wanted)
+        return resolved or wanted
 
     def model_facts(self):
         """The chosen backend's model (``ModelFacts``), or ``UserError`` saying what to set."""

@@ -96,6 +96,8 @@ def test_every_block_at_weight_zero_equals_strength_zero(resident, files, plain)
     # names a block past its end
     assert np.array_equal(render(resident, entry(files["full"], 1.5, "blocks=2")), plain)
     assert np.array_equal(render(resident, entry(files["full"], 1.5, "blocks=0@0,1@0,2")), plain)
+    # what the block panel writes for "every block off" (qt.preview.blocks.OFF_SELECTOR)
+    assert np.array_equal(render(resident, entry(files["full"], 1.5, "exclude=.")), plain)
 
 
 def test_block_zero_off_equals_a_file_without_block_zero(resident, files):

@@ -243,6 +243,8 @@ def test_without_a_model_the_panel_says_what_to_set(make_window, model_and_loras
     assert chain.index(panel.strength.slider) < chain.index(panel.render_button)
     assert panel.render_form.settings_button.isVisible()
     assert panel.render_form.model_label.text()
+    assert not panel.render_button.isEnabled()
+    assert panel.render_button.toolTip() == f"Render is disabled: {panel.render_form.model_label.text()}"
     panel.accept_files([str(model_and_loras[1][0]), str(Path(model_and_loras[0]) / "model_index.json")])
     assert "not a .safetensors file" in panel.status_line.text()
     assert panel.render() is None

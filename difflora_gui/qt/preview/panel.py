@@ -43,7 +43,7 @@ from difflora_gui.qt.preview.blocks import BlockWeightsPanel
 from difflora_gui.qt.preview.lora_stack import ExpertStrengths, LoraStack, items_from_json, items_to_json
 from difflora_gui.qt.preview.panel_jobs import MAIN, SECTION, PanelJobs
 from difflora_gui.qt.preview.player import VideoPlayer
-from difflora_gui.qt.preview.render_form import DEFAULTS, RenderBar, RenderForm
+from difflora_gui.qt.preview.render_form import DEFAULTS, RENDER_KEYS, RenderBar, RenderForm
 from difflora_gui.qt.preview.strength import StrengthControl
 from difflora_gui.qt.theme import section_card
 from difflora_gui.qt.undo import UndoStack
@@ -51,7 +51,6 @@ from difflora_gui.qt.undo import UndoStack
 AUTO_DELAY_MS = 300
 #: from this panel width on, the stack and the selected LoRA get a column of their own
 WIDE_WIDTH = 1500
-RENDER_KEYS = "Ctrl+Return"
 LORA_SLOT = "preview-lora"
 NOT_RENDERED = "Nothing rendered yet: Render (Ctrl+Return) plays the clip here"
 
@@ -381,12 +380,16 @@ class PreviewPanel(PanelJobs, QWidget):
             facts = self.model_facts()
         except UserError as exc:
             self.render_form.show_model(f"{exc}", ok=False)
+            self.render_button.setEnabled(False)
+            self.render_button.setToolTip(f"Render is disabled: {exc}")
             self.blocks.set_num_blocks(0)
             self.stack.set_two_experts(False)
             self.expert_strengths.setVisible(False)
             return
         label = facts.label or f"{facts.variant} ({facts.num_blocks} blocks)"
         self.render_form.show_model(label, ok=True)
+        self.render_button.setEnabled(True)
+        self.render_button.setToolTip(f"Render the clip with these settings ({RENDER_KEYS})")
         self.blocks.set_num_blocks(facts.num_blocks)
         self.stack.set_two_experts(facts.two_experts)
         self.expert_strengths.setVisible(facts.two_experts)

@@ -141,6 +141,9 @@ def test_auto_render_runs_only_the_newest_request(make_window, model_and_loras, 
     assert all(h.started_at is None for h in handles[:-1])  # dequeued: they never ran
     qtbot.waitUntil(lambda: panel.player.frame_count == 5, timeout=10_000)
     assert panel.views["main"].shown == panel.current_request()  # the newest one is on show
+    first_strength = first.request.params["request"]["loras"][0]["strength"]
+    assert first_strength == 1.0  # superseded while it ran: kept (replayable), not shown
+    assert any(r.request.loras[0].strength == first_strength for r in panel.history)
     assert panel.current_request().loras[0].strength == 1.75
     assert panel.stale_line.text() == ""
 

@@ -143,3 +143,11 @@ def test_the_player_keys_are_the_players(qtbot):
     candidates += [getattr(Qt.Key, "Key_" + n) for n in (*names.values(), "Up", "Down", "PageUp", "PageDown")]
     candidates += [Qt.Key.Key_Home, Qt.Key.Key_End, Qt.Key.Key_Minus, Qt.Key.Key_Plus, Qt.Key.Key_Escape]
     assert {key for key in candidates if handled(key)} == documented
+
+
+def test_the_block_presets_are_the_codes():
+    from difflora_gui.lora.block_weights import PRESETS
+
+    stack = " ".join(section("## The LoRA stack").split())
+    named = stack.split("the presets ", 1)[1].split(", and the layer-group filter", 1)[0]
+    assert re.split(r", | and ", named) == list(PRESETS)

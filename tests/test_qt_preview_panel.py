@@ -39,7 +39,8 @@ def test_the_slider_and_block_controls_make_the_request_and_undo_takes_them_back
     window = make_window()
     panel = window.panel
     _model, (slider, other) = model_and_loras
-    panel.accept_files([str(other), str(slider)])
+    routed = window.window.drops.route([other, slider])  # dropped on the window, Preview on show
+    assert list(routed) == ["preview-player"]
     assert [Path(e.file).name for e in panel.current_request().loras] == [other.name, slider.name]
     assert panel.stack.selected_index() == 1  # the last added is the one the controls edit
     assert panel.blocks.num_blocks == 2  # from the tiny model's config

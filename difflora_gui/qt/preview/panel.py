@@ -324,7 +324,8 @@ class PreviewPanel(PanelJobs, QWidget):
 
     def _on_blocks_edited(self, what: str, merge_key: str, _before, _after) -> None:
         if not self._showing:
-            self._record(f"Blocks: {what}", merge_key=f"preview-blocks-{merge_key}" if merge_key else None)
+            key = f"preview-blocks-{self.stack.selected_index()}-{merge_key}" if merge_key else None
+            self._record(f"Blocks: {what}", merge_key=key)
 
     def _show_entry(self) -> None:
         """The selected entry in the strength control, per-expert strengths and block panel."""

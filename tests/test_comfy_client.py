@@ -273,6 +273,26 @@ def test_a_dropped_socket_mid_run_picks_up_the_messages_again(client, server):
     assert any("node 13" in t for t in texts)  # messages after the reconnect still arrive
 
 
+def test_a_socket_that_silently_stops_is_caught_by_asking_the_server(client, server):
+    """Another socket under our client id takes the server's slot and closes: ours stays open but
+    hears nothing more (server.py's behaviour); the run asks the server after ``stall_s``."""
+    from websockets.sync.client import connect
+
+    server.node_delay_s = 0.3
+    stolen = []
+
+    def on_progress(done, total, text):
+        if "node 10" in text and not stolen:
+            stolen.append(text)
+            with connect(client.ws_url(), proxy=None):
+                pass
+
+    started = time.monotonic()
+    outputs = client.run(slow_workflow(3), on_progress=on_progress, stall_s=1.0)
+    assert stolen and [f.filename for f in outputs.files] == ["slow_00001_.png"]
+    assert time.monotonic() - started < 5
+
+
 def test_a_malicious_output_name_is_refused(client, server):
     server.output_name_override = "../../etc/passwd"
     workflow = {

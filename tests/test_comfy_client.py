@@ -355,6 +355,21 @@ def test_models_and_object_info(client, server):
         ["sub/slider-0123456789ab.safetensors"]
     ]
     assert client.system_stats()["devices"][0]["type"] == "cpu"
+    server.models_route = False  # an older server: the loader's choices are the same list
+    assert client.models("loras") == ["sub/slider-0123456789ab.safetensors"]
+
+
+def test_a_silent_server_times_out_and_credentials_stay_out_of_messages():
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        url = f"http://user:secret@127.0.0.1:{listener.getsockname()[1]}"
+        with ComfyClient(url, timeout_s=0.5) as comfy, pytest.raises(ComfyError) as caught:
+            comfy.queue()
+        message = str(caught.value)
+        assert "did not answer GET /queue within 0.5 s" in message and caught.value.retryable
+        assert "secret" not in message and "user" not in message
+    finally:
+        listener.close()
 
 
 @pytest.mark.skipif(not os.environ.get("COMFYUI_URL"), reason="set COMFYUI_URL to run against a real ComfyUI")

@@ -89,6 +89,9 @@ class ComfyClient:
         if problem:
             raise UserError(f"ComfyUI server address: {problem}")
         self.base_url = base_url
+        parsed = urlparse(base_url)
+        #: the address as messages show it: never a user name or password from the URL
+        self.server = f"{parsed.scheme}://{parsed.netloc.rpartition('@')[2]}{parsed.path}"
         self.client_id = client_id or f"difflora-{uuid.uuid4().hex[:12]}"
         self.timeout_s = float(timeout_s)
         # a ComfyUI server is local or on the LAN: a proxy from the environment would only break it
@@ -110,14 +113,14 @@ class ComfyClient:
             return self._http.request(method, path, timeout=timeout or self.timeout_s, **kwargs)
         except httpx.TimeoutException as error:
             raise ComfyError(
-                f"ComfyUI at {self.base_url} did not answer {method} {path} within {timeout or self.timeout_s:g} s",
-                server=self.base_url,
+                f"ComfyUI at {self.server} did not answer {method} {path} within {timeout or self.timeout_s:g} s",
+                server=self.server,
                 retryable=True,
             ) from error
         except httpx.TransportError as error:
             raise ComfyError(
-                f"ComfyUI at {self.base_url} does not answer (is it running? Settings ▸ Servers)",
-                server=self.base_url,
+                f"ComfyUI at {self.server} does not answer (is it running? Settings ▸ Servers)",
+                server=self.server,
                 retryable=True,
             ) from error
 
@@ -125,8 +128,8 @@ class ComfyClient:
         response = self._request(method, path, **kwargs)
         if response.status_code >= 400:
             raise ComfyError(
-                f"ComfyUI at {self.base_url} answered {method} {path} with HTTP {response.status_code}",
-                server=self.base_url,
+                f"ComfyUI at {self.server} answered {method} {path} with HTTP {response.status_code}",
+                server=self.server,
                 retryable=response.status_code >= 500,
             )
         return self._decode(response, f"{method} {path}")
@@ -136,9 +139,9 @@ class ComfyClient:
             return response.json()
         except (ValueError, UnicodeDecodeError) as error:
             raise ComfyError(
-                f"ComfyUI at {self.base_url} answered {what} with something that is not JSON "
+                f"ComfyUI at {self.server} answered {what} with something that is not JSON "
                 "(is that address a ComfyUI server?)",
-                server=self.base_url,
+                server=self.server,
             ) from error
 
     def system_stats(self) -> dict[str, Any]:
@@ -158,7 +161,7 @@ class ComfyClient:
         path = "/object_info" if class_name is None else f"/object_info/{quote(class_name, safe='')}"
         info = self._json("GET", path)
         if not isinstance(info, dict):
-            raise ComfyError(f"ComfyUI at {self.base_url} sent a malformed {path}", server=self.base_url)
+            raise ComfyError(f"ComfyUI at {self.server} sent a malformed {path}", server=self.server)
         return info
 
     def queue(self) -> dict[str, Any]:
@@ -178,7 +181,7 @@ class ComfyClient:
             if isinstance(names, list):
                 return [str(n) for n in names]
         if folder != "loras":
-            raise ComfyError(f"ComfyUI at {self.base_url} does not list a model folder {folder!r}")
+            raise ComfyError(f"ComfyUI at {self.server} does not list a model folder {folder!r}")
         # older servers have no /models route: the LoRA loader's choices are the same list
         choices = combo_choices(self.object_info("LoraLoaderModelOnly"), "LoraLoaderModelOnly", "lora_name")
         return [str(c) for c in choices or []]
@@ -196,9 +199,7 @@ class ComfyClient:
         fields = {"type": type, "subfolder": subfolder, "overwrite": "true" if overwrite else "false"}
         answer = self._json("POST", "/upload/image", files={"image": (path.name, data)}, data=fields)
         if not isinstance(answer, dict) or not answer.get("name"):
-            raise ComfyError(
-                f"ComfyUI at {self.base_url} did not name the uploaded image", server=self.base_url
-            )
+            raise ComfyError(f"ComfyUI at {self.server} did not name the uploaded image", server=self.server)
         folder = str(answer.get("subfolder") or "")
         return f"{folder}/{answer['name']}" if folder else str(answer["name"])
 
@@ -207,8 +208,8 @@ class ComfyClient:
         response = self._request("GET", "/view", params=params)
         if response.status_code != 200:
             raise ComfyError(
-                f"ComfyUI at {self.base_url} has no {type} file {filename!r} (HTTP {response.status_code})",
-                server=self.base_url,
+                f"ComfyUI at {self.server} has no {type} file {filename!r} (HTTP {response.status_code})",
+                server=self.server,
             )
         return response.content
 
@@ -223,22 +224,20 @@ class ComfyClient:
         body = {"prompt": dict(workflow), "client_id": self.client_id, "prompt_id": prompt_id}
         response = self._request("POST", "/prompt", json=body)
         if response.status_code == 400:
-            raise prompt_refusal(self._decode(response, "POST /prompt"), self.base_url)
+            raise prompt_refusal(self._decode(response, "POST /prompt"), self.server)
         if response.status_code != 200:
             raise ComfyError(
-                f"ComfyUI at {self.base_url} answered POST /prompt with HTTP {response.status_code}",
-                server=self.base_url,
+                f"ComfyUI at {self.server} answered POST /prompt with HTTP {response.status_code}",
+                server=self.server,
                 retryable=response.status_code >= 500,
             )
         answer = self._decode(response, "POST /prompt")
         if not isinstance(answer, dict):
-            raise ComfyError(
-                f"ComfyUI at {self.base_url} sent a malformed /prompt answer", server=self.base_url
-            )
+            raise ComfyError(f"ComfyUI at {self.server} sent a malformed /prompt answer", server=self.server)
         if answer.get("node_errors"):
             # the valid outputs were queued and would run: take them back before reporting
             self.cancel(str(answer.get("prompt_id") or prompt_id))
-            raise prompt_refusal(answer, self.base_url)
+            raise prompt_refusal(answer, self.server)
         return str(answer.get("prompt_id") or prompt_id)
 
     def cancel(self, prompt_id: str) -> str:
@@ -283,8 +282,8 @@ class ComfyClient:
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
             raise ComfyError(
-                f"ComfyUI at {self.base_url} does not answer on its WebSocket (is it running? Settings ▸ Servers)",
-                server=self.base_url,
+                f"ComfyUI at {self.server} does not answer on its WebSocket (is it running? Settings ▸ Servers)",
+                server=self.server,
                 retryable=True,
             ) from error
         # type-4 frames name their prompt, so a preview is never taken for another prompt's
@@ -328,16 +327,21 @@ class ComfyClient:
             now = time.monotonic()
             if cancelled is not None and not run.cancel_requested and cancelled():
                 run.cancel_requested = True
-                if self.cancel(run.prompt_id) != "running":
+                try:
+                    where = self.cancel(run.prompt_id)
+                except ComfyError:
+                    where = "gone"  # a server that cannot be told still must not keep the job alive
+                if where != "running":
                     raise JobCancelled()
                 cancel_deadline = now + cancel_wait_s
             if cancel_deadline is not None and now > cancel_deadline:
                 raise JobCancelled()  # the interrupt acts at the next node; the job need not wait for it
             if now > deadline:
-                self.cancel(run.prompt_id)
+                with contextlib.suppress(ComfyError):
+                    self.cancel(run.prompt_id)
                 raise ComfyError(
-                    f"ComfyUI at {self.base_url} did not finish the prompt within {max_wait_s:g} s",
-                    server=self.base_url,
+                    f"ComfyUI at {self.server} did not finish the prompt within {max_wait_s:g} s",
+                    server=self.server,
                     retryable=True,
                 )
             try:
@@ -368,8 +372,8 @@ class ComfyClient:
             self._look_up(run)
             return socket
         raise ComfyError(
-            f"ComfyUI at {self.base_url} dropped the connection during the run and does not take it back",
-            server=self.base_url,
+            f"ComfyUI at {self.server} dropped the connection during the run and does not take it back",
+            server=self.server,
             retryable=True,
         )
 
@@ -384,9 +388,9 @@ class ComfyClient:
                 run.done = True
                 return
             raise ComfyInterrupted(
-                f"ComfyUI at {self.base_url}: the prompt is no longer queued and has no result "
+                f"ComfyUI at {self.server}: the prompt is no longer queued and has no result "
                 "(deleted from the queue by another client?)",
-                server=self.base_url,
+                server=self.server,
                 retryable=True,
             )
 
@@ -399,23 +403,21 @@ class ComfyClient:
         if run.done:  # interrupted on our own request
             return
         if status.get("status_str") not in (None, "success"):
-            raise ComfyError(
-                f"ComfyUI at {self.base_url}: the prompt ended with an error", server=self.base_url
-            )
+            raise ComfyError(f"ComfyUI at {self.server}: the prompt ended with an error", server=self.server)
         run.outputs = dict(entry.get("outputs") or {})
         run.done = True
 
     def _on_end_message(self, event: str, data: Mapping[str, Any], run: _Run) -> None:
         if event == "execution_error":
-            raise execution_failure(data, self.base_url)
+            raise execution_failure(data, self.server)
         if event == "execution_interrupted":
             if run.cancel_requested:
                 run.done = True
                 return
             raise ComfyInterrupted(
-                f"ComfyUI at {self.base_url}: the prompt was interrupted at "
+                f"ComfyUI at {self.server}: the prompt was interrupted at "
                 f"{node_label(data.get('node_id'), data.get('node_type'))} (by another client or the server's own UI)",
-                server=self.base_url,
+                server=self.server,
                 retryable=True,
             )
 

@@ -43,12 +43,14 @@ class PreviewWindow:
         self.panel.render_form.set_values({**QUICK, **values}, quiet=False)
 
     def wait_idle(self) -> None:
-        """Until no render of the panel is queued or running and the player has decoded its clip."""
+        """Until no render of the panel is queued or running and the player and A/B view have decoded."""
         panel = self.panel
         self.qtbot.waitUntil(
             lambda: not any(queue.running() for queue in panel.views.values()), timeout=JOB_TIMEOUT_MS
         )
-        self.qtbot.waitUntil(lambda: not panel.player.is_loading(), timeout=20_000)
+        self.qtbot.waitUntil(
+            lambda: not panel.player.is_loading() and not panel.ab_view.is_decoding(), timeout=20_000
+        )
 
     def close(self) -> None:
         close_window(self.window, self.dialogs)

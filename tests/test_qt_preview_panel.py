@@ -180,6 +180,7 @@ def test_the_ab_view_gets_the_render_at_strength_0(make_window, model_and_loras,
     index = next(i for i, text in enumerate(labels) if "strength 2," in text)
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
+    window.wait_idle()  # the two clips are decoded on a worker thread
     left_2, right_1 = panel.ab_view.swipe.frames_at(0)
     assert (left_2 == right).all() and (left_2 != right_1).any()
     assert "strength 2" in panel.ab_view.note.text()

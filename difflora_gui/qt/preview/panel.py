@@ -219,6 +219,7 @@ class PreviewPanel(PanelJobs, QWidget):
         self.auto_check.toggled.connect(self._on_auto_toggled)
         self.tabs.currentChanged.connect(lambda _i: self._refresh_ab())
         self.ab_view.reference_changed.connect(self._refresh_ab)
+        self.ab_view.failed.connect(lambda message: self.set_status(f"A/B: {message}", "error"))
         self.services.project_replaced.connect(lambda _p: self.restore_from_project())
         self.services.settings_changed.connect(lambda _s: self._on_model_changed())
 

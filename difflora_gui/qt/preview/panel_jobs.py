@@ -404,9 +404,7 @@ class PanelJobs:
             if reference is None:
                 return
             label = f"strength {strengths_text(reference.request)}"
-        problem = self.ab_view.show_pair(reference, main, label)
-        if problem:
-            self.set_status(f"A/B: {problem}", "error")
+        self.ab_view.show_pair(reference, main, label)
 
     # --- export ------------------------------------------------------------------------------
 

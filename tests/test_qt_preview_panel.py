@@ -276,6 +276,7 @@ def test_a_two_expert_model_gets_expert_routing_per_expert_strengths_and_two_exp
     panel.expert_strengths.low_spin.setValue(0.5)
     entry = panel.current_request().loras[0]
     assert (entry.strength_for("high"), entry.strength_for("low")) == (2.0, 0.5)
+    assert not panel.strength.isEnabled()  # the shared strength no longer applies
     assert "H +2.00" in panel.stack.table.item(0, 2).text()
     combo = panel.stack.table.cellWidget(0, 3)
     combo.setCurrentIndex(combo.findData("low"))
@@ -297,7 +298,8 @@ def test_a_two_expert_model_gets_expert_routing_per_expert_strengths_and_two_exp
 
 def test_the_stale_line_names_what_changed_since_the_render_on_show():
     from difflora_gui.preview.request import LoraEntry, PreviewRequest
-    from difflora_gui.qt.preview.panel_jobs import difference_text, zero_request
+    from difflora_gui.qt.preview.panel_jobs import zero_request
+    from difflora_gui.qt.preview.render_form import difference_text
 
     shown = PreviewRequest(
         "hills", loras=(LoraEntry("/l/slider.safetensors", 1.5), LoraEntry("/l/fast.safetensors"))

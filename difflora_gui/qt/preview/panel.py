@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -43,7 +43,7 @@ from difflora_gui.qt.preview.blocks import BlockWeightsPanel
 from difflora_gui.qt.preview.lora_stack import ExpertStrengths, LoraStack, items_from_json, items_to_json
 from difflora_gui.qt.preview.panel_jobs import MAIN, SECTION, PanelJobs
 from difflora_gui.qt.preview.player import VideoPlayer
-from difflora_gui.qt.preview.render_form import DEFAULTS, RENDER_KEYS, RenderBar, RenderForm
+from difflora_gui.qt.preview.render_form import DEFAULTS, RENDER_KEYS, RenderBar, RenderForm, difference_text
 from difflora_gui.qt.preview.strength import StrengthControl
 from difflora_gui.qt.theme import section_card
 from difflora_gui.qt.undo import UndoStack
@@ -313,6 +313,7 @@ class PreviewPanel(PanelJobs, QWidget):
     def _on_expert_strengths(self, high, low) -> None:
         if not self._showing:
             self.stack.update_selected("expert strengths", strength_high=high, strength_low=low)
+            self.strength.setEnabled(high is None)  # per-expert strengths replace the shared one
 
     def _on_blocks_changed(self) -> None:
         if self._showing:
@@ -343,6 +344,8 @@ class PreviewPanel(PanelJobs, QWidget):
             self.entry_label.setToolTip(entry.file)
             self.strength.set_value(entry.strength)
             self.expert_strengths.show_entry(entry)
+            own = not self.expert_strengths.isHidden() and entry.strength_high is not None
+            self.strength.setEnabled(not own)
             try:
                 self.blocks.set_selector(entry.selector)
             except UserError as exc:
@@ -420,8 +423,6 @@ class PreviewPanel(PanelJobs, QWidget):
         self._refresh_ab()
 
     def _update_stale(self) -> None:
-        from difflora_gui.qt.preview.panel_jobs import difference_text
-
         try:
             current = self.current_request()
         except UserError as exc:
@@ -485,16 +486,3 @@ class PreviewPanel(PanelJobs, QWidget):
         self.status_line.set_message(text, STATUS_COLORS.get(level, STATUS_COLORS["info"]))
         if level in ("warning", "error"):
             self.services.log(f"Preview: {text}", level)
-
-    def event(self, event) -> bool:
-        if event.type() == QEvent.Type.DeferredDelete:
-            self.release()
-        return super().event(event)
-
-    def release(self) -> None:
-        """Let go of the jobs' handles (they outlive the panel) and stop the player."""
-        from difflora_gui.qt.preview.panel_jobs import disconnect_all
-
-        self._auto_render.cancel()
-        disconnect_all(self._connections)
-        self.player.pause()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from difflora_gui.errors import UserError
@@ -29,9 +30,10 @@ from difflora_gui.jobs.context import format_duration
 from difflora_gui.jobs.events import Frame, Status
 from difflora_gui.jobs.job import JobRequest
 from difflora_gui.preview.backend import PreviewJob, PreviewResult, preview_backends
-from difflora_gui.preview.request import LoraEntry, PreviewRequest
+from difflora_gui.preview.request import PreviewRequest
 from difflora_gui.qt.jobs import QUEUED
 from difflora_gui.qt.preview.ab_view import ZERO_CHOICE, strengths_text
+from difflora_gui.qt.preview.render_form import entry_text
 from difflora_gui.specs import resolve_callable
 
 SECTION = "preview"
@@ -105,77 +107,6 @@ def as_result(result: Any) -> PreviewResult:
             values["request"] = PreviewRequest.from_json(values["request"])
         return PreviewResult(**values)
     raise UserError(f"the preview backend returned {type(result).__name__}, not a PreviewResult")
-
-
-def _strength_text(entry: LoraEntry) -> str:
-    if entry.strength_high is not None or entry.strength_low is not None:
-        return f"strength H {entry.strength_for('high'):g} / L {entry.strength_for('low'):g}"
-    return f"strength {entry.strength:g}"
-
-
-def _entry_text(entry: LoraEntry) -> str:
-    text = _strength_text(entry)
-    if entry.selector != "all":
-        text += f", blocks {entry.selector}"
-    if entry.expert != "both":
-        text += f", {entry.expert} expert"
-    return text
-
-
-def _entry_changes(old: LoraEntry, new: LoraEntry) -> tuple[list[str], list[str]]:
-    """What differs between two settings of one entry, as (before, after) phrases."""
-    pairs = [
-        (_strength_text(old), _strength_text(new)),
-        (f"selector {old.selector}", f"selector {new.selector}"),
-        (f"{old.expert} expert", f"{new.expert} expert"),
-    ]
-    changed = [(a, b) for a, b in pairs if a != b]
-    return [a for a, _ in changed], [b for _, b in changed]
-
-
-def difference_text(shown: PreviewRequest | None, current: PreviewRequest, index: int) -> str:
-    """ "shown: strength 1.5; current: strength 2 — Render" when the inputs changed since the shown
-    render ("" when they did not); ``index``: the selected entry, described first."""
-    if shown is None or shown == current:
-        return ""
-    parts_shown, parts_now = [], []
-    entries = [(i, e) for i, e in enumerate(current.loras)]
-    old = list(shown.loras)
-    if len(old) != len(current.loras) or [e.file for e in old] != [e.file for e in current.loras]:
-        parts_shown.append(f"{len(old)} LoRA{'s' if len(old) != 1 else ''}")
-        parts_now.append(f"{len(current.loras)} LoRA{'s' if len(current.loras) != 1 else ''}")
-    else:
-        entries.sort(key=lambda pair: pair[0] != index)
-        for i, entry in entries:
-            before, after = _entry_changes(old[i], entry)
-            prefix = "" if i == index else f"{Path(entry.file).stem}: "
-            parts_shown += [prefix + text for text in before]
-            parts_now += [prefix + text for text in after]
-    for name in (
-        "prompt",
-        "negative_prompt",
-        "seed",
-        "width",
-        "height",
-        "frames",
-        "fps",
-        "steps",
-        "guidance",
-        "flow_shift",
-        "sampler",
-    ):
-        before, after = getattr(shown, name), getattr(current, name)
-        if before != after:
-            label = name.replace("_", " ")
-            if name.endswith("prompt"):
-                parts_shown.append(f"an earlier {label}")
-                parts_now.append(f"{label} edited")
-                continue
-            parts_shown.append(f"{label} {before:g}" if isinstance(before, float) else f"{label} {before}")
-            parts_now.append(f"{label} {after:g}" if isinstance(after, float) else f"{label} {after}")
-    if not parts_now:
-        return "the inputs changed since this render — Render"
-    return f"shown: {'; '.join(parts_shown[:2])} · current: {'; '.join(parts_now[:2])} — Render"
 
 
 class PanelJobs:
@@ -474,7 +405,7 @@ class PanelJobs:
             handle.failed.connect(lambda message, _tb: self.set_status(f"Export failed: {message}", "error")),
             handle.finished.connect(self._on_export_finished),
         ]
-        self.set_status(f"Exporting {Path(entry.file).name} ({_entry_text(entry)}) to {out}…", "info")
+        self.set_status(f"Exporting {Path(entry.file).name} ({entry_text(entry)}) to {out}…", "info")
         return handle
 
     def _on_exported(self, result) -> None:
@@ -484,6 +415,19 @@ class PanelJobs:
 
     def _on_export_finished(self, _state: str) -> None:
         self.export_job = None
+
+    # --- teardown ----------------------------------------------------------------------------
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.DeferredDelete:
+            self.release()
+        return super().event(event)
+
+    def release(self) -> None:
+        """Let go of the jobs' handles (they outlive the panel) and stop the player."""
+        self._auto_render.cancel()
+        disconnect_all(self._connections)
+        self.player.pause()
 
 
 def disconnect_all(connections: list) -> None:

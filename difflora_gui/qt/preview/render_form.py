@@ -7,13 +7,15 @@ Sizes are multiples of 16 and frame counts 4N+1 (Wan's VAE), enforced by the inp
 "Accelerator preset" sets steps, guidance, shift and sampler for a lightx2v-style LoRA in the
 stack (:data:`~difflora_gui.preview.request.ACCELERATOR_PRESET`). The model line names the model
 the chosen backend renders with (``ModelFacts.label``), or says what is missing with a
-Settings… button. :class:`RenderBar` is the row of Render, Auto-render, Cancel and the progress.
+Settings… button. :class:`RenderBar` is the row of Render, Auto-render, Cancel and the progress,
+over the stale line (:func:`difference_text`: what changed since the render on show).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -34,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from difflora_gui.preview.request import ACCELERATOR_PRESET, SAMPLERS
+from difflora_gui.preview.request import ACCELERATOR_PRESET, SAMPLERS, LoraEntry, PreviewRequest
 from difflora_gui.qt.merge.run_bar import StatusLine
 from difflora_gui.qt.theme import section_card
 
@@ -74,6 +76,77 @@ def snap_frames(value: int) -> int:
 def snap_side(value: int) -> int:
     """The nearest multiple of 16 (at least 16)."""
     return max(16, 16 * round(int(value) / 16))
+
+
+def _strength_text(entry: LoraEntry) -> str:
+    if entry.strength_high is not None or entry.strength_low is not None:
+        return f"strength H {entry.strength_for('high'):g} / L {entry.strength_for('low'):g}"
+    return f"strength {entry.strength:g}"
+
+
+def entry_text(entry: LoraEntry) -> str:
+    text = _strength_text(entry)
+    if entry.selector != "all":
+        text += f", blocks {entry.selector}"
+    if entry.expert != "both":
+        text += f", {entry.expert} expert"
+    return text
+
+
+def _entry_changes(old: LoraEntry, new: LoraEntry) -> tuple[list[str], list[str]]:
+    """What differs between two settings of one entry, as (before, after) phrases."""
+    pairs = [
+        (_strength_text(old), _strength_text(new)),
+        (f"selector {old.selector}", f"selector {new.selector}"),
+        (f"{old.expert} expert", f"{new.expert} expert"),
+    ]
+    changed = [(a, b) for a, b in pairs if a != b]
+    return [a for a, _ in changed], [b for _, b in changed]
+
+
+def difference_text(shown: PreviewRequest | None, current: PreviewRequest, index: int) -> str:
+    """ "shown: strength 1.5; current: strength 2 — Render" when the inputs changed since the shown
+    render ("" when they did not); ``index``: the selected entry, described first."""
+    if shown is None or shown == current:
+        return ""
+    parts_shown, parts_now = [], []
+    entries = [(i, e) for i, e in enumerate(current.loras)]
+    old = list(shown.loras)
+    if len(old) != len(current.loras) or [e.file for e in old] != [e.file for e in current.loras]:
+        parts_shown.append(f"{len(old)} LoRA{'s' if len(old) != 1 else ''}")
+        parts_now.append(f"{len(current.loras)} LoRA{'s' if len(current.loras) != 1 else ''}")
+    else:
+        entries.sort(key=lambda pair: pair[0] != index)
+        for i, entry in entries:
+            before, after = _entry_changes(old[i], entry)
+            prefix = "" if i == index else f"{Path(entry.file).stem}: "
+            parts_shown += [prefix + text for text in before]
+            parts_now += [prefix + text for text in after]
+    for name in (
+        "prompt",
+        "negative_prompt",
+        "seed",
+        "width",
+        "height",
+        "frames",
+        "fps",
+        "steps",
+        "guidance",
+        "flow_shift",
+        "sampler",
+    ):
+        before, after = getattr(shown, name), getattr(current, name)
+        if before != after:
+            label = name.replace("_", " ")
+            if name.endswith("prompt"):
+                parts_shown.append(f"an earlier {label}")
+                parts_now.append(f"{label} edited")
+                continue
+            parts_shown.append(f"{label} {before:g}" if isinstance(before, float) else f"{label} {before}")
+            parts_now.append(f"{label} {after:g}" if isinstance(after, float) else f"{label} {after}")
+    if not parts_now:
+        return "the inputs changed since this render — Render"
+    return f"shown: {'; '.join(parts_shown[:2])} · current: {'; '.join(parts_now[:2])} — Render"
 
 
 class _SnappingSpin(QSpinBox):

@@ -285,21 +285,30 @@ class LoraStack(QWidget):
             strength_item = QTableWidgetItem(strength)
             strength_item.setToolTip(f"strength {strength}; blocks: {entry.selector}")
             self.table.setItem(row, COL_STRENGTH, strength_item)
-            self.table.setCellWidget(row, COL_EXPERT, self._expert_combo(row, entry.expert))
+            combo = self.table.cellWidget(row, COL_EXPERT)
+            if isinstance(combo, QComboBox):  # kept: a new one per edit flickered in at the row's start
+                combo.blockSignals(True)
+                combo.setCurrentIndex(EXPERT_CHOICES.index(entry.expert))
+                combo.blockSignals(False)
+            else:
+                self.table.setCellWidget(row, COL_EXPERT, self._expert_combo(entry.expert))
         finally:
             self._filling = filling
 
-    def _expert_combo(self, row: int, expert: str) -> QComboBox:
+    def _expert_combo(self, expert: str) -> QComboBox:
         combo = QComboBox()
         combo.setObjectName("previewStackExpert")
         for choice in EXPERT_CHOICES:
             combo.addItem(EXPERT_TITLES[choice], choice)
         combo.setCurrentIndex(EXPERT_CHOICES.index(expert))
         combo.setToolTip("Which of Wan2.2's two transformers this LoRA goes into")
-        combo.currentIndexChanged.connect(lambda i, r=row, c=combo: self._on_expert(r, c.itemData(i)))
+        combo.currentIndexChanged.connect(lambda i, c=combo: self._on_expert(c, c.itemData(i)))
         return combo
 
-    def _on_expert(self, row: int, expert: str) -> None:
+    def _on_expert(self, combo: QComboBox, expert: str) -> None:
+        row = next(
+            (r for r in range(self.table.rowCount()) if self.table.cellWidget(r, COL_EXPERT) is combo), -1
+        )
         if self._filling or not 0 <= row < len(self._items):
             return
         self.select(row)

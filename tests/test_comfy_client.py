@@ -300,6 +300,15 @@ def test_a_dropped_socket_mid_run_picks_up_the_messages_again(client, server):
     assert any("node 13" in t for t in texts)  # messages after the reconnect still arrive
 
 
+def test_outputs_listed_while_the_socket_was_down_come_from_history(client, server):
+    server.node_delay_s = 0.3
+    early = {"2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "early"}}}
+    workflow = early | slow_workflow(4)  # runs first; the blurs keep the prompt running after the drop
+    server.drop_before_executed = "2"
+    outputs = client.run(workflow)
+    assert sorted(f.filename for f in outputs.files) == ["early_00001_.png", "slow_00001_.png"]
+
+
 def test_a_socket_that_silently_stops_is_caught_by_asking_the_server(client, server):
     """Another socket under our client id takes the server's slot and closes: ours stays open but
     hears nothing more (server.py's behaviour); the run asks the server after ``stall_s``."""

@@ -27,7 +27,7 @@ from websockets.sync.client import ClientConnection, connect
 from difflora_gui.comfy.protocol import (
     ComfyError,
     ComfyInterrupted,
-    OutputFile,
+    ComfyOutputs,
     decode_binary,
     execution_failure,
     list_outputs,
@@ -36,7 +36,6 @@ from difflora_gui.comfy.protocol import (
 )
 from difflora_gui.comfy.validate import combo_choices
 from difflora_gui.errors import JobCancelled, UserError
-from difflora_gui.fileio import atomic_write_bytes
 from difflora_gui.settings import url_problem
 
 ProgressCallback = Callable[[float, float | None, str], None]
@@ -49,26 +48,6 @@ RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 
 
 @dataclass
-class ComfyOutputs:
-    """The files a finished prompt saved, downloaded (``data`` of each :class:`OutputFile`)."""
-
-    prompt_id: str
-    files: list[OutputFile] = field(default_factory=list)
-    #: node ids the server served from its cache (an identical earlier prompt): their files are old ones
-    cached_nodes: list[str] = field(default_factory=list)
-
-    def save(self, folder: str | Path, *, overwrite: bool = False) -> list[Path]:
-        """Write every file under ``folder`` (``subfolder/filename``, names checked to stay inside)."""
-        folder = Path(folder)
-        written = []
-        for item in self.files:
-            target = folder / item.relative_path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            written.append(atomic_write_bytes(target, item.data or b"", overwrite=overwrite))
-        return written
-
-
-@dataclass
 class _Run:
     prompt_id: str
     workflow: Mapping[str, Any]
@@ -78,6 +57,9 @@ class _Run:
     cached: list[str] = field(default_factory=list)
     frames: int = 0
     cancel_requested: bool = False
+    #: the socket was replaced: ``executed`` messages may have been missed meanwhile
+    reconnected: bool = False
+    from_history: bool = False
 
 
 class ComfyClient:
@@ -315,6 +297,8 @@ class ComfyClient:
             self._follow(
                 sockets, socket, run, on_progress, on_frame, cancelled, max_wait_s, stall_s, cancel_wait_s
             )
+        if run.reconnected and not run.from_history:
+            self._outputs_from_history(run)
         return self._download(run)
 
     def _follow(
@@ -369,6 +353,7 @@ class ComfyClient:
                 socket = self._connect(sockets)
             except ComfyError:
                 continue
+            run.reconnected = True
             self._look_up(run)
             return socket
         raise ComfyError(
@@ -405,7 +390,19 @@ class ComfyClient:
         if status.get("status_str") not in (None, "success"):
             raise ComfyError(f"ComfyUI at {self.server}: the prompt ended with an error", server=self.server)
         run.outputs = dict(entry.get("outputs") or {})
-        run.done = True
+        run.done = run.from_history = True
+
+    def _outputs_from_history(self, run: _Run, wait_s: float = 5.0) -> None:
+        # execution_success comes just before the server writes the history entry
+        end = time.monotonic() + wait_s
+        while True:
+            entry = self.history(run.prompt_id)
+            if entry is not None:
+                run.outputs.update(entry.get("outputs") or {})
+                return
+            if time.monotonic() > end:
+                return
+            time.sleep(POLL_S)
 
     def _on_end_message(self, event: str, data: Mapping[str, Any], run: _Run) -> None:
         if event == "execution_error":

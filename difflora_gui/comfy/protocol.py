@@ -10,11 +10,12 @@ import json
 import re
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import PurePosixPath
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from difflora_gui.errors import UserError
+from difflora_gui.fileio import atomic_write_bytes
 
 #: binary WebSocket frame types (ComfyUI ``protocol.py``)
 PREVIEW_IMAGE = 1
@@ -200,6 +201,26 @@ def list_outputs(outputs: Mapping[str, Any]) -> list[OutputFile]:
                     )
                 )
     return files
+
+
+@dataclass
+class ComfyOutputs:
+    """The files a finished prompt saved, downloaded (``data`` of each :class:`OutputFile`)."""
+
+    prompt_id: str
+    files: list[OutputFile] = field(default_factory=list)
+    #: node ids the server served from its cache (an identical earlier prompt): their files are old ones
+    cached_nodes: list[str] = field(default_factory=list)
+
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> list[Path]:
+        """Write every file under ``folder`` (``subfolder/filename``, names checked to stay inside)."""
+        folder = Path(folder)
+        written = []
+        for item in self.files:
+            target = folder / item.relative_path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            written.append(atomic_write_bytes(target, item.data or b"", overwrite=overwrite))
+        return written
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -260,6 +260,20 @@ def test_a_cancelled_run_raises_job_cancelled(any_client, target):
     assert not any_client.queue()["queue_pending"]
 
 
+def test_a_callback_that_raises_stops_the_prompt_on_the_server(client, server):
+    server.node_delay_s = 0.3
+
+    def on_progress(done, total, text):
+        if "ImageBlur" in text:
+            raise JobCancelled()  # what ctx.raise_if_cancelled() inside a callback does
+
+    with pytest.raises(JobCancelled):
+        client.run(slow_workflow(8), on_progress=on_progress)
+    assert wait_until(lambda: len(server.history) == 1, 5)
+    entry = next(iter(server.history.values()))
+    assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+
+
 def test_an_interrupt_from_another_client_is_an_error(any_client):
     other = ComfyClient(any_client.base_url)
     interrupter = threading.Timer(1.0, lambda: other._request("POST", "/interrupt", json={}))
@@ -311,22 +325,23 @@ def test_outputs_listed_while_the_socket_was_down_come_from_history(client, serv
 
 def test_a_socket_that_silently_stops_is_caught_by_asking_the_server(client, server):
     """Another socket under our client id takes the server's slot and closes: ours stays open but
-    hears nothing more (server.py's behaviour); the run asks the server after ``stall_s``."""
+    hears nothing more (server.py's behaviour); after ``stall_s`` the run asks the server and,
+    the prompt still running, takes the slot back."""
     from websockets.sync.client import connect
 
     server.node_delay_s = 0.3
-    stolen = []
+    stolen, texts = [], []
 
     def on_progress(done, total, text):
+        texts.append(text)
         if "node 10" in text and not stolen:
             stolen.append(text)
             with connect(client.ws_url(), proxy=None):
                 pass
 
-    started = time.monotonic()
-    outputs = client.run(slow_workflow(3), on_progress=on_progress, stall_s=1.0)
+    outputs = client.run(slow_workflow(8), on_progress=on_progress, stall_s=0.5)
     assert stolen and [f.filename for f in outputs.files] == ["slow_00001_.png"]
-    assert time.monotonic() - started < 5
+    assert any("node 17" in t for t in texts)  # progress is heard again after the slot is back
 
 
 def test_a_malicious_output_name_is_refused(client, server):

@@ -269,7 +269,12 @@ class ComfyClient:
                 retryable=True,
             ) from error
         # type-4 frames name their prompt, so a preview is never taken for another prompt's
-        socket.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        try:
+            socket.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        except ConnectionClosed as error:
+            raise ComfyError(
+                f"ComfyUI at {self.server} closed its WebSocket at once", server=self.server, retryable=True
+            ) from error
         return socket
 
     def run(
@@ -294,9 +299,16 @@ class ComfyClient:
         with contextlib.ExitStack() as sockets:
             socket = self._connect(sockets)
             self.submit(workflow, run.prompt_id)
-            self._follow(
-                sockets, socket, run, on_progress, on_frame, cancelled, max_wait_s, stall_s, cancel_wait_s
-            )
+            try:
+                self._follow(
+                    sockets, socket, run, on_progress, on_frame, cancelled, max_wait_s, stall_s, cancel_wait_s
+                )
+            except BaseException:
+                # a callback that raised, an error of ours: the server must not go on rendering for no one
+                if not run.done:
+                    with contextlib.suppress(ComfyError):
+                        self.cancel(run.prompt_id)
+                raise
         if run.reconnected and not run.from_history:
             self._outputs_from_history(run)
         return self._download(run)
@@ -332,7 +344,9 @@ class ComfyClient:
                 message = socket.recv(timeout=POLL_S)
             except TimeoutError:
                 if time.monotonic() - last_message > stall_s:
-                    self._look_up(run)
+                    # a socket can fall silent without closing (another one took our client id)
+                    if self._look_up(run) == "running":
+                        socket = self._reconnect(sockets, run, delays=(0,))
                     last_message = time.monotonic()
                 continue
             except ConnectionClosed:
@@ -344,10 +358,12 @@ class ComfyClient:
         if run.cancel_requested:
             raise JobCancelled()
 
-    def _reconnect(self, sockets: contextlib.ExitStack, run: _Run) -> ClientConnection:
+    def _reconnect(
+        self, sockets: contextlib.ExitStack, run: _Run, delays=RECONNECT_DELAYS_S
+    ) -> ClientConnection:
         """A new socket under the same client id (the server then resends the running node);
         what was missed meanwhile comes from ``/history``."""
-        for delay in RECONNECT_DELAYS_S:
+        for delay in delays:
             time.sleep(delay)
             try:
                 socket = self._connect(sockets)
@@ -362,22 +378,29 @@ class ComfyClient:
             retryable=True,
         )
 
-    def _look_up(self, run: _Run) -> None:
-        """Ask the server where the prompt is: finished (read its history), queued or running
-        (keep waiting), or nowhere (deleted by someone else: an error)."""
+    def _look_up(self, run: _Run) -> str:
+        """Ask the server where the prompt is: finished (read its history: ``done``), ``pending``
+        or ``running`` (keep waiting), or nowhere (deleted by someone else: an error)."""
         entry = self.history(run.prompt_id)
         if entry is not None:
             self._finish_from_history(run, entry)
-        elif self._where(run.prompt_id) == "gone" and self.history(run.prompt_id) is None:
-            if run.cancel_requested:
-                run.done = True
-                return
-            raise ComfyInterrupted(
-                f"ComfyUI at {self.server}: the prompt is no longer queued and has no result "
-                "(deleted from the queue by another client?)",
-                server=self.server,
-                retryable=True,
-            )
+            return "done"
+        where = self._where(run.prompt_id)
+        if where != "gone":
+            return where
+        entry = self.history(run.prompt_id)
+        if entry is not None:  # it ended between the two looks
+            self._finish_from_history(run, entry)
+            return "done"
+        if run.cancel_requested:
+            run.done = True
+            return "done"
+        raise ComfyInterrupted(
+            f"ComfyUI at {self.server}: the prompt is no longer queued and has no result "
+            "(deleted from the queue by another client?)",
+            server=self.server,
+            retryable=True,
+        )
 
     def _finish_from_history(self, run: _Run, entry: Mapping[str, Any]) -> None:
         status = entry.get("status") or {}

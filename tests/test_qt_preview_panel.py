@@ -322,3 +322,29 @@ def test_the_stale_line_names_what_changed_since_the_render_on_show():
         and zero.loras[0].selector == "blocks=0-3"
         and zero.loras[1] == now.loras[1]
     )
+
+
+def test_save_as_moves_the_workspace_and_the_stack_and_renders_follow(make_window, model_and_loras, tmp_path):
+    import shutil
+
+    window = make_window()
+    panel = window.panel
+    project = window.window.project
+    inside = project.workspace.dir_for("merge", "m1") / "merged.safetensors"  # a LoRA made in the project
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model_and_loras[1][0], inside)
+    panel.accept_files([str(inside)])
+    window.quick_form()
+    panel.render()
+    window.wait_idle()
+    path = tmp_path / "saved" / "moved.difflora"
+    path.parent.mkdir()
+    assert window.window.save_project_as(path)
+    moved = Path(panel.current_request().loras[0].file)
+    assert moved.is_file() and path.parent in moved.parents
+    assert Path(panel._shown["main"].video).is_file()  # the render on show is in the moved cache
+    assert panel.stale_line.text() == ""  # and it is still the render of what the inputs say
+    panel.tabs.setCurrentWidget(panel.ab_view)  # the A/B view reads it from there
+    window.qtbot.waitUntil(lambda: panel._shown.get("zero") is not None, timeout=60_000)
+    window.wait_idle()
+    assert panel.ab_view.swipe.frames_at(0) is not None

@@ -222,6 +222,7 @@ class PreviewPanel(PanelJobs, QWidget):
         self.ab_view.failed.connect(lambda message: self.set_status(f"A/B: {message}", "error"))
         self.services.project_replaced.connect(lambda _p: self.restore_from_project())
         self.services.settings_changed.connect(lambda _s: self._on_model_changed())
+        self.services.dirty_changed.connect(self._on_dirty_changed)
 
     def update_tab_order(self) -> list[QWidget]:
         if not getattr(self, "_built", False):
@@ -451,6 +452,7 @@ class PreviewPanel(PanelJobs, QWidget):
             self._restoring = False
         # renders of the project before are not this one's to show
         self._shown, self.history, self._zero_asked = {}, [], None
+        self._workspace = self.services.project.workspace_root
         for queue in self.views.values():
             queue.shown = queue.latest = None
         self.player.clear()

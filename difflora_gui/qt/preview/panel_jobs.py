@@ -33,6 +33,7 @@ from difflora_gui.preview.backend import PreviewJob, PreviewResult, preview_back
 from difflora_gui.preview.request import PreviewRequest
 from difflora_gui.qt.jobs import QUEUED
 from difflora_gui.qt.preview.ab_view import ZERO_CHOICE, strengths_text
+from difflora_gui.qt.preview.lora_stack import items_from_json
 from difflora_gui.qt.preview.render_form import entry_text
 from difflora_gui.specs import resolve_callable
 
@@ -122,6 +123,7 @@ class PanelJobs:
         #: how many render jobs this panel submitted (tests)
         self.submitted = 0
         self.export_job = None
+        self._workspace = self.services.project.workspace_root
         self._facts_cache: tuple[str, Any] | None = None
         #: job id -> (signature, request) of each render asked for
         self._asked: dict[int, tuple[str, PreviewRequest]] = {}
@@ -337,7 +339,7 @@ class PanelJobs:
             label = f"strength {strengths_text(reference.request)}"
         self.ab_view.show_pair(reference, main, label)
 
-    # --- export ------------------------------------------------------------------------------
+    # --- export and Save As ------------------------------------------------------------------------------
 
     # --- export ------------------------------------------------------------------------------
 
@@ -415,6 +417,47 @@ class PanelJobs:
 
     def _on_export_finished(self, _state: str) -> None:
         self.export_job = None
+
+    def _on_dirty_changed(self, dirty: bool) -> None:
+        """Saved: Save As may have moved the workspace (the render cache, LoRA files in it) beside
+        the new file, and the project followed with its paths; the stack and the renders follow."""
+        if dirty:
+            return
+        self.follow_workspace()
+        stored, _ = items_from_json(self.services.project.section(SECTION).get("stack"))
+        shown = self.stack.items()
+        if len(stored) == len(shown) and [i.entry.file for i in stored] != [i.entry.file for i in shown]:
+            self._restoring = True
+            try:
+                self.stack.set_items(stored, selected=self.stack.selected_index())
+            finally:
+                self._restoring = False
+            self._snapshot = self.state()
+
+    def follow_workspace(self) -> None:
+        """The project's workspace moved (Save As): this session's renders are in its new place."""
+        from difflora_gui.project.paths import rebase
+
+        old, new = self._workspace, self.services.project.workspace_root
+        self._workspace = new
+        if old == new:
+            return
+
+        def request_moved(request):
+            loras = tuple(dataclasses.replace(e, file=rebase(e.file, old, new)) for e in request.loras)
+            return request.replace(loras=loras)
+
+        def moved(result):
+            video, first = rebase(result.video, old, new), rebase(result.first_frame, old, new)
+            return dataclasses.replace(
+                result, video=video, first_frame=first, request=request_moved(result.request)
+            )
+
+        self.results = {}  # keyed by the files' old paths: replays go through the moved render cache
+        self.history = [moved(r) for r in self.history]
+        self._shown = {view: moved(r) for view, r in self._shown.items()}
+        for queue in self.views.values():
+            queue.shown = request_moved(queue.shown) if queue.shown is not None else None
 
     # --- teardown ----------------------------------------------------------------------------
 

@@ -319,3 +319,14 @@ def test_lane_names_kinds_and_patterns():
         assert PreviewBackendSpec("p", "P", "renders", run=print, lane=kind).lane == kind
     with pytest.raises(ValueError, match="lane must be one of"):
         PreviewBackendSpec("p", "P", "renders", run=print, lane="gpu")
+
+
+def test_a_job_placed_by_a_pattern_learns_its_lane():
+    scheduler = Scheduler()
+    scheduler.register_comfy_servers(["box a"])
+    seen = []
+    ctx = JobContext()
+    job = scheduler.submit(JobRequest("t", run=lambda params, c: seen.append(c.lane_key), lane="comfy"), ctx)
+    assert job.wait(10)
+    assert seen == ["comfy:box a"]
+    scheduler.shutdown()

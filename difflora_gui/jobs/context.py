@@ -63,6 +63,8 @@ class JobContext:
         self._lock = threading.Lock()
         self._keep = False
         self.event_log = None
+        #: the lane the scheduler runs the job on (``comfy:gpu-box``, ``device:cuda:1``); None outside it
+        self.lane_key: str | None = None
         self.last_progress: Progress | None = None
         self._first_report: tuple[float, float] | None = None
 

@@ -356,6 +356,8 @@ class Scheduler:
 
     def _run(self, job: Job, lane: Lane) -> None:
         ctx, request = job.context, job.request
+        # a job placed by a kind pattern (comfy:*, device:cuda:*) learns which lane it got here
+        ctx.lane_key = lane.key
         job.started_at = time.monotonic()
         self._notify(job, RUNNING)
         state, log = DONE, None

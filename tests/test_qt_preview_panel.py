@@ -348,3 +348,17 @@ def test_save_as_moves_the_workspace_and_the_stack_and_renders_follow(make_windo
     window.qtbot.waitUntil(lambda: panel._shown.get("zero") is not None, timeout=60_000)
     window.wait_idle()
     assert panel.ab_view.swipe.frames_at(0) is not None
+
+
+def test_a_rebuilt_panel_leaves_the_old_one_out_of_project_and_settings_changes(make_window, model_and_loras):
+    window = make_window()
+    old = window.panel
+    old.accept_files([str(model_and_loras[1][0])])
+    window.window.build_panels()  # a plugin switched on or off rebuilds every panel
+    panel = window.window.panels["preview-player"].widget
+    assert panel is not old
+    assert len(panel.current_request().loras) == 1  # the stack is the project's
+    window.window.services.update_settings(preview_cache_mb=512)
+    window.dialogs.answers["Unsaved changes"] = QMessageBox.StandardButton.Discard
+    assert window.window.new_project()  # neither reaches the old panel (deleted meanwhile)
+    assert panel.current_request().loras == ()

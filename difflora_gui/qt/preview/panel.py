@@ -220,8 +220,9 @@ class PreviewPanel(PanelJobs, QWidget):
         self.tabs.currentChanged.connect(lambda _i: self._refresh_ab())
         self.ab_view.reference_changed.connect(self._refresh_ab)
         self.ab_view.failed.connect(lambda message: self.set_status(f"A/B: {message}", "error"))
-        self.services.project_replaced.connect(lambda _p: self.restore_from_project())
-        self.services.settings_changed.connect(lambda _s: self._on_model_changed())
+        # bound methods, not lambdas: Qt drops them with the panel (a plugin toggled rebuilds it)
+        self.services.project_replaced.connect(self.restore_from_project)
+        self.services.settings_changed.connect(self._on_model_changed)
         self.services.dirty_changed.connect(self._on_dirty_changed)
 
     def update_tab_order(self) -> list[QWidget]:
@@ -379,7 +380,7 @@ class PreviewPanel(PanelJobs, QWidget):
 
     # --- the model ---------------------------------------------------------------------------
 
-    def _on_model_changed(self) -> None:
+    def _on_model_changed(self, *_settings) -> None:
         """Another backend or new Settings: the model line, block count and expert controls."""
         self._facts_cache = None
         try:
@@ -441,7 +442,7 @@ class PreviewPanel(PanelJobs, QWidget):
         state = self.state()
         self.services.project.update_section(SECTION, **state)
 
-    def restore_from_project(self) -> None:
+    def restore_from_project(self, *_project) -> None:
         data = self.services.project.section(SECTION)
         self._snapshot = {}
         self.stack.start_folder = self.folders.start(LORA_SLOT)

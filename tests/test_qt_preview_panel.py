@@ -355,6 +355,7 @@ def test_a_rebuilt_panel_leaves_the_old_one_out_of_project_and_settings_changes(
     old = window.panel
     old.accept_files([str(model_and_loras[1][0])])
     window.window.build_panels()  # a plugin switched on or off rebuilds every panel
+    window.qtbot.wait(50)  # the old panel is deleted (deleteLater)
     panel = window.window.panels["preview-player"].widget
     assert panel is not old
     assert len(panel.current_request().loras) == 1  # the stack is the project's

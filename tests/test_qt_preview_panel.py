@@ -342,6 +342,7 @@ def test_save_as_moves_the_workspace_and_the_stack_and_renders_follow(make_windo
     assert window.window.save_project_as(path)
     moved = Path(panel.current_request().loras[0].file)
     assert moved.is_file() and path.parent in moved.parents
+    assert not panel.undo_stack.canUndo()  # no step brings back a path into the removed workspace
     assert Path(panel._shown["main"].video).is_file()  # the render on show is in the moved cache
     assert panel.stale_line.text() == ""  # and it is still the render of what the inputs say
     panel.tabs.setCurrentWidget(panel.ab_view)  # the A/B view reads it from there

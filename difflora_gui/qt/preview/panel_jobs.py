@@ -433,6 +433,7 @@ class PanelJobs:
             finally:
                 self._restoring = False
             self._snapshot = self.state()
+            self.undo_stack.clear()  # its steps name the files where they were before the move
 
     def follow_workspace(self) -> None:
         """The project's workspace moved (Save As): this session's renders are in its new place."""

@@ -1,0 +1,373 @@
+"""Preview backend ``comfyui``: a Wan preview rendered by a running ComfyUI server of the pool.
+
+:func:`run_comfy_preview` behaves as the diffusers backend's job does (same cache entries, same
+``out`` / ``frames_dir`` handling, same artifacts and result), with the render done elsewhere: the
+LoRA stack is copied into the server's LoRA folder under names unique to the bytes (ComfyUI
+caches by file name), the names the server then lists go into the workflow, the workflow is
+checked against the server's ``/object_info`` before it is sent (ComfyUI's own checks miss
+misspelt inputs and unchecked choices), and the server's saved video is downloaded and decoded.
+A server that fails mid-render has the render run again on another healthy server of the pool.
+A cache hit never contacts a server.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from difflora_gui.errors import UserError
+from difflora_gui.preview.backend import IMAGE, VIDEO, ModelFacts, PreviewJob, PreviewResult
+
+DEFAULT_BUILDER = "difflora_gui.comfy.workflows:build_preview_workflow"
+#: the shipped video templates a preview can use (``resources/comfy_workflows/``)
+PREVIEW_TEMPLATES = ("wan21_t2v", "wan22_a14b_t2v", "wanvideowrapper_t2v")
+TWO_EXPERT_TEMPLATES = ("wan22_a14b_t2v",)
+#: Wan2.2 A14B T2V hands over to the low-noise expert at this timestep fraction
+A14B_BOUNDARY = 0.875
+_VIDEO_SUFFIXES = (".mp4", ".webm", ".webp", ".gif", ".mkv", ".mov", ".png")
+
+
+@dataclass(frozen=True)
+class ComfyOptions:
+    """The backend's options (``PreviewJob.options``)."""
+
+    template: str = "wan21_t2v"
+    #: a server name (or URL) to render on; blank: the job's lane, else any healthy server
+    server: str = ""
+    #: the servers from Settings (``ComfyServer`` JSON), filled in by :func:`settings_defaults`
+    servers: tuple[Mapping[str, Any], ...] = ()
+    #: file names as the server lists them (its diffusion_models, text_encoders and vae folders)
+    unet: str = ""
+    unet_high: str = ""
+    clip: str = ""
+    vae: str = ""
+    #: 0: from the model name (40 for 14B, 30 for 1.3B and 5B)
+    num_blocks: int = 0
+    timeout_s: float = 1800.0
+    #: ``module:function`` building the API-format workflow (the shipped templates by default)
+    builder: str = DEFAULT_BUILDER
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> ComfyOptions:
+        data = dict(data or {})
+        names = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in names}
+        values["servers"] = tuple(dict(s) for s in values.get("servers") or ())
+        try:
+            values["num_blocks"] = int(values.get("num_blocks") or 0)
+            values["timeout_s"] = float(values.get("timeout_s") or 1800.0)
+        except (TypeError, ValueError) as error:
+            raise UserError(f"ComfyUI backend options: {error}") from None
+        if values["timeout_s"] <= 0:
+            raise UserError("ComfyUI backend options: the timeout must be above 0 seconds")
+        return cls(**values, extra={k: v for k, v in data.items() if k not in names})
+
+    def models(self) -> dict[str, str]:
+        return {"unet": self.unet, "unet_high": self.unet_high, "clip": self.clip, "vae": self.vae}
+
+    def fingerprint(self, server: str) -> str:
+        """What decides the pixels besides the request: the server, its workflow and model names."""
+        data = {"server": server, "template": self.template, "models": self.models(), "builder": self.builder}
+        return "comfyui:" + json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+# --- the plugin's model_facts and settings_defaults -----------------------------------------------
+
+
+def model_facts(options: Mapping[str, Any] | ComfyOptions) -> ModelFacts:
+    """Blocks and experts of the model the options name, from the template and the file name
+    (the weights are on the server; nothing is asked of it)."""
+    opts = options if isinstance(options, ComfyOptions) else ComfyOptions.from_json(options)
+    two = opts.template in TWO_EXPERT_TEMPLATES
+    name = (opts.unet or opts.unet_high).lower().replace("_", ".").replace("-", ".")
+    if "1.3b" in name or "5b" in name.replace("1.5b", ""):
+        variant, blocks = ("5B" if "5b" in name and "1.3b" not in name else "1.3B"), 30
+    elif "14b" in name or two:
+        variant, blocks = "14B", 40
+    else:
+        variant, blocks = "unknown", 40  # most ComfyUI Wan setups run 14B; the option overrides it
+    if opts.num_blocks > 0:
+        blocks = opts.num_blocks
+    label = f"ComfyUI {opts.template}: {opts.unet or 'no model named'}"
+    if variant == "unknown" and opts.num_blocks <= 0:
+        label += " (40 blocks assumed: set Blocks for a 1.3B or 5B model)"
+    return ModelFacts(blocks, two, "14B" if two else variant, A14B_BOUNDARY if two else None, label)
+
+
+def settings_defaults(settings) -> dict[str, Any]:
+    """The app's Settings as option defaults: the enabled servers, and the Wan files' names (a
+    ComfyUI server lists its model files by name, often the same files)."""
+    servers = [
+        {"name": s.name, "url": s.url, "lora_dir": s.lora_dir, "enabled": s.enabled}
+        for s in settings.enabled_comfyui_servers()
+    ]
+
+    def name_of(path: str) -> str:
+        return Path(path).name if path else ""
+
+    return {
+        "servers": servers,
+        "unet": name_of(settings.wan_dit),
+        "unet_high": name_of(settings.wan_dit_high_noise),
+        "clip": name_of(settings.wan_t5),
+        "vae": name_of(settings.wan_vae),
+    }
+
+
+# --- the job ----------------------------------------------------------------------------------------
+
+
+def _pool_for(opts: ComfyOptions):
+    from difflora_gui.comfy.pool import ComfyPool, shared_pool
+
+    by_url = opts.server.startswith(("http://", "https://"))
+    if by_url and not any(str(s.get("url", "")).rstrip("/") == opts.server.rstrip("/") for s in opts.servers):
+        return ComfyPool([{"url": opts.server}])  # a server named by URL only (the CLI's --server URL)
+    return shared_pool(opts.servers)
+
+
+def _preferred(opts: ComfyOptions, pool, ctx) -> str | None:
+    lane = getattr(ctx, "lane_key", None) or ""
+    if lane.startswith("comfy:") and not lane.endswith("*"):
+        return lane[len("comfy:") :]
+    if opts.server:
+        server = pool.find(opts.server)
+        if server is None:
+            raise UserError(f"no enabled ComfyUI server named {opts.server!r} (Settings ▸ Servers)")
+        return server.name
+    return None
+
+
+def _candidate_keys(request, opts: ComfyOptions, pool, preferred: str | None) -> list[tuple[str, str]]:
+    names = [preferred] if preferred else pool.names()
+    return [(name, request.cache_key(opts.fingerprint(name))) for name in names]
+
+
+def _check_template(opts: ComfyOptions) -> None:
+    # a custom builder (an imported workflow, a test's) knows its own template names
+    if opts.builder == DEFAULT_BUILDER and opts.template not in PREVIEW_TEMPLATES:
+        raise UserError(
+            f"unknown ComfyUI preview template {opts.template!r}; shipped: {', '.join(PREVIEW_TEMPLATES)}"
+        )
+
+
+def _builder(opts: ComfyOptions) -> Callable[..., dict]:
+    from difflora_gui.specs import resolve_callable
+
+    try:
+        return resolve_callable(opts.builder)
+    except Exception as error:  # noqa: BLE001 - a missing builder is the user's setting, one line
+        raise UserError(f"cannot load the ComfyUI workflow builder {opts.builder!r}: {error}") from None
+
+
+def _place_loras(server, client, entries) -> list[str]:
+    """Each LoRA in the server's folder under its unique name; the names as the server lists them."""
+    from difflora_gui.comfy.names import listed_name, place_lora
+
+    if not entries:
+        return []
+    if not server.lora_dir:
+        raise UserError(
+            f"ComfyUI server {server.name} has no LoRA folder set: set the folder of its models/loras "
+            "that this app can write to (Settings ▸ Servers)"
+        )
+    placed = [place_lora(entry.file, server.lora_dir, sha256=entry.sha256) for entry in entries]
+    listing = client.models("loras")
+    names = []
+    for item in placed:
+        name = listed_name(item.name, listing)
+        if name is None:
+            raise UserError(
+                f"ComfyUI server {server.name} does not list {item.name} after it was copied to "
+                f"{server.lora_dir}: that folder must be inside the server's models/loras (Settings ▸ Servers)",
+                path=item.path,
+            )
+        names.append(name)
+    return names
+
+
+def _problems_error(problems: list[str], opts: ComfyOptions, server: str) -> UserError:
+    shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+    hint = ""
+    if any(word in shown for word in ("unet_name", "clip_name", "vae_name", "model ", "model_name")):
+        hint = " Set the model names the server lists in the ComfyUI backend's options."
+    return UserError(f"the {opts.template} workflow does not fit ComfyUI at {server}: {shown}.{hint}")
+
+
+def _render_on(name: str, pool, opts: ComfyOptions, build, request, key: str, ctx):
+    """One attempt on server ``name``: the decoded frames (uint8 F×H×W×3)."""
+    from difflora_gui.comfy.validate import validate_workflow
+    from difflora_gui.preview.request import effective_loras
+
+    server = pool.server(name)
+    ctx.status(f"preparing ComfyUI at {name}…")
+    client = pool.client_for(name)
+    try:
+        entries = effective_loras(request.loras)
+        lora_names = _place_loras(server, client, entries)
+        object_info = client.object_info()
+        workflow = build(
+            opts.template,
+            request.replace(loras=tuple(entries)),
+            lora_names=lora_names,
+            models=opts.models(),
+            filename_prefix=f"difflora_preview/{key[:16]}",
+        )
+        problems = validate_workflow(workflow, object_info)
+        if problems:
+            raise _problems_error(problems, opts, name)
+        ctx.raise_if_cancelled()
+        ctx.status(f"rendering on ComfyUI at {name}…")
+        ctx.progress(0, request.steps, f"step 0 of {request.steps}")
+
+        def on_progress(done, total, text):
+            if total:
+                ctx.progress(done, total, f"step {int(done)} of {int(total)}")
+            else:
+                ctx.status(text)
+
+        def on_frame(index, image, **meta):
+            ctx.frame(index, image, kind="preview", server=name, **meta)
+
+        outputs = client.run(
+            workflow,
+            on_progress=on_progress,
+            on_frame=on_frame,
+            cancelled=lambda: ctx.cancelled,
+            max_wait_s=opts.timeout_s,
+        )
+    finally:
+        client.close()
+    return _decode_outputs(outputs, name)
+
+
+def _decode_outputs(outputs, server: str):
+    """The frames of the saved video (an animated save), or of the saved images in order."""
+    import numpy as np
+
+    from difflora_gui.comfy.protocol import ComfyError, decode_image
+
+    files = [f for f in outputs.files if f.data]
+    videos = [f for f in files if f.animated]
+    videos.sort(key=lambda f: f.type != "output")  # a saved file before a temp preview
+    if videos:
+        with tempfile.TemporaryDirectory(prefix="difflora-comfy-") as folder:
+            suffix = Path(videos[0].filename).suffix.lower()
+            path = Path(folder) / f"output{suffix if suffix in _VIDEO_SUFFIXES else '.mp4'}"
+            path.write_bytes(videos[0].data)
+            return _decode_video(path, server)
+    images = [decode_image(f.data) for f in files]
+    images = [image for image in images if image is not None]
+    if not images:
+        raise ComfyError(f"ComfyUI at {server}: the workflow saved no video or image", server=server)
+    if len({image.shape for image in images}) > 1:
+        raise ComfyError(f"ComfyUI at {server}: the saved images differ in size", server=server)
+    return np.stack(images)
+
+
+def _decode_video(path: Path, server: str):
+    import numpy as np
+
+    from difflora_gui.comfy.protocol import ComfyError
+    from difflora_gui.preview.video_io import VideoReader
+
+    try:
+        reader = VideoReader(path)
+        try:
+            return reader.frames()
+        finally:
+            reader.close()
+    except Exception:  # noqa: BLE001 - animated WebP/GIF: FFmpeg builds may not decode them
+        pass
+    try:
+        from PIL import Image, ImageSequence
+
+        with Image.open(path) as image:
+            return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(image)])
+    except Exception as error:  # noqa: BLE001 - one line naming the server and the file type
+        raise ComfyError(
+            f"ComfyUI at {server}: cannot decode its {path.suffix} output ({error})", server=server
+        ) from None
+
+
+def run_comfy_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult:
+    """Render (or replay from the cache) one preview on a ComfyUI server; see the module docstring."""
+    from difflora_gui.preview.render import _check_outputs, _copy_video, _first_frame_png, hash_lora
+    from difflora_gui.preview.render_cache import RenderCache
+    from difflora_gui.preview.request import with_hashes
+    from difflora_gui.preview.video_io import write_frames_png, write_video
+
+    job = job if isinstance(job, PreviewJob) else PreviewJob.from_json(job)
+    opts = ComfyOptions.from_json(job.options)
+    _check_template(opts)
+    _check_outputs(job)
+    request = with_hashes(job.request, hash_lora)
+    pool = _pool_for(opts)
+    preferred = _preferred(opts, pool, ctx)
+    cache = RenderCache(job.cache_dir, job.cache_mb) if job.cache_dir else None
+    hit, key = None, ""
+    for _name, candidate in _candidate_keys(request, opts, pool, preferred):
+        key = key or candidate
+        # a cached clip is H.264: exact frames for frames_dir come only from a render
+        hit = cache.get(candidate) if cache is not None and not job.frames_dir else None
+        if hit is not None:
+            key = candidate
+            break
+    frames = None
+    out = Path(job.out) if job.out else None
+    if hit is not None:
+        ctx.status("replayed from the render cache")
+        ctx.progress(request.steps, request.steps, "cached")
+        video, first = hit.video, hit.first_frame
+        if out is not None:
+            _copy_video(video, out, job.overwrite, fps=hit.fps)
+    else:
+        ctx.raise_if_cancelled()
+        build = _builder(opts)
+        rendered_on: list[str] = []
+
+        def attempt(name: str):
+            rendered_on.append(name)
+            return _render_on(
+                name, pool, opts, build, request, request.cache_key(opts.fingerprint(name)), ctx
+            )
+
+        frames = pool.run_with_retry(attempt, preferred=preferred, log=ctx.log)
+        key = request.cache_key(opts.fingerprint(rendered_on[-1]))
+        ctx.status("writing the video…")
+        if cache is not None:
+            entry = cache.put(key, frames, request.fps, request)
+            video, first = entry.video, entry.first_frame
+            if out is not None:
+                _copy_video(video, out, job.overwrite, frames, request.fps)
+        else:  # no cache: the first frame (and a clip without out) in a temporary folder
+            folder = Path(tempfile.mkdtemp(prefix="difflora-preview-"))
+            first = _first_frame_png(frames, folder)
+            video = write_video(out or folder / "video.mp4", frames, request.fps, overwrite=job.overwrite)
+    if out is not None:
+        video = out
+    if job.frames_dir:
+        write_frames_png(job.frames_dir, frames, overwrite=job.overwrite)
+    if hit is not None:
+        count, height, width = hit.frames, hit.height, hit.width
+    else:
+        count, height, width = (int(n) for n in frames.shape[:3])
+    meta = {"request": request.to_json(), "key": key, "cache_hit": hit is not None}
+    ctx.artifact(VIDEO, str(video), frames=count, width=width, height=height, fps=request.fps, **meta)
+    ctx.artifact(IMAGE, str(first), **meta)
+    return PreviewResult(
+        video=str(video),
+        first_frame=str(first),
+        key=key,
+        cache_hit=hit is not None,
+        frames=count,
+        width=width,
+        height=height,
+        request=request,
+        frames_dir=job.frames_dir,
+    )

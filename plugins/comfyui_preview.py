@@ -1,0 +1,99 @@
+"""Preview backend ``comfyui``: Wan previews rendered by the running ComfyUI servers of Settings.
+
+The servers form a pool (a ``comfy:<name>`` job lane each, used while its health check answers);
+the LoRA stack is copied into a server's LoRA folder under names unique to the bytes, the
+workflow checked against the server's nodes before it is sent, and the video it saves is
+downloaded into the same render cache the diffusers backend uses. The work is
+:mod:`difflora_gui.comfy.preview_backend`; this module stays import-light (no httpx, no numpy).
+"""
+
+from __future__ import annotations
+
+from difflora_gui import hookimpl
+from difflora_gui.params import Param
+from difflora_gui.specs import PreviewBackendSpec
+
+_BACKEND = "difflora_gui.comfy.preview_backend"
+#: kept in step with preview_backend.PREVIEW_TEMPLATES (not imported: the plugin stays light)
+_TEMPLATES = ("wan21_t2v", "wan22_a14b_t2v", "wanvideowrapper_t2v")
+
+PARAMS = (
+    Param(
+        "template",
+        "choice",
+        "wan21_t2v",
+        "the workflow: native Wan2.1 T2V with a LoRA chain, native Wan2.2 A14B with its two experts, "
+        "or WanVideoWrapper T2V (block weights through WanVideoLoraBlockEdit)",
+        choices=_TEMPLATES,
+        title="Workflow",
+    ),
+    Param(
+        "server",
+        "str",
+        "",
+        "the server to render on, by name or URL; blank: any healthy server of Settings ▸ Servers",
+        title="Server",
+    ),
+    Param(
+        "unet",
+        "str",
+        "",
+        "the Wan DiT file as the server lists it (models/diffusion_models; Wan2.2 A14B: the low-noise expert)",
+        title="Diffusion model",
+    ),
+    Param(
+        "unet_high",
+        "str",
+        "",
+        "the Wan2.2 A14B high-noise expert as the server lists it",
+        title="High-noise model",
+        visible_when={"template": "wan22_a14b_t2v"},
+    ),
+    Param(
+        "clip",
+        "str",
+        "",
+        "the UMT5 text encoder as the server lists it (models/text_encoders)",
+        title="Text encoder",
+    ),
+    Param("vae", "str", "", "the Wan VAE as the server lists it (models/vae)", title="VAE"),
+    Param(
+        "num_blocks",
+        "int",
+        0,
+        "blocks of the model for the block panel; 0: from the model's name (40 for 14B, 30 for 1.3B and 5B)",
+        minimum=0,
+        maximum=64,
+        title="Blocks",
+        advanced=True,
+    ),
+    Param(
+        "timeout_s",
+        "float",
+        1800.0,
+        "the longest a render may take on the server before the job gives up",
+        minimum=1.0,
+        title="Timeout (s)",
+        advanced=True,
+    ),
+)
+
+
+@hookimpl
+def difflora_register_preview_backends():
+    return [
+        PreviewBackendSpec(
+            name="comfyui",
+            title="Wan (ComfyUI servers)",
+            description=(
+                "Renders Wan previews on your running ComfyUI servers, with the models and nodes "
+                "already installed there; several servers share the work, and a render whose server "
+                "fails runs again on another."
+            ),
+            params=PARAMS,
+            run=f"{_BACKEND}:run_comfy_preview",
+            model_facts=f"{_BACKEND}:model_facts",
+            settings_defaults=f"{_BACKEND}:settings_defaults",
+            lane="comfy",
+        )
+    ]

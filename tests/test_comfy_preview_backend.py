@@ -1,0 +1,287 @@
+"""The ComfyUI preview backend against stand-in servers (tests/fixtures/comfy_standin.py, not
+ComfyUI): a render's video, progress and frames; the LoRA under its hashed name; cache hits that
+never contact a server; validation before sending; cancel; a server dying mid-render."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from difflora_gui.comfy import pool as pool_module
+from difflora_gui.comfy.names import unique_lora_name
+from difflora_gui.comfy.pool import DOWN, shared_pool
+from difflora_gui.comfy.preview_backend import (
+    DEFAULT_BUILDER,
+    model_facts,
+    run_comfy_preview,
+    settings_defaults,
+)
+from difflora_gui.errors import UserError
+from difflora_gui.jobs.events import Artifact, Frame
+from difflora_gui.jobs.recording import RecordingContext, run_sync
+from difflora_gui.lora.synthetic import make_wan_lora
+from difflora_gui.preview.backend import PreviewJob
+from difflora_gui.preview.render_cache import RenderCache
+from difflora_gui.preview.request import LoraEntry, PreviewRequest
+from difflora_gui.preview.video_io import VideoReader
+from difflora_gui.settings import AppSettings, ComfyServer
+from tests.fixtures.comfy_standin import StandinComfy
+
+pytestmark = pytest.mark.timeout(60)
+
+BUILDER = "tests.test_comfy_preview_backend:tiny_workflow"
+COLOR = (40, 120, 200)
+
+
+def tiny_workflow(template, request, *, lora_names, models, filename_prefix):
+    """A stand-in for the shipped templates that the stand-in server can execute: a flat clip of
+    the request's size and length, its frames sent as binary previews, saved as an mp4; the LoRA
+    chain and the model loader are validated but (as no output needs them) not run."""
+    color = (COLOR[0] << 16) | (COLOR[1] << 8) | COLOR[2]
+    image = ["1", 0]
+    workflow = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {
+                "width": request.width,
+                "height": request.height,
+                "batch_size": request.frames,
+                "color": color,
+            },
+        },
+    }
+    if template == "slow":
+        workflow["5"] = {
+            "class_type": "ImageBlur",
+            "inputs": {"image": image, "blur_radius": 1, "sigma": 1.0},
+        }
+        image = ["5", 0]
+    workflow["2"] = {"class_type": "SaveImageWebsocket", "inputs": {"images": image}}
+    workflow["3"] = {
+        "class_type": "VHS_VideoCombine",
+        "inputs": {
+            "images": image,
+            "frame_rate": request.fps,
+            "loop_count": 0,
+            "filename_prefix": filename_prefix,
+            "format": "video/h264-mp4",
+            "pingpong": False,
+            "save_output": True,
+        },
+    }
+    previous = None
+    for index, (entry, name) in enumerate(zip(request.loras, lora_names, strict=True)):
+        inputs = {"lora": name, "strength": entry.strength}
+        if previous:
+            inputs["prev_lora"] = [previous, 0]
+        previous = f"l{index}"
+        workflow[previous] = {"class_type": "WanVideoLoraSelect", "inputs": inputs}
+    if models.get("unet"):
+        workflow["u"] = {
+            "class_type": "UNETLoader",
+            "inputs": {"unet_name": models["unet"], "weight_dtype": "default"},
+        }
+    return workflow
+
+
+@pytest.fixture(autouse=True)
+def fresh_pools():
+    pool_module._shared.clear()  # each test's servers are new: no health answer carried over
+    yield
+    pool_module._shared.clear()
+
+
+@pytest.fixture
+def servers(tmp_path):
+    started = []
+
+    def start(name, **kwargs):
+        server = StandinComfy(tmp_path / name, **kwargs).start()
+        server.name = name
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def lora(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lora") / "slider v2.safetensors"
+    make_wan_lora("tiny", path=path, rank=4, seed=5)
+    return path
+
+
+def server_json(server):
+    return {"name": server.name, "url": server.url, "lora_dir": str(server.base / "models/loras")}
+
+
+def job(tmp_path, servers_, lora, *, template="tiny", **changes):
+    request = PreviewRequest(
+        prompt="a cat", seed=3, width=48, height=32, frames=5, fps=8, steps=4,
+        loras=(LoraEntry(str(lora), strength=1.5),),
+    )  # fmt: skip
+    options = {"template": template, "servers": [server_json(s) for s in servers_], "builder": BUILDER}
+    options.update(changes.pop("options", {}))
+    values = {"cache_dir": str(tmp_path / "cache"), **changes}
+    return PreviewJob(request, options, **values)
+
+
+def test_a_render_through_the_server(tmp_path, servers, lora):
+    server = servers("box")
+    out, frames_dir = tmp_path / "out.mp4", tmp_path / "frames"
+    ctx = RecordingContext(progress_interval_s=0)
+    result = run_comfy_preview(
+        job(tmp_path, [server], lora, out=str(out), frames_dir=str(frames_dir)).to_json(), ctx
+    )
+
+    assert (result.frames, result.width, result.height, result.cache_hit) == (5, 48, 32, False)
+    reader = VideoReader(out)
+    decoded = reader.frames()
+    reader.close()
+    assert decoded.shape == (5, 32, 48, 3)
+    assert np.abs(decoded.astype(float).mean(axis=(0, 1, 2)) - COLOR).max() < 8  # H.264 of a flat colour
+    assert len(list(frames_dir.glob("frame_*.png"))) == 5
+    # the LoRA lies in the server's folder under its content-hashed name, and the workflow names it
+    name = unique_lora_name(lora)
+    assert (server.base / "models/loras" / name).read_bytes() == lora.read_bytes()
+    sent = server.posted[-1]["prompt"]
+    assert [n["inputs"]["lora"] for n in sent.values() if n["class_type"] == "WanVideoLoraSelect"] == [name]
+    # progress per step and the server's binary previews as frames
+    texts = [p.text for p in ctx.progress_reports]
+    assert "step 0 of 4" in texts and any(t == "step 4 of 5" for t in texts)
+    previews = [e for e in ctx.events if isinstance(e, Frame)]
+    assert len(previews) == 5 and previews[0].image.shape == (32, 48, 3)
+    artifacts = {e.kind: e for e in ctx.events if isinstance(e, Artifact)}
+    assert set(artifacts) == {"video", "image"} and Path(artifacts["video"].path) == out
+    assert result.key in RenderCache(tmp_path / "cache", 64)
+
+
+def test_the_same_request_again_is_a_cache_hit_without_the_server(tmp_path, servers, lora):
+    server = servers("box")
+    first = run_comfy_preview(job(tmp_path, [server], lora), RecordingContext())
+    posted = len(server.posted)
+    server.stop()  # a hit must not ask the server anything
+    ctx = RecordingContext()
+    again = run_comfy_preview(job(tmp_path, [server], lora, out=str(tmp_path / "again.mp4")), ctx)
+    assert again.cache_hit and again.key == first.key and len(server.posted) == posted
+    assert (again.frames, again.width, again.height) == (5, 48, 32)
+    assert Path(again.video) == tmp_path / "again.mp4" and Path(again.video).stat().st_size > 0
+
+
+def test_a_workflow_that_does_not_fit_the_server_is_one_error_and_nothing_is_sent(tmp_path, servers, lora):
+    server = servers("box")
+    bad = job(tmp_path, [server], lora, options={"unet": "wan_14B_missing.safetensors"})
+    outcome = run_sync(run_comfy_preview, bad, RecordingContext())
+    assert outcome.status == "failed" and isinstance(outcome.error, UserError)
+    message = str(outcome.error)
+    assert "does not fit ComfyUI at box" in message and "unet_name" in message
+    assert "Set the model names" in message and "\n" not in message
+    # an unknown shipped template is refused before any server is asked
+    unknown = job(tmp_path, [server], lora, template="wan99", options={"builder": DEFAULT_BUILDER})
+    outcome = run_sync(run_comfy_preview, unknown, RecordingContext())
+    assert outcome.status == "failed" and "unknown ComfyUI preview template 'wan99'" in str(outcome.error)
+    assert server.posted == []
+
+
+def test_cancel_stops_the_prompt_on_the_server(tmp_path, servers, lora):
+    server = servers("box", node_delay_s=3.0)
+    ctx = RecordingContext()
+
+    def cancel_when_running():
+        end = time.monotonic() + 10
+        while server.running is None and time.monotonic() < end:
+            time.sleep(0.02)
+        ctx.cancel()
+
+    threading.Thread(target=cancel_when_running, daemon=True).start()
+    started = time.monotonic()
+    outcome = run_sync(run_comfy_preview, job(tmp_path, [server], lora, template="slow"), ctx)
+    assert outcome.status == "cancelled"
+    assert time.monotonic() - started < 8
+    deadline = time.monotonic() + 5
+    while server.running is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.running is None  # interrupted at its next check
+    assert RenderCache(tmp_path / "cache", 64).keys() == []
+
+
+def test_a_server_that_dies_mid_render_has_the_render_finish_on_another(tmp_path, servers, lora):
+    slow, spare = servers("slow", node_delay_s=30.0), servers("spare")
+    ctx = RecordingContext()
+    ctx.lane_key = "comfy:slow"  # the scheduler placed the job on the slow server's lane
+
+    def kill_when_running():
+        end = time.monotonic() + 10
+        while slow.running is None and time.monotonic() < end:
+            time.sleep(0.02)
+        slow.stop()
+
+    threading.Thread(target=kill_when_running, daemon=True).start()
+    result = run_comfy_preview(job(tmp_path, [slow, spare], lora, template="slow"), ctx)
+    assert result.frames == 5 and not result.cache_hit
+    assert spare.posted and (spare.base / "models/loras" / unique_lora_name(lora)).is_file()
+    pool = shared_pool([server_json(slow), server_json(spare)])
+    assert pool.health("slow").state == DOWN and "slow" not in pool.healthy_names()
+    assert any("trying another server" in line for line in ctx.logs)
+
+
+def test_model_facts_and_settings_defaults():
+    assert model_facts({"unet": "wan2.1_t2v_14B_bf16.safetensors"}).num_blocks == 40
+    assert model_facts({"unet": "wan2.1_t2v_1.3B_fp16.safetensors"}).num_blocks == 30
+    assert model_facts({"unet": "wan2.2_ti2v_5B_fp16.safetensors"}).variant == "5B"
+    facts = model_facts({"template": "wan22_a14b_t2v", "unet": "low.safetensors"})
+    assert facts.two_experts and facts.num_blocks == 40 and facts.boundary_ratio == 0.875
+    assert model_facts({"unet": "mine.safetensors", "num_blocks": 30}).num_blocks == 30
+    settings = AppSettings(
+        comfyui_servers=[
+            ComfyServer("gpu box", "http://10.0.0.2:8188", "/mnt/loras"),
+            ComfyServer("off", "http://10.0.0.3:8188", enabled=False),
+        ],
+        wan_dit="/models/wan2.1_t2v_14B_bf16.safetensors",
+    )
+    defaults = settings_defaults(settings)
+    assert [s["name"] for s in defaults["servers"]] == ["gpu box"]
+    assert defaults["unet"] == "wan2.1_t2v_14B_bf16.safetensors"
+
+
+def test_the_plugin_registers_the_backend_without_importing_httpx():
+    code = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('p', 'plugins/comfyui_preview.py')\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "(s,) = m.difflora_register_preview_backends()\n"
+        "assert s.name == 'comfyui' and s.lane == 'comfy', s\n"
+        "assert 'httpx' not in sys.modules and 'numpy' not in sys.modules\n"
+        "from difflora_gui.specs import resolve_callable\n"
+        "assert resolve_callable(s.run).__name__ == 'run_comfy_preview'\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=30)
+
+
+def test_a_preview_job_on_the_comfy_lane_renders_on_the_healthy_server(tmp_path, servers, lora):
+    from difflora_gui.jobs.job import JobRequest
+    from difflora_gui.jobs.scheduler import Scheduler
+
+    down = {"name": "down", "url": "http://127.0.0.1:9", "lora_dir": str(tmp_path)}
+    box = servers("box")
+    preview = job(tmp_path, [box], lora)
+    options = {**preview.options, "servers": [down, server_json(box)]}
+    preview = PreviewJob(preview.request, options, cache_dir=preview.cache_dir)
+    scheduler = Scheduler(health_poll_s=0.1)
+    shared_pool(options["servers"]).register(scheduler)
+    run = "difflora_gui.comfy.preview_backend:run_comfy_preview"
+    placed = scheduler.submit(
+        JobRequest("preview", run, params=preview.to_json(), lane="comfy"), RecordingContext()
+    )
+    assert placed.wait(30), "the job was never placed"
+    assert placed.state == "done", placed.traceback
+    assert placed.lane == "comfy:box" and placed.result.frames == 5 and box.posted

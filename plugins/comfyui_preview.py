@@ -14,8 +14,14 @@ from difflora_gui.params import Param
 from difflora_gui.specs import PreviewBackendSpec
 
 _BACKEND = "difflora_gui.comfy.preview_backend"
-#: kept in step with preview_backend.PREVIEW_TEMPLATES (not imported: the plugin stays light)
-_TEMPLATES = ("wan21_t2v", "wan22_a14b_t2v", "wanvideowrapper_t2v")
+
+
+def _templates() -> tuple[str, ...]:
+    # asked when a form is built, not at import: the plugin stays light
+    from difflora_gui.comfy.preview_backend import video_templates
+
+    return video_templates()
+
 
 PARAMS = (
     Param(
@@ -24,7 +30,7 @@ PARAMS = (
         "wan21_t2v",
         "the workflow: native Wan2.1 T2V with a LoRA chain, native Wan2.2 A14B with its two experts, "
         "or WanVideoWrapper T2V (block weights through WanVideoLoraBlockEdit)",
-        choices=_TEMPLATES,
+        choices=_templates,
         title="Workflow",
     ),
     Param(
@@ -47,7 +53,7 @@ PARAMS = (
         "",
         "the Wan2.2 A14B high-noise expert as the server lists it",
         title="High-noise model",
-        visible_when={"template": "wan22_a14b_t2v"},
+        visible_when={"template": "wan22_t2v_a14b"},
     ),
     Param(
         "clip",

@@ -39,7 +39,7 @@ BUILDER = "tests.test_comfy_preview_backend:tiny_workflow"
 COLOR = (40, 120, 200)
 
 
-def tiny_workflow(template, request, *, lora_names, models, filename_prefix):
+def tiny_workflow(template, request, *, lora_names, models, filename_prefix, num_blocks=None):
     """A stand-in for the shipped templates that the stand-in server can execute: a flat clip of
     the request's size and length, its frames sent as binary previews, saved as an mp4; the LoRA
     chain and the model loader are validated but (as no output needs them) not run."""
@@ -76,8 +76,8 @@ def tiny_workflow(template, request, *, lora_names, models, filename_prefix):
         },
     }
     previous = None
-    for index, (entry, name) in enumerate(zip(request.loras, lora_names, strict=True)):
-        inputs = {"lora": name, "strength": entry.strength}
+    for index, entry in enumerate(request.loras):
+        inputs = {"lora": lora_names[entry.file], "strength": entry.strength}
         if previous:
             inputs["prev_lora"] = [previous, 0]
         previous = f"l{index}"
@@ -183,7 +183,7 @@ def test_a_workflow_that_does_not_fit_the_server_is_one_error_and_nothing_is_sen
     assert outcome.status == "failed" and isinstance(outcome.error, UserError)
     message = str(outcome.error)
     assert "does not fit ComfyUI at box" in message and "unet_name" in message
-    assert "Set the model names" in message and "\n" not in message
+    assert "Set Diffusion model in the ComfyUI backend's options" in message and "\n" not in message
     # an unknown shipped template is refused before any server is asked
     unknown = job(tmp_path, [server], lora, template="wan99", options={"builder": DEFAULT_BUILDER})
     outcome = run_sync(run_comfy_preview, unknown, RecordingContext())
@@ -237,7 +237,7 @@ def test_model_facts_and_settings_defaults():
     assert model_facts({"unet": "wan2.1_t2v_14B_bf16.safetensors"}).num_blocks == 40
     assert model_facts({"unet": "wan2.1_t2v_1.3B_fp16.safetensors"}).num_blocks == 30
     assert model_facts({"unet": "wan2.2_ti2v_5B_fp16.safetensors"}).variant == "5B"
-    facts = model_facts({"template": "wan22_a14b_t2v", "unet": "low.safetensors"})
+    facts = model_facts({"template": "wan22_t2v_a14b", "unet": "low.safetensors"})
     assert facts.two_experts and facts.num_blocks == 40 and facts.boundary_ratio == 0.875
     assert model_facts({"unet": "mine.safetensors", "num_blocks": 30}).num_blocks == 30
     settings = AppSettings(

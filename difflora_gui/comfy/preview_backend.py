@@ -23,9 +23,10 @@ from difflora_gui.errors import UserError
 from difflora_gui.preview.backend import IMAGE, VIDEO, ModelFacts, PreviewJob, PreviewResult
 
 DEFAULT_BUILDER = "difflora_gui.comfy.workflows:build_preview_workflow"
-#: the shipped video templates a preview can use (``resources/comfy_workflows/``)
-PREVIEW_TEMPLATES = ("wan21_t2v", "wan22_a14b_t2v", "wanvideowrapper_t2v")
-TWO_EXPERT_TEMPLATES = ("wan22_a14b_t2v",)
+#: the shipped video templates (``resources/comfy_workflows/``); :func:`video_templates` reads
+#: them from :mod:`difflora_gui.comfy.workflows`, this is what it finds there
+PREVIEW_TEMPLATES = ("wan21_t2v", "wan22_t2v_a14b", "wanvideo_t2v")
+TWO_EXPERT_TEMPLATES = ("wan22_t2v_a14b",)
 #: Wan2.2 A14B T2V hands over to the low-noise expert at this timestep fraction
 A14B_BOUNDARY = 0.875
 _VIDEO_SUFFIXES = (".mp4", ".webm", ".webp", ".gif", ".mkv", ".mov", ".png")
@@ -68,7 +69,14 @@ class ComfyOptions:
         return cls(**values, extra={k: v for k, v in data.items() if k not in names})
 
     def models(self) -> dict[str, str]:
-        return {"unet": self.unet, "unet_high": self.unet_high, "clip": self.clip, "vae": self.vae}
+        # the two-expert template names its low-noise DiT unet_low; the others name it unet
+        return {
+            "unet": self.unet,
+            "unet_low": self.unet,
+            "unet_high": self.unet_high,
+            "clip": self.clip,
+            "vae": self.vae,
+        }
 
     def fingerprint(self, server: str) -> str:
         """What decides the pixels besides the request: the server, its workflow and model names."""
@@ -79,11 +87,29 @@ class ComfyOptions:
 # --- the plugin's model_facts and settings_defaults -----------------------------------------------
 
 
+def video_templates() -> tuple[str, ...]:
+    """The shipped templates that render a video (the form's choices)."""
+    try:
+        from difflora_gui.comfy.workflows import TEMPLATES
+    except ImportError:
+        return PREVIEW_TEMPLATES
+    return tuple(t.name for t in TEMPLATES if t.kind == "video")
+
+
+def _two_experts(template: str) -> bool:
+    try:
+        from difflora_gui.comfy.workflows import template_info
+
+        return "unet_high" in template_info(template).models
+    except (ImportError, UserError):
+        return template in TWO_EXPERT_TEMPLATES
+
+
 def model_facts(options: Mapping[str, Any] | ComfyOptions) -> ModelFacts:
     """Blocks and experts of the model the options name, from the template and the file name
     (the weights are on the server; nothing is asked of it)."""
     opts = options if isinstance(options, ComfyOptions) else ComfyOptions.from_json(options)
-    two = opts.template in TWO_EXPERT_TEMPLATES
+    two = _two_experts(opts.template)
     name = (opts.unet or opts.unet_high).lower().replace("_", ".").replace("-", ".")
     if "1.3b" in name or "5b" in name.replace("1.5b", ""):
         variant, blocks = ("5B" if "5b" in name and "1.3b" not in name else "1.3B"), 30
@@ -150,10 +176,9 @@ def _candidate_keys(request, opts: ComfyOptions, pool, preferred: str | None) ->
 
 def _check_template(opts: ComfyOptions) -> None:
     # a custom builder (an imported workflow, a test's) knows its own template names
-    if opts.builder == DEFAULT_BUILDER and opts.template not in PREVIEW_TEMPLATES:
-        raise UserError(
-            f"unknown ComfyUI preview template {opts.template!r}; shipped: {', '.join(PREVIEW_TEMPLATES)}"
-        )
+    shipped = video_templates()
+    if opts.builder == DEFAULT_BUILDER and opts.template not in shipped:
+        raise UserError(f"unknown ComfyUI preview template {opts.template!r}; shipped: {', '.join(shipped)}")
 
 
 def _builder(opts: ComfyOptions) -> Callable[..., dict]:
@@ -191,11 +216,21 @@ def _place_loras(server, client, entries) -> list[str]:
     return names
 
 
+#: a model loader's file input → the backend option that names it (the form's titles)
+_MODEL_OPTIONS = (
+    (("(UNETLoader)", "(WanVideoModelLoader)"), "Diffusion model"),
+    (("(CLIPLoader)", "T5TextEncoder)"), "Text encoder"),
+    (("(VAELoader)", "(WanVideoVAELoader)"), "VAE"),
+)
+
+
 def _problems_error(problems: list[str], opts: ComfyOptions, server: str) -> UserError:
+    """One error for the workflow's problems, saying which of the user's options to change."""
     shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+    options = [title for marks, title in _MODEL_OPTIONS if any(m in p for p in problems for m in marks)]
     hint = ""
-    if any(word in shown for word in ("unet_name", "clip_name", "vae_name", "model ", "model_name")):
-        hint = " Set the model names the server lists in the ComfyUI backend's options."
+    if options:
+        hint = f" Set {', '.join(options)} in the ComfyUI backend's options to file names the server lists."
     return UserError(f"the {opts.template} workflow does not fit ComfyUI at {server}: {shown}.{hint}")
 
 
@@ -214,9 +249,10 @@ def _render_on(name: str, pool, opts: ComfyOptions, build, request, key: str, ct
         workflow = build(
             opts.template,
             request.replace(loras=tuple(entries)),
-            lora_names=lora_names,
+            lora_names={entry.file: name for entry, name in zip(entries, lora_names, strict=True)},
             models=opts.models(),
             filename_prefix=f"difflora_preview/{key[:16]}",
+            num_blocks=model_facts(opts).num_blocks,
         )
         problems = validate_workflow(workflow, object_info)
         if problems:

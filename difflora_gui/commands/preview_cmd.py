@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from difflora_gui.preview.backend import DEFAULT_BACKEND
 from difflora_gui.specs import CliCommandSpec
 
 DESCRIPTION = """\
@@ -104,7 +105,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--device", metavar="DEVICE", help="auto (default: a CUDA GPU when present), cpu, cuda, cuda:N"
     )
     model.add_argument(
-        "--backend", default="diffusers", metavar="NAME", help="the preview backend (default diffusers)"
+        "--backend", default=DEFAULT_BACKEND, metavar="NAME", help="the preview backend (default diffusers)"
     )
     model.add_argument(
         "--backend-param",

@@ -103,11 +103,18 @@ class PreviewResult:
         return data
 
 
+#: the backend a new view and the command line use: renders in this app, needs no server
+DEFAULT_BACKEND = "diffusers"
+
+
 def preview_backends(host) -> dict:
-    """The registered preview backends by name (``host``: a :class:`~difflora_gui.plugin_host.PluginHost`)."""
+    """The registered preview backends by name, :data:`DEFAULT_BACKEND` first, the others by name
+    (``host``: a :class:`~difflora_gui.plugin_host.PluginHost`): a chooser's first entry is the default."""
     from difflora_gui.specs import PreviewBackendSpec
 
-    return {spec.name: spec for _plugin, spec in host.call_register(PREVIEW_HOOK, PreviewBackendSpec)}
+    specs = {spec.name: spec for _plugin, spec in host.call_register(PREVIEW_HOOK, PreviewBackendSpec)}
+    order = sorted(specs, key=lambda name: (name != DEFAULT_BACKEND, name))
+    return {name: specs[name] for name in order}
 
 
 def preview_backend(host, name: str):

@@ -41,8 +41,9 @@ COLOR = (40, 120, 200)
 
 def tiny_workflow(template, request, *, lora_names, models, filename_prefix, num_blocks=None):
     """A stand-in for the shipped templates that the stand-in server can execute: a flat clip of
-    the request's size and length, its frames sent as binary previews, saved as an mp4; the LoRA
-    chain and the model loader are validated but (as no output needs them) not run."""
+    the request's size and length, its frames sent as binary previews, saved as an mp4 (SaveVideo,
+    or VHS_VideoCombine for ``vhs``); the LoRA chain and the model loader are validated but (as no
+    output needs them) not run."""
     color = (COLOR[0] << 16) | (COLOR[1] << 8) | COLOR[2]
     image = ["1", 0]
     workflow = {
@@ -63,18 +64,30 @@ def tiny_workflow(template, request, *, lora_names, models, filename_prefix, num
         }
         image = ["5", 0]
     workflow["2"] = {"class_type": "SaveImageWebsocket", "inputs": {"images": image}}
-    workflow["3"] = {
-        "class_type": "VHS_VideoCombine",
-        "inputs": {
-            "images": image,
-            "frame_rate": request.fps,
-            "loop_count": 0,
-            "filename_prefix": filename_prefix,
-            "format": "video/h264-mp4",
-            "pingpong": False,
-            "save_output": True,
-        },
-    }
+    if template == "vhs":  # VideoHelperSuite lists its file under "gifs"
+        workflow["3"] = {
+            "class_type": "VHS_VideoCombine",
+            "inputs": {
+                "images": image,
+                "frame_rate": request.fps,
+                "loop_count": 0,
+                "filename_prefix": filename_prefix,
+                "format": "video/h264-mp4",
+                "pingpong": False,
+                "save_output": True,
+            },
+        }
+    else:  # the shipped templates' CreateVideo → SaveVideo ("images" with "animated")
+        workflow["3"] = {"class_type": "CreateVideo", "inputs": {"images": image, "fps": float(request.fps)}}
+        workflow["4"] = {
+            "class_type": "SaveVideo",
+            "inputs": {
+                "video": ["3", 0],
+                "filename_prefix": filename_prefix,
+                "format": "mp4",
+                "codec": "h264",
+            },
+        }
     previous = None
     for index, entry in enumerate(request.loras):
         inputs = {"lora": lora_names[entry.file], "strength": entry.strength}
@@ -134,13 +147,13 @@ def job(tmp_path, servers_, lora, *, template="tiny", **changes):
     return PreviewJob(request, options, **values)
 
 
-def test_a_render_through_the_server(tmp_path, servers, lora):
+@pytest.mark.parametrize("template", ["tiny", "vhs"])
+def test_a_render_through_the_server(tmp_path, servers, lora, template):
     server = servers("box")
     out, frames_dir = tmp_path / "out.mp4", tmp_path / "frames"
     ctx = RecordingContext(progress_interval_s=0)
-    result = run_comfy_preview(
-        job(tmp_path, [server], lora, out=str(out), frames_dir=str(frames_dir)).to_json(), ctx
-    )
+    preview = job(tmp_path, [server], lora, template=template, out=str(out), frames_dir=str(frames_dir))
+    result = run_comfy_preview(preview.to_json(), ctx)
 
     assert (result.frames, result.width, result.height, result.cache_hit) == (5, 48, 32, False)
     reader = VideoReader(out)

@@ -74,6 +74,23 @@ PARAMS = (
         advanced=True,
     ),
     Param(
+        "servers",
+        "dict",
+        {},
+        "the servers to render on: name → {url, lora_dir}; default: the enabled servers of Settings ▸ Servers",
+        title="Servers",
+        form=False,
+    ),
+    Param(
+        "builder",
+        "str",
+        "difflora_gui.comfy.workflows:build_preview_workflow",
+        "module:function that builds the API-format workflow (the shipped templates by default)",
+        title="Workflow builder",
+        advanced=True,
+        form=False,
+    ),
+    Param(
         "timeout_s",
         "float",
         1800.0,

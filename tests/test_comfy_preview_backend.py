@@ -261,7 +261,9 @@ def test_model_facts_and_settings_defaults():
         wan_dit="/models/wan2.1_t2v_14B_bf16.safetensors",
     )
     defaults = settings_defaults(settings)
-    assert [s["name"] for s in defaults["servers"]] == ["gpu box"]
+    assert defaults["servers"] == {
+        "gpu box": {"url": "http://10.0.0.2:8188", "lora_dir": "/mnt/loras", "enabled": True}
+    }
     assert defaults["unet"] == "wan2.1_t2v_14B_bf16.safetensors"
 
 
@@ -298,3 +300,51 @@ def test_a_preview_job_on_the_comfy_lane_renders_on_the_healthy_server(tmp_path,
     assert placed.wait(30), "the job was never placed"
     assert placed.state == "done", placed.traceback
     assert placed.lane == "comfy:box" and placed.result.frames == 5 and box.posted
+
+
+def test_the_command_line_renders_through_the_backend(tmp_path, servers, lora):
+    import json
+
+    from tests.app_process import run_main
+
+    box = servers("box")
+    table = {"box": {"url": box.url, "lora_dir": str(box.base / "models/loras")}}
+    out = tmp_path / "cli.mp4"
+    done = run_main(
+        "preview", "--backend", "comfyui", "--backend-param", f"servers={json.dumps(table)}",
+        "--backend-param", "server=box", "--backend-param", f"builder={BUILDER}",
+        "--lora", f"{lora}:0.5", "--prompt", "a cat", "--frames", "5", "--size", "48x32", "--steps", "2",
+        "--out", out, "--cache", tmp_path / "cache",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(out)
+    reader = VideoReader(out)
+    assert (reader.frame_count, reader.width, reader.height) == (5, 48, 32)
+    reader.close()
+    assert box.posted
+
+
+def test_animated_webp_and_image_outputs_decode_to_frames():
+    import io
+
+    from PIL import Image
+
+    from difflora_gui.comfy.preview_backend import _decode_outputs
+    from difflora_gui.comfy.protocol import ComfyError, ComfyOutputs, OutputFile
+
+    colors = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    pictures = [Image.new("RGB", (24, 16), c) for c in colors]
+    webp = io.BytesIO()
+    pictures[0].save(webp, "WEBP", save_all=True, append_images=pictures[1:], lossless=True, duration=125)
+    animated = OutputFile("9", "clip_00001_.webp", "", "output", "images", True, data=webp.getvalue())
+    frames = _decode_outputs(ComfyOutputs("p", [animated]), "box")
+    assert frames.shape == (3, 16, 24, 3) and [tuple(f[0, 0]) for f in frames] == colors
+    pngs = []
+    for picture in pictures:
+        data = io.BytesIO()
+        picture.save(data, "PNG")
+        pngs.append(OutputFile("7", "f.png", "", "output", "images", data=data.getvalue()))
+    frames = _decode_outputs(ComfyOutputs("p", pngs), "box")
+    assert frames.shape == (3, 16, 24, 3) and tuple(frames[2, 0, 0]) == colors[2]
+    with pytest.raises(ComfyError, match="saved no video or image"):
+        _decode_outputs(ComfyOutputs("p", []), "box")

@@ -39,7 +39,8 @@ class ComfyOptions:
     template: str = "wan21_t2v"
     #: a server name (or URL) to render on; blank: the job's lane, else any healthy server
     server: str = ""
-    #: the servers from Settings (``ComfyServer`` JSON), filled in by :func:`settings_defaults`
+    #: the servers from Settings, filled in by :func:`settings_defaults`: name → {url, lora_dir}
+    #: (a list of ``ComfyServer`` JSON records is read too)
     servers: tuple[Mapping[str, Any], ...] = ()
     #: file names as the server lists them (its diffusion_models, text_encoders and vae folders)
     unet: str = ""
@@ -58,7 +59,7 @@ class ComfyOptions:
         data = dict(data or {})
         names = {f.name for f in fields(cls)} - {"extra"}
         values = {k: v for k, v in data.items() if k in names}
-        values["servers"] = tuple(dict(s) for s in values.get("servers") or ())
+        values["servers"] = _server_records(values.get("servers"))
         try:
             values["num_blocks"] = int(values.get("num_blocks") or 0)
             values["timeout_s"] = float(values.get("timeout_s") or 1800.0)
@@ -82,6 +83,15 @@ class ComfyOptions:
         """What decides the pixels besides the request: the server, its workflow and model names."""
         data = {"server": server, "template": self.template, "models": self.models(), "builder": self.builder}
         return "comfyui:" + json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _server_records(value: Any) -> tuple[dict[str, Any], ...]:
+    # a table (the option as Settings fill it in: a JSON-able ``dict`` parameter) or a list of records
+    if isinstance(value, Mapping):
+        return tuple({**dict(record or {}), "name": name} for name, record in value.items())
+    if not all(isinstance(s, Mapping) for s in value or ()):
+        raise UserError("ComfyUI backend options: servers must be records with a url")
+    return tuple(dict(s) for s in value or ())
 
 
 # --- the plugin's model_facts and settings_defaults -----------------------------------------------
@@ -128,10 +138,10 @@ def model_facts(options: Mapping[str, Any] | ComfyOptions) -> ModelFacts:
 def settings_defaults(settings) -> dict[str, Any]:
     """The app's Settings as option defaults: the enabled servers, and the Wan files' names (a
     ComfyUI server lists its model files by name, often the same files)."""
-    servers = [
-        {"name": s.name, "url": s.url, "lora_dir": s.lora_dir, "enabled": s.enabled}
+    servers = {
+        s.name: {"url": s.url, "lora_dir": s.lora_dir, "enabled": s.enabled}
         for s in settings.enabled_comfyui_servers()
-    ]
+    }
 
     def name_of(path: str) -> str:
         return Path(path).name if path else ""

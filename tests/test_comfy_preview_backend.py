@@ -348,3 +348,43 @@ def test_animated_webp_and_image_outputs_decode_to_frames():
     assert frames.shape == (3, 16, 24, 3) and tuple(frames[2, 0, 0]) == colors[2]
     with pytest.raises(ComfyError, match="saved no video or image"):
         _decode_outputs(ComfyOutputs("p", []), "box")
+
+
+def test_a_shipped_template_names_the_placed_lora_and_the_node_error_is_the_job_error(
+    tmp_path, servers, lora
+):
+    """The real wan21_t2v template: checked against the server's model lists, sent with the LoRA
+    chain naming the placed file; the stand-in cannot run a diffusion model, so the run ends in
+    the execution error of its first model node, which is the job's one-line error."""
+    server = servers("box")
+    for folder, name in (
+        ("diffusion_models", "wan2.1_t2v_1.3B_fp16.safetensors"),
+        ("text_encoders", "umt5_xxl_fp8.safetensors"),
+        ("vae", "wan_2.1_vae.safetensors"),
+    ):
+        (server.base / "models" / folder).mkdir(parents=True, exist_ok=True)
+        (server.base / "models" / folder / name).write_bytes(b"placeholder")
+    models = {"unet": "wan2.1_t2v_1.3B_fp16.safetensors", "clip": "umt5_xxl_fp8.safetensors",
+              "vae": "wan_2.1_vae.safetensors"}  # fmt: skip
+    wrong = job(
+        tmp_path,
+        [server],
+        lora,
+        template="wan21_t2v",
+        options={"builder": DEFAULT_BUILDER, **models, "unet": "nope"},
+    )
+    outcome = run_sync(run_comfy_preview, wrong, RecordingContext())
+    assert outcome.status == "failed" and "Set Diffusion model in the ComfyUI backend's options" in str(
+        outcome.error
+    )
+    assert server.posted == []
+    right = job(
+        tmp_path, [server], lora, template="wan21_t2v", options={"builder": DEFAULT_BUILDER, **models}
+    )
+    outcome = run_sync(run_comfy_preview, right, RecordingContext())
+    assert outcome.status == "failed" and "ComfyUI at http://127.0.0.1:" in str(outcome.error)
+    assert "(UNETLoader) failed" in str(outcome.error) and "\n" not in str(outcome.error)
+    sent = server.posted[-1]["prompt"]
+    chain = [n["inputs"] for n in sent.values() if n["class_type"] == "LoraLoaderModelOnly"]
+    assert [(c["lora_name"], c["strength_model"]) for c in chain] == [(unique_lora_name(lora), 1.5)]
+    assert RenderCache(tmp_path / "cache", 64).keys() == []

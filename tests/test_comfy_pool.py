@@ -94,9 +94,9 @@ def test_health_states_devices_and_a_quick_lane_check(servers):
 def test_each_server_is_a_scheduler_lane_placed_only_while_healthy(servers):
     up = servers("up")
     pool = ComfyPool([ComfyServer("gpu box", up.url), ComfyServer("gone", f"http://127.0.0.1:{free_port()}")])
-    pool.check_all()
     scheduler = Scheduler(health_poll_s=0.1)
-    pool.register(scheduler)
+    pool.register(scheduler)  # asks every server at once, in the background
+    assert wait_until(lambda: pool.health("gpu box").state == UP and pool.health("gone").state == DOWN)
     assert {k for k in scheduler.lane_keys() if k.startswith("comfy:")} == {"comfy:gpu box", "comfy:gone"}
     assert scheduler.lane("comfy:gpu box").is_healthy() and not scheduler.lane("comfy:gone").is_healthy()
     # the GUI's pool and the jobs' pool are one: the same servers give the same pool

@@ -231,6 +231,8 @@ class ComfyPool:
         ``scheduler``: a :class:`~difflora_gui.jobs.scheduler.Scheduler` or anything with its
         ``register_comfy_servers`` (the job services)."""
         scheduler.register_comfy_servers(self.names(), healthy=self.is_healthy)
+        for name in self.names():  # first answers now, so a first job need not wait a poll interval
+            self._check_in_background(name)
 
     def order(self, preferred: str | None = None) -> list[str]:
         """The servers to try: ``preferred`` first, then the healthy ones, then the rest (a server

@@ -168,14 +168,16 @@ def _pool_for(opts: ComfyOptions):
 
 
 def _preferred(opts: ComfyOptions, pool, ctx) -> str | None:
-    lane = getattr(ctx, "lane_key", None) or ""
-    if lane.startswith("comfy:") and not lane.endswith("*"):
-        return lane[len("comfy:") :]
+    """The server to try first: the one the user named, else the job's lane (``comfy:<name>``,
+    the server the scheduler found free and healthy), else none (the pool's first healthy one)."""
     if opts.server:
         server = pool.find(opts.server)
         if server is None:
             raise UserError(f"no enabled ComfyUI server named {opts.server!r} (Settings ▸ Servers)")
         return server.name
+    lane = getattr(ctx, "lane_key", None) or ""
+    if lane.startswith("comfy:") and not lane.endswith("*"):
+        return lane[len("comfy:") :]
     return None
 
 

@@ -388,3 +388,16 @@ def test_a_shipped_template_names_the_placed_lora_and_the_node_error_is_the_job_
     chain = [n["inputs"] for n in sent.values() if n["class_type"] == "LoraLoaderModelOnly"]
     assert [(c["lora_name"], c["strength_model"]) for c in chain] == [(unique_lora_name(lora), 1.5)]
     assert RenderCache(tmp_path / "cache", 64).keys() == []
+
+
+def test_a_server_named_by_url_renders_without_settings_and_says_when_it_has_no_lora_folder(
+    tmp_path, servers, lora
+):
+    box = servers("box")
+    plain = PreviewRequest(prompt="a cat", width=32, height=16, frames=1, steps=1)
+    options = {"server": box.url, "builder": BUILDER, "template": "tiny"}
+    result = run_comfy_preview(PreviewJob(plain, options), RecordingContext())
+    assert (result.frames, result.width, result.height) == (1, 32, 16) and box.posted
+    with_lora = plain.replace(loras=(LoraEntry(str(lora)),))
+    outcome = run_sync(run_comfy_preview, PreviewJob(with_lora, options), RecordingContext())
+    assert outcome.status == "failed" and "has no LoRA folder set" in str(outcome.error)

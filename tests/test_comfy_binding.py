@@ -5,6 +5,7 @@ input's type, stored as JSON; UI-format files are refused."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -250,3 +251,32 @@ def test_a_ui_format_file_is_refused_with_the_way_to_export_it(tmp_path):
     (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
     with pytest.raises(UserError, match="not an API-format"):
         load_api_workflow(tmp_path / "list.json")
+
+
+@pytest.mark.skipif(not os.environ.get("COMFYUI_URL"), reason="set COMFYUI_URL to run against a real ComfyUI")
+def test_a_real_server_accepts_a_workflow_with_bound_values():
+    from difflora_gui.comfy.client import ComfyClient
+    from difflora_gui.comfy.validate import combo_choices
+    from difflora_gui.comfy.workflows import build_preview_workflow, missing_nodes
+    from tests.test_comfy_workflows import _SERVER_FILES, _first, _judged_by
+
+    with ComfyClient(os.environ["COMFYUI_URL"], timeout_s=30) as comfy:
+        info = comfy.object_info()
+        if missing_nodes("wan21_t2v", info):
+            pytest.skip("the server lacks the core Wan nodes")
+        models = {key: _first(combo_choices(info, *where)) for key, *where in _SERVER_FILES["wan21_t2v"]}
+        lora = _first(combo_choices(info, "LoraLoaderModelOnly", "lora_name"))
+        request = request_with([LoraEntry("/x/a.safetensors", 1.0)])
+        workflow = build_preview_workflow(
+            "wan21_t2v",
+            request,
+            lora_names={"/x/a.safetensors": lora},
+            models=models,
+            filename_prefix="difflora_probe/b",
+        )
+        bindings = suggest_bindings(workflow, info)
+        assert check_bindings(workflow, bindings, info) == []
+        values = {"prompt": "a heron", "seed": 7.0, "steps": 3, "guidance": 2, "strength": -1, "fps": 8}
+        applied = apply_bindings(workflow, bindings, values, info)
+        assert validate_workflow(applied, info) == []
+        _judged_by(comfy, applied)

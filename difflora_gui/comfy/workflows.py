@@ -262,10 +262,6 @@ def _server_name(entry: LoraEntry, lora_names: Mapping[str, str]) -> str:
     return name
 
 
-def _model_name(models: Mapping[str, str], key: str, template: str) -> str:
-    return models[key]
-
-
 def _check_models(template: str, models: Mapping[str, str]) -> None:
     missing = [key for key in template_info(template).models if not models.get(key)]
     if missing:
@@ -365,12 +361,12 @@ def build_preview_workflow(
     sampler = KSAMPLER_NAMES[request.sampler]
     # the wrapper's loaders name their file input model_name
     clip_input, vae_input = ("model_name",) * 2 if template == "wanvideo_t2v" else ("clip_name", "vae_name")
-    put("clip", **{clip_input: _model_name(models, "clip", template)})
-    put("vae", **{vae_input: _model_name(models, "vae", template)})
+    put("clip", **{clip_input: models["clip"]})
+    put("vae", **{vae_input: models["vae"]})
     put("video", fps=float(request.fps))
     put("save", filename_prefix=filename_prefix)
     if template == "wanvideo_t2v":
-        put("unet", model=_model_name(models, "unet", template))
+        put("unet", model=models["unet"])
         put("prompts", positive_prompt=request.prompt, negative_prompt=request.negative_prompt)
         put("latent", width=request.width, height=request.height, num_frames=request.frames)
         # the wrapper's own sampler takes our scheduler names as they are
@@ -394,7 +390,7 @@ def build_preview_workflow(
         "scheduler": "simple",
     }
     if template == "wan21_t2v":
-        put("unet", unet_name=_model_name(models, "unet", template))
+        put("unet", unet_name=models["unet"])
         put("shift", shift=float(request.flow_shift))
         put("sampler", seed=request.seed, **common)
         _native_chain(
@@ -408,7 +404,7 @@ def build_preview_workflow(
         return workflow
     split = boundary_step(request.steps, request.flow_shift, boundary)
     for expert in ("high", "low"):
-        put(f"unet_{expert}", unet_name=_model_name(models, f"unet_{expert}", template))
+        put(f"unet_{expert}", unet_name=models[f"unet_{expert}"])
         put(f"shift_{expert}", shift=float(request.flow_shift))
         _native_chain(
             workflow,
@@ -457,11 +453,9 @@ def build_kontext_workflow(
     workflow = load_template(template)
     at = roles(workflow)
     node = lambda role: workflow[at[role]]["inputs"]  # noqa: E731
-    node("unet")["unet_name"] = _model_name(models, "unet", template)
-    node("clip").update(
-        clip_name1=_model_name(models, "clip_l", template), clip_name2=_model_name(models, "clip", template)
-    )
-    node("vae")["vae_name"] = _model_name(models, "vae", template)
+    node("unet")["unet_name"] = models["unet"]
+    node("clip").update(clip_name1=models["clip_l"], clip_name2=models["clip"])
+    node("vae")["vae_name"] = models["vae"]
     node("image")["image"] = image_name
     node("positive")["text"] = prompt
     # Kontext is guidance-distilled: the guidance goes to FluxGuidance and the sampler runs at cfg 1

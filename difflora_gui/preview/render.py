@@ -52,14 +52,15 @@ def hash_lora(path: str | os.PathLike) -> str:
     return known
 
 
-def _model_settings(options: Mapping[str, Any] | Any):
+def _model_settings(options: Mapping[str, Any] | Any, *, resolve_device: bool = True):
     from difflora_gui.preview.model_files import ModelSettings
 
     if isinstance(options, ModelSettings):
         return options
     values = dict(options or {})
     if str(values.get("device", "")).strip().lower() in ("", "auto"):
-        values["device"] = _auto_device()
+        # only a render needs the real device: asking torch costs its import (seconds) at startup
+        values["device"] = _auto_device() if resolve_device else "cpu"
     return ModelSettings.from_json(values)
 
 
@@ -74,7 +75,7 @@ def model_facts_for(options: Mapping[str, Any] | Any):
     configs (no weights loaded); a UserError names a missing folder or file."""
     from difflora_gui.preview.model_files import model_facts
 
-    return model_facts(_model_settings(options))
+    return model_facts(_model_settings(options, resolve_device=False))
 
 
 def settings_defaults(settings) -> dict[str, Any]:

@@ -232,8 +232,8 @@ class SettingsDialog(QDialog):
         servers.addWidget(self.comfyui_servers)
         servers.addWidget(
             self._hint(
-                "Servers for renders outside this app; each runs one job at a time. The Preview "
-                "section renders in this app (Preview above)."
+                "The Preview section's comfyui backend renders on these, each one job at a time; "
+                "its diffusers backend renders in this app (Preview above)."
             )
         )
 

@@ -191,12 +191,14 @@ def model_facts(options: Mapping[str, Any] | ModelSettings) -> ModelFacts:
     """Blocks, experts and size of the model the options name, from configs and headers only."""
     settings = _settings(options)
     if not settings.model_dir and not settings.dit_file and not settings.dit_high_file:
-        raise UserError("no Wan model set: choose a diffusers Wan folder in Settings ▸ Wan")
+        raise UserError(
+            "no Wan model set: choose a diffusers Wan folder in Settings ▸ Training ▸ Wan diffusers folder"
+        )
     index = read_model_index(settings.folder) if settings.model_dir else {}
     two = bool(index) and has_two_experts(index) and index.get("boundary_ratio") is not None
     if settings.dit_high_file and not settings.dit_file:
         raise UserError(
-            f"{settings.dit_high_file}: a high-noise DiT needs the low-noise one too (Settings ▸ Wan DiT)"
+            f"{settings.dit_high_file}: a high-noise DiT needs the low-noise one too (Settings ▸ Training ▸ Wan DiT)"
         )
     if settings.dit_file:
         blocks, dim = dit_file_facts(settings.dit_file)
@@ -227,7 +229,7 @@ def model_problems(options: Mapping[str, Any] | ModelSettings) -> list[str]:
     settings = _settings(options)
     if not settings.model_dir:
         return [
-            "no Wan diffusers folder set (Settings ▸ Wan diffusers folder): it supplies the VAE, the text "
+            "no Wan diffusers folder set (Settings ▸ Training ▸ Wan diffusers folder): it supplies the VAE, the text "
             "encoder and the configs; a single-file DiT replaces only its transformer"
         ]
     folder = settings.folder
@@ -244,7 +246,7 @@ def model_problems(options: Mapping[str, Any] | ModelSettings) -> list[str]:
     if settings.dit_high_file and not two:
         problems.append(
             f"{settings.dit_high_file}: a high-noise DiT is set but {folder} has one transformer "
-            "(Wan2.2 A14B folders have transformer_2); clear Settings ▸ Wan high-noise DiT"
+            "(Wan2.2 A14B folders have transformer_2); clear Settings ▸ Training ▸ High-noise DiT"
         )
     replaced = _replaced_subfolders(settings, two)
     for name in ("transformer", "transformer_2") if two else ("transformer",):
@@ -254,7 +256,9 @@ def model_problems(options: Mapping[str, Any] | ModelSettings) -> list[str]:
                 f"{sub}: no config.json (the {name} config is needed even with a single-file DiT)"
             )
         elif name not in replaced and not _has_weights(sub):
-            problems.append(f"{sub}: no weights (*.safetensors); or set a single-file DiT in Settings ▸ Wan")
+            problems.append(
+                f"{sub}: no weights (*.safetensors); or set a single-file DiT in Settings ▸ Training ▸ Wan DiT"
+            )
     for name in _TEXT_COMPONENTS:
         sub = folder / name
         if not sub.is_dir():
@@ -264,7 +268,7 @@ def model_problems(options: Mapping[str, Any] | ModelSettings) -> list[str]:
     subfolders = {"DiT": "transformer_2" if two else "transformer", "high-noise DiT": "transformer"}
     for label, file in (("DiT", settings.dit_file), ("high-noise DiT", settings.dit_high_file)):
         if file and not Path(file).expanduser().is_file():
-            problems.append(f"{file}: the {label} file does not exist (Settings ▸ Wan {label})")
+            problems.append(f"{file}: the {label} file does not exist (Settings ▸ Training)")
         elif file:
             problem = _dit_mismatch(Path(file).expanduser(), folder / subfolders[label] / "config.json")
             if problem:

@@ -5,12 +5,14 @@ and the panel's state survives a project save and reload."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from difflora_gui.qt.jobs import CANCELLED, DONE
+from difflora_gui.jobs.job import JobRequest
+from difflora_gui.qt.jobs import CANCELLED, DONE, RUNNING
 from tests.preview_panel_helpers import PreviewWindow, make_model_and_loras
 
 
@@ -132,21 +134,36 @@ def test_auto_render_runs_only_the_newest_request(make_window, model_and_loras, 
     for value in (1.25, 1.5, 1.75):  # three quick changes: one debounced request
         panel.strength.set_value(value)
     qtbot.waitUntil(lambda: panel.submitted == 2, timeout=5000)
-    # and three requests submitted while the first one renders: the waiting ones are dropped
-    handles = [panel.render() for _ in range(3)]
+    window.wait_idle()
+    # three requests submitted while the lane is busy (a job that holds it until released):
+    # the waiting ones are dropped before they start, the newest runs
+    release = threading.Event()
+    blocker = window.window.services.submit(
+        JobRequest(
+            "hold the lane",
+            run=lambda params, ctx: release.wait(30),
+            lane=first.request.lane,
+            device=first.request.device,
+        )
+    )
+    qtbot.waitUntil(lambda: blocker.state == RUNNING, timeout=5000)
+    panel.auto_check.setChecked(False)  # Render by hand now, each at a new strength
+    handles = []
+    for value in (2.0, 2.25, 2.5):
+        panel.strength.set_value(value)
+        handles.append(panel.render())
+    release.set()
     window.wait_idle()
     assert panel.submitted == 5
     assert first.state == DONE
     assert [h.state for h in handles] == [CANCELLED, CANCELLED, DONE]
-    # the middle one waited behind the first and was dropped before it started (the first may
-    # have started in the moment the lane freed; a running one is cancelled too, never shown)
-    assert handles[1].started_at is None
+    assert handles[0].started_at is None and handles[1].started_at is None
     qtbot.waitUntil(lambda: panel.player.frame_count == 5, timeout=10_000)
     assert panel.views["main"].shown == panel.current_request()  # the newest one is on show
     first_strength = first.request.params["request"]["loras"][0]["strength"]
     assert first_strength == 1.0  # superseded while it ran: kept (replayable), not shown
     assert any(r.request.loras[0].strength == first_strength for r in panel.history)
-    assert panel.current_request().loras[0].strength == 1.75
+    assert panel.current_request().loras[0].strength == 2.5
     assert panel.stale_line.text() == ""
 
 

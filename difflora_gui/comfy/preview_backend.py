@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from difflora_gui.errors import UserError
-from difflora_gui.preview.backend import IMAGE, VIDEO, ModelFacts, PreviewJob, PreviewResult
+from difflora_gui.preview.backend import ModelFacts, PreviewJob, PreviewResult
 
 DEFAULT_BUILDER = "difflora_gui.comfy.workflows:build_preview_workflow"
 #: the shipped video templates (``resources/comfy_workflows/``); :func:`video_templates` reads
@@ -345,15 +345,15 @@ def _decode_video(path: Path, server: str):
 
 def run_comfy_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult:
     """Render (or replay from the cache) one preview on a ComfyUI server; see the module docstring."""
-    from difflora_gui.preview.render import _check_outputs, _copy_video, _first_frame_png, hash_lora
+    from difflora_gui.preview.render import hash_lora
     from difflora_gui.preview.render_cache import RenderCache
+    from difflora_gui.preview.render_outputs import check_outputs, deliver
     from difflora_gui.preview.request import with_hashes
-    from difflora_gui.preview.video_io import write_frames_png, write_video
 
     job = job if isinstance(job, PreviewJob) else PreviewJob.from_json(job)
     opts = ComfyOptions.from_json(job.options)
     _check_template(opts)
-    _check_outputs(job)
+    check_outputs(job)
     request = with_hashes(job.request, hash_lora)
     pool = _pool_for(opts)
     preferred = _preferred(opts, pool, ctx)
@@ -367,14 +367,7 @@ def run_comfy_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult
             key = candidate
             break
     frames = None
-    out = Path(job.out) if job.out else None
-    if hit is not None:
-        ctx.status("replayed from the render cache")
-        ctx.progress(request.steps, request.steps, "cached")
-        video, first = hit.video, hit.first_frame
-        if out is not None:
-            _copy_video(video, out, job.overwrite, fps=hit.fps)
-    else:
+    if hit is None:
         ctx.raise_if_cancelled()
         build = _builder(opts)
         rendered_on: list[str] = []
@@ -387,35 +380,4 @@ def run_comfy_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult
 
         frames = pool.run_with_retry(attempt, preferred=preferred, log=ctx.log)
         key = request.cache_key(opts.fingerprint(rendered_on[-1]))
-        ctx.status("writing the video…")
-        if cache is not None:
-            entry = cache.put(key, frames, request.fps, request)
-            video, first = entry.video, entry.first_frame
-            if out is not None:
-                _copy_video(video, out, job.overwrite, frames, request.fps)
-        else:  # no cache: the first frame (and a clip without out) in a temporary folder
-            folder = Path(tempfile.mkdtemp(prefix="difflora-preview-"))
-            first = _first_frame_png(frames, folder)
-            video = write_video(out or folder / "video.mp4", frames, request.fps, overwrite=job.overwrite)
-    if out is not None:
-        video = out
-    if job.frames_dir:
-        write_frames_png(job.frames_dir, frames, overwrite=job.overwrite)
-    if hit is not None:
-        count, height, width = hit.frames, hit.height, hit.width
-    else:
-        count, height, width = (int(n) for n in frames.shape[:3])
-    meta = {"request": request.to_json(), "key": key, "cache_hit": hit is not None}
-    ctx.artifact(VIDEO, str(video), frames=count, width=width, height=height, fps=request.fps, **meta)
-    ctx.artifact(IMAGE, str(first), **meta)
-    return PreviewResult(
-        video=str(video),
-        first_frame=str(first),
-        key=key,
-        cache_hit=hit is not None,
-        frames=count,
-        width=width,
-        height=height,
-        request=request,
-        frames_dir=job.frames_dir,
-    )
+    return deliver(job, request, key, ctx, cache=cache, hit=hit, frames=frames)

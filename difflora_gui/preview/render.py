@@ -13,15 +13,13 @@ the resident pipeline only.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from difflora_gui.errors import UserError
-from difflora_gui.preview.backend import IMAGE, VIDEO, PreviewJob, PreviewResult
+from difflora_gui.preview.backend import PreviewJob, PreviewResult
+from difflora_gui.preview.render_outputs import check_outputs, deliver
 
 _hash_lock = threading.Lock()
 #: (absolute path, size, mtime ns) → sha256 hex
@@ -88,27 +86,6 @@ def settings_defaults(settings) -> dict[str, Any]:
     return values
 
 
-def _check_outputs(job: PreviewJob) -> None:
-    """Refuse outputs that would be refused after the render, before it runs."""
-    from difflora_gui.fileio import check_output_path
-
-    if job.out:
-        out = Path(job.out)
-        if out.suffix.lower() not in (".mp4", ".webm", ".mkv", ".mov", ".m4v"):
-            raise UserError("the video must be an .mp4 or .webm file", path=out)
-        check_output_path(out, inputs=[entry.file for entry in job.request.loras], overwrite=job.overwrite)
-    if job.frames_dir:
-        folder = Path(job.frames_dir)
-        if folder.exists() and not folder.is_dir():
-            raise UserError("the frames folder is a file", path=folder)
-        if folder.is_dir() and any(folder.iterdir()) and not job.overwrite:
-            raise UserError(
-                "the frames folder is not empty (use --overwrite to replace its frames)", path=folder
-            )
-        if not folder.exists() and not folder.parent.is_dir():
-            raise UserError(f"output folder does not exist: {folder.parent}", path=folder)
-
-
 def _on_step(ctx, total: int):
     from difflora_gui.preview.latent_preview import latent_rgb, preview_every
 
@@ -145,28 +122,6 @@ def _render(job: PreviewJob, settings, ctx):
     return to_uint8(frames)
 
 
-def _first_frame_png(frames, folder: Path) -> Path:
-    from difflora_gui.preview.render_cache import FIRST_FRAME_NAME, _png_bytes
-
-    first = folder / FIRST_FRAME_NAME
-    first.write_bytes(_png_bytes(frames[0]))
-    return first
-
-
-def _copy_video(source: Path, out: Path, overwrite: bool, frames=None, fps: int = 16) -> None:
-    """``out`` from the written clip: a copy when the container matches, else encoded again."""
-    from difflora_gui.fileio import atomic_output
-    from difflora_gui.preview.video_io import read_video, write_video
-
-    if out.suffix.lower() == source.suffix.lower():
-        with atomic_output(out, overwrite=overwrite) as tmp:
-            shutil.copyfile(source, tmp)
-        return
-    if frames is None:
-        frames, _fps = read_video(source)
-    write_video(out, frames, fps, overwrite=overwrite)
-
-
 def run_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult:
     """Render (or replay from the cache) one preview; see the module docstring."""
     from difflora_gui.preview.model_files import check_model
@@ -176,58 +131,11 @@ def run_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult:
     job = job if isinstance(job, PreviewJob) else PreviewJob.from_json(job)
     settings = _model_settings(job.options)
     check_model(settings)
-    _check_outputs(job)
+    check_outputs(job)
     request = with_hashes(job.request, hash_lora)
     key = request.cache_key(settings.fingerprint())
     cache = RenderCache(job.cache_dir, job.cache_mb) if job.cache_dir else None
     # a cached clip is H.264: exact frames for frames_dir come only from a render
     hit = cache.get(key) if cache is not None and not job.frames_dir else None
-    frames = None
-    out = Path(job.out) if job.out else None
-    if hit is not None:
-        ctx.status("replayed from the render cache")
-        ctx.progress(request.steps, request.steps, "cached")
-        video, first = hit.video, hit.first_frame
-        if out is not None:
-            _copy_video(video, out, job.overwrite, fps=hit.fps)
-    else:
-        from difflora_gui.preview.video_io import write_video
-
-        frames = _render(job, settings, ctx)
-        ctx.status("writing the video…")
-        if cache is not None:
-            entry = cache.put(key, frames, request.fps, request)
-            video, first = entry.video, entry.first_frame
-            if out is not None:
-                _copy_video(video, out, job.overwrite, frames, request.fps)
-        else:  # no cache: the first frame (and a clip without out) in a temporary folder
-            folder = Path(tempfile.mkdtemp(prefix="difflora-preview-"))
-            first = _first_frame_png(frames, folder)
-            video = write_video(out or folder / "video.mp4", frames, request.fps, overwrite=job.overwrite)
-    if out is not None:
-        video = out
-    if job.frames_dir:
-        from difflora_gui.preview.video_io import write_frames_png
-
-        write_frames_png(job.frames_dir, frames, overwrite=job.overwrite)
-    count, height, width = _shape(hit, frames)
-    meta = {"request": request.to_json(), "key": key, "cache_hit": hit is not None}
-    ctx.artifact(VIDEO, str(video), frames=count, width=width, height=height, fps=request.fps, **meta)
-    ctx.artifact(IMAGE, str(first), **meta)
-    return PreviewResult(
-        video=str(video),
-        first_frame=str(first),
-        key=key,
-        cache_hit=hit is not None,
-        frames=count,
-        width=width,
-        height=height,
-        request=request,
-        frames_dir=job.frames_dir,
-    )
-
-
-def _shape(hit, frames) -> tuple[int, int, int]:
-    if hit is not None:
-        return hit.frames, hit.height, hit.width
-    return int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2])
+    frames = None if hit is not None else _render(job, settings, ctx)
+    return deliver(job, request, key, ctx, cache=cache, hit=hit, frames=frames)

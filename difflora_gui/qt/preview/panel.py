@@ -278,7 +278,7 @@ class PreviewPanel(PanelJobs, QWidget):
             self._update_stale()
 
     def _on_form_changed(self, key: str) -> None:
-        if key == "backend":
+        if key.startswith("backend"):  # the backend or its options: the model may change
             self._on_model_changed()
         self._record(f"Render: {key.replace('_', ' ')}", merge_key=f"preview-form-{key}")
         self._inputs_changed()

@@ -33,8 +33,9 @@ from difflora_gui.preview.backend import PreviewJob, PreviewResult, preview_back
 from difflora_gui.preview.request import PreviewRequest
 from difflora_gui.qt.jobs import QUEUED
 from difflora_gui.qt.preview.ab_view import ZERO_CHOICE, strengths_text
+from difflora_gui.qt.preview.backend_options import gate_render, render_lane, request_problem
 from difflora_gui.qt.preview.lora_stack import items_from_json
-from difflora_gui.qt.preview.render_form import entry_text
+from difflora_gui.qt.preview.render_form import RENDER_KEYS, entry_text
 from difflora_gui.specs import resolve_callable
 
 SECTION = "preview"
@@ -140,7 +141,9 @@ class PanelJobs:
         spec = self.backend_spec()
         if spec is None:
             return {}
-        options = backend_options(spec, self.services.settings)
+        options = self.render_form.options_box.options_for(
+            spec.name, backend_options(spec, self.services.settings)
+        )
         device = self._device()
         if "device" in options and device not in ("", "auto"):
             options["device"] = device
@@ -178,7 +181,15 @@ class PanelJobs:
     def current_request(self) -> PreviewRequest:
         """The request the inputs make now (the switched-on stack entries, in order)."""
         fields = self.render_form.request_fields()
-        return PreviewRequest(**fields, loras=tuple(self.stack.entries()))
+        return self.refuse_problems(PreviewRequest(**fields, loras=tuple(self.stack.entries())))
+
+    def refuse_problems(self, request: PreviewRequest) -> PreviewRequest:
+        """``request``, or ``UserError`` saying why the backend cannot render it (Render is off till then)."""
+        problem = request_problem(self.backend_spec(), self.backend_options(), request)
+        gate_render(self.render_button, problem, f"Render the clip with these settings ({RENDER_KEYS})")
+        if problem:
+            raise UserError(problem)
+        return request
 
     def selected_request_index(self) -> int:
         """The selected stack entry's index in :meth:`current_request`'s stack (-1: not in it)."""
@@ -198,7 +209,7 @@ class PanelJobs:
             if spec is None:
                 raise UserError("no preview backend is installed; see Tools ▸ Plugins")
             self.model_facts()
-            request = request if request is not None else self.current_request()
+            request = self.refuse_problems(request) if request is not None else self.current_request()
         except UserError as exc:
             self.set_status(f"Cannot render: {exc}", "error")
             return None
@@ -223,7 +234,9 @@ class PanelJobs:
         )
         title = "Preview" if view == MAIN else "Preview at strength 0 (A/B)"
         handle = self.services.submit(
-            JobRequest(title, spec.run, params=job.to_json(), lane=spec.lane, device=self._device())
+            JobRequest(
+                title, spec.run, params=job.to_json(), lane=render_lane(spec, options), device=self._device()
+            )
         )
         self.submitted += 1
         self._asked[handle.id] = (key, request)

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from difflora_gui.preview.request import ACCELERATOR_PRESET, SAMPLERS, LoraEntry, PreviewRequest
 from difflora_gui.qt.merge.run_bar import StatusLine
+from difflora_gui.qt.preview.backend_options import BackendOptions
 from difflora_gui.qt.theme import section_card
 
 #: ``(label, width, height)``; the tiny one is for a quick look (and the test model)
@@ -217,6 +218,8 @@ class RenderForm(QWidget):
         model_row.addWidget(self.model_label, 1)
         model_row.addWidget(self.settings_button, 0, Qt.AlignmentFlag.AlignTop)
         form.addRow("Model", model_row)
+        self.options_box = BackendOptions(self.backends)  # the chosen backend's own options
+        form.addRow(self.options_box)
         self.prompt_edit = _prompt_edit("previewPrompt", "What the clip shows", PROMPT_LINES)
         self._row(form, "&Prompt", self.prompt_edit)
         self.negative_edit = _prompt_edit("previewNegative", "What it should not show (optional)", 2)
@@ -332,12 +335,14 @@ class RenderForm(QWidget):
             spin.valueChanged.connect(lambda _v, k=key: self._emit(k))
         self.sampler_combo.currentIndexChanged.connect(lambda _i: self._emit("sampler"))
         self.size_combo.activated.connect(self._on_size_preset)
+        self.options_box.connect_form(self)
 
     def focus_chain(self) -> list[QWidget]:
         """The form's inputs in reading order (for the panel's tab order)."""
         return [
             self.backend_combo,
             self.settings_button,
+            *self.options_box.focus_chain(),
             self.prompt_edit,
             self.negative_edit,
             self.seed_spin,
@@ -376,7 +381,7 @@ class RenderForm(QWidget):
         return self.backend_combo.currentData() or ""
 
     def values(self) -> dict[str, Any]:
-        """The request fields the form holds (valid by construction) and the backend's name."""
+        """The request fields the form holds (valid by construction), the backend's name and options."""
         spins = self.spins()
         values: dict[str, Any] = {
             "prompt": self.prompt_edit.toPlainText().strip(),
@@ -390,7 +395,7 @@ class RenderForm(QWidget):
         values["frames"] = snap_frames(self.frames_spin.value())
         values["guidance"] = float(self.guidance_spin.value())
         values["flow_shift"] = float(self.shift_spin.value())
-        return {**values, "backend": self.backend_name()}
+        return {**values, "backend": self.backend_name(), "options": self.options_box.stored()}
 
     def request_fields(self) -> dict[str, Any]:
         values = self.values()
@@ -404,6 +409,7 @@ class RenderForm(QWidget):
                 index = self.backend_combo.findData(values["backend"])
                 if index >= 0:
                     self.backend_combo.setCurrentIndex(index)
+            self.options_box.take(values)
             if "prompt" in values and values["prompt"] != self.prompt_edit.toPlainText():
                 self.prompt_edit.setPlainText(str(values["prompt"]))
             if "negative_prompt" in values and values["negative_prompt"] != self.negative_edit.toPlainText():

@@ -1,0 +1,203 @@
+"""The Preview render form's backend options: a generated form per backend that declares params.
+
+:class:`BackendOptions` shows, under the model line, the chosen backend's options as
+:class:`~difflora_gui.qt.param_form.ParamForm` builds them from the backend's ``params`` (the
+``comfyui`` backend: workflow, server, the model files as the server lists them, blocks, timeout),
+starting from the backend's defaults and the app's Settings (``settings_defaults``). What the
+project keeps (:meth:`BackendOptions.stored`, in the ``preview`` section's form) is, per backend,
+only the values that differ from those defaults, so a Settings change still reaches options the
+user never touched; keys the form does not show (a custom workflow builder) are kept as they are.
+
+:func:`request_problem` says up front why the chosen backend cannot render a request faithfully
+(for ``comfyui``: :func:`~difflora_gui.comfy.workflows.request_problems` and the LoRA files' key
+names), and :func:`render_lane` the job lane (``comfy:<server>`` for a named server). The diffusers backend renders in this app with the
+models of Settings: it has no options form here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QPushButton, QVBoxLayout, QWidget
+
+from difflora_gui.errors import UserError
+from difflora_gui.qt.param_form import ParamForm
+
+COMFY_BACKEND = "comfyui"
+BLOCK_EDIT_TEMPLATE = "wanvideo_t2v"
+IN_APP_LANE = "device"
+
+
+class BackendOptions(QWidget):
+    """The chosen backend's options form (hidden for a backend without form fields).
+
+    ``changed`` fires on every user edit of an option (not when values are set from outside)."""
+
+    changed = Signal()
+
+    def __init__(self, backends: Mapping[str, Any], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("previewBackendOptions")
+        self.backends = dict(backends)
+        self.forms: dict[str, ParamForm] = {}
+        self._defaults: dict[str, dict[str, Any]] = {}
+        self._stored: dict[str, dict[str, Any]] = {}
+        self._current = ""
+        self._quiet = 0
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self.setVisible(False)
+
+    def connect_form(self, form) -> None:
+        """Follow ``form``'s backend chooser, and report option edits as its ``backend options`` edits."""
+        form.backend_combo.currentIndexChanged.connect(lambda _i: self.show_backend(form.backend_name()))
+        self.changed.connect(lambda: form._emit("backend options"))
+        self.show_backend(form.backend_name())
+
+    # --- the forms ---------------------------------------------------------------------------
+
+    def _form(self, name: str) -> ParamForm | None:
+        spec = self.backends.get(name)
+        # a backend rendering in this app takes its model and device from Settings (the model
+        # line's Settings… button): only one rendering elsewhere has options of its own here
+        if spec is None or not spec.params or spec.lane == IN_APP_LANE:
+            return None
+        form = self.forms.get(name)
+        if form is None:
+            form = ParamForm(spec.params, advanced_title=f"More {spec.title} options")
+            form.setObjectName(f"previewOptions-{name}")
+            if not form.editors:
+                return None
+            form.changed.connect(lambda n=name: self._on_edited(n))
+            self.forms[name] = form
+            self._layout.addWidget(form)
+            self._show_values(name)
+        return form
+
+    def show_backend(self, name: str) -> None:
+        self._current = name
+        wanted = self._form(name)
+        for form in self.forms.values():
+            form.setVisible(form is wanted)
+        self.setVisible(wanted is not None)
+
+    def focus_chain(self) -> list[QWidget]:
+        widgets: list[QWidget] = []
+        for form in self.forms.values():
+            widgets += [editor.editor for editor in form.editors.values()]
+            if form.advanced is not None:
+                widgets += form.advanced.findChildren(QPushButton)[:1]  # its header: Tab opens it
+        return widgets
+
+    def _show_values(self, name: str) -> None:
+        form = self.forms.get(name)
+        if form is None:
+            return
+        values = {**self._defaults.get(name, {}), **self._stored.get(name, {})}
+        self._quiet += 1
+        try:
+            form.set_values({k: v for k, v in values.items() if k in form.editors})
+        finally:
+            self._quiet -= 1
+
+    def _on_edited(self, name: str) -> None:
+        if self._quiet:
+            return
+        form = self.forms[name]
+        defaults = self._defaults.get(name, {})
+        kept = {k: v for k, v in self._stored.get(name, {}).items() if k not in form.editors}
+        shown = {k: v for k, v in form.values().items() if v != defaults.get(k, form.schema.get(k).default)}
+        self._stored[name] = {**kept, **shown}
+        if not self._stored[name]:
+            del self._stored[name]
+        self.changed.emit()
+
+    # --- values ------------------------------------------------------------------------------
+
+    def stored(self) -> dict[str, dict[str, Any]]:
+        """``{backend: {option: value}}``: the options set away from the defaults (JSON-able)."""
+        return {name: dict(values) for name, values in self._stored.items()}
+
+    def set_stored(self, data: Any) -> None:
+        """Show the options kept in a project (``stored()``'s shape; anything else is ignored)."""
+        data = data if isinstance(data, Mapping) else {}
+        self._stored = {str(k): dict(v) for k, v in data.items() if isinstance(v, Mapping)}
+        for name in self.forms:
+            self._show_values(name)
+
+    def take(self, values: Mapping[str, Any]) -> None:
+        """The render form's values shown: their ``options`` when they have them."""
+        if "options" in values:
+            self.set_stored(values["options"])
+
+    def options_for(self, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """The backend's options: ``defaults`` (its declared ones and the Settings'), then the
+        user's; the form shows the same values."""
+        if self._defaults.get(name) != dict(defaults):
+            self._defaults[name] = dict(defaults)
+            self._show_values(name)
+        return {**defaults, **self._stored.get(name, {})}
+
+
+# --- checks before a render ---------------------------------------------------------------------------
+
+
+def request_problem(spec, options: Mapping[str, Any], request) -> str:
+    """Why ``spec``'s backend cannot render ``request`` as asked ('' when it can), in one line
+    saying what to do instead."""
+    if spec is None or spec.name != COMFY_BACKEND:
+        return ""  # the diffusers backend renders every request the form can make
+    from difflora_gui.comfy.preview_backend import model_facts
+    from difflora_gui.comfy.workflows import lora_format_problem, request_problems
+
+    template = str(options.get("template") or "")
+    try:
+        blocks = model_facts(options).num_blocks
+        problems = request_problems(template, request, num_blocks=blocks)
+    except UserError:
+        problems = []  # a template a custom builder knows: the job checks it
+    block_edit = template == BLOCK_EDIT_TEMPLATE
+    for entry in request.loras:
+        if entry.strength or entry.strength_high or entry.strength_low:
+            problem = lora_format_problem(entry.file, block_edit=block_edit)
+            if problem and problem not in problems:
+                problems.append(problem)
+    if not problems:
+        return ""
+    more = f" (and {len(problems) - 2} more)" if len(problems) > 2 else ""
+    return f"The {template} workflow cannot render this: " + "; ".join(problems[:2]) + more
+
+
+def render_lane(spec, options: Mapping[str, Any]) -> str:
+    """The job lane: the named server's own lane (``comfy:<name>``, by name or by its URL), else
+    the backend's (``comfy``: any healthy server)."""
+    server = str(options.get("server") or "").strip()
+    if spec.name != COMFY_BACKEND or not server:
+        return spec.lane
+    from difflora_gui.comfy.preview_backend import ComfyOptions
+
+    try:
+        records = ComfyOptions.from_json(options).servers
+    except UserError:
+        records = ()
+    for record in records:
+        if server == record.get("name") or server.rstrip("/") == str(record.get("url", "")).rstrip("/"):
+            return f"comfy:{record.get('name')}"
+    return spec.lane  # a URL of no configured server: the job talks to it from any comfy lane
+
+
+def gate_render(button: QPushButton, problem: str, default_tip: str) -> None:
+    """Render off, with ``problem`` as its tooltip; back on once the problem is gone (unless it
+    was switched off for another reason, such as a missing model)."""
+    tip = f"Render is disabled: {problem}"
+    if problem:
+        button.setEnabled(False)
+        button.setToolTip(tip)
+        button.setProperty("requestProblem", tip)
+    elif button.property("requestProblem"):
+        if button.toolTip() == button.property("requestProblem"):
+            button.setEnabled(True)
+            button.setToolTip(default_tip)
+        button.setProperty("requestProblem", "")

@@ -190,6 +190,17 @@ def test_run_downloads_the_outputs_and_never_overwrites(servers, tmp_path, capsy
     assert (out / "cli" / "img_00002_.png").read_bytes() == b"mine"
     assert cv2.imread(second).shape[:2] == (16, 48)
 
+    # valid, but the server's node fails on the file: exit 1 with the node's error
+    (server.base / "input" / "bad.png").write_bytes(b"not an image")
+    failing = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "bad.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "cli/bad"}},
+    }
+    failing_file = write_json(tmp_path / "f.json", failing)
+    assert main(["comfy", "run", failing_file, "--server", "box", "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "node 1 (LoadImage) failed: UnidentifiedImageError" in err
+
     broken = write_json(tmp_path / "broken.json", {"1": {"class_type": "NoSuchNode", "inputs": {}}})
     posted = len(server.posted)
     assert main(["comfy", "run", broken, "--server", "box", "--out", str(out)]) == 2

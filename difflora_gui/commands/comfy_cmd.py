@@ -46,7 +46,7 @@ never overwritten: when the name is taken the new file is saved as "name (1).ext
 ..., as ComfyUI names an upload whose name is taken. Ctrl+C cancels the prompt on the server
 (deleted while queued, interrupted while running); nothing is downloaded then.
 prints the written files, one a line (--json: prompt id, files, cached nodes).
-exit codes: 0 done, 1 the server failed the prompt, 2 problems or bad input, 130 cancelled.
+exit codes: 0 done, 1 the server failed the prompt or stopped answering during the run,\n2 problems or bad input (nothing was queued), 130 cancelled.
 """
 
 
@@ -178,6 +178,7 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from difflora_gui.comfy.cli_run import run_workflow_job
+    from difflora_gui.comfy.protocol import ComfyError
     from difflora_gui.console_output import print_to_pipe
     from difflora_gui.errors import UserError
     from difflora_gui.jobs.cli import run_in_terminal
@@ -190,14 +191,21 @@ def _run(args: argparse.Namespace) -> int:
     if checked.problems:
         return _report_problems(args, checked.problems)
     params = {"url": server.url, "workflow": checked.workflow, "out": str(out.resolve())}
-    result = run_in_terminal(
-        run_workflow_job,
-        params,
-        description=f"comfy {server.name}",
-        quiet=args.quiet,
-        lane=f"comfy:{server.name}",
-        comfy_servers=[server.name],
-    )
+    try:
+        result = run_in_terminal(
+            run_workflow_job,
+            params,
+            description=f"comfy {server.name}",
+            quiet=args.quiet,
+            lane=f"comfy:{server.name}",
+            comfy_servers=[server.name],
+        )
+    except ComfyError as error:
+        # the workflow passed validation: what fails now is the server's run, not the input
+        print(f"error: {error}", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     if args.json:
         return print_to_pipe(json.dumps(result, indent=1, ensure_ascii=False))
     return print_to_pipe("\n".join(result["files"]) or "the workflow saved no files")

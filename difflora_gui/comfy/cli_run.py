@@ -112,7 +112,9 @@ def status_text(report: Sequence[Mapping[str, Any]]) -> str:
                 e["url"],
                 e["state"],
                 e["version"] or "-",
-                devices_text(e["devices"]) if e["state"] == "up" else e["error"] or "-",
+                "; ".join(x for x in (devices_text(e["devices"]), e["error"]) if x)
+                if e["state"] == "up"
+                else e["error"] or "-",
             ]
             for e in report
         ],

@@ -489,26 +489,32 @@ def test_any_free_gpu_jobs_show_their_lane_once_placed(qtbot, controller):
     assert third.result == "ran" and third.lane_key in ("device:cuda:0", "device:cuda:1")
 
 
-def test_settings_comfyui_servers_become_lanes(qtbot, controller):
+def test_settings_comfyui_servers_become_lanes(qtbot, controller, tmp_path):
     from difflora_gui.plugin_host import PluginHost
     from difflora_gui.qt.devices import DeviceRegistry
     from difflora_gui.qt.services import AppServices
     from difflora_gui.settings import AppSettings, ComfyServer
+    from tests.fixtures.comfy_standin import StandinComfy
 
-    settings = AppSettings(
-        comfyui_servers=[
-            ComfyServer(name="home", url="http://127.0.0.1:8188"),
-            ComfyServer(name="old box", url="http://10.0.0.9:8188", enabled=False),
-        ]
-    )
-    services = AppServices(host=PluginHost(), jobs=controller, devices=DeviceRegistry(), settings=settings)
-    assert [k for k in controller.lane_keys() if k.startswith("comfy:")] == ["comfy:home"]
-    servers = [ComfyServer(name="studio", url="http://10.0.0.2:8188")]
-    services.update_settings(comfyui_servers=servers)
-    assert [k for k in controller.lane_keys() if k.startswith("comfy:")] == ["comfy:studio"]
-    handle = controller.submit(JobRequest("render", lambda p, c: "rendered", lane="comfy"))
-    wait_finished(qtbot, handle)
-    assert handle.result == "rendered" and handle.lane_key == "comfy:studio"
+    studio = StandinComfy(tmp_path / "studio").start()
+    try:
+        settings = AppSettings(
+            comfyui_servers=[
+                ComfyServer(name="home", url="http://127.0.0.1:9"),
+                ComfyServer(name="old box", url="http://10.0.0.9:8188", enabled=False),
+            ]
+        )
+        services = AppServices(
+            host=PluginHost(), jobs=controller, devices=DeviceRegistry(), settings=settings
+        )
+        assert [k for k in controller.lane_keys() if k.startswith("comfy:")] == ["comfy:home"]
+        services.update_settings(comfyui_servers=[ComfyServer(name="studio", url=studio.url)])
+        assert [k for k in controller.lane_keys() if k.startswith("comfy:")] == ["comfy:studio"]
+        handle = controller.submit(JobRequest("render", lambda p, c: "rendered", lane="comfy"))
+        wait_finished(qtbot, handle)
+        assert handle.result == "rendered" and handle.lane_key == "comfy:studio"
+    finally:
+        studio.stop()
 
 
 def test_after_remove_finished_the_dock_does_not_say_no_jobs_yet(qtbot, controller):

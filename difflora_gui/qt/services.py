@@ -114,8 +114,13 @@ class AppServices(QObject):
         return fresh
 
     def _apply_job_settings(self, settings: AppSettings) -> None:
-        """One job lane per enabled ComfyUI server (``comfy:<name>``), and the light lane's width."""
-        self.jobs.register_comfy_servers(server.name for server in settings.enabled_comfyui_servers())
+        """One job lane per enabled ComfyUI server (``comfy:<name>``), placed while the server is
+        healthy, and the light lane's width. The process-wide pool is the one the comfy jobs use, so
+        a server a job found dead is skipped by the scheduler too; its health answers are cached and
+        renewed on background threads, so placing a job never waits on the network."""
+        from difflora_gui.comfy.pool import shared_pool
+
+        shared_pool(settings.enabled_comfyui_servers()).register(self.jobs)
         self.jobs.scheduler.set_light_capacity(settings.max_parallel_light_jobs)
 
     def output_dir(self) -> str:

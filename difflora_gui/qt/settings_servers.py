@@ -1,10 +1,12 @@
-"""Settings ▸ ComfyUI servers: the table of servers (name, URL, shared LoRA folder, enabled)."""
+"""Settings ▸ ComfyUI servers: the table of servers (name, URL, shared LoRA folder, enabled) and a
+health line per server (up with its GPUs, down and why, its LoRA folder's problem), kept current
+by :class:`~difflora_gui.qt.comfy_health.HealthWatcher` without the window waiting on a server."""
 
 from __future__ import annotations
 
 import copy
 
-from PySide6.QtCore import QEvent, QSize, Qt, Slot
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -12,6 +14,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QLineEdit,
     QPushButton,
     QTableWidget,
@@ -20,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from difflora_gui.qt.comfy_health import CHECKING, DISABLED, HealthWatcher
 from difflora_gui.qt.theme import COLORS
 from difflora_gui.settings import ComfyServer, server_name_for, url_problem
 
@@ -77,10 +81,35 @@ class ServerTable(QWidget):
         self.remove_button = QPushButton("Remove")
         self.folder_button = QPushButton("LoRA folder…")
         self.folder_button.setToolTip("Choose the shared LoRA folder of the selected server")
+        self.check_button = QPushButton("Check now")
+        self.check_button.setToolTip("Ask every server again and look at its LoRA folder")
         self.add_button.clicked.connect(self._add)
         self.remove_button.clicked.connect(self._remove)
         self.folder_button.clicked.connect(self._choose_folder)
-        beside_buttons(self, self.table, (self.add_button, self.remove_button, self.folder_button))
+
+        self.health_label = QLabel()
+        self.health_label.setObjectName("comfyServerHealth")
+        self.health_label.setWordWrap(True)
+        self.health_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.watcher = HealthWatcher(self)
+        self.watcher.changed.connect(self._show_health)
+        self.check_button.clicked.connect(self.watcher.check_now)
+        # edits are watched a moment after typing stops: each change of a URL is a new server
+        self._rewatch = QTimer(self)
+        self._rewatch.setSingleShot(True)
+        self._rewatch.setInterval(400)
+        self._rewatch.timeout.connect(self._watch_rows)
+        self.table.itemChanged.connect(lambda _item: self._rewatch.start())
+        self.table.model().rowsRemoved.connect(lambda *_: self._rewatch.start())
+
+        main = QWidget()
+        column = QVBoxLayout(main)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.table)
+        column.addWidget(self.health_label)
+        buttons = (self.add_button, self.remove_button, self.folder_button, self.check_button)
+        beside_buttons(self, main, buttons)
+        self._show_health()
 
     def editor_size(self, text: str) -> QSize:
         """The size a cell editor (a themed line edit) needs to show ``text`` whole."""
@@ -135,6 +164,32 @@ class ServerTable(QWidget):
         self.table.setRowCount(0)
         for server in servers:
             self.add_server(server)
+        self._watch_rows()
+
+    @Slot()
+    def _watch_rows(self) -> None:
+        self._rewatch.stop()
+        self.watcher.set_servers(self.servers())
+        self._show_health()
+
+    @Slot()
+    def _show_health(self) -> None:
+        colours = {"up": None, CHECKING: COLORS["muted"], DISABLED: COLORS["muted"]}
+        lines = []
+        for row in range(self.table.rowCount()):
+            name = self._text(row, self.NAME)
+            item = self.table.item(row, self.NAME)
+            if not name or item is None:
+                continue
+            line = self.watcher.line(name)
+            lines.append(f"{name}: {line}")
+            self.table.blockSignals(True)  # a tooltip is no edit of the server
+            item.setToolTip(line)
+            colour = colours.get(self.watcher.state(name), COLORS["error"])
+            # up keeps the table's own text colour; the others stand out from it
+            item.setData(Qt.ItemDataRole.ForegroundRole, QColor(colour) if colour else None)
+            self.table.blockSignals(False)
+        self.health_label.setText("\n".join(lines) if lines else "No ComfyUI server yet: Add one.")
 
     def add_server(self, server: ComfyServer) -> int:
         row = self.table.rowCount()
@@ -154,6 +209,7 @@ class ServerTable(QWidget):
         palette.setColor(QPalette.ColorRole.Base, QColor(COLORS["button"]))
         box.setPalette(palette)
         box.setToolTip("A disabled server is kept here but gets no jobs")
+        box.toggled.connect(lambda _on: self._rewatch.start())
         holder = QWidget()
         centred = QHBoxLayout(holder)
         centred.setContentsMargins(0, 0, 0, 0)
@@ -176,7 +232,8 @@ class ServerTable(QWidget):
         problem = url_problem(item.text().strip()) if item.text().strip() else "a server needs a URL"
         self.table.blockSignals(True)  # colouring the cell would report a change again
         item.setToolTip(problem)
-        item.setForeground(QColor(COLORS["error"]) if problem else QColor(COLORS["text"]))
+        # a good URL keeps the table's own text colour (an explicit one draws dimmer in the theme)
+        item.setData(Qt.ItemDataRole.ForegroundRole, QColor(COLORS["error"]) if problem else None)
         self.table.blockSignals(False)
 
     def _unused_name(self, url: str) -> str:

@@ -176,3 +176,24 @@ def test_a_server_dying_mid_run_leaves_the_rest_to_the_other(tmp_path, servers, 
     assert any("goes to another server" in line for line in ctx.logs)
     pool = shared_pool([{"name": s.name, "url": s.url, "lora_dir": ""} for s in (dying, spare)])
     assert pool.health("dying").state == DOWN
+
+
+def test_a_nodes_error_is_the_jobs_one_line_error(tmp_path, servers, set_a):
+    server = servers("box")
+    (server.base / "models/vae" / DEFAULT_MODELS["vae"]).write_bytes(b"not a model")
+    out = tmp_path / "B"
+    outcome = run_sync(run_comfy_kontext, params(set_a, out, [server]))
+    assert outcome.status == "failed" and "(VAELoader)" in str(outcome.error)
+    assert "HeaderTooLarge" in str(outcome.error) and "\n" not in str(outcome.error)
+    assert not list(out.glob("*.png"))
+
+
+def test_the_plugin_registers_a_light_lane_dataset_tool():
+    from difflora_gui.plugin_host import get_plugin_host
+
+    spec = get_plugin_host().dataset_tools()["comfyui_kontext"]
+    assert spec.lane == "light" and spec.run == "difflora_gui.comfy.kontext_job:run_comfy_kontext"
+    assert (
+        spec.params.defaults()["prompt"]
+        == get_plugin_host().dataset_tools()["kontext_counterparts"].params.defaults()["prompt"]
+    )

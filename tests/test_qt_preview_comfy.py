@@ -71,6 +71,9 @@ def test_comfyui_options_render_on_the_named_server_and_back_to_diffusers(setup,
     form = box.forms["comfyui"]
     assert {"template", "server", "unet", "clip", "vae", "timeout_s"} <= set(form.editors)
     assert "servers" not in form.editors and "builder" not in form.editors
+    chain = panel.update_tab_order()  # Tab goes from the backend through its options to the prompt
+    assert chain.index(panel.render_form.backend_combo) < chain.index(form.editors["server"].editor)
+    assert chain.index(form.editors["server"].editor) < chain.index(panel.render_form.prompt_edit)
     # the Settings' Wan files are the model names' defaults; none is set here
     assert form.value("template") == "wan21_t2v" and form.value("unet") == ""
 
@@ -82,7 +85,8 @@ def test_comfyui_options_render_on_the_named_server_and_back_to_diffusers(setup,
     assert UNET in panel.render_form.model_label.text() and panel.blocks.num_blocks == 30
     # Edit ▸ Undo takes an option back
     panel.undo_stack.undo()
-    assert form.value("unet") == "" and "unet" not in box.stored().get("comfyui", {})
+    assert form.value("unet") == "" and box.stored()["comfyui"] == {"server": "box"}  # one step per option
+    assert panel.undo_stack.redoText() == "Render: backend option Diffusion model"
     panel.undo_stack.redo()
     assert form.value("unet") == UNET
 

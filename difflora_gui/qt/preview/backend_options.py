@@ -33,9 +33,10 @@ IN_APP_LANE = "device"
 class BackendOptions(QWidget):
     """The chosen backend's options form (hidden for a backend without form fields).
 
-    ``changed`` fires on every user edit of an option (not when values are set from outside)."""
+    ``changed(title)`` fires on every user edit of an option (not when values are set from outside)."""
 
-    changed = Signal()
+    #: an option's title
+    changed = Signal(str)
 
     def __init__(self, backends: Mapping[str, Any], parent: QWidget | None = None):
         super().__init__(parent)
@@ -51,9 +52,12 @@ class BackendOptions(QWidget):
         self.setVisible(False)
 
     def connect_form(self, form) -> None:
-        """Follow ``form``'s backend chooser, and report option edits as its ``backend options`` edits."""
+        """Follow ``form``'s backend chooser, and report option edits as its ``backend option …`` edits
+        (one undo step per option, a typed value merged into one)."""
+        for name in self.backends:  # built now, so the panel's tab order has their fields
+            self._form(name)
         form.backend_combo.currentIndexChanged.connect(lambda _i: self.show_backend(form.backend_name()))
-        self.changed.connect(lambda: form._emit("backend options"))
+        self.changed.connect(lambda title: form._emit(f"backend option {title}"))
         self.show_backend(form.backend_name())
 
     # --- the forms ---------------------------------------------------------------------------
@@ -70,7 +74,8 @@ class BackendOptions(QWidget):
             form.setObjectName(f"previewOptions-{name}")
             if not form.editors:
                 return None
-            form.changed.connect(lambda n=name: self._on_edited(n))
+            for option, editor in form.editors.items():
+                editor.changed.connect(lambda n=name, o=option: self._on_edited(n, o))
             self.forms[name] = form
             self._layout.addWidget(form)
             self._show_values(name)
@@ -84,12 +89,9 @@ class BackendOptions(QWidget):
         self.setVisible(wanted is not None)
 
     def focus_chain(self) -> list[QWidget]:
-        widgets: list[QWidget] = []
-        for form in self.forms.values():
-            widgets += [editor.editor for editor in form.editors.values()]
-            if form.advanced is not None:
-                widgets += form.advanced.findChildren(QPushButton)[:1]  # its header: Tab opens it
-        return widgets
+        from difflora_gui.qt.merge.shortcuts import focus_chain
+
+        return [widget for form in self.forms.values() for widget in focus_chain(form)]
 
     def _show_values(self, name: str) -> None:
         form = self.forms.get(name)
@@ -102,7 +104,7 @@ class BackendOptions(QWidget):
         finally:
             self._quiet -= 1
 
-    def _on_edited(self, name: str) -> None:
+    def _on_edited(self, name: str, option: str) -> None:
         if self._quiet:
             return
         form = self.forms[name]
@@ -112,7 +114,7 @@ class BackendOptions(QWidget):
         self._stored[name] = {**kept, **shown}
         if not self._stored[name]:
             del self._stored[name]
-        self.changed.emit()
+        self.changed.emit(form.schema.get(option).label)
 
     # --- values ------------------------------------------------------------------------------
 

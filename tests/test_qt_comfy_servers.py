@@ -193,3 +193,20 @@ def test_the_status_bar_counts_the_servers_that_are_up(qtbot, controller, standi
     assert "gone: down: " in label.toolTip()
     services.update_settings(comfyui_servers=[])
     assert label.isHidden()
+
+
+def test_the_main_window_status_bar_shows_comfyui_only_when_servers_are_enabled(qtbot, monkeypatch, standins):
+    from difflora_gui.qt.testing import close_window, make_main_window
+
+    up = standins("up")
+    win, dialogs = make_main_window(
+        qtbot,
+        monkeypatch,
+        builtin_panels=False,
+        settings=AppSettings(comfyui_servers=[ComfyServer("up", up.url)]),
+    )
+    qtbot.waitUntil(lambda: win.comfy_status.text() == "ComfyUI: 1 of 1 up", timeout=10_000)
+    assert win.comfy_status.isVisible()
+    win.services.update_settings(comfyui_servers=[])
+    assert not win.comfy_status.isVisible()
+    close_window(win, dialogs)

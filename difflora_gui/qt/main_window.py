@@ -30,6 +30,7 @@ from difflora_gui.plugin_host import PluginHost, get_plugin_host
 from difflora_gui.project import Project
 from difflora_gui.qt import autosave, gui_hookspecs
 from difflora_gui.qt.actions import install_actions, shortcut_rows
+from difflora_gui.qt.comfy_health import ComfyStatusLabel
 from difflora_gui.qt.devices import DeviceRegistry
 from difflora_gui.qt.drop_router import DropRouter
 from difflora_gui.qt.jobs import CANCELLED, DONE, RUNNING, JobController, JobHandle
@@ -195,7 +196,9 @@ class MainWindow(QMainWindow):
         self.jobs_status.clicked.connect(self.show_jobs_dock)
         self.device_status = QLabel("device: cpu")
         self.device_status.setObjectName("deviceStatus")
+        self.comfy_status = ComfyStatusLabel(self.services, self)  # hidden while no server is enabled
         self.statusBar().addPermanentWidget(self.jobs_status)
+        self.statusBar().addPermanentWidget(self.comfy_status)
         self.statusBar().addPermanentWidget(self.device_status)
         self._update_jobs_status()
 

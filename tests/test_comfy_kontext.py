@@ -197,3 +197,21 @@ def test_the_plugin_registers_a_light_lane_dataset_tool():
         spec.params.defaults()["prompt"]
         == get_plugin_host().dataset_tools()["kontext_counterparts"].params.defaults()["prompt"]
     )
+
+
+def test_one_server_by_name_or_by_url_only(tmp_path, servers, set_a):
+    first, second = servers("first"), servers("second")
+    summary = run_comfy_kontext(
+        params(set_a, tmp_path / "B1", [first, second], server="second"), RecordingContext()
+    )
+    assert len(summary["generated"]) == 3 and first.posted == [] and len(second.posted) == 3
+    # a URL that no Settings entry has (the command line's --server URL)
+    by_url = params(set_a, tmp_path / "B2", [second], server=first.url)
+    assert len(run_comfy_kontext(by_url, RecordingContext())["generated"]) == 3 and len(first.posted) == 3
+    unknown = run_sync(run_comfy_kontext, params(set_a, tmp_path / "B3", [first], server="nowhere"))
+    assert outcome_text(unknown) == "no enabled ComfyUI server named 'nowhere' (Settings ▸ Servers)"
+
+
+def outcome_text(outcome):
+    assert outcome.status == "failed"
+    return str(outcome.error)

@@ -127,10 +127,13 @@ def _pool(values: Mapping[str, Any]):
     if not records:
         from difflora_gui.settings import AppSettings
 
-        records = AppSettings.load().enabled_comfyui_servers()
+        records = [
+            {"name": s.name, "url": s.url, "lora_dir": s.lora_dir, "enabled": s.enabled}
+            for s in AppSettings.load().enabled_comfyui_servers()
+        ]
     wanted = str(values.get("server") or "").strip()
     if wanted.startswith(("http://", "https://")) and not any(
-        str(getattr(r, "url", None) or r.get("url", "")).rstrip("/") == wanted.rstrip("/") for r in records
+        str(r.get("url") or "").rstrip("/") == wanted.rstrip("/") for r in records
     ):
         return ComfyPool([{"url": wanted}]), None  # a server named by URL only
     pool = shared_pool(records)

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QComboBox, QLineEdit
 
 from difflora_gui.comfy import pool as pool_module
 from difflora_gui.qt.jobs import DONE
+from difflora_gui.qt.preview.render_form import DEFAULTS
 from difflora_gui.settings import ComfyServer
 from tests.fixtures.comfy_standin import StandinComfy
 from tests.preview_panel_helpers import JOB_TIMEOUT_MS, QUICK, PreviewWindow, make_model_and_loras
@@ -90,9 +91,13 @@ def test_comfyui_options_render_on_the_named_server_and_back_to_diffusers(setup,
     panel.undo_stack.redo()
     assert form.value("unet") == UNET
 
+    # a project's form without options (one from before them) sets none
+    panel.render_form.set_values({**DEFAULTS, "backend": "comfyui"})
+    assert box.stored() == {} and form.value("server") == ""
+
     # a custom builder kept in the project's options (no form field): the stand-in can run its clip
     panel.render_form.apply(
-        {"options": {"comfyui": {**box.stored()["comfyui"], "builder": BUILDER}}}, "backend options"
+        {"options": {"comfyui": {"server": "box", "unet": UNET, "builder": BUILDER}}}, "backend options"
     )
     window.quick_form(width=48, height=32, frames=5)
     panel.stack.add_files([str(loras[0])])

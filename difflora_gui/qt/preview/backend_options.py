@@ -129,10 +129,11 @@ class BackendOptions(QWidget):
         for name in self.forms:
             self._show_values(name)
 
-    def take(self, values: Mapping[str, Any]) -> None:
-        """The render form's values shown: their ``options`` when they have them."""
-        if "options" in values:
-            self.set_stored(values["options"])
+    def take(self, values: Mapping[str, Any], *, whole: bool) -> None:
+        """The render form's values shown: their ``options`` when they have them; ``whole`` (a
+        project's or an undo step's form) without options: none set (a project from before them)."""
+        if "options" in values or whole:
+            self.set_stored(values.get("options"))
 
     def options_for(self, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """The backend's options: ``defaults`` (its declared ones and the Settings'), then the

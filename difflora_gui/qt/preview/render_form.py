@@ -409,7 +409,7 @@ class RenderForm(QWidget):
                 index = self.backend_combo.findData(values["backend"])
                 if index >= 0:
                     self.backend_combo.setCurrentIndex(index)
-            self.options_box.take(values)
+            self.options_box.take(values, whole=set(DEFAULTS) <= set(values))
             if "prompt" in values and values["prompt"] != self.prompt_edit.toPlainText():
                 self.prompt_edit.setPlainText(str(values["prompt"]))
             if "negative_prompt" in values and values["negative_prompt"] != self.negative_edit.toPlainText():

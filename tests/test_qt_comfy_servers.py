@@ -210,3 +210,19 @@ def test_the_main_window_status_bar_shows_comfyui_only_when_servers_are_enabled(
     win.services.update_settings(comfyui_servers=[])
     assert not win.comfy_status.isVisible()
     close_window(win, dialogs)
+
+
+def test_an_edited_lora_folder_is_looked_at_again(qtbot, standins, tmp_path):
+    up = standins("up")
+    table = ServerTable()
+    qtbot.addWidget(table)
+    table.set_servers([ComfyServer(name="up", url=up.url, lora_dir=str(tmp_path / "later"))])
+    qtbot.waitUntil(lambda: "LoRA folder not found" in table.health_label.text())
+    (tmp_path / "later").mkdir()
+    table.table.item(0, table.LORA_DIR).setText(str(tmp_path / "later"))  # the same text: no change
+    table.check_button.click()
+    qtbot.waitUntil(lambda: "LoRA folder" not in table.health_label.text())
+    table.table.item(0, table.LORA_DIR).setText(str(tmp_path / "elsewhere"))
+    qtbot.waitUntil(
+        lambda: "LoRA folder not found: " + str(tmp_path / "elsewhere") in table.health_label.text()
+    )

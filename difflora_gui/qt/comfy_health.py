@@ -74,7 +74,9 @@ class HealthWatcher(QObject):
         super().__init__(parent)
         self._servers: list[ComfyServer] = []
         self._pools: dict[str, ComfyPool] = {}
-        self._lora: dict[str, str] = {}
+        #: (server name, folder) → its problem: an edited folder is looked at afresh
+        self._lora: dict[tuple[str, str], str] = {}
+        self._folder_checks: set[tuple[str, str]] = set()
         self._workers: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._shown: dict[str, tuple] = {}
@@ -98,9 +100,11 @@ class HealthWatcher(QObject):
                 for name in pool.names():
                     self._pools.setdefault(name, pool)
         with self._lock:
-            self._lora = {k: v for k, v in self._lora.items() if k in {s.name for s in self._servers}}
+            current = {(s.name, s.lora_dir) for s in self._servers}
+            self._lora = {k: v for k, v in self._lora.items() if k in current}
         for server in self._servers:
             self._start(server, force=False)
+            self._look_at_folder(server)
         self.poll()
 
     def servers(self) -> list[ComfyServer]:
@@ -111,6 +115,7 @@ class HealthWatcher(QObject):
         """Ask every server again, and look at its LoRA folder (on worker threads)."""
         for server in self._servers:
             self._start(server, force=True)
+            self._look_at_folder(server)
         self.poll()
 
     def _start(self, server: ComfyServer, *, force: bool) -> None:
@@ -121,9 +126,6 @@ class HealthWatcher(QObject):
         pool = self._pools.get(server.name)
 
         def work():
-            problem = lora_dir_problem(server.lora_dir)
-            with self._lock:
-                self._lora[server.name] = problem
             if pool is not None:
                 try:
                     pool.check(server.name, force=force)
@@ -134,6 +136,24 @@ class HealthWatcher(QObject):
         with self._lock:
             self._workers[server.name] = thread
         thread.start()
+
+    def _look_at_folder(self, server: ComfyServer) -> None:
+        key = (server.name, server.lora_dir)
+        with self._lock:
+            if key in self._folder_checks:
+                return  # a share that hangs is asked once at a time
+            self._folder_checks.add(key)
+
+        def work():
+            try:
+                problem = lora_dir_problem(server.lora_dir)
+            except OSError as error:
+                problem = f"LoRA folder cannot be read: {server.lora_dir} ({error})"
+            with self._lock:
+                self._lora[key] = problem
+                self._folder_checks.discard(key)
+
+        threading.Thread(target=work, name=f"comfy-folder-{server.name}", daemon=True).start()
 
     # --- the answers -------------------------------------------------------------------------
 
@@ -172,15 +192,16 @@ class HealthWatcher(QObject):
             if not server.enabled and state != CHECKING:
                 text += " (disabled: gets no jobs)"
         with self._lock:
-            lora = self._lora.get(name)
+            lora = self._lora.get((name, server.lora_dir))
         if lora:
             text += f"\n    {lora}"
         return text
 
     def lora_problem(self, name: str) -> str | None:
         """The LoRA folder's problem ("" if fine), or None until it was looked at."""
+        server = self._server(name)
         with self._lock:
-            return self._lora.get(name)
+            return self._lora.get((name, server.lora_dir)) if server is not None else None
 
     def counts(self) -> tuple[int, int]:
         """(servers up, servers enabled)."""

@@ -400,6 +400,7 @@ class PreviewPanel(PanelJobs, QWidget):
         self.blocks.set_num_blocks(facts.num_blocks)
         self.stack.set_two_experts(facts.two_experts)
         self.expert_strengths.setVisible(facts.two_experts)
+        self._update_stale()  # Render was switched on: a request the backend cannot do turns it off again
 
     def _open_settings(self) -> None:
         window = self.services.window

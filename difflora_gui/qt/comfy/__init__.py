@@ -1,0 +1,1 @@
+"""The ComfyUI backend's widgets (Qt)."""

@@ -47,6 +47,8 @@ def test_suggest_binds_the_templates_parameters(dialog, qtbot):
     assert got["frames"] == ("7", "length")
     assert got["fps"] == ("10", "fps")
     assert dialog.node_combos["prompt"].currentText() == "4 · CLIPTextEncode"
+    # a long name is elided in the combo; the full text stays in its tooltip
+    assert dialog.node_combos["frames"].toolTip() == "7 · EmptyHunyuanLatentVideo"
     assert dialog.problem_lines() == []
     assert dialog.ok_button.isEnabled()
     assert dialog.problems.isHidden()
@@ -91,7 +93,10 @@ def test_bindings_survive_a_save_and_a_load(dialog, tmp_path, qtbot):
     assert dialog.save_bindings_to(path)
     assert json.loads(path.read_text(encoding="utf-8"))[0] == saved[0].to_json()
     # saving again without leave to overwrite writes nothing and says so
+    before = path.read_text(encoding="utf-8")
+    dialog.node_combos["steps"].setCurrentIndex(0)
     assert not dialog.save_bindings_to(path)
+    assert path.read_text(encoding="utf-8") == before
     assert "already exists" in dialog.status.text()
 
     other = BindingEditorDialog(object_info=OBJECT_INFO, workflow_path=TEMPLATE)

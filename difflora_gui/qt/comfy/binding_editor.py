@@ -171,6 +171,7 @@ class BindingEditorDialog(QDialog):
 
         self.table = QTableWidget(len(core.PARAMS), 3)
         self.table.setHorizontalHeaderLabels(["Parameter", "Node", "Input"])
+        self.table.horizontalHeaderItem(_PARAM).setToolTip("* required: every preview sets it")
         self.table.verticalHeader().hide()
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -202,6 +203,7 @@ class BindingEditorDialog(QDialog):
 
         self.problems = QLabel()
         self.problems.setWordWrap(True)
+        self.problems.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.problems.setStyleSheet(f"color: {COLORS['error']};")
         self.problems.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         problems_area = QScrollArea()
@@ -288,6 +290,7 @@ class BindingEditorDialog(QDialog):
                     index = node_combo.count() - 1
                 node_combo.setCurrentIndex(index)
             node_combo.blockSignals(False)
+            node_combo.setToolTip(node_combo.currentText())
             self._fill_inputs(param, entry.input_name if entry else None)
         self._refresh()
 

@@ -445,3 +445,23 @@ def test_a_small_screen_starts_with_the_docks_tabbed_and_closed(qtbot, monkeypat
         assert window.jobs_dock.isVisible()
     finally:
         close_window(window, dialogs)
+
+
+def test_tools_opens_the_comfyui_bindings_editor(window, qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from difflora_gui.qt.comfy.binding_editor import BindingEditorDialog
+
+    tools = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Tools")
+    assert window.action_comfy_bindings in tools.actions()
+    seen = []
+
+    def close_it():
+        dialog = QApplication.activeModalWidget()
+        seen.append(type(dialog))
+        dialog.reject()
+
+    QTimer.singleShot(200, close_it)
+    window.action_comfy_bindings.trigger()
+    assert seen == [BindingEditorDialog]

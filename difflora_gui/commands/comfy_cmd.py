@@ -13,7 +13,7 @@ import sys
 from difflora_gui.specs import CliCommandSpec
 
 DESCRIPTION = """\
-Talk to the ComfyUI servers of Settings ▸ Servers (or any server by its URL).
+Talk to the ComfyUI servers of Settings ▸ ComfyUI servers (or any server by its URL).
 
   python main.py comfy status
   python main.py comfy validate my_workflow_api.json --server http://127.0.0.1:8188 --set seed=7
@@ -22,11 +22,11 @@ Talk to the ComfyUI servers of Settings ▸ Servers (or any server by its URL).
 A workflow is ComfyUI's Export (API) file (the UI-format save is refused). --set PARAM=VALUE
 writes a value through the workflow's bindings: the suggested ones (the prompt that reaches the
 sampler, its seed, steps, cfg ...), or those of --bindings FILE (a JSON list of
-{param, node_id, input_name}, as the GUI saves them).
+{param, node_id, input_name}, as the bindings editor saves them).
 """
 
 STATUS_EPILOG = """\
-Asks every enabled server of Settings ▸ Servers (or the --server ones): up or down, its ComfyUI
+Asks every enabled server of Settings ▸ ComfyUI servers (or the --server ones): up or down, its ComfyUI
 version, its devices with free/total VRAM, and for each workflow template shipped with this app
 whether the server has all of its nodes (WanVideoWrapper templates need that custom node pack).
 exit codes: 0 (also when a server is down: this is a report), 2 bad arguments.

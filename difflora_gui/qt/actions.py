@@ -71,6 +71,9 @@ ACTIONS: tuple[ActionDef, ...] = (
               tip="Redo the change undone last", object_name="actionRedo"),
     ActionDef("action_plugins", "&Plugins…", "show_plugins", "Ctrl+Shift+P",
               tip="Loaded plugins, their errors; enable or disable", object_name="actionPlugins"),
+    ActionDef("action_comfy_bindings", "ComfyUI workflow &bindings…", "show_comfy_bindings",
+              tip="Bind an API-format ComfyUI workflow's inputs to preview parameters; the file "
+                  "comfy validate/run --bindings read", object_name="actionComfyBindings"),
     ActionDef("action_reset_layout", "Reset &layout", "reset_layout", tip="Put the docks back",
               object_name="actionResetLayout"),
     ActionDef("action_shortcuts", "&Keyboard shortcuts", "show_shortcuts", object_name="actionShortcuts"),
@@ -97,7 +100,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("&Edit", ("action_undo", "action_redo")),
     ("&View", (SECTION_ACTIONS, SEPARATOR, "action_toggle_jobs", "action_toggle_log", "action_reset_layout")),
-    ("&Tools", ("action_plugins",)),
+    ("&Tools", ("action_plugins", "action_comfy_bindings")),
     ("&Help", ("action_shortcuts", "action_about")),
 )  # fmt: skip
 

@@ -408,6 +408,12 @@ class MainWindow(QMainWindow):
         dialog.plugin_toggled.connect(self._on_plugin_toggled)
         dialog.exec()
 
+    @Slot()
+    def show_comfy_bindings(self) -> None:
+        from difflora_gui.qt.comfy.binding_editor import BindingEditorDialog
+
+        BindingEditorDialog(self).exec()
+
     @Slot(str, bool)
     def _on_plugin_toggled(self, name: str, enabled: bool) -> None:
         info = self.host.info(name)

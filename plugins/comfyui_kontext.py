@@ -1,7 +1,7 @@
 """Dataset tool ``comfyui_kontext``: set B from set A with Flux Kontext on the ComfyUI servers.
 
 The same counterparts as ``kontext_counterparts`` (same names, sizes, seeds, manifest, resumable,
-skip-existing), rendered by the running ComfyUI servers of Settings ▸ Servers instead of a
+skip-existing), rendered by the running ComfyUI servers of Settings ▸ ComfyUI servers instead of a
 diffusers pipeline in this app; the work is :func:`difflora_gui.comfy.kontext_job.run_comfy_kontext`.
 
 Lane ``light``: the job only uploads, waits and downloads (the GPUs are the servers'), and it

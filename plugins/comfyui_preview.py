@@ -37,7 +37,7 @@ PARAMS = (
         "server",
         "str",
         "",
-        "the server to render on, by name or URL; blank: any healthy server of Settings ▸ Servers",
+        "the server to render on, by name or URL; blank: any healthy server of Settings ▸ ComfyUI servers",
         title="Server",
     ),
     Param(
@@ -77,7 +77,7 @@ PARAMS = (
         "servers",
         "dict",
         {},
-        "the servers to render on: name → {url, lora_dir}; default: the enabled servers of Settings ▸ Servers",
+        "the servers to render on: name → {url, lora_dir}; default: the enabled servers of Settings ▸ ComfyUI servers",
         title="Servers",
         form=False,
     ),

@@ -366,7 +366,10 @@ def test_an_unreachable_server_says_so():
         assert not comfy.is_up()
         with pytest.raises(ComfyError) as caught:
             comfy.system_stats()
-        assert str(caught.value) == f"ComfyUI at {url} does not answer (is it running? Settings ▸ Servers)"
+        assert (
+            str(caught.value)
+            == f"ComfyUI at {url} does not answer (is it running? Settings ▸ ComfyUI servers)"
+        )
         assert caught.value.retryable and isinstance(caught.value, UserError)
         with pytest.raises(ComfyError, match="does not answer on its WebSocket"):
             comfy.run({"1": picture()})

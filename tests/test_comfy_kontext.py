@@ -209,7 +209,7 @@ def test_one_server_by_name_or_by_url_only(tmp_path, servers, set_a):
     by_url = params(set_a, tmp_path / "B2", [second], server=first.url)
     assert len(run_comfy_kontext(by_url, RecordingContext())["generated"]) == 3 and len(first.posted) == 3
     unknown = run_sync(run_comfy_kontext, params(set_a, tmp_path / "B3", [first], server="nowhere"))
-    assert outcome_text(unknown) == "no enabled ComfyUI server named 'nowhere' (Settings ▸ Servers)"
+    assert outcome_text(unknown) == "no enabled ComfyUI server named 'nowhere' (Settings ▸ ComfyUI servers)"
 
 
 def outcome_text(outcome):

@@ -1,5 +1,5 @@
 """The Preview panel with the comfyui backend, against a stand-in server (tests/fixtures/comfy_standin.py,
-not ComfyUI) set in Settings ▸ Servers: its options form, a render on that server's lane played in
+not ComfyUI) set in Settings ▸ ComfyUI servers: its options form, a render on that server's lane played in
 the player, a request the workflow cannot do refused up front, and back to the in-app backend."""
 
 from __future__ import annotations

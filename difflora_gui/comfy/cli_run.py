@@ -25,7 +25,7 @@ STATUS_TIMEOUT_S = 5.0
 
 
 def resolve_servers(given: Sequence[str], settings) -> list[ComfyServer]:
-    """The servers ``--server NAME|URL`` names (a name from Settings ▸ Servers, enabled or not, or
+    """The servers ``--server NAME|URL`` names (a name from Settings ▸ ComfyUI servers, enabled or not, or
     any URL), or every enabled server of Settings when none is given."""
     if not given:
         return list(settings.enabled_comfyui_servers())
@@ -45,7 +45,7 @@ def resolve_server(text: str, settings) -> ComfyServer:
         if problem:
             raise UserError(f"--server {text}: {problem}")
         return ComfyServer(name=server_name_for(text), url=text.rstrip("/"))
-    known = ", ".join(s.name for s in settings.comfyui_servers) or "none in Settings ▸ Servers"
+    known = ", ".join(s.name for s in settings.comfyui_servers) or "none in Settings ▸ ComfyUI servers"
     raise UserError(
         f"--server {text}: no server of that name (known: {known}); or give its URL, http://host:port"
     )
@@ -104,7 +104,7 @@ def status_text(report: Sequence[Mapping[str, Any]]) -> str:
     from difflora_gui.commands._table import format_table
 
     if not report:
-        return "no ComfyUI server is enabled (Settings ▸ Servers, or --server URL)"
+        return "no ComfyUI server is enabled (Settings ▸ ComfyUI servers, or --server URL)"
     servers = format_table(
         [
             [

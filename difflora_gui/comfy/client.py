@@ -101,7 +101,7 @@ class ComfyClient:
             ) from error
         except httpx.TransportError as error:
             raise ComfyError(
-                f"ComfyUI at {self.server} does not answer (is it running? Settings ▸ Servers)",
+                f"ComfyUI at {self.server} does not answer (is it running? Settings ▸ ComfyUI servers)",
                 server=self.server,
                 retryable=True,
             ) from error
@@ -264,7 +264,7 @@ class ComfyClient:
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
             raise ComfyError(
-                f"ComfyUI at {self.server} does not answer on its WebSocket (is it running? Settings ▸ Servers)",
+                f"ComfyUI at {self.server} does not answer on its WebSocket (is it running? Settings ▸ ComfyUI servers)",
                 server=self.server,
                 retryable=True,
             ) from error

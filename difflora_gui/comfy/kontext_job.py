@@ -63,14 +63,14 @@ PARAMS: tuple[Param, ...] = (
         "server",
         "str",
         "",
-        "one server to use, by name or URL; blank: every healthy server of Settings ▸ Servers",
+        "one server to use, by name or URL; blank: every healthy server of Settings ▸ ComfyUI servers",
         title="Server",
     ),
     Param(
         "servers",
         "dict",
         {},
-        "the servers: name → {url, lora_dir}; default: the enabled servers of Settings ▸ Servers",
+        "the servers: name → {url, lora_dir}; default: the enabled servers of Settings ▸ ComfyUI servers",
         title="Servers",
         form=False,
     ),
@@ -140,7 +140,7 @@ def _pool(values: Mapping[str, Any]):
     if wanted:
         server = pool.find(wanted)
         if server is None:
-            raise UserError(f"no enabled ComfyUI server named {wanted!r} (Settings ▸ Servers)")
+            raise UserError(f"no enabled ComfyUI server named {wanted!r} (Settings ▸ ComfyUI servers)")
         return pool, server.name
     return pool, None
 
@@ -160,7 +160,7 @@ def _fitting_servers(pool, only: str | None, values, ctx) -> list[str]:
     from difflora_gui.comfy.validate import validate_workflow
 
     if not pool.names():
-        raise UserError("no ComfyUI server is enabled (Settings ▸ Servers)")
+        raise UserError("no ComfyUI server is enabled (Settings ▸ ComfyUI servers)")
     names = [only] if only else pool.names()
     ctx.status(f"asking {len(names)} ComfyUI server(s)…")
     health = {h.name: h for h in pool.check_all()} if not only else {only: pool.check(only, force=True)}

@@ -52,7 +52,8 @@ def place_lora(source: str | Path, lora_dir: str | Path, *, sha256: str | None =
         raise UserError("LoRA file not found", path=source)
     if not lora_dir.is_dir():
         raise UserError(
-            "the server's LoRA folder does not exist or is not reachable (Settings ▸ Servers)", path=lora_dir
+            "the server's LoRA folder does not exist or is not reachable (Settings ▸ ComfyUI servers)",
+            path=lora_dir,
         )
     digest = sha256 or sha256_file(source)
     name = unique_lora_name(source, digest)

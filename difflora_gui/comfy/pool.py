@@ -113,7 +113,9 @@ class ComfyPool:
             return self._servers[name]
         except KeyError:
             known = ", ".join(self._servers) or "none is enabled"
-            raise UserError(f"no ComfyUI server named {name!r} in Settings ▸ Servers ({known})") from None
+            raise UserError(
+                f"no ComfyUI server named {name!r} in Settings ▸ ComfyUI servers ({known})"
+            ) from None
 
     def find(self, name_or_url: str) -> ComfyServer | None:
         """The server of that name, or of that URL (the CLI's ``--server NAME|URL``)."""
@@ -258,7 +260,7 @@ class ComfyPool:
         from difflora_gui.comfy.protocol import ComfyError
 
         if not self._servers:
-            raise UserError("no ComfyUI server is enabled (Settings ▸ Servers)")
+            raise UserError("no ComfyUI server is enabled (Settings ▸ ComfyUI servers)")
         failures: list[str] = []
         for index, name in enumerate(self.order(preferred)):
             if index > 0 and not self.check(name, force=True).healthy:

@@ -173,7 +173,7 @@ def _preferred(opts: ComfyOptions, pool, ctx) -> str | None:
     if opts.server:
         server = pool.find(opts.server)
         if server is None:
-            raise UserError(f"no enabled ComfyUI server named {opts.server!r} (Settings ▸ Servers)")
+            raise UserError(f"no enabled ComfyUI server named {opts.server!r} (Settings ▸ ComfyUI servers)")
         return server.name
     lane = getattr(ctx, "lane_key", None) or ""
     if lane.startswith("comfy:") and not lane.endswith("*"):
@@ -211,7 +211,7 @@ def _place_loras(server, client, entries) -> list[str]:
     if not server.lora_dir:
         raise UserError(
             f"ComfyUI server {server.name} has no LoRA folder set: set the folder of its models/loras "
-            "that this app can write to (Settings ▸ Servers)"
+            "that this app can write to (Settings ▸ ComfyUI servers)"
         )
     placed = [place_lora(entry.file, server.lora_dir, sha256=entry.sha256) for entry in entries]
     listing = client.models("loras")
@@ -221,7 +221,7 @@ def _place_loras(server, client, entries) -> list[str]:
         if name is None:
             raise UserError(
                 f"ComfyUI server {server.name} does not list {item.name} after it was copied to "
-                f"{server.lora_dir}: that folder must be inside the server's models/loras (Settings ▸ Servers)",
+                f"{server.lora_dir}: that folder must be inside the server's models/loras (Settings ▸ ComfyUI servers)",
                 path=item.path,
             )
         names.append(name)

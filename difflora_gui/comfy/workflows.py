@@ -266,7 +266,7 @@ def _check_models(template: str, models: Mapping[str, str]) -> None:
     missing = [key for key in template_info(template).models if not models.get(key)]
     if missing:
         raise UserError(
-            f"the {template} workflow needs the server's file name for: {', '.join(missing)} (Settings ▸ Servers)"
+            f"the {template} workflow needs the server's file name for: {', '.join(missing)} (set them in the comfyui preview backend's options, or the Kontext tool's fields)"
         )
 
 

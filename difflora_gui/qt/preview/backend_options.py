@@ -47,6 +47,8 @@ class BackendOptions(QWidget):
         self._stored: dict[str, dict[str, Any]] = {}
         self._current = ""
         self._quiet = 0
+        #: the comfyui backend's "Custom workflow…" row, shown with its form
+        self.custom_workflow = None
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self.setVisible(False)
@@ -78,6 +80,14 @@ class BackendOptions(QWidget):
                 editor.changed.connect(lambda n=name, o=option: self._on_edited(n, o))
             self.forms[name] = form
             self._layout.addWidget(form)
+            if name == COMFY_BACKEND:
+                from difflora_gui.qt.preview.custom_workflow import CustomWorkflowRow
+
+                self.custom_workflow = CustomWorkflowRow(
+                    lambda: self.current_options(COMFY_BACKEND),
+                    lambda updates, title: self.set_options(COMFY_BACKEND, updates, title),
+                )
+                self._layout.addWidget(self.custom_workflow)
             self._show_values(name)
         return form
 
@@ -86,6 +96,8 @@ class BackendOptions(QWidget):
         wanted = self._form(name)
         for form in self.forms.values():
             form.setVisible(form is wanted)
+        if self.custom_workflow is not None:
+            self.custom_workflow.setVisible(wanted is not None and wanted is self.forms.get(COMFY_BACKEND))
         self.setVisible(wanted is not None)
 
     def focus_chain(self) -> list[QWidget]:
@@ -97,7 +109,9 @@ class BackendOptions(QWidget):
         form = self.forms.get(name)
         if form is None:
             return
-        values = {**self._defaults.get(name, {}), **self._stored.get(name, {})}
+        values = self.current_options(name)
+        if name == COMFY_BACKEND and self.custom_workflow is not None:
+            self.custom_workflow.show_values(values)
         self._quiet += 1
         try:
             form.set_values({k: v for k, v in values.items() if k in form.editors})
@@ -116,7 +130,30 @@ class BackendOptions(QWidget):
             del self._stored[name]
         self.changed.emit(form.schema.get(option).label)
 
+    def set_options(self, name: str, updates: Mapping[str, Any], title: str) -> None:
+        """Set some of ``name``'s options at once (one ``changed``: one undo step); a value equal
+        to its default is dropped from what the project keeps."""
+        defaults = self._defaults.get(name, {})
+        spec = self.backends.get(name)
+        declared = spec.params.defaults() if spec is not None and spec.params is not None else {}
+        stored = dict(self._stored.get(name, {}))
+        for key, value in updates.items():
+            if value == defaults.get(key, declared.get(key, "")):
+                stored.pop(key, None)
+            else:
+                stored[key] = value
+        if stored:
+            self._stored[name] = stored
+        else:
+            self._stored.pop(name, None)
+        self._show_values(name)
+        self.changed.emit(title)
+
     # --- values ------------------------------------------------------------------------------
+
+    def current_options(self, name: str) -> dict[str, Any]:
+        """The options shown: the last defaults :meth:`options_for` was given, then the user's."""
+        return {**self._defaults.get(name, {}), **self._stored.get(name, {})}
 
     def stored(self) -> dict[str, dict[str, Any]]:
         """``{backend: {option: value}}``: the options set away from the defaults (JSON-able)."""

@@ -7,6 +7,8 @@ starting from the backend's defaults and the app's Settings (``settings_defaults
 project keeps (:meth:`BackendOptions.stored`, in the ``preview`` section's form) is, per backend,
 only the values that differ from those defaults, so a Settings change still reaches options the
 user never touched; keys the form does not show (a custom workflow builder) are kept as they are.
+Under the comfyui form, :class:`~difflora_gui.qt.preview.custom_workflow.CustomWorkflowRow` sets the
+options ``workflow_file`` and ``bindings_file`` (a user's own workflow) or blanks them (the template).
 
 :func:`request_problem` says up front why the chosen backend cannot render a request faithfully
 (for ``comfyui``: :func:`~difflora_gui.comfy.workflows.request_problems` and the LoRA files' key

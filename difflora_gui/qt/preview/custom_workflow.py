@@ -68,9 +68,13 @@ class _FetchObjectInfo(QRunnable):
         try:
             with ComfyClient(self.url, timeout_s=FETCH_TIMEOUT_S) as client:
                 info = client.object_info()
-            self.signals.done.emit(dict(info), "")
+            answer: tuple[dict, str] = (dict(info), "")
         except Exception as error:  # noqa: BLE001 - any failure opens the editor with the reason
-            self.signals.done.emit({}, str(error) or type(error).__name__)
+            answer = ({}, str(error) or type(error).__name__)
+        try:
+            self.signals.done.emit(*answer)
+        except RuntimeError:
+            pass  # the row (the signals' parent) closed while the server answered: nobody to tell
 
 
 class CustomWorkflowRow(QWidget):
@@ -139,13 +143,14 @@ class CustomWorkflowRow(QWidget):
             return
         self.custom_button.setEnabled(False)
         self._say(f"Fetching the server's nodes from {name}…")
-        signals = _Fetched()
-        self._pending.add(signals)  # kept alive until its answer arrives on this thread
+        signals = _Fetched(self)  # lives on the UI thread, so its answer is queued there
+        self._pending.add(signals)
         signals.done.connect(lambda info, error: self._fetched(signals, name, info, error))
         self._pool.start(_FetchObjectInfo(url, signals))
 
     def _fetched(self, signals: _Fetched, name: str, info: dict, error: str) -> None:
         self._pending.discard(signals)
+        signals.deleteLater()
         self.custom_button.setEnabled(True)
         self._say("")
         self._open(info, f"could not fetch the nodes of {name} ({error})" if error else "", name)

@@ -34,6 +34,24 @@ PARAMS = (
         title="Workflow",
     ),
     Param(
+        "workflow_file",
+        "path",
+        "",
+        "your own workflow, saved in ComfyUI with Export (API), used in place of Workflow; "
+        "blank: the template",
+        title="Own workflow (API JSON)",
+        form=False,
+    ),
+    Param(
+        "bindings_file",
+        "path",
+        "",
+        "which inputs of your workflow take the prompt, seed, LoRA and the rest (saved by Tools ▸ "
+        "ComfyUI workflow bindings…); blank: the app's suggestions",
+        title="Bindings file",
+        form=False,
+    ),
+    Param(
         "server",
         "str",
         "",

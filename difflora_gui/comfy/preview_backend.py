@@ -52,6 +52,10 @@ class ComfyOptions:
     timeout_s: float = 1800.0
     #: ``module:function`` building the API-format workflow (the shipped templates by default)
     builder: str = DEFAULT_BUILDER
+    #: the user's own API-format workflow (used instead of the template), and its bindings file
+    #: (blank: the app's suggested bindings)
+    workflow_file: str = ""
+    bindings_file: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -60,6 +64,8 @@ class ComfyOptions:
         names = {f.name for f in fields(cls)} - {"extra"}
         values = {k: v for k, v in data.items() if k in names}
         values["servers"] = _server_records(values.get("servers"))
+        for name in ("workflow_file", "bindings_file"):  # a path parameter may arrive as a Path
+            values[name] = str(values.get(name) or "")
         try:
             values["num_blocks"] = int(values.get("num_blocks") or 0)
             values["timeout_s"] = float(values.get("timeout_s") or 1800.0)
@@ -81,8 +87,29 @@ class ComfyOptions:
 
     def fingerprint(self, server: str) -> str:
         """What decides the pixels besides the request: the server, its workflow and model names."""
-        data = {"server": server, "template": self.template, "models": self.models(), "builder": self.builder}
+        if self.workflow_file:
+            # the files' bytes decide the pixels, not their names: an edited file renders anew
+            data = {"server": server, "workflow": _content_hash(self.workflow_file, "workflow")}
+            data["bindings"] = (
+                _content_hash(self.bindings_file, "bindings") if self.bindings_file else "suggested"
+            )
+        else:
+            data = {
+                "server": server,
+                "template": self.template,
+                "models": self.models(),
+                "builder": self.builder,
+            }
         return "comfyui:" + json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _content_hash(path: str, what: str) -> str:
+    from difflora_gui.fileio import sha256_file
+
+    try:
+        return sha256_file(path)
+    except OSError as error:
+        raise UserError(f"cannot read the {what} file: {error.strerror or error}", path=Path(path)) from None
 
 
 def _server_records(value: Any) -> tuple[dict[str, Any], ...]:
@@ -188,6 +215,8 @@ def _candidate_keys(request, opts: ComfyOptions, pool, preferred: str | None) ->
 
 def _check_template(opts: ComfyOptions) -> None:
     # a custom builder (an imported workflow, a test's) knows its own template names
+    if opts.workflow_file:  # the user's own workflow: its bindings are checked against the server
+        return
     shipped = video_templates()
     if opts.builder == DEFAULT_BUILDER and opts.template not in shipped:
         raise UserError(f"unknown ComfyUI preview template {opts.template!r}; shipped: {', '.join(shipped)}")
@@ -243,7 +272,8 @@ def _problems_error(problems: list[str], opts: ComfyOptions, server: str) -> Use
     hint = ""
     if options:
         hint = f" Set {', '.join(options)} in the ComfyUI backend's options to file names the server lists."
-    return UserError(f"the {opts.template} workflow does not fit ComfyUI at {server}: {shown}.{hint}")
+    label = Path(opts.workflow_file).name if opts.workflow_file else opts.template
+    return UserError(f"the {label} workflow does not fit ComfyUI at {server}: {shown}.{hint}")
 
 
 def _render_on(name: str, pool, opts: ComfyOptions, build, request, key: str, ctx):
@@ -258,14 +288,7 @@ def _render_on(name: str, pool, opts: ComfyOptions, build, request, key: str, ct
         entries = effective_loras(request.loras)
         lora_names = _place_loras(server, client, entries)
         object_info = client.object_info()
-        workflow = build(
-            opts.template,
-            request.replace(loras=tuple(entries)),
-            lora_names={entry.file: name for entry, name in zip(entries, lora_names, strict=True)},
-            models=opts.models(),
-            filename_prefix=f"difflora_preview/{key[:16]}",
-            num_blocks=model_facts(opts).num_blocks,
-        )
+        workflow = _build(opts, build, request, entries, lora_names, object_info, key, ctx)
         problems = validate_workflow(workflow, object_info)
         if problems:
             raise _problems_error(problems, opts, name)
@@ -292,6 +315,29 @@ def _render_on(name: str, pool, opts: ComfyOptions, build, request, key: str, ct
     finally:
         client.close()
     return _decode_outputs(outputs, name)
+
+
+def _build(opts: ComfyOptions, build, request, entries, lora_names, object_info, key: str, ctx) -> dict:
+    by_file = {entry.file: name for entry, name in zip(entries, lora_names, strict=True)}
+    if opts.workflow_file:
+        from difflora_gui.comfy.bound_workflow import build_bound_workflow
+
+        return build_bound_workflow(
+            opts.workflow_file,
+            opts.bindings_file or None,
+            request.replace(loras=tuple(entries)),
+            lora_names=by_file,
+            object_info=object_info,
+            log=ctx.log,
+        )
+    return build(
+        opts.template,
+        request.replace(loras=tuple(entries)),
+        lora_names=by_file,
+        models=opts.models(),
+        filename_prefix=f"difflora_preview/{key[:16]}",
+        num_blocks=model_facts(opts).num_blocks,
+    )
 
 
 def _decode_outputs(outputs, server: str):

@@ -186,3 +186,31 @@ def test_without_a_bindings_file_the_suggested_bindings_are_used(tmp_path, serve
     assert sent["20"]["inputs"]["lora"] == unique_lora_name(loras[0])
     # the suggestions size the latent, not the export's EmptyImage: the clip keeps its own size
     assert sent["14"]["inputs"]["width"] == 48 and (result.width, result.frames) == (64, 2)
+
+
+def test_block_weights_are_bound_only_when_the_selector_names_blocks(tmp_path, loras):
+    from difflora_gui.comfy.bound_workflow import build_bound_workflow
+    from tests.fixtures.comfy_standin import OBJECT_INFO
+
+    workflow = user_workflow()
+    workflow["21"] = {
+        "class_type": "WanVideoLoraBlockEdit",
+        "inputs": {f"blocks.{i}.": i < 2 for i in range(40)},
+    }
+    workflow["20"]["inputs"]["blocks"] = ["21", 0]
+    workflow_file, bindings_file = files(
+        tmp_path, workflow, [*BINDINGS, Binding("block_weights", "21", "blocks.*")]
+    )
+    names = {str(loras[0]): "slider.safetensors"}
+
+    def built(selector):
+        request = PreviewRequest(prompt="p", loras=(LoraEntry(str(loras[0]), selector=selector),))
+        return build_bound_workflow(
+            workflow_file, bindings_file, request, lora_names=names, object_info=OBJECT_INFO
+        )["21"]["inputs"]
+
+    assert built("all") == workflow["21"]["inputs"]  # no blocks named: the export's own switches
+    switches = built("blocks=5-7")
+    assert [n for n, on in switches.items() if on] == ["blocks.5.", "blocks.6.", "blocks.7."]
+    with pytest.raises(UserError, match="can only switch blocks on or off"):
+        built("blocks=5-7@0.5")

@@ -130,3 +130,22 @@ def test_the_row_is_shown_only_for_the_comfyui_backend(setup):
     combo = panel.render_form.backend_combo
     combo.setCurrentIndex(combo.findData("diffusers"))
     assert panel.render_form.options_box.custom_workflow.isHidden()
+
+
+def test_a_custom_workflow_is_not_held_to_the_templates_limits(tmp_path):
+    from difflora_gui.comfy.preview_backend import ComfyOptions  # noqa: F401 - the backend is importable
+    from difflora_gui.lora.synthetic import make_wan_lora
+    from difflora_gui.preview.request import LoraEntry, PreviewRequest
+    from difflora_gui.qt.preview.backend_options import request_problem
+    from difflora_gui.specs import PreviewBackendSpec
+
+    lora = tmp_path / "slider.safetensors"
+    make_wan_lora("tiny", path=lora)
+    spec = PreviewBackendSpec("comfyui", "ComfyUI", "renders on servers", run=print, lane="comfy")
+    request = PreviewRequest(
+        "x", width=64, height=64, frames=5, loras=(LoraEntry(str(lora), 1.0, "attn blocks=0@1,1@0.5"),)
+    )
+    template = {"template": "wanvideo_t2v"}
+    assert "wanvideo_t2v workflow cannot render" in request_problem(spec, template, request)
+    custom = {**template, "workflow_file": str(tmp_path / "mine.json")}
+    assert request_problem(spec, custom, request) == ""

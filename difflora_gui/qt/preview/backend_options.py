@@ -19,6 +19,7 @@ models of Settings: it has no options form here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -195,12 +196,18 @@ def request_problem(spec, options: Mapping[str, Any], request) -> str:
     from difflora_gui.comfy.workflows import lora_format_problem, request_problems
 
     template = str(options.get("template") or "")
-    try:
-        blocks = model_facts(options).num_blocks
-        problems = request_problems(template, request, num_blocks=blocks)
-    except UserError:
-        problems = []  # a template a custom builder knows: the job checks it
-    block_edit = template == BLOCK_EDIT_TEMPLATE
+    custom = str(options.get("workflow_file") or "").strip()
+    problems = []
+    if custom:
+        # the user's own workflow: what it can do is known from its bindings, which the job checks
+        template = Path(custom).name
+    else:
+        try:
+            blocks = model_facts(options).num_blocks
+            problems = request_problems(template, request, num_blocks=blocks)
+        except UserError:
+            pass  # a template a custom builder knows: the job checks it
+    block_edit = not custom and template == BLOCK_EDIT_TEMPLATE
     for entry in request.loras:
         if entry.strength or entry.strength_high or entry.strength_low:
             problem = lora_format_problem(entry.file, block_edit=block_edit)

@@ -153,6 +153,12 @@ def test_offline_validate_against_a_saved_object_info_with_suggested_bindings(tm
     assert "valid against the nodes of" in capsys.readouterr().out
     assert main([*args, "--set", "steps=0"]) == 2
     assert "steps" in capsys.readouterr().out
+    # NODE.INPUT=VALUE goes straight into the node, typed as it declares the input
+    assert main([*args, "--set", "8.steps=20", "--set", "4.text=42", "--json"]) == 0, capsys.readouterr()
+    assert main([*args, "--set", "8.steps=many"]) == 2
+    assert "--set 8.steps=many: a whole number is needed" in capsys.readouterr().out
+    assert main([*args, "--set", "99.steps=1"]) == 2
+    assert "the workflow has no node 99" in capsys.readouterr().out
     # the fixture itself (no model files listed): the empty model names are the problems
     fixture = str(ROOT / "tests" / "fixtures" / "comfy_object_info.json")
     assert main(["comfy", "validate", path, "--object-info", fixture]) == 2
@@ -190,14 +196,14 @@ def test_run_downloads_the_outputs_and_never_overwrites(servers, tmp_path, capsy
     assert (out / "cli" / "img_00002_.png").read_bytes() == b"mine"
     assert cv2.imread(second).shape[:2] == (16, 48)
 
-    # valid, but the server's node fails on the file: exit 1 with the node's error
+    # valid, but the server's node fails on the file: exit 2 with the node's error
     (server.base / "input" / "bad.png").write_bytes(b"not an image")
     failing = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "bad.png"}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "cli/bad"}},
     }
     failing_file = write_json(tmp_path / "f.json", failing)
-    assert main(["comfy", "run", failing_file, "--server", "box", "--out", str(out), "--quiet"]) == 1
+    assert main(["comfy", "run", failing_file, "--server", "box", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "node 1 (LoadImage) failed: UnidentifiedImageError" in err
 

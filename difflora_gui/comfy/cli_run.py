@@ -142,7 +142,15 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
         param, sep, text = str(item).partition("=")
         param = param.strip()
         if not sep or not param:
-            raise UserError(f"--set {item}: expected PARAM=VALUE, such as seed=7")
+            raise UserError(
+                f"--set {item}: expected PARAM=VALUE or NODE.INPUT=VALUE, such as seed=7 or 3.steps=20"
+            )
+        if "." in param:  # NODE.INPUT: written straight into that node, typed by its declaration
+            node, _, name = param.partition(".")
+            if not node or not name:
+                raise UserError(f"--set {item}: expected NODE.INPUT=VALUE, such as 3.steps=20")
+            values[param] = text
+            continue
         kinds = bindings_mod.PARAM_TYPES.get(param)
         if kinds is None:
             raise UserError(
@@ -221,6 +229,9 @@ def check_workflow(
             for p in bindings_mod.check_bindings(workflow, bindings, object_info)
             if not p.startswith(unbound)
         )
+    direct = {key: text for key, text in values.items() if "." in key}
+    values = {key: value for key, value in values.items() if key not in direct}
+    workflow = _with_direct_values(workflow, direct, object_info, problems)
     bound = {b.param for b in bindings}
     for param in values:
         if param not in bound:
@@ -288,3 +299,49 @@ def run_workflow_job(params: Mapping[str, Any], ctx) -> dict[str, Any]:
         "files": [str(p) for p in written],
         "cached": outputs.cached_nodes,
     }
+
+
+def _with_direct_values(workflow, direct: Mapping[str, str], object_info, problems: list[str]) -> dict:
+    """``--set NODE.INPUT=VALUE`` written into a copy of the workflow, each value of the type the
+    node's class declares for that input (``"false"`` a real false, ``"7"`` a number only where a
+    number is asked for); problems are added to ``problems``."""
+    import copy
+
+    workflow = copy.deepcopy(dict(workflow))
+    for key, text in direct.items():
+        node_id, _, name = key.partition(".")
+        node = workflow.get(node_id)
+        if not isinstance(node, dict):
+            problems.append(f"--set {key}: the workflow has no node {node_id}")
+            continue
+        declared = (object_info.get(node.get("class_type"), {}) or {}).get("input", {}) or {}
+        spec = (declared.get("required", {}) or {}).get(name) or (declared.get("optional", {}) or {}).get(
+            name
+        )
+        kind = spec[0] if isinstance(spec, (list, tuple)) and spec else None
+        try:
+            value = _direct_value(kind, text)
+        except ValueError as error:
+            problems.append(f"--set {key}={text}: {error}")
+            continue
+        node.setdefault("inputs", {})[name] = value
+    return workflow
+
+
+def _direct_value(kind, text: str):
+    if kind == "INT":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("a whole number is needed") from None
+    if kind == "FLOAT":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("a number is needed") from None
+    if kind == "BOOLEAN":
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ValueError("true or false is needed")
+        return lowered == "true"
+    return text  # STRING, a combo's choice, or an input the check will name as undeclared

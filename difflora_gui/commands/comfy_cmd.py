@@ -22,7 +22,8 @@ Talk to the ComfyUI servers of Settings ▸ ComfyUI servers (or any server by it
 A workflow is ComfyUI's Export (API) file (the UI-format save is refused). --set PARAM=VALUE
 writes a value through the workflow's bindings: the suggested ones (the prompt that reaches the
 sampler, its seed, steps, cfg ...), or those of --bindings FILE (a JSON list of
-{param, node_id, input_name}, as the bindings editor saves them).
+{param, node_id, input_name}, as the bindings editor saves them). --set NODE.INPUT=VALUE
+(3.steps=20) writes straight into a node, typed as the node declares the input.
 """
 
 STATUS_EPILOG = """\
@@ -46,7 +47,7 @@ never overwritten: when the name is taken the new file is saved as "name (1).ext
 ..., as ComfyUI names an upload whose name is taken. Ctrl+C cancels the prompt on the server
 (deleted while queued, interrupted while running); nothing is downloaded then.
 prints the written files, one a line (--json: prompt id, files, cached nodes).
-exit codes: 0 done, 1 the server failed the prompt or stopped answering during the run,\n2 problems or bad input (nothing was queued), 130 cancelled.
+exit codes: 0 done, 2 problems or bad input (nothing was queued), or the server failed the prompt\n(the node's message) or stopped answering during the run, 130 cancelled.
 """
 
 
@@ -59,7 +60,8 @@ def _workflow_args(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="PARAM=VALUE",
         help="a value for a bound parameter: prompt, negative_prompt, seed, steps, guidance, shift, "
-        "strength, lora_name, block_weights, width, height, frames, fps (repeatable)",
+        "strength, lora_name, block_weights, width, height, frames, fps; or NODE.INPUT=VALUE "
+        "straight into a node, such as 3.steps=20 (repeatable)",
     )
     parser.add_argument("--bindings", metavar="FILE", help="bindings JSON (default: the suggested ones)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -205,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
-        return 1
+        return 2
     if args.json:
         return print_to_pipe(json.dumps(result, indent=1, ensure_ascii=False))
     return print_to_pipe("\n".join(result["files"]) or "the workflow saved no files")

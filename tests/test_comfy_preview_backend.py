@@ -312,7 +312,7 @@ def test_the_command_line_renders_through_the_backend(tmp_path, servers, lora):
     out = tmp_path / "cli.mp4"
     done = run_main(
         "preview", "--backend", "comfyui", "--backend-param", f"servers={json.dumps(table)}",
-        "--backend-param", "server=box", "--backend-param", f"builder={BUILDER}",
+        "--server", "box", "--backend-param", f"builder={BUILDER}",
         "--lora", f"{lora}:0.5", "--prompt", "a cat", "--frames", "5", "--size", "48x32", "--steps", "2",
         "--out", out, "--cache", tmp_path / "cache",
     )  # fmt: skip

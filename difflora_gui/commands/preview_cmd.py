@@ -55,6 +55,7 @@ MODEL_FLAGS = {
     "offload": "offload",
     "vae_tiling": "vae_tiling",
     "device": "device",
+    "server": "server",
 }
 
 
@@ -106,6 +107,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--backend", default=DEFAULT_BACKEND, metavar="NAME", help="the preview backend (default diffusers)"
+    )
+    model.add_argument(
+        "--server",
+        metavar="NAME|URL",
+        help="--backend comfyui: the ComfyUI server to render on (default: any healthy one of Settings)",
     )
     model.add_argument(
         "--backend-param",

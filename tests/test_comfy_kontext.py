@@ -215,3 +215,17 @@ def test_one_server_by_name_or_by_url_only(tmp_path, servers, set_a):
 def outcome_text(outcome):
     assert outcome.status == "failed"
     return str(outcome.error)
+
+
+def test_the_dataset_kontext_command_runs_on_a_server_by_url(tmp_path, servers, set_a, capsys):
+    from difflora_gui.cli import main
+
+    server = servers("box")
+    out = tmp_path / "B"
+    args = ["dataset", "kontext", str(set_a), "--out", str(out), "--backend", "comfyui", "--server", server.url,
+            "--steps", "4", "--seed", "7", "--check-resolution", "0", "--quiet", "--json"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    for stem in SIZES:
+        assert_counterpart(set_a, out, stem)
+    assert main([*args[:-2], "--model", str(tmp_path)]) == 2  # a local folder means the in-app backend
+    assert "--backend-param unet=" in capsys.readouterr().err

@@ -28,6 +28,10 @@ text_encoder, text_encoder_2, tokenizer, tokenizer_2, scheduler), e.g. a local c
 black-forest-labs/FLUX.1-Kontext-dev; nothing is downloaded. Without --model the folder set in
 Settings is used.
 
+--backend comfyui makes the same images on running ComfyUI servers instead (Settings ▸ ComfyUI
+servers; --server NAME|URL picks one, default: every healthy one), with the server's model file
+names as --backend-param unet=... clip_l=... t5=... vae=... (see docs/comfyui.md).
+
 exit codes: 0 done, 2 bad input, 130 cancelled (finished images kept).
 """
 
@@ -87,6 +91,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="score each pair at this short side (0: no scoring; default 256)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("diffusers", "comfyui"),
+        default="diffusers",
+        help="diffusers: in this app (default); comfyui: on running ComfyUI servers",
+    )
+    parser.add_argument("--server", default="", metavar="NAME|URL", help="--backend comfyui: one server")
+    parser.add_argument(
+        "--backend-param",
+        dest="backend_param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="--backend comfyui: unet, clip_l, t5, vae (the server's file names), timeout_s",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
 
@@ -110,18 +129,58 @@ def params_from_args(args: argparse.Namespace) -> dict:
     return KONTEXT_SCHEMA.resolve(values, owner="dataset kontext")
 
 
+def comfy_params_from_args(args: argparse.Namespace) -> dict:
+    """The ComfyUI tool's checked values: the shared ones, the server, the model file names."""
+    from difflora_gui.comfy.kontext_job import SCHEMA
+    from difflora_gui.errors import UserError
+    from difflora_gui.params import parse_key_values
+
+    if args.model:
+        raise UserError(
+            "--model is a local diffusers folder; with --backend comfyui name the server's files with --backend-param unet=..."
+        )
+    values = {
+        "source_dir": args.source_dir,
+        "out_dir": args.out,
+        "seed": args.seed,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "server": args.server,
+    }
+    for name in ("prompt", "max_area", "check_resolution"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    values.update(parse_key_values(args.backend_param or []))
+    return SCHEMA.resolve(values, owner="dataset kontext --backend comfyui")
+
+
 def run(args: argparse.Namespace) -> int:
     from difflora_gui.console_output import print_to_pipe
     from difflora_gui.dataset.kontext import KontextResult, list_sources
     from difflora_gui.dataset.kontext_params import check_model_folder, resolve_model_folder
     from difflora_gui.jobs.cli import run_in_terminal
 
-    params = params_from_args(args)
-    params["model"] = str(check_model_folder(resolve_model_folder(params["model"])))
-    list_sources(params["source_dir"])  # a missing source folder: one line, before any loading
-    summary = run_in_terminal(
-        "difflora_gui.dataset.kontext:run", params, description="kontext", quiet=args.quiet, resumable=True
-    )
+    if args.backend == "comfyui":
+        params = comfy_params_from_args(args)
+        list_sources(params["source_dir"])
+        summary = run_in_terminal(
+            "difflora_gui.comfy.kontext_job:run_comfy_kontext",
+            params,
+            description="kontext on ComfyUI",
+            quiet=args.quiet,
+            lane="light",
+        )
+    else:
+        params = params_from_args(args)
+        params["model"] = str(check_model_folder(resolve_model_folder(params["model"])))
+        list_sources(params["source_dir"])  # a missing source folder: one line, before any loading
+        summary = run_in_terminal(
+            "difflora_gui.dataset.kontext:run",
+            params,
+            description="kontext",
+            quiet=args.quiet,
+            resumable=True,
+        )
     if args.json:
         return print_to_pipe(json.dumps(summary, indent=1, ensure_ascii=False))
     result = KontextResult(**summary)

@@ -63,3 +63,32 @@ def _no_dangling_qthreads(request, monkeypatch):
             + "; wait for jobs to finish (qtbot.waitUntil / controller.shutdown())",
             pytrace=False,
         )
+
+
+@pytest.fixture
+def fresh_comfy_pools():
+    """No health answer of an earlier test's ComfyUI servers carries over (modules opt in with
+    ``pytest.mark.usefixtures("fresh_comfy_pools")``)."""
+    from difflora_gui.comfy.pool import forget_shared_pools
+
+    forget_shared_pools()
+    yield
+    forget_shared_pools()
+
+
+@pytest.fixture
+def standins(tmp_path):
+    """``start(name, **kwargs)`` starts a ComfyUI stand-in server (tests/fixtures/comfy_standin.py)
+    under ``tmp_path/name``; all of them stop after the test."""
+    from tests.fixtures.comfy_standin import StandinComfy
+
+    started = []
+
+    def start(name, **kwargs):
+        server = StandinComfy(tmp_path / name, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -9,7 +9,6 @@ import json
 
 import pytest
 
-from difflora_gui.comfy import pool as pool_module
 from difflora_gui.comfy.binding import Binding, to_json
 from difflora_gui.comfy.names import unique_lora_name
 from difflora_gui.comfy.preview_backend import ComfyOptions, run_comfy_preview
@@ -20,7 +19,7 @@ from difflora_gui.preview.backend import PreviewJob
 from difflora_gui.preview.request import LoraEntry, PreviewRequest
 from tests.fixtures.comfy_standin import StandinComfy
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_comfy_pools")]
 
 MODELS = {"diffusion_models": "wan_1.3B.safetensors", "text_encoders": "umt5.safetensors"}
 
@@ -63,13 +62,6 @@ BINDINGS = [
     Binding("lora_name", "20", "lora"),
     Binding("strength", "20", "strength"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def fresh_pools():
-    pool_module._shared.clear()
-    yield
-    pool_module._shared.clear()
 
 
 @pytest.fixture

@@ -12,24 +12,16 @@ import cv2
 import numpy as np
 import pytest
 
-from difflora_gui.comfy import pool as pool_module
 from difflora_gui.comfy.kontext_job import DEFAULT_MODELS, PARAMS, run_comfy_kontext
 from difflora_gui.comfy.pool import DOWN, shared_pool
 from difflora_gui.jobs.events import Artifact
 from difflora_gui.jobs.recording import RecordingContext, run_sync
 from tests.fixtures.comfy_standin import STANDIN_MODEL, StandinComfy
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_comfy_pools")]
 
 #: three sizes: one a multiple of 16, two that are padded for Kontext and cropped back
 SIZES = {"a": (48, 32), "b": (33, 21), "c": (20, 40)}
-
-
-@pytest.fixture(autouse=True)
-def fresh_pools():
-    pool_module._shared.clear()  # each test's servers are new: no health answer carried over
-    yield
-    pool_module._shared.clear()
 
 
 @pytest.fixture

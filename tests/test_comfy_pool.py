@@ -15,7 +15,6 @@ from difflora_gui.comfy.protocol import ComfyError
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.scheduler import Scheduler
 from difflora_gui.settings import AppSettings, ComfyServer
-from tests.fixtures.comfy_standin import StandinComfy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,17 +34,8 @@ def wait_until(predicate, timeout=10.0) -> bool:
 
 
 @pytest.fixture
-def servers(tmp_path):
-    started = []
-
-    def start(name, **kwargs):
-        server = StandinComfy(tmp_path / name, **kwargs).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+def servers(standins):
+    return standins
 
 
 def slow_workflow(prefix):

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from difflora_gui.comfy import pool as pool_module
 from difflora_gui.comfy.names import unique_lora_name
 from difflora_gui.comfy.pool import DOWN, shared_pool
 from difflora_gui.comfy.preview_backend import (
@@ -33,7 +32,7 @@ from difflora_gui.preview.video_io import VideoReader
 from difflora_gui.settings import AppSettings, ComfyServer
 from tests.fixtures.comfy_standin import StandinComfy
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_comfy_pools")]
 
 BUILDER = "tests.test_comfy_preview_backend:tiny_workflow"
 COLOR = (40, 120, 200)
@@ -101,13 +100,6 @@ def tiny_workflow(template, request, *, lora_names, models, filename_prefix, num
             "inputs": {"unet_name": models["unet"], "weight_dtype": "default"},
         }
     return workflow
-
-
-@pytest.fixture(autouse=True)
-def fresh_pools():
-    pool_module._shared.clear()  # each test's servers are new: no health answer carried over
-    yield
-    pool_module._shared.clear()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from difflora_gui.qt.jobs import QUEUED, JobController
 from difflora_gui.qt.services import AppServices
 from difflora_gui.qt.settings_servers import ServerTable
 from difflora_gui.settings import AppSettings, ComfyServer
-from tests.fixtures.comfy_standin import StandinComfy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,20 +35,6 @@ def controller(qtbot):
     jobs = JobController()
     yield jobs
     assert jobs.shutdown(10), "a test job did not stop"
-
-
-@pytest.fixture
-def standins(tmp_path):
-    started = []
-
-    def start(name, **kwargs):
-        server = StandinComfy(tmp_path / name, **kwargs).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def comfy_lanes(controller) -> list[str]:

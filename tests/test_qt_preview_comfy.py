@@ -7,25 +7,17 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QComboBox, QLineEdit
 
-from difflora_gui.comfy import pool as pool_module
 from difflora_gui.qt.jobs import DONE
 from difflora_gui.qt.preview.render_form import DEFAULTS
 from difflora_gui.settings import ComfyServer
 from tests.fixtures.comfy_standin import StandinComfy
 from tests.preview_panel_helpers import JOB_TIMEOUT_MS, QUICK, PreviewWindow, make_model_and_loras
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("fresh_comfy_pools")]
 
 #: the stand-in executes flat clips, not Wan: the backend test's builder makes one of the request's size
 BUILDER = "tests.test_comfy_preview_backend:tiny_workflow"
 UNET = "wan2.1_t2v_1.3B_fp16.safetensors"
-
-
-@pytest.fixture(autouse=True)
-def fresh_pools():
-    pool_module._shared.clear()  # each test's server is new: no health answer carried over
-    yield
-    pool_module._shared.clear()
 
 
 @pytest.fixture

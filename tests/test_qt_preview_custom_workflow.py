@@ -13,21 +13,13 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from difflora_gui.comfy import pool as pool_module
 from difflora_gui.settings import ComfyServer
 from tests.fixtures.comfy_standin import OBJECT_INFO, StandinComfy
 from tests.preview_panel_helpers import PreviewWindow, make_model_and_loras
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("fresh_comfy_pools")]
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "resources" / "comfy_workflows" / "wan21_t2v.json"
-
-
-@pytest.fixture(autouse=True)
-def fresh_pools():
-    pool_module._shared.clear()
-    yield
-    pool_module._shared.clear()
 
 
 @pytest.fixture

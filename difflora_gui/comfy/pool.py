@@ -292,3 +292,10 @@ def shared_pool(servers: Iterable[ComfyServer | Mapping[str, Any]]) -> ComfyPool
         if pool is None:
             pool = _shared[key] = ComfyPool(records)
         return pool
+
+
+def forget_shared_pools() -> None:
+    """Drop every shared pool and its remembered health (new servers in a test, or a Settings
+    reset): the next :func:`shared_pool` asks the servers afresh."""
+    with _shared_lock:
+        _shared.clear()

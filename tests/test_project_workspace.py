@@ -375,3 +375,26 @@ def test_an_unsaved_workspace_a_job_writes_to_during_the_save_is_kept(tmp_path, 
     log.close()
     assert read_events(events) == [Metric("loss", 1.0, 1), Metric("loss", 0.9, 2)]  # not deleted
     assert read_events(tmp_path / "p.difflora.d" / "runs" / "r1" / "events.jsonl") == [Metric("loss", 1.0, 1)]
+
+
+def test_copy_skips_files_a_job_is_still_writing_and_ones_that_vanish(tmp_path, monkeypatch):
+    from difflora_gui.project import workspace
+
+    source = tmp_path / "unsaved"
+    (source / "datasets" / "d1" / "thumbs").mkdir(parents=True)
+    (source / "datasets" / "d1" / "thumbs" / "a.jpg").write_bytes(b"jpeg")
+    (source / "datasets" / "d1" / "thumbs" / ".b.jpg.x1y2.tmp").write_bytes(b"half")
+    (source / "datasets" / "d1" / "thumbs" / "c.jpg").write_bytes(b"gone soon")
+    real_copy2 = workspace.shutil.copy2
+
+    def copy2_racing_a_job(src, dst, **kwargs):
+        if Path(src).name == "c.jpg":
+            Path(src).unlink()  # the thumbnail job replaced it between the listing and the copy
+        return real_copy2(src, dst, **kwargs)
+
+    monkeypatch.setattr(workspace.shutil, "copy2", copy2_racing_a_job)
+    target = tmp_path / "p.difflora.d"
+    workspace.copy_workspace(source, target)
+    thumbs = target / "datasets" / "d1" / "thumbs"
+    assert sorted(p.name for p in thumbs.iterdir()) == ["a.jpg"]
+    assert (thumbs / "a.jpg").read_bytes() == b"jpeg"

@@ -97,6 +97,8 @@ def copy_workspace(source: Path, target: Path) -> Callable[[], None]:
     if not source.is_dir() or os.path.abspath(source) == os.path.abspath(target):
         return lambda: None
     for path in source.rglob("*"):
+        if _in_flight(path, source):
+            continue
         there = target / path.relative_to(source)
         if path.is_file() and there.exists() and not (there.is_file() and _same_content(path, there)):
             raise UserError(
@@ -119,18 +121,32 @@ def copy_workspace(source: Path, target: Path) -> Callable[[], None]:
             target.mkdir(parents=True)
             made.append(target)
         for path in sorted(source.rglob("*")):
+            if _in_flight(path, source):
+                continue
             there = target / path.relative_to(source)
             if path.is_dir():
                 if not there.exists():
                     there.mkdir()
                     made.append(there)
             elif not there.exists():
-                shutil.copy2(path, there)
+                try:
+                    shutil.copy2(path, there)
+                except FileNotFoundError:
+                    if path.exists():
+                        raise
+                    continue  # a job replaced or removed it while we copied; its new file is copied
                 copied.append(there)
     except OSError as exc:
         undo()
         raise UserError(f"cannot copy the workspace: {exc.strerror or exc}", path=target) from exc
     return undo
+
+
+def _in_flight(path: Path, root: Path) -> bool:
+    """Whether ``path`` is (inside) a temporary file a job is still writing (``.NAME.xxxx.tmp``)."""
+    return any(
+        part.startswith(".") and part.endswith(".tmp") for part in path.relative_to(root).parts
+    )
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:

@@ -141,3 +141,15 @@ def test_the_links_resolve():
             assert target[1:] in anchors, target
         elif not target.startswith("http"):
             assert (ROOT / "docs" / target.split("#")[0]).is_file(), target
+
+
+def test_the_readme_section_links_here_and_its_command_parses():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The Compare section\n", 1)[1].split("\n## ", 1)[0]
+    assert "(docs/compare.md)" in section
+    lines = [line for line in section.splitlines() if line.startswith("python main.py grid")]
+    assert len(lines) == 1
+    args = build_parser().parse_args(shlex.split(lines[0])[2:])
+    assert [(a.kind, len(a.values)) for a in axes_from_args(args)] == [("strength", 7), ("seed", 2)]
+    assert args.backend == "diffusers" and args.layout == "vertical" and args.sheet == 16
+    assert "imageio-ffmpeg" in readme.split("## Licence notes", 1)[1]

@@ -3,6 +3,7 @@ existing is overwritten unless asked."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from difflora_gui.compare.sidecar import (
     SIDECAR_FORMAT,
     SIDECAR_VERSION,
     read_sidecar,
+    recorded_lora_hashes,
     sidecar_data,
     sidecar_path_for,
     write_sidecar,
@@ -171,3 +173,23 @@ def test_a_missing_sidecar_names_the_file(tmp_path):
     assert str(tmp_path / "none.json") in str(caught.value)
     with pytest.raises(UserError, match="not a file"):
         read_sidecar(tmp_path)
+
+
+def test_the_cells_lora_hashes_are_read_back(tmp_path):
+    job = make_job(tmp_path)
+    result = make_result(job)
+    hashed = []
+    for n, cell in enumerate(result.cells):
+        request = dict(cell.request)
+        request["loras"] = [{**entry, "sha256": f"{n}{i}"} for i, entry in enumerate(request["loras"])]
+        hashed.append(dataclasses.replace(cell, request=request))
+    path = write_sidecar(tmp_path / "g.json", job, dataclasses.replace(result, cells=tuple(hashed)))
+    found = recorded_lora_hashes(path)
+    assert set(found) == {
+        str(tmp_path / "a.safetensors"),
+        str(tmp_path / "b.safetensors"),
+        "accel.safetensors",
+    }
+    assert (
+        recorded_lora_hashes(write_sidecar(tmp_path / "none.json", job, result)) == {}
+    )  # no hashes recorded

@@ -416,10 +416,12 @@ def job_from_sidecar(args: argparse.Namespace, backend=None):
             f"{fixed[0]} comes from the sidecar; with --from only --out, --overwrite, --cache, --layout, "
             "--sheet, --lane, --json and --quiet may be given"
         )
-    job = read_sidecar(Path(args.from_sidecar).expanduser())
+    path = Path(args.from_sidecar).expanduser()
+    job = read_sidecar(path)
     for file in _stack_files(job.spec):
         if not Path(file).is_file():
             raise UserError("a LoRA file of the sidecar's grid is not there any more", path=file)
+    _warn_changed_loras(path)
     _model_facts(backend or _backend(job.backend), job.options)
     export = _export_options(args, job.export)
     overwrite = bool(args.overwrite)
@@ -427,6 +429,22 @@ def job_from_sidecar(args: argparse.Namespace, backend=None):
     lane = _lane(args.lane) if args.lane else job.lane
     cache = _cache(args, job.cache_dir)
     return dataclasses.replace(job, out=out, overwrite=overwrite, cache_dir=cache, lane=lane, export=export)
+
+
+def _warn_changed_loras(sidecar: Path) -> None:
+    """A LoRA file replaced since the grid was rendered gives other cells: said, not refused (the
+    user may mean to render the same grid with a retrained file)."""
+    import sys
+
+    from difflora_gui.compare.sidecar import recorded_lora_hashes
+    from difflora_gui.preview.render import hash_lora
+
+    for file, sha256 in recorded_lora_hashes(sidecar).items():
+        if Path(file).is_file() and hash_lora(file) != sha256:
+            print(
+                f"warning: {file}: changed since the grid was rendered; its cells will differ",
+                file=sys.stderr,
+            )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -93,3 +93,16 @@ def read_sidecar(path: str | Path) -> GridJob:
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         # a field of the wrong type (a list where an object belongs, a text where a number does)
         raise UserError(f"bad grid sidecar: a field has the wrong type ({exc})", path=path) from None
+
+
+def recorded_lora_hashes(path: str | Path) -> dict[str, str]:
+    """Each LoRA file the sidecar's cells were rendered with, and its content hash then (sha256
+    hex): a file changed since renders different cells. Empty when the sidecar has no cells."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    found: dict[str, str] = {}
+    for cell in data.get("cells") or ():
+        request = cell.get("request") if isinstance(cell, dict) else None
+        for entry in (request or {}).get("loras") or ():
+            if isinstance(entry, dict) and entry.get("file") and entry.get("sha256"):
+                found[str(entry["file"])] = str(entry["sha256"])
+    return found

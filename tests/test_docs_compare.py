@@ -89,6 +89,8 @@ def test_the_defaults_in_the_flag_table_are_the_codes():
     options = ExportOptions()
     assert f"(0 to 51, default {options.crf})" in table and f"(default {options.preset})" in table
     assert f"{options.layout} (the default)" in table
+    presets = table.split("x264 preset: ", 1)[1].split(" (default", 1)[0]
+    assert re.split(r", | or ", presets) == list(grid_cmd.X264_PRESETS)
     assert "default: `renders/cache` in your per-user data folder" in table
     assert grid_cmd.default_cache_dir().parts[-2:] == ("renders", "cache")
 

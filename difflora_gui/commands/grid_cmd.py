@@ -47,6 +47,18 @@ exit codes: 0 done, 1 a render failed, 2 bad input (nothing written), 130 cancel
 
 #: render flags' defaults, the preview command's (None in the parser, so --from can tell a given flag)
 RENDER_DEFAULTS = {"seed": 0, "frames": 33, "size": "832x480", "fps": 16, "negative": ""}
+#: x264's presets, fastest first (checked here: a bad one would fail only after every cell rendered)
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
 #: the flags allowed with --from (by dest): where the grid goes, the cache, how it is laid out, where it runs
 FROM_OVERRIDES = ("from_sidecar", "out", "overwrite", "cache", "layout", "sheet", "lane", "json", "quiet")
 #: the axis flags and the axis kind each one adds to
@@ -109,15 +121,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--backend", metavar="NAME", help="the preview backend (default diffusers)")
     model.add_argument("--server", metavar="NAME|URL", help="--backend comfyui: the ComfyUI server")
     model.add_argument(
-        "--backend-param", dest="backend_param", action="append", default=[], metavar="KEY=VALUE",
+        "--backend-param",
+        dest="backend_param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="one option of the backend (repeatable)",
-    )  # fmt: skip
+    )
     stack = parser.add_argument_group("LoRA stack")
     stack.add_argument("--lora", action=_LoraAction, metavar="FILE[:STRENGTH]", help="a LoRA (repeatable)")
     stack.add_argument(
-        "--lora-blocks", dest="blocks", action=_EntryOption, metavar="SELECTOR",
+        "--lora-blocks",
+        dest="blocks",
+        action=_EntryOption,
+        metavar="SELECTOR",
         help="blocks, weights and layer groups of the LoRA given before it",
-    )  # fmt: skip
+    )
     stack.add_argument("--expert", action=_EntryOption, choices=("both", "high", "low"), help="Wan2.2 expert")
     stack.add_argument("--strength-high", dest="strength_high", action=_EntryOption, metavar="X")
     stack.add_argument("--strength-low", dest="strength_low", action=_EntryOption, metavar="X")
@@ -159,7 +178,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--layout", choices=("horizontal", "vertical"), help="first axis across (default)")
     output.add_argument("--sheet", type=int, metavar="FRAME", help="also a PNG contact sheet of this frame")
     output.add_argument("--crf", type=int, metavar="N", help="H.264 quality, 0…51 (default 20)")
-    output.add_argument("--preset", metavar="NAME", help="H.264 preset (default veryfast)")
+    output.add_argument(
+        "--preset", choices=X264_PRESETS, metavar="NAME", help="x264 preset (default veryfast)"
+    )
     output.add_argument("--no-labels", dest="no_labels", action="store_true", help="no axis labels")
     output.add_argument("--overwrite", action="store_true", help="replace an existing grid, sidecar, sheet")
     output.add_argument("--cache", metavar="DIR", help="the render cache (default: the per-user one)")

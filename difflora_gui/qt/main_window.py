@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QStackedWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -31,6 +32,7 @@ from difflora_gui.project import Project
 from difflora_gui.qt import autosave, gui_hookspecs
 from difflora_gui.qt.actions import install_actions, shortcut_rows
 from difflora_gui.qt.comfy_health import ComfyStatusLabel
+from difflora_gui.qt.demo_offer import DemoLauncher
 from difflora_gui.qt.devices import DeviceRegistry
 from difflora_gui.qt.drop_router import DropRouter
 from difflora_gui.qt.jobs import CANCELLED, DONE, RUNNING, JobController, JobHandle
@@ -50,6 +52,8 @@ ORGANIZATION = APP_NAME
 PANELS_HOOK = "difflora_gui_register_panels"
 #: bump when docks are added/renamed so an old saved layout is not applied to a new window
 WINDOW_STATE_VERSION = 1
+#: the section a first start opens when the project is empty: what most people come for
+FIRST_SECTION = "merge"
 __all__ = ["PROJECT_FILTER", "MainWindow", "install_gui_hookspecs", "window_settings"]
 
 
@@ -64,6 +68,11 @@ def window_settings() -> QSettings:
     if override:
         return QSettings(str(Path(override) / "window.ini"), QSettings.Format.IniFormat)
     return QSettings(ORGANIZATION, APP_NAME)
+
+
+def project_is_empty(project: Project) -> bool:
+    """No records and nothing in any section: a new project nobody has worked on yet."""
+    return not project.records() and not any(project.section(key) for key in project.section_keys())
 
 
 def install_gui_hookspecs(host: PluginHost) -> None:
@@ -112,6 +121,7 @@ class MainWindow(QMainWindow):
         self.project_files = ProjectController(self, self.services, self.log)
         self.recent_menu = self.project_files.recent_menu
         self.drops = DropRouter(self)
+        self.demo = DemoLauncher(self)
         self._logged_states: dict[int, str] = {}
         self._shown_once = False
         self._closed = False
@@ -119,6 +129,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_docks()
         install_actions(self, self.recent_menu)
+        self._add_demo_action()
         self.edit_actions = EditActions(self)
         self.nav.currentRowChanged.connect(lambda _row: self.bind_undo_actions())
         self.project_files.fill_recent_menu()
@@ -177,8 +188,29 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.nav)
-        layout.addWidget(self.stack, 1)
+        # the sections' column: a banner (the first-start demo offer) may sit above the stack
+        column = QWidget()
+        self.section_column = QVBoxLayout(column)
+        self.section_column.setContentsMargins(0, 0, 0, 0)
+        self.section_column.setSpacing(0)
+        self.section_column.addWidget(self.stack, 1)
+        layout.addWidget(column, 1)
         self.setCentralWidget(central)
+
+    def _add_demo_action(self) -> None:
+        """Help ▸ Open demo project, first in the Help menu."""
+        self.action_open_demo = QAction("Open &demo project", self)
+        self.action_open_demo.setObjectName("actionOpenDemo")
+        tip = "Build (once, about 15 s, no download) and open the demo: 24 image pairs and a tiny demo model"
+        self.action_open_demo.setStatusTip(tip)
+        self.action_open_demo.setToolTip(tip)
+        self.action_open_demo.triggered.connect(lambda _checked=False: self.open_demo_project())
+        self.addAction(self.action_open_demo)
+        help_menu = next((a.menu() for a in self.menuBar().actions() if a.text() == "&Help"), None)
+        if help_menu is not None:
+            first = help_menu.actions()[0] if help_menu.actions() else None
+            help_menu.insertAction(first, self.action_open_demo)
+            help_menu.insertSeparator(first)
 
     def _build_docks(self) -> None:
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
@@ -330,13 +362,23 @@ class MainWindow(QMainWindow):
         detect_devices: bool = True,
         offer_recovery: bool = True,
         autosave_interval_s: float | None = None,
+        offer_demo: bool = True,
     ) -> None:
-        """What happens after the window is shown (nothing here delays the first paint)."""
+        """What happens after the window is shown (nothing here delays the first paint).
+
+        ``offer_demo``: on a first start (the offer never answered, no demo built) a non-modal
+        banner offers to build the demo project.
+        """
         self.project_files.start_autosave(autosave_interval_s)
-        if offer_recovery:
-            self.offer_recovery()
+        recovered = self.offer_recovery() if offer_recovery else False
+        if offer_demo and not recovered:
+            self.demo.offer(self.section_column)
         if detect_devices:
             self.devices.detect()
+
+    def open_demo_project(self):
+        """Help ▸ Open demo project: open it, building it first (a job in the Jobs dock) if needed."""
+        return self.demo.open_demo()
 
     @property
     def project(self) -> Project:
@@ -496,6 +538,8 @@ class MainWindow(QMainWindow):
         section = settings.value("mainWindow/section")
         if isinstance(section, str) and section in SECTIONS:
             self.show_section(section)
+        elif project_is_empty(self.project):
+            self.show_section(FIRST_SECTION)  # an empty Dataset page is no place to start
         restored = False
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             restored = self.restoreGeometry(geometry)

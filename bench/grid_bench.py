@@ -183,6 +183,15 @@ def _load() -> str:
     return text
 
 
+def _cpu_s(before, after, *, child: bool) -> float:
+    """CPU seconds (user + system) between two ``os.times()``: this process's, or its children's
+    (0 where the OS does not count children, as on Windows). Under load, wall time varies with the
+    other processes; CPU time says what each method itself costs."""
+    if child:
+        return after.children_user + after.children_system - before.children_user - before.children_system
+    return after.user + after.system - before.user - before.system
+
+
 def parse_size(text: str) -> tuple[int, int]:
     width, _, height = text.lower().partition("x")
     return int(width), int(height)
@@ -213,30 +222,33 @@ def main(argv=None) -> int:
         command = ffmpeg_command(ffmpeg_exe(), spec, result, ffmpeg_out, options)
         print(f"load before: {_load()}")
         times: dict[str, list[float]] = {"ours": [], "ffmpeg": []}
+        cpu: dict[str, list[float]] = {"ours": [], "ffmpeg": []}
         for round_ in range(args.repeat):
             order = ("ours", "ffmpeg") if round_ % 2 == 0 else ("ffmpeg", "ours")
             for method in order:
-                start = time.perf_counter()
+                before, start = os.times(), time.perf_counter()
                 if method == "ours":
                     export_grid(result, spec, ours_out, options, overwrite=True)
                 else:
                     subprocess.run(command, check=True)
                 times[method].append(time.perf_counter() - start)
-            print(f"round {round_ + 1}: ours {times['ours'][-1]:.2f} s, ffmpeg {times['ffmpeg'][-1]:.2f} s")
+                cpu[method].append(_cpu_s(before, os.times(), child=method == "ffmpeg"))
+            print(f"round {round_ + 1}: ours {times['ours'][-1]:.2f} s (CPU {cpu['ours'][-1]:.1f} s), "
+                  f"ffmpeg {times['ffmpeg'][-1]:.2f} s (CPU {cpu['ffmpeg'][-1]:.1f} s)")  # fmt: skip
         print(f"load after: {_load()}")
         ours, ffmpeg = (statistics.median(times[m]) for m in ("ours", "ffmpeg"))
         ratio = ours / ffmpeg
         outputs = {"ours": probe(ours_out), "ffmpeg": probe(ffmpeg_out)}
         for method, info in outputs.items():
-            print(f"{method:>6}: median {statistics.median(times[method]):.2f} s "
-                  f"(min {min(times[method]):.2f}, max {max(times[method]):.2f}); {info['frames']} frames "
+            print(f"{method:>6}: median {statistics.median(times[method]):.2f} s, CPU "
+                  f"{statistics.median(cpu[method]):.1f} s (min {min(times[method]):.2f}, max {max(times[method]):.2f}); {info['frames']} frames "
                   f"{info['width']}×{info['height']} {info['codec']} {info['pix_fmt']}, {info['mb']} MB")  # fmt: skip
         met = ratio <= TARGET
         print(
             f"ratio ours/ffmpeg: {ratio:.3f} (target ≤ {TARGET}): {'target met' if met else 'target missed'}"
         )
         if args.json:
-            figures = {"times_s": times, "median_s": {"ours": ours, "ffmpeg": ffmpeg}, "ratio": ratio,
+            figures = {"times_s": times, "cpu_s": cpu, "median_s": {"ours": ours, "ffmpeg": ffmpeg}, "ratio": ratio,
                        "target_met": met, "outputs": outputs, "preset": args.preset, "crf": args.crf}  # fmt: skip
             args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
     finally:

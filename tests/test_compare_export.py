@@ -6,6 +6,7 @@ output is decoded back with PyAV or Pillow and checked by its pixels.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import av
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from difflora_gui.compare import export as export_module
+from difflora_gui.compare.compose import Prefetch
 from difflora_gui.compare.export import contact_sheet, export_grid, sheet_path
 from difflora_gui.compare.grid_canvas import BACKGROUND_RGB, grid_geometry
 from difflora_gui.compare.grid_spec import Axis, GridSpec
@@ -223,6 +225,21 @@ def test_a_cancelled_export_leaves_no_file(spec, result, out_dir):
         export_grid(result, spec, out_dir / "cancelled.mp4", ExportOptions(sheet_frame=1), ctx=ctx)
     assert len(ctx.progress_reports) == 2
     assert list(out_dir.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name == "grid compose"]  # the worker was joined
+
+
+def test_prefetch_hands_frames_in_order_and_raises_the_workers_error():
+    assert list(Prefetch(iter(range(7)))) == list(range(7))
+
+    def failing():
+        yield 1
+        raise UserError("cell seed 2: could not decode")
+
+    frames = Prefetch(failing())
+    assert next(frames) == 1
+    with pytest.raises(UserError, match="could not decode"):
+        next(frames)
+    frames.close()
 
 
 def test_cells_of_different_sizes_are_refused_naming_the_cell(spec, result, out_dir):

@@ -12,6 +12,8 @@ conversion of a 5.6-Mpx canvas would cost about a third more than the encode its
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,9 +43,17 @@ class CellVideo:
 
     def next_frame(self):
         """The next decoded ``av.VideoFrame``; None once the video has ended."""
+        import av
+
         if self.decoded is None:
             return None
-        frame = next(self.decoded, None)
+        try:
+            frame = next(self.decoded, None)
+        except av.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UserError(
+                f"cell {_cell_name(self.cell)}: could not decode ({reason})", path=self.cell.video
+            ) from None
         if frame is None:
             self.decoded = None
         return frame
@@ -67,9 +77,9 @@ def _open_cell(cell: CellResult, stack: contextlib.ExitStack):
     if not container.streams.video:
         raise UserError(f"cell {_cell_name(cell)}: the file has no video stream", path=path)
     stream = container.streams.video[0]
-    # frame threads: on 2 cores the 14 decoders and x264 share them; this matched ffmpeg's own
-    # decoders best (perf-floors.md (b))
-    stream.thread_type = "AUTO"
+    # one thread per decoder: frame threads would cost a third more decoder CPU, which on two
+    # cores is taken from x264; the decoders run beside the encoder anyway (:class:`Prefetch`)
+    stream.thread_type = "NONE"
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = Fraction(cell.fps) if cell.fps else Fraction(rate or 16).limit_denominator(1001)
     frames = int(cell.frames or stream.frames or 0)
@@ -177,3 +187,73 @@ def rgb_frames(geometry: GridGeometry, cells: Sequence[CellVideo], total: int) -
                 x, y, w, h = cell.rect
                 canvas[y : y + h, x : x + w] = frame.to_ndarray(format="rgb24")
         yield canvas.copy()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_END = object()
+
+
+class Prefetch:
+    """Iterate ``frames`` on a worker thread, up to ``depth`` frames ahead of the consumer.
+
+    The cells decode and the canvas is composed while x264 encodes the frame before (PyAV releases
+    the GIL in both). An error on the worker is raised in the consumer. :meth:`close` stops and
+    joins the worker; call it before the cells' containers close (it is a context manager)."""
+
+    def __init__(self, frames: Iterator, depth: int = 2):
+        self._frames = frames
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="grid compose", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        try:
+            for item in self._frames:
+                if not self._put(item):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(_Failed(exc))
+        finally:
+            close = getattr(self._frames, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Prefetch:
+        return self
+
+    def __next__(self):
+        if self._stop.is_set():
+            raise StopIteration
+        item = self._queue.get()
+        if item is _END:
+            self._stop.set()
+            raise StopIteration
+        if isinstance(item, _Failed):
+            self._stop.set()
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

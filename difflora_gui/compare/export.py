@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from difflora_gui.compare.compose import CellVideo, open_cells, rgb_frames, yuv_frames
+from difflora_gui.compare.compose import CellVideo, Prefetch, open_cells, rgb_frames, yuv_frames
 from difflora_gui.compare.grid_canvas import GridGeometry
 from difflora_gui.compare.grid_spec import GridSpec
 from difflora_gui.compare.grid_types import EXPORT_SUFFIXES, ExportOptions, GridResult
@@ -173,8 +173,8 @@ def _write_video(
         return
     if codec == "vp8":
         ctx.log("this PyAV build has no libvpx-vp9 encoder: the grid is written as VP8")
-    frames = _reporting(yuv_frames(geometry, cells, total), total, ctx)
-    _encode_pyav(tmp, out, frames, geometry, fps, codec, options)
+    with Prefetch(yuv_frames(geometry, cells, total)) as composed:
+        _encode_pyav(tmp, out, _reporting(composed, total, ctx), geometry, fps, codec, options)
 
 
 def _encoder_options(codec: str, options: ExportOptions) -> dict[str, str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 #: the settings key remembering that the first-start offer was answered (True once answered)
@@ -44,6 +45,25 @@ def remember_answer(services) -> None:
     fresh.extra[OFFER_SETTING] = True
     fresh.save()
     services.update_settings()  # re-reads the file: everyone sees the saved settings
+
+
+def install_demo_action(window) -> QAction:
+    """``window.action_open_demo`` (Help ▸ Open demo project, first in the Help menu), calling
+    ``window.open_demo_project()``."""
+    action = QAction("Open &demo project", window)
+    action.setObjectName("actionOpenDemo")
+    tip = "Build (once, about 15 s, no download) and open the demo: 24 image pairs and a tiny demo model"
+    action.setStatusTip(tip)
+    action.setToolTip(tip)
+    action.triggered.connect(lambda _checked=False: window.open_demo_project())
+    window.addAction(action)
+    help_menu = next((a.menu() for a in window.menuBar().actions() if a.text() == "&Help"), None)
+    if help_menu is not None:
+        first = help_menu.actions()[0] if help_menu.actions() else None
+        help_menu.insertAction(first, action)
+        help_menu.insertSeparator(first)
+    window.action_open_demo = action
+    return action
 
 
 class DemoOfferBanner(QFrame):

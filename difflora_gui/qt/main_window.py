@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -32,7 +32,7 @@ from difflora_gui.project import Project
 from difflora_gui.qt import autosave, gui_hookspecs
 from difflora_gui.qt.actions import install_actions, shortcut_rows
 from difflora_gui.qt.comfy_health import ComfyStatusLabel
-from difflora_gui.qt.demo_offer import DemoLauncher
+from difflora_gui.qt.demo_offer import DemoLauncher, install_demo_action
 from difflora_gui.qt.devices import DeviceRegistry
 from difflora_gui.qt.drop_router import DropRouter
 from difflora_gui.qt.jobs import CANCELLED, DONE, RUNNING, JobController, JobHandle
@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_docks()
         install_actions(self, self.recent_menu)
-        self._add_demo_action()
+        install_demo_action(self)  # Help ▸ Open demo project
         self.edit_actions = EditActions(self)
         self.nav.currentRowChanged.connect(lambda _row: self.bind_undo_actions())
         self.project_files.fill_recent_menu()
@@ -196,21 +196,6 @@ class MainWindow(QMainWindow):
         self.section_column.addWidget(self.stack, 1)
         layout.addWidget(column, 1)
         self.setCentralWidget(central)
-
-    def _add_demo_action(self) -> None:
-        """Help ▸ Open demo project, first in the Help menu."""
-        self.action_open_demo = QAction("Open &demo project", self)
-        self.action_open_demo.setObjectName("actionOpenDemo")
-        tip = "Build (once, about 15 s, no download) and open the demo: 24 image pairs and a tiny demo model"
-        self.action_open_demo.setStatusTip(tip)
-        self.action_open_demo.setToolTip(tip)
-        self.action_open_demo.triggered.connect(lambda _checked=False: self.open_demo_project())
-        self.addAction(self.action_open_demo)
-        help_menu = next((a.menu() for a in self.menuBar().actions() if a.text() == "&Help"), None)
-        if help_menu is not None:
-            first = help_menu.actions()[0] if help_menu.actions() else None
-            help_menu.insertAction(first, self.action_open_demo)
-            help_menu.insertSeparator(first)
 
     def _build_docks(self) -> None:
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)

@@ -196,6 +196,21 @@ def test_a_partial_build_is_completed_and_the_rest_kept(demo, tmp_path):
     assert kept.stat().st_mtime_ns == mtime
 
 
+def test_a_cancelled_build_leaves_only_whole_deterministic_files(tmp_path):
+    from difflora_gui.errors import JobCancelled
+
+    folder = tmp_path / "cancelled démo"
+    with pytest.raises(JobCancelled):
+        build_demo({"folder": str(folder)}, RecordingContext(cancel_after_progress=4))
+    written = sorted(p.name for p in (folder / "dataset" / "a").iterdir())
+    assert 1 <= len(written) < 24 and all(name.endswith(".png") for name in written)  # no .tmp
+    assert not (folder / "demo.json").exists() and not (folder / "DiffLoRA demo.difflora").exists()
+    for path in (folder / "dataset").rglob("*.png"):
+        number = int(path.stem.split("_")[1])
+        side = 0 if path.parent.name == "a" else 1
+        assert path.read_bytes() == demo_dataset.encode_png(demo_dataset.draw_pair(number)[side])
+
+
 def test_a_folder_holding_another_demo_is_refused(demo, tmp_path):
     folder = tmp_path / "other"
     folder.mkdir()

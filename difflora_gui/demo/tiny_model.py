@@ -33,8 +33,8 @@ are noise-like clips, not pictures. Use it to try the app's steps (dataset check
 merging, previews), never to judge a LoRA.
 
 For real results point Settings ▸ Wan diffusers folder at a real Wan diffusers folder (for
-example Wan-AI/Wan2.1-T2V-1.3B-Diffusers); see the README's "Real models" section for Musubi
-Tuner and ComfyUI servers.
+example Wan-AI/Wan2.1-T2V-1.3B-Diffusers), and see "Configure real models" in the app's README
+for the Wan files Musubi Tuner trains on, your Musubi Tuner checkout and ComfyUI servers.
 """
 
 #: the components' sizes (small, but each a real Wan/UMT5 architecture)

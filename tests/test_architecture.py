@@ -38,6 +38,7 @@ QT_FREE_ON_PURPOSE = {
     "train/__init__.py": "package marker",
     "preview/__init__.py": "package marker",
     "comfy/__init__.py": "package marker",
+    "compare/__init__.py": "package marker",
     "gui_hookspecs.py": "the GUI-only hook declarations; Qt-free so plugins stay importable headless",
     "xcb_libraries.py": "runs before Qt is loaded, to report missing X11 libraries instead of Qt aborting",
     "heap.py": "the window's garbage-collector tuning after the Qt and plot imports",

@@ -27,6 +27,13 @@ from difflora_gui.compare.grid_types import CellResult, ExportOptions, GridResul
 from difflora_gui.compare.labels import label_canvas
 from difflora_gui.errors import UserError
 
+#: each cell's decoder uses frame threads, as the ffmpeg command line's decoders do. Single-threaded
+#: decoders spend about a fifth less decoder CPU, but on a busy machine the scheduler shares CPU per
+#: runnable thread, and an export with far fewer threads than ffmpeg gets less of it (on this shared
+#: 2-core box at load 4–7: one bench with single-threaded decoders 1.5× ffmpeg's wall time, with
+#: frame threads 0.8–0.9×; runs there vary by ±30 %, so these are indications, not a law)
+DECODER_THREAD_TYPE = "AUTO"
+
 
 @dataclass
 class CellVideo:
@@ -77,9 +84,7 @@ def _open_cell(cell: CellResult, stack: contextlib.ExitStack):
     if not container.streams.video:
         raise UserError(f"cell {_cell_name(cell)}: the file has no video stream", path=path)
     stream = container.streams.video[0]
-    # one thread per decoder: frame threads would cost a third more decoder CPU, which on two
-    # cores is taken from x264; the decoders run beside the encoder anyway (:class:`Prefetch`)
-    stream.thread_type = "NONE"
+    stream.thread_type = DECODER_THREAD_TYPE
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = Fraction(cell.fps) if cell.fps else Fraction(rate or 16).limit_denominator(1001)
     frames = int(cell.frames or stream.frames or 0)

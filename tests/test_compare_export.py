@@ -6,6 +6,7 @@ output is decoded back with PyAV or Pillow and checked by its pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -252,6 +253,19 @@ def test_cells_of_different_sizes_are_refused_naming_the_cell(spec, result, out_
     message = str(error.value)
     assert " · ".join(odd.labels) in message and "32×32" in message and str(path) in message
     assert not (out_dir / "bad.mp4").exists()
+
+
+def test_a_cell_at_another_frame_rate_is_refused(spec, result, out_dir):
+    path = out_dir / "fast cell.mp4"
+    write_video(path, clip(0, 1), 24)
+    odd = spec.cell_at(0, 1)
+    cells = tuple(
+        dataclasses.replace(_cell_result(odd, path), fps=24) if (c.row, c.col) == (0, 1) else c
+        for c in result.cells
+    )
+    with pytest.raises(UserError, match=r"at 24 fps .* at 16 fps") as error:
+        export_grid(GridResult(cells, 6, 0), spec, out_dir / "bad.mp4", ExportOptions())
+    assert " · ".join(odd.labels) in str(error.value) and str(path) in str(error.value)
 
 
 def test_a_shorter_cell_holds_its_last_frame(spec, result, out_dir):

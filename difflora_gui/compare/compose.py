@@ -4,7 +4,7 @@ The encoder path never converts the canvas: each cell is decoded by PyAV in its 
 its three planes are copied into the canvas planes at the cell's rectangle (the geometry keeps
 every rectangle on even pixels, so chroma lands on whole chroma pixels). The background and the
 label bands are converted to yuv420p once and stay in the canvas. A cell that has run out of
-frames simply is not copied again: the canvas keeps its last frame. A per-frame RGB → yuv420p
+frames holds its last one. A per-frame RGB → yuv420p
 conversion of a 5.6-Mpx canvas would cost about a third more than the encode itself
 (perf-floors.md (b)). ``av`` is imported inside the functions (core module).
 """
@@ -137,49 +137,78 @@ def _plane_view(plane, height: int, width: int) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
 
 
-class YuvCanvas:
-    """The grid's yuv420p frame: the label canvas converted once, cells copied in per frame."""
+#: frames composed ahead of the encoder (:class:`Prefetch`), and the frame buffers that takes: one
+#: being composed, ``PREFETCH_DEPTH`` queued, one being encoded
+PREFETCH_DEPTH = 2
+FRAME_BUFFERS = PREFETCH_DEPTH + 2
 
-    def __init__(self, background_rgb: np.ndarray):
+
+def _yuv_planes(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Writable (rows, columns) views of a yuv420p ``av.VideoFrame``'s Y, U and V planes."""
+    height, width = frame.height, frame.width
+    sizes = ((height, width), (height // 2, width // 2), (height // 2, width // 2))
+    return tuple(_plane_view(plane, h, w) for plane, (h, w) in zip(frame.planes, sizes, strict=True))
+
+
+class YuvCanvas:
+    """The grid's yuv420p frames: a few ``av.VideoFrame`` buffers used in turn, each starting as the
+    label canvas (converted to yuv420p once); cells are copied into them frame by frame.
+
+    The encoder gets the buffer itself, not a copy: libx264 and libvpx copy a frame's pixels
+    before the encode call returns, so a buffer is free again once its frame is encoded. A new
+    frame per grid frame (``VideoFrame.from_ndarray``) cost a 9-MB copy and allocation each: about
+    6 ms a frame on this machine, 4-8 % of the export."""
+
+    def __init__(self, background_rgb: np.ndarray, buffers: int = FRAME_BUFFERS):
         import av
 
         height, width = background_rgb.shape[:2]
         self.height, self.width = height, width
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(background_rgb), format="rgb24")
-        #: (H * 3/2, W): the Y plane, then U and V (each H/2 × W/2) packed, as PyAV's yuv420p arrays
-        self.packed = np.ascontiguousarray(frame.reformat(format="yuv420p").to_ndarray())
-        self.y = self.packed[:height]
-        chroma = self.packed[height:].reshape(-1)
-        size = (height // 2) * (width // 2)
-        self.u = chroma[:size].reshape(height // 2, width // 2)
-        self.v = chroma[size : 2 * size].reshape(height // 2, width // 2)
+        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(background_rgb), format="rgb24")
+        background = _yuv_planes(rgb.reformat(format="yuv420p"))
+        self._frames = []
+        for _ in range(buffers):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            for target, source in zip(_yuv_planes(frame), background, strict=True):
+                target[:] = source
+            self._frames.append(frame)
+        self._next = 0
 
-    def paste(self, frame, rect: tuple[int, int, int, int]) -> None:
-        """Copy a decoded cell frame's planes into the canvas at ``rect`` (x, y, w, h; even)."""
+    def next_buffer(self):
+        """The buffer for the next frame (the one composed ``buffers`` frames ago) and its planes."""
+        frame = self._frames[self._next]
+        self._next = (self._next + 1) % len(self._frames)
+        return frame, _yuv_planes(frame)
+
+    @staticmethod
+    def paste(planes, frame, rect: tuple[int, int, int, int]) -> None:
+        """Copy a decoded cell frame's planes into ``planes`` at ``rect`` (x, y, w, h; even)."""
         if frame.format.name != "yuv420p":
             frame = frame.reformat(format="yuv420p")
         x, y, w, h = rect
-        planes = frame.planes
-        self.y[y : y + h, x : x + w] = _plane_view(planes[0], h, w)
         cx, cy, cw, ch = x // 2, y // 2, w // 2, h // 2
-        self.u[cy : cy + ch, cx : cx + cw] = _plane_view(planes[1], ch, cw)
-        self.v[cy : cy + ch, cx : cx + cw] = _plane_view(planes[2], ch, cw)
-
-    def video_frame(self):
-        import av
-
-        return av.VideoFrame.from_ndarray(self.packed, format="yuv420p")
+        cell_y, cell_u, cell_v = _yuv_planes(frame)
+        planes[0][y : y + h, x : x + w] = cell_y[:h, :w]
+        planes[1][cy : cy + ch, cx : cx + cw] = cell_u[:ch, :cw]
+        planes[2][cy : cy + ch, cx : cx + cw] = cell_v[:ch, :cw]
 
 
-def yuv_frames(geometry: GridGeometry, cells: Sequence[CellVideo], total: int) -> Iterator:
-    """The grid's ``total`` frames as yuv420p ``av.VideoFrame`` objects."""
-    canvas = YuvCanvas(label_canvas(geometry))
+def yuv_frames(
+    geometry: GridGeometry, cells: Sequence[CellVideo], total: int, *, buffers: int = FRAME_BUFFERS
+) -> Iterator:
+    """The grid's ``total`` frames as yuv420p ``av.VideoFrame`` objects. The buffers are reused:
+    a frame is valid until ``buffers - 1`` more have been taken (encode it, do not keep it)."""
+    canvas = YuvCanvas(label_canvas(geometry), buffers)
+    shown: list = [None] * len(cells)
     for _index in range(total):
-        for cell in cells:
-            frame = cell.next_frame()
-            if frame is not None:
-                canvas.paste(frame, cell.rect)
-        yield canvas.video_frame()
+        frame, planes = canvas.next_buffer()
+        for number, cell in enumerate(cells):
+            decoded = cell.next_frame()
+            if decoded is not None:
+                shown[number] = decoded
+            if shown[number] is not None:  # a cell that has ended holds its last frame
+                canvas.paste(planes, shown[number], cell.rect)
+        yield frame
 
 
 def rgb_frames(geometry: GridGeometry, cells: Sequence[CellVideo], total: int) -> Iterator[np.ndarray]:
@@ -209,7 +238,7 @@ class Prefetch:
     the GIL in both). An error on the worker is raised in the consumer. :meth:`close` stops and
     joins the worker; call it before the cells' containers close (it is a context manager)."""
 
-    def __init__(self, frames: Iterator, depth: int = 2):
+    def __init__(self, frames: Iterator, depth: int = PREFETCH_DEPTH):
         self._frames = frames
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()

@@ -8,7 +8,9 @@ By the output's suffix:
   build without libx264 falls back to OpenCV's MPEG-4 Part 2 (``mp4v``), and says so.
 * ``.webm``: VP9 (VP8 where libvpx-vp9 is missing), through the same planes.
 * ``.webp`` / ``.gif``: an animated image through Pillow, for short clips (at most
-  :data:`MAX_ANIMATED_FRAMES` frames and :data:`MAX_ANIMATED_SIDE` pixels a side).
+  :data:`MAX_ANIMATED_FRAMES` frames and :data:`MAX_ANIMATED_SIDE` pixels a side). Identical
+  consecutive frames (a still grid) are stored once with their durations added, so a reader may
+  count fewer frames than the grid has while the clip plays as long.
 
 ``options.sheet_frame`` also writes ``NAME.sheet.png``: that frame composed in RGB
 (:func:`contact_sheet`, which the GUI uses too). Cells must share one size and frame rate; a

@@ -362,3 +362,21 @@ def test_the_wheel_leaves_an_unfocused_gain_alone(qtbot, grid):
     wheel()
     assert spin.value() == 5.0
     assert math.isclose(player.difference()[1], 5.0)
+
+
+def test_hover_names_the_cell_and_the_labels_and_tab_reaches_the_controls(qtbot, grid):
+    spec, result = grid
+    player = loaded_player(qtbot, spec, result)
+    player.resize(900, 640)
+    player.show()
+    qtbot.waitExposed(player)
+    tip = player._tooltip_at(QPointF(player.cell_point(1, 2)))
+    assert tip.startswith("strength 1 · seed 2")
+    geometry, target = player.geometry_of_grid(), player.view.image_rect()
+    scale = target.width() / geometry.width
+    x, _y, w, h = geometry.column_label_rect(1)
+    assert player._tooltip_at(QPointF(target.left() + (x + w / 2) * scale, target.top() + h / 2 * scale)) == (
+        "strength 0.5"
+    )
+    assert player.difference_box.nextInFocusChain() is player.gain_spin
+    assert player.gain_spin.focusPolicy() == Qt.FocusPolicy.StrongFocus

@@ -47,7 +47,7 @@ class CellPlayerDialog(QDialog):
         layout.addWidget(buttons)
         width, height = cell.width or 640, cell.height or 360
         # the clip at 100 % where the screen allows; the window stays under 1280 × 720 either way
-        self.resize(min(1200, max(480, width + 40)), min(680, max(360, height + 150)))
+        self.resize(min(1200, max(720, width + 40)), min(680, max(480, height + 150)))
         self.player.loaded.connect(self._at_start_frame)
         self.player.load(cell.video)
         self.player.setFocus(Qt.FocusReason.OtherFocusReason)

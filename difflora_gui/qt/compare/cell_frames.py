@@ -4,11 +4,12 @@ A grid of 14 cells of 81 frames at 832×480 is 1.4 GB of RGB decoded; 243 cells 
 one display cell size is picked for the whole grid (:func:`display_cell_size`: the source size
 scaled down until every cell's frames together fit :data:`MEMORY_BUDGET`), and each cell is decoded
 (:class:`~difflora_gui.preview.video_io.VideoReader`, PyAV with the OpenCV fallback) and resized
-with ``cv2.INTER_AREA`` on a small thread pool, then its full-size frames are dropped. Results go
-to the UI thread through :class:`CellRelay`'s signals (queued), tagged with a generation so a
-newer grid drops what an older load still delivers; :func:`start_decoding` returns the event that
-stops the old load's remaining work. Also here: what the player draws around and in place of the
-cells (the label background, message tiles) and each cell's strength-0 reference.
+(``cv2.INTER_AREA``; bilinear above half size) on a small thread pool, then its full-size frames
+are dropped. Results go to the UI thread through :class:`CellRelay`'s signals (queued), tagged
+with a generation so a newer grid drops what an older load still delivers; :func:`start_decoding`
+returns the event that stops the old load's remaining work. Also here: what the player draws
+around and in place of the cells (the label background, message tiles) and each cell's
+strength-0 reference.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
 #: decoded frames of the whole grid at display scale, at most (bytes)
 MEMORY_BUDGET = 512 << 20
-#: cells decoding at once (each decoder also runs its own frame threads)
-DECODE_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+#: cells decoding at once (each decoder also runs its own frame threads; on 2 cores two at once
+#: decoded 14 cells of 33 frames at 832×480 in 2.6 s against 3.8 s one at a time)
+DECODE_WORKERS = max(2, min(4, (os.cpu_count() or 2) // 2))
 #: the cell size when no cell says (or can tell) its size: every video is missing
 FALLBACK_SIZE = (256, 144)
 #: frames assumed for a cell whose result does not say
@@ -63,15 +65,19 @@ def display_cell_size(
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(F, H, W, 3) uint8 frames at ``size`` (w, h), area-averaged; the array itself when it already is."""
+    """(F, H, W, 3) uint8 frames at ``size`` (w, h); the array itself when it already is that size."""
     import cv2
 
     width, height = size
     if frames.shape[1:3] == (height, width):
         return np.ascontiguousarray(frames)
+    # area averaging where an output pixel covers 2+ source pixels; above half size bilinear reads
+    # the same neighbours and is 4× faster than OpenCV's fractional area path (832×480 → 818×472)
+    mild = width * 2 > frames.shape[2] and height * 2 > frames.shape[1]
+    interpolation = cv2.INTER_LINEAR if mild else cv2.INTER_AREA
     out = np.empty((len(frames), height, width, 3), np.uint8)
     for i, frame in enumerate(frames):
-        out[i] = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+        out[i] = cv2.resize(frame, (width, height), interpolation=interpolation)
     return out
 
 

@@ -344,7 +344,7 @@ class GridPlayer(TimelineWidget):
             shape = f"{len(self._cells)} cells"
         parts = [shape]
         if self._pending:
-            parts.append(f"decoding {len(self._cells) - len(self._pending)} of {len(self._cells)} …")
+            parts.append(f"decoded {len(self._cells) - len(self._pending)} of {len(self._cells)} …")
         if self._count:
             parts.append(f"frame {self._index + 1} of {self._count}")
         if self._difference:

@@ -380,3 +380,14 @@ def test_hover_names_the_cell_and_the_labels_and_tab_reaches_the_controls(qtbot,
     )
     assert player.difference_box.nextInFocusChain() is player.gain_spin
     assert player.gain_spin.focusPolicy() == Qt.FocusPolicy.StrongFocus
+
+
+def test_a_player_deleted_mid_decode_stops_its_workers(qtbot, grid):
+    spec, result = grid
+    player = GridPlayer()
+    player.set_grid(spec, result)
+    stop = player._stop[0]
+    assert stop is not None and not stop.is_set()
+    player.deleteLater()
+    qtbot.waitUntil(stop.is_set, timeout=5000)
+    qtbot.wait(300)  # what the workers still deliver goes nowhere, without an error

@@ -114,7 +114,11 @@ class GridPlayer(TimelineWidget):
         self._relay.cell_done.connect(self._on_cell_done, Qt.ConnectionType.QueuedConnection)
         self._relay.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
         self._generation = 0
-        self._stop: threading.Event | None = None
+        # the running load's stop event, in a box the destroyed-handler holds: a player deleted
+        # mid-decode stops its workers (the handler cannot reach a half-deleted player's attributes)
+        self._stop: list[threading.Event | None] = [None]
+        stop = self._stop
+        self.destroyed.connect(lambda *_args: stop[0] is not None and stop[0].set())
         self._press_at: QPoint | None = None
         self._dialogs: list[CellPlayerDialog] = []
         self._difference = False
@@ -166,7 +170,7 @@ class GridPlayer(TimelineWidget):
         self.view.set_message(f"Decoding {len(self._cells)} cells …")
         self._update_difference_controls()
         self._update_status()
-        self._stop = start_decoding(self._relay, self._generation, list(result.cells), self._budget)
+        self._stop[0] = start_decoding(self._relay, self._generation, list(result.cells), self._budget)
 
     def clear(self, message: str = "") -> None:
         """No grid: the view says ``message`` ("No grid"); a decode in flight is dropped."""
@@ -225,9 +229,9 @@ class GridPlayer(TimelineWidget):
         self.gain_spin.setEnabled(self._difference)
 
     def _cancel_loading(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-            self._stop = None
+        if self._stop[0] is not None:
+            self._stop[0].set()
+            self._stop[0] = None
 
     # --- decoded results (UI thread) ---------------------------------------------------------
 
@@ -268,7 +272,7 @@ class GridPlayer(TimelineWidget):
         if generation != self._generation:
             return
         self._loading = False
-        self._stop = None
+        self._stop[0] = None
         self._update_status()
         self.loaded.emit()
 

@@ -391,3 +391,22 @@ def test_a_player_deleted_mid_decode_stops_its_workers(qtbot, grid):
     player.deleteLater()
     qtbot.waitUntil(stop.is_set, timeout=5000)
     qtbot.wait(300)  # what the workers still deliver goes nowhere, without an error
+
+
+def test_keys_drive_the_grid_and_its_focus_shows(qtbot, grid):
+    spec, result = grid
+    player = loaded_player(qtbot, spec, result)
+    player.show()
+    qtbot.waitExposed(player)
+    QTest.mouseClick(
+        player.view.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, player.cell_point(0, 0)
+    )
+    qtbot.waitUntil(player.hasFocus)
+    assert "solid #" in player.view.styleSheet()  # the accent ring
+    QTest.keyClick(player, Qt.Key.Key_Right)
+    QTest.keyClick(player, Qt.Key.Key_Right)
+    assert player.frame_index == 2
+    assert np.array_equal(player.cell_frame(1, 1), decoded(result)[(1, 1)][2])
+    player.difference_box.setFocus()
+    qtbot.waitUntil(lambda: not player.hasFocus())
+    assert "transparent" in player.view.styleSheet()

@@ -33,7 +33,7 @@ from difflora_gui.qt.compare.cell_frames import (
     start_decoding,
     zero_references,
 )
-from difflora_gui.qt.preview.frame_view import ElidedLabel, FrameView
+from difflora_gui.qt.preview.frame_view import BACKGROUND, ElidedLabel, FrameView
 from difflora_gui.qt.preview.timeline import TimelineWidget
 from difflora_gui.qt.theme import COLORS
 
@@ -72,7 +72,7 @@ class GridPlayer(TimelineWidget):
         self.setObjectName("gridPlayer")
         self._budget = int(memory_budget)
         self.view = FrameView()
-        self.view.setObjectName("gridView")
+        self._show_focus(False)
         self.status = ElidedLabel("")
         self.status.setObjectName("gridStatus")
         self.status.setStyleSheet(f"color: {COLORS['muted']};")
@@ -490,6 +490,21 @@ class GridPlayer(TimelineWidget):
                     QToolTip.hideText()
                 return True
         return super().eventFilter(watched, event)
+
+    def _show_focus(self, focused: bool) -> None:
+        """A ring round the grid while the keys (Space, arrows …) go to it; the same width without."""
+        colour = COLORS["accent"] if focused else "transparent"
+        self.view.setStyleSheet(
+            f"QScrollArea#frameView {{ background: {BACKGROUND}; border: 1px solid {colour}; }}"
+        )
+
+    def focusInEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._show_focus(True)
+        super().focusInEvent(event)
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._show_focus(False)
+        super().focusOutEvent(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self._cancel_loading()

@@ -177,6 +177,8 @@ class AppSettings:
     #: load third-party plugins (the user plugins folder and installed packages); the built-in
     #: ones always load. ``DIFFLORA_DISABLE_PLUGIN_AUTOLOAD=1`` turns them off for one run.
     load_user_plugins: bool = True
+    #: the first start's "Build the demo project?" banner was answered (either way): it shows once
+    demo_offer_answered: bool = False
 
     #: what was wrong with the file on the last load: one line, "<file>: key 'x': ...; key 'y': ..."
     load_warning: str = field(default="", compare=False, repr=False, metadata=INTERNAL)

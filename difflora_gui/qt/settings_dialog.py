@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from difflora_gui.dataset.kontext_params import model_folder_problem
 from difflora_gui.qt.settings_preview import PreviewSettings, preview_problems
 from difflora_gui.qt.settings_servers import ServerTable, beside_buttons
-from difflora_gui.qt.settings_training import TrainingSettings
+from difflora_gui.qt.settings_training import FittedLabel, TrainingSettings
 from difflora_gui.settings import (
     DEFAULT_COMFYUI_URL,
     AppSettings,
@@ -45,6 +45,14 @@ from difflora_gui.settings import url_problem as url_problem
 from difflora_gui.train.settings_checks import musubi_dir_problem, training_problems
 
 DEFAULT_COMFYUI = DEFAULT_COMFYUI_URL
+#: under the server table: what a row points at (a running ComfyUI and its LoRA folder)
+SERVERS_HINT = (
+    f"A running ComfyUI: {DEFAULT_COMFYUI_URL} is where it answers by default (start it with --listen "
+    "for another computer to reach it). Shared LoRA folder: that server's models/loras folder as this "
+    "computer sees it (a LoRA to render is copied there; ComfyUI has no LoRA upload). The Preview "
+    "section's comfyui backend renders on these, one job at a time each; its diffusers backend "
+    "renders in this app (Preview above)."
+)
 
 
 def musubi_problem(folder: str) -> str:
@@ -230,12 +238,7 @@ class SettingsDialog(QDialog):
 
         servers = QVBoxLayout()
         servers.addWidget(self.comfyui_servers)
-        servers.addWidget(
-            self._hint(
-                "The Preview section's comfyui backend renders on these, each one job at a time; "
-                "its diffusers backend renders in this app (Preview above)."
-            )
-        )
+        servers.addWidget(self._hint(SERVERS_HINT))
 
         jobs = self._form()
         jobs.addRow("Autosave every", self.autosave_interval)
@@ -273,9 +276,8 @@ class SettingsDialog(QDialog):
 
     @staticmethod
     def _hint(text: str) -> QLabel:
-        label = QLabel(text)
+        label = FittedLabel(text)
         label.setObjectName("mutedLabel")
-        label.setWordWrap(True)
         return label
 
     @staticmethod

@@ -2,7 +2,8 @@
 
 The model it renders with is the Training group's Wan diffusers folder and DiT files (one set of
 paths for training and preview, edited there); this group names the model those paths give, live,
-so a user sees what the preview will load without a second copy of the fields.
+so a user sees what the preview will load without a second copy of the fields — and, when that is
+the demo's tiny random model, that its renders are noise-like clips.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
+from difflora_gui.qt.settings_training import FittedLabel
 from difflora_gui.settings import AppSettings, setting_bounds
 
 #: the AppSettings fields this group edits
@@ -56,6 +58,13 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
+#: added to the model line while the Training group's folder is the demo's tiny model
+DEMO_MODEL_SUMMARY = (
+    "This is the tiny demo model (random weights): its renders are noise-like clips. Point the Wan "
+    "diffusers folder under Training at real Wan weights for real results."
+)
+
+
 def preview_problems(values: AppSettings) -> list[str]:
     """The preview settings that are not allowed, one line each naming the setting ('' list: fine)."""
     problems = []
@@ -94,9 +103,8 @@ class PreviewSettings(QWidget):
     def __init__(self, training=None, parent: QWidget | None = None):
         super().__init__(parent)
         self._training = training
-        self.model_label = QLabel()
+        self.model_label = FittedLabel()
         self.model_label.setObjectName("mutedLabel")
-        self.model_label.setWordWrap(True)
         self.dtype = QComboBox()
         for key, (title, hint) in DTYPES.items():
             self.dtype.addItem(f"{key} ({title})", key)
@@ -152,14 +160,14 @@ class PreviewSettings(QWidget):
         if training is not None:
             for name in ("wan_model_dir", "wan_dit", "wan_dit_high_noise"):
                 training.fields[name].changed.connect(self.refresh_model)
+            training.demo_model_changed.connect(self.refresh_model)
         self._update_hints()
         self.refresh_model()
 
     @staticmethod
     def _hint(text: str) -> QLabel:
-        label = QLabel(text)
+        label = FittedLabel(text)
         label.setObjectName("mutedLabel")
-        label.setWordWrap(True)
         return label
 
     def inputs(self) -> list[QWidget]:
@@ -179,11 +187,12 @@ class PreviewSettings(QWidget):
             self.model_label.setText("The model comes from the Training settings (Wan diffusers folder).")
             return
         paths = self._training.fields
-        self.model_label.setText(
-            model_summary(
-                paths["wan_model_dir"].text(), paths["wan_dit"].text(), paths["wan_dit_high_noise"].text()
-            )
+        summary = model_summary(
+            paths["wan_model_dir"].text(), paths["wan_dit"].text(), paths["wan_dit_high_noise"].text()
         )
+        if self._training.demo_model and not paths["wan_dit"].text():
+            summary += " " + DEMO_MODEL_SUMMARY
+        self.model_label.setText(summary)
 
     @staticmethod
     def _select(combo: QComboBox, key: str) -> None:

@@ -4,6 +4,11 @@ Each path is checked as it is typed (:mod:`difflora_gui.train.settings_checks`, 
 and its problem is shown under the field. A value that was already saved and whose path is simply
 absent now (a drive or share that is away) is shown as a note and does not stop a save: the user
 keeps the path for when the drive is back.
+
+Each of the three things a new user has to fetch has a hint saying what to point it at: the Musubi
+Tuner clone and its venv's Python, and the Wan diffusers folders one downloads. When the diffusers
+folder is the demo's tiny random model, a note says so (its renders are noise-like clips) and
+where real weights go.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtCore import QSize, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -23,6 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from difflora_gui.demo import tiny_model
+from difflora_gui.qt.theme import COLORS
 from difflora_gui.train.settings_checks import FIELDS_BY_NAME, field_problem, is_absent
 
 #: how long typing pauses before a field is checked (a network path can take a moment to stat)
@@ -33,6 +40,66 @@ PYTHON_FILTER = (
     if sys.platform == "win32"
     else "All files (*)"
 )
+
+#: shown under the Wan diffusers folder while it is the demo's tiny random model
+DEMO_MODEL_NOTE = (
+    "This is the tiny demo model (random weights): renders are noise-like clips. For real results "
+    "point this at a Wan diffusers folder, e.g. Wan2.1-T2V-1.3B-Diffusers — see README ▸ Configure "
+    "real models."
+)
+MUSUBI_DIR_HINT = (
+    "Your clone of Musubi Tuner (git clone https://github.com/kohya-ss/musubi-tuner), set up with its "
+    "own venv as its README says: the folder that holds src/musubi_tuner/."
+)
+MUSUBI_PYTHON_HINT = (
+    "The python of that venv: musubi-tuner\\.venv\\Scripts\\python.exe on Windows, "
+    "musubi-tuner/.venv/bin/python on Linux."
+)
+WAN_FOLDER_HINT = (
+    "For the built-in trainer and the preview: a Wan diffusers folder downloaded from Hugging Face — "
+    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers (the one to start with), Wan-AI/Wan2.1-T2V-14B-Diffusers, "
+    "Wan-AI/Wan2.2-T2V-A14B-Diffusers (two experts) or Wan-AI/Wan2.2-TI2V-5B-Diffusers (preview only)."
+)
+
+
+def is_demo_model_dir(folder: str | Path) -> bool:
+    """Whether ``folder`` is the demo's tiny random model: by its name, or by the label its
+    ``README.txt`` starts with (a copy the user renamed)."""
+    if not str(folder).strip():
+        return False
+    path = Path(str(folder).strip())
+    if path.name == tiny_model.MODEL_FOLDER_NAME:
+        return True
+    label = tiny_model.LABEL.encode("utf-8")
+    try:
+        with open(path / tiny_model.README_NAME, "rb") as readme:
+            return readme.read(len(label)) == label
+    except OSError:
+        return False
+
+
+class FittedLabel(QLabel):
+    """A word-wrapped label exactly as tall as its text at its own width.
+
+    A plain QLabel's size hint guesses a narrow width for wrapped text, so in a wide form a two-line
+    hint gets the height of four lines and sits in a gap; this one asks for the height its actual
+    width needs, and asks again when its width changes.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().sizeHint()
+        if self.wordWrap() and self.width() > 0:
+            hint.setHeight(self.heightForWidth(self.width()))
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()  # the height the new width needs
 
 
 class BrowseMemory:
@@ -165,9 +232,13 @@ class CheckedPathField(QWidget):
 class TrainingSettings(QWidget):
     """The Training group's fields; :attr:`fields` maps AppSettings field names to them."""
 
+    #: the Wan diffusers folder became, or stopped being, the demo's tiny model (:attr:`demo_model`)
+    demo_model_changed = Signal(bool)
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.memory = BrowseMemory()
+        self.demo_model = False
 
         def field(name: str, hint: str, *, folder: bool = False, file_filter: str = MODEL_FILTER):
             return CheckedPathField(
@@ -200,7 +271,15 @@ class TrainingSettings(QWidget):
             )
         }
 
+        self.demo_note = FittedLabel(DEMO_MODEL_NOTE)
+        self.demo_note.setObjectName("demoModelNote")
+        self.demo_note.setStyleSheet(
+            f"QLabel#demoModelNote {{ color: {COLORS['warning']}; border: 1px solid {COLORS['warning']}; "
+            "border-radius: 3px; padding: 4px 6px; }"
+        )
+
         form = QFormLayout(self)
+        self._form = form
         form.setContentsMargins(0, 0, 0, 0)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow(
@@ -211,35 +290,43 @@ class TrainingSettings(QWidget):
         )
         for name, widget in self.fields.items():
             form.addRow(FIELDS_BY_NAME[name].label, widget)
+            if name == "musubi_tuner_dir":
+                form.addRow("", self._hint(MUSUBI_DIR_HINT))
             if name == "musubi_python":
-                form.addRow(
-                    "",
-                    self._hint(
-                        "The python.exe of Musubi's venv (for example "
-                        "musubi-tuner\\.venv\\Scripts\\python.exe)."
-                    ),
-                )
+                form.addRow("", self._hint(MUSUBI_PYTHON_HINT))
             if name == "wan_clip":
                 form.addRow("", self._hint("Model files: .safetensors or .pth, as Musubi's docs list them."))
             if name == "wan_model_dir":
-                form.addRow(
-                    "",
-                    self._hint(
-                        "For the built-in trainer and the preview "
-                        "(for example Wan-AI/Wan2.1-T2V-1.3B-Diffusers)."
-                    ),
-                )
+                form.addRow("", self.demo_note)
+                form.addRow("", self._hint(WAN_FOLDER_HINT))
+        # the folder is looked at (its README) once typing pauses, as the fields' own checks are
+        self._demo_timer = QTimer(self)
+        self._demo_timer.setSingleShot(True)
+        self._demo_timer.setInterval(CHECK_DELAY_MS)
+        self._demo_timer.timeout.connect(self.refresh_demo_note)
+        self.model_dir.edit.textChanged.connect(self._demo_timer.start)
+        form.setRowVisible(self.demo_note, False)  # the whole row, so no gap is left while hidden
 
     @staticmethod
     def _hint(text: str) -> QLabel:
-        label = QLabel(text)
+        label = FittedLabel(text)
         label.setObjectName("mutedLabel")
-        label.setWordWrap(True)
         return label
+
+    @Slot()
+    def refresh_demo_note(self) -> None:
+        """Show the demo note while the Wan diffusers folder is the demo's tiny model."""
+        self._demo_timer.stop()
+        demo = is_demo_model_dir(self.model_dir.text())
+        self._form.setRowVisible(self.demo_note, demo)
+        if demo != self.demo_model:
+            self.demo_model = demo
+            self.demo_model_changed.emit(demo)
 
     def load(self, settings) -> None:
         for name, widget in self.fields.items():
             widget.load(str(getattr(settings, name, "") or ""))
+        self.refresh_demo_note()
 
     def values(self) -> dict[str, str]:
         return {name: widget.text() for name, widget in self.fields.items()}

@@ -168,15 +168,19 @@ class PreviewBackendSpec(_JobContribution):
     * ``model_facts(options)`` returns a :class:`difflora_gui.preview.backend.ModelFacts` (blocks,
       experts) read from the model's configs, without loading weights;
     * ``settings_defaults(settings)`` maps the app's Settings to defaults of ``params`` (the
-      backend's options).
+      backend's options);
+    * ``cached(job)`` returns the :class:`~difflora_gui.preview.backend.PreviewResult` of a job
+      from the render cache, or None, and never renders (the grid job asks it for every cell
+      before queueing the missing ones; without it every cell is queued and looks itself up).
     """
 
     model_facts: Callable | str | None = None
     settings_defaults: Callable | str | None = None
+    cached: Callable | str | None = None
 
     def __post_init__(self):
         super().__post_init__()
-        for target in (self.model_facts, self.settings_defaults):
+        for target in (self.model_facts, self.settings_defaults, self.cached):
             _check_target("preview backend", self.name, target, optional=True)
 
 

@@ -134,6 +134,7 @@ def difflora_register_preview_backends():
             params=PARAMS,
             run=f"{_BACKEND}:run_comfy_preview",
             model_facts=f"{_BACKEND}:model_facts",
+            cached=f"{_BACKEND}:cached_comfy_preview",
             settings_defaults=f"{_BACKEND}:settings_defaults",
             lane="comfy",
         )

@@ -88,6 +88,7 @@ def difflora_register_preview_backends():
             params=PARAMS,
             run=f"{_RENDER}:run_preview",
             model_facts=f"{_RENDER}:model_facts_for",
+            cached=f"{_RENDER}:cached_preview",
             settings_defaults=f"{_RENDER}:settings_defaults",
             lane="device",
         )

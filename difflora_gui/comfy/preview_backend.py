@@ -427,3 +427,29 @@ def run_comfy_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult
         frames = pool.run_with_retry(attempt, preferred=preferred, log=ctx.log)
         key = request.cache_key(opts.fingerprint(rendered_on[-1]))
     return deliver(job, request, key, ctx, cache=cache, hit=hit, frames=frames)
+
+
+def cached_comfy_preview(job: PreviewJob | Mapping[str, Any]) -> PreviewResult | None:
+    """The backend's ``cached``: the render of ``job`` from the cache as made on any server of
+    the pool (or on the one the options name), or None; never sends a prompt."""
+    from difflora_gui.jobs.context import NullContext
+    from difflora_gui.preview.render import hash_lora
+    from difflora_gui.preview.render_cache import RenderCache
+    from difflora_gui.preview.render_outputs import check_outputs, deliver
+    from difflora_gui.preview.request import with_hashes
+
+    job = job if isinstance(job, PreviewJob) else PreviewJob.from_json(job)
+    if not job.cache_dir or job.frames_dir:
+        return None
+    opts = ComfyOptions.from_json(job.options)
+    _check_template(opts)
+    request = with_hashes(job.request, hash_lora)
+    pool = _pool_for(opts)
+    preferred = _preferred(opts, pool, NullContext())
+    cache = RenderCache(job.cache_dir, job.cache_mb)
+    for _name, key in _candidate_keys(request, opts, pool, preferred):
+        hit = cache.get(key)
+        if hit is not None:
+            check_outputs(job)
+            return deliver(job, request, key, NullContext(), cache=cache, hit=hit)
+    return None

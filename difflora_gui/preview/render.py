@@ -139,3 +139,25 @@ def run_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult:
     hit = cache.get(key) if cache is not None and not job.frames_dir else None
     frames = None if hit is not None else _render(job, settings, ctx)
     return deliver(job, request, key, ctx, cache=cache, hit=hit, frames=frames)
+
+
+def cached_preview(job: PreviewJob | Mapping[str, Any]) -> PreviewResult | None:
+    """The backend's ``cached``: the render of ``job`` from its cache (written to ``out`` when
+    it names one), or None without rendering — no cache folder, no entry, or ``frames_dir`` set
+    (exact frames come only from a render)."""
+    from difflora_gui.jobs.context import NullContext
+    from difflora_gui.preview.render_cache import RenderCache
+    from difflora_gui.preview.request import with_hashes
+
+    job = job if isinstance(job, PreviewJob) else PreviewJob.from_json(job)
+    if not job.cache_dir or job.frames_dir:
+        return None
+    settings = _model_settings(job.options, resolve_device=False)
+    request = with_hashes(job.request, hash_lora)
+    key = request.cache_key(settings.fingerprint())
+    cache = RenderCache(job.cache_dir, job.cache_mb)
+    hit = cache.get(key)
+    if hit is None:
+        return None
+    check_outputs(job)
+    return deliver(job, request, key, NullContext(), cache=cache, hit=hit)

@@ -84,11 +84,15 @@ SECTION_INFO: dict[str, SectionInfo] = {
     "compare": SectionInfo(
         "compare",
         "Compare",
-        "Merges, ranks and epochs side by side.",
+        "Strengths, seeds, merges and epochs side by side.",
         (
-            "Preview grids of different merges, ranks, block selections or training epochs.",
-            "The settings that produced each grid, next to it.",
+            "Grids of preview clips on up to three axes: strength, seed, LoRA variant (merges or the "
+            "checkpoints of one run), block preset or selector, prompt, and per-expert strength for Wan2.2.",
+            "Every cell on one timeline, with a difference view against strength 0.",
+            "Export as one labelled video (H.264, WebM, WebP, GIF), a PNG contact sheet and a JSON sidecar "
+            "that renders the same grid again.",
         ),
+        ".safetensors files dropped on the window will go to its LoRA stack.",
     ),
 }
 assert tuple(SECTION_INFO) == SECTIONS

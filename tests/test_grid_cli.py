@@ -3,6 +3,7 @@ sidecar, bad input as one line (exit 2, nothing written), and real grids of the 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -272,3 +273,118 @@ def test_bad_input_from_a_real_process_is_one_line(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and "bad strength range" in lines[0], done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# --- real grids of the tiny Wan -------------------------------------------------------------------
+
+
+def _png(path):
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+def _decoded(path):
+    from difflora_gui.preview.video_io import read_video
+
+    frames, _fps = read_video(path)
+    return frames
+
+
+def test_a_real_grid_its_cache_and_an_exact_rerender_from_the_sidecar(tiny, tmp_path):
+    import av
+    import numpy as np
+
+    from difflora_gui.compare.grid_canvas import grid_geometry
+    from difflora_gui.compare.grid_types import GridResult
+
+    wan, (slider, *_rest) = tiny
+    out = tmp_path / "g ü.mp4"
+    argv = [
+        "grid",
+        "--model",
+        wan,
+        *MODEL,
+        *RENDER,
+        "--lora",
+        slider,
+        "--strengths",
+        "-1:1:1",
+        "--seeds",
+        "1,2",
+    ]
+    first = run_main(*argv, "--out", out, "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().splitlines()[-1] == str(out)
+    sidecar = out.with_suffix(".json")
+    job = read_sidecar(sidecar)
+    assert [(a.kind, a.values) for a in job.spec.axes] == [("strength", (-1.0, 0.0, 1.0)), ("seed", (1, 2))]
+    geometry = grid_geometry(job.spec, 32, 32)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert (stream.codec_context.width, stream.codec_context.height) == (geometry.width, geometry.height)
+    grid_frames = _decoded(out)
+    assert grid_frames.shape == (5, geometry.height, geometry.width, 3)
+
+    # asked again: every cell comes from the cache
+    again = run_main(*argv, "--out", out, "--overwrite", "--json", "--quiet")
+    assert again.returncode == 0, again.stderr
+    cached = GridResult.from_json(json.loads(again.stdout))
+    assert (cached.rendered, cached.cached, len(cached.cells)) == (0, 6, 6)
+    assert not any(cell.rendered for cell in cached.cells)
+    assert np.array_equal(_decoded(out), grid_frames)
+
+    # from the sidecar into a fresh cache: all six rendered again, each cell the same. The cells'
+    # H.264 files are not compared: the preview's encoder (PyAV, thread_type AUTO) does not give
+    # the same bitstream every time for these 32 × 32 clips (decoded frames then differ by up to
+    # ~20 levels), so the lossless PNG of each cell's first frame is what must be equal.
+    fresh = tmp_path / "fresh cache"
+    redo = run_main(
+        "grid", "--from", sidecar, "--cache", fresh, "--out", tmp_path / "g2.mp4", "--json", "--quiet"
+    )
+    assert redo.returncode == 0, redo.stderr
+    rerendered = GridResult.from_json(json.loads(redo.stdout))
+    assert (rerendered.rendered, rerendered.cached) == (6, 0)
+    for cell in rerendered.cells:
+        before = cached.cell_at(cell.row, cell.col)
+        assert Path(cell.video).is_relative_to(fresh) and not Path(before.video).is_relative_to(fresh)
+        assert (cell.key, cell.labels, cell.request) == (before.key, before.labels, before.request)
+        ours, theirs = _png(cell.first_frame), _png(before.first_frame)
+        assert ours.shape == (32, 32, 3) and np.array_equal(ours, theirs), (cell.row, cell.col)
+        assert _decoded(cell.video).shape == (5, 32, 32, 3)
+    assert _decoded(tmp_path / "g2.mp4").shape == grid_frames.shape
+    assert read_sidecar(tmp_path / "g2.json").spec == job.spec
+    # the cells differ where they should: strength -1 is not strength 1, seed 1 is not seed 2
+    first = _png(cached.cell_at(0, 0).first_frame)
+    assert not np.array_equal(first, _png(cached.cell_at(0, 2).first_frame))
+    assert not np.array_equal(first, _png(cached.cell_at(1, 0).first_frame))
+
+
+def test_a_lora_changed_since_the_sidecar_is_named_in_a_warning(tiny, tmp_path, capsys):
+    from difflora_gui.compare.grid_types import CellResult, GridResult
+    from difflora_gui.preview.render import hash_lora
+
+    _wan, (slider, _comma, accel) = tiny
+    job = _job(tiny, tmp_path, "--lora", slider, "--lora", accel, "--strengths", "0,1")
+
+    def result(slider_hash):
+        cells = []
+        for cell in job.spec.cells():
+            request = cell.request.to_json()
+            request["loras"][0]["sha256"] = slider_hash
+            request["loras"][1]["sha256"] = hash_lora(accel)
+            cells.append(
+                CellResult(
+                    cell.index, cell.row, cell.col, cell.labels, "", "", "k", True, 5, 32, 32, 8, request
+                )
+            )
+        return GridResult(tuple(cells), rendered=2, cached=0)
+
+    same = write_sidecar(tmp_path / "same.json", job, result(hash_lora(slider)))
+    job_from_args(build_parser().parse_args(["grid", "--from", str(same)]))
+    assert capsys.readouterr().err == ""
+    changed = write_sidecar(tmp_path / "changed.json", job, result("0" * 64))
+    assert job_from_args(build_parser().parse_args(["grid", "--from", str(changed)])).spec == job.spec
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"warning: {slider}: changed since the grid was rendered; its cells will differ"]

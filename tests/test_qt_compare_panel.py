@@ -148,3 +148,71 @@ def test_export_dialog_checks_the_name_and_remembers_the_folder(qtbot, monkeypat
     assert (options.layout, options.sheet_frame) == ("vertical", None)
     dialog.accept()
     assert dialog.result() == QDialog.DialogCode.Accepted and dialog.chosen_folder == str(tmp_path)
+
+
+def test_cancel_keeps_finished_cells_for_the_next_render(window):
+    panel = window.panel
+    window.quick_form(prompt="a cancelled grid")
+    panel.stack.add_files([window.loras[0]])
+    window.set_axis(0, "strength", "-2:2:1")
+    window.set_axis(1, "seed", "1:4:1")
+    assert panel.axes_form.summary_label.text() == "5 strengths × 4 seeds = 20 cells"
+    assert panel.render_grid() is not None
+    # the first cell finished ("cell 1 of 20: labels"), then Cancel
+    window.qtbot.waitUntil(
+        lambda: any(t.startswith("cell 1 of 20: ") for t in panel.progress_texts), timeout=120_000
+    )
+    panel.cancel_button.click()
+    window.wait_grid()
+    assert panel.shown_job is None  # nothing shown from a cancelled grid
+    assert "cached" in panel.status_line.text() and "cancelled" in panel.status_line.text().lower()
+    assert panel.render_button.isEnabled()
+    assert panel.render_grid() is not None
+    window.wait_grid()
+    status = panel.status_line.text()
+    assert status.startswith("20 cells: "), status
+    cached = int(status.split(", ")[1].split(" ")[0])
+    assert 1 <= cached < 20, status
+
+
+def test_a_sidecar_puts_its_grid_in_the_form(window, tmp_path):
+    from difflora_gui.compare.grid_spec import Axis, GridSpec
+    from difflora_gui.compare.grid_types import GridJob
+    from difflora_gui.compare.sidecar import write_sidecar
+    from difflora_gui.preview.request import LoraEntry, PreviewRequest
+
+    loras = [str(p) for p in window.loras]
+    base = PreviewRequest(
+        prompt="from a sidecar", width=32, height=32, frames=5, steps=2, loras=(LoraEntry(loras[0]),)
+    )
+    spec = GridSpec(base, (Axis("variant", tuple(loras)), Axis.parse("prompt", ["a cat", "a dog"])))
+    path = write_sidecar(tmp_path / "grid ü.json", GridJob(spec, cache_dir=str(tmp_path / "cache")), None)
+    panel = window.panel
+    assert panel.load_sidecar(path)
+    assert panel.render_form.prompt_edit.toPlainText() == "from a sidecar"
+    rows = panel.axes_form.rows
+    assert [rows[0].kind(), rows[1].kind(), rows[2].kind()] == ["variant", "prompt", ""]
+    assert rows[0].variant_files() == loras
+    assert panel.axes_form.summary_label.text() == "2 LoRAs × 2 prompts = 4 cells"
+    assert panel.grid_spec().to_json()["axes"] == spec.to_json()["axes"]
+    assert "Loaded grid ü.json" in panel.status_line.text()
+    # a broken file says what is wrong and changes nothing
+    bad = tmp_path / "not a grid.json"
+    bad.write_text("{}", encoding="utf-8")
+    assert not panel.load_sidecar(bad)
+    assert "not a grid sidecar" in panel.status_line.text()
+
+
+def test_narrow_window_shows_inputs_and_grid_as_tabs(window):
+    panel = window.panel
+    window.window.resize(1280, 720)
+    window.qtbot.waitUntil(lambda: panel._narrow or panel.width() >= panel.narrow_width(), timeout=5_000)
+    if panel.width() < panel.narrow_width():
+        assert panel.tabs.isVisibleTo(panel) and not panel.splitter.isVisibleTo(panel)
+    window.window.resize(1920, 1080)
+    window.qtbot.waitUntil(lambda: not panel._narrow, timeout=5_000)
+    assert panel.splitter.isVisibleTo(panel)
+    assert panel.inputs_scroll.isVisibleTo(panel) and panel.grid_box.isVisibleTo(panel)
+    # the buttons sit inside the panel at both sizes (nothing clipped off its right edge)
+    right = panel.export_button.mapTo(panel, panel.export_button.rect().topRight()).x()
+    assert right <= panel.width()

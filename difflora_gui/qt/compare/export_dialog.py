@@ -6,6 +6,9 @@ workspace ``grids/`` folder). The layout (the first axis along the columns or do
 axis labels, a PNG contact sheet of one frame (the player's current frame by default) and the
 JSON sidecar are options. The dialog never writes: the panel asks before replacing any file it
 would write (:func:`existing_outputs`) and runs the export as a job.
+
+:class:`ExportActions` (mixed into the panel) is Export… and Open grid sidecar…: the dialogs, the
+overwrite question, and a sidecar's grid put back in the form.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -30,11 +34,15 @@ from PySide6.QtWidgets import (
 
 from difflora_gui.compare.grid_spec import LAYOUTS
 from difflora_gui.compare.grid_types import EXPORT_SUFFIXES, ExportOptions
+from difflora_gui.errors import UserError
 from difflora_gui.qt.merge.run_bar import STATUS_COLORS
 
 EXPORT_FILTER = (
     "H.264 video (*.mp4);;WebM video (*.webm);;Animated WebP, short clips (*.webp);;GIF, short clips (*.gif)"
 )
+EXPORT_SLOT = "compare-export"
+SIDECAR_SLOT = "compare-sidecar"
+SIDECAR_FILTER = "Grid sidecars (*.json);;All files (*)"
 LAYOUT_TITLES = {
     "horizontal": "Horizontal (first axis along the columns)",
     "vertical": "Vertical (down the rows)",
@@ -189,3 +197,87 @@ class ExportDialog(QDialog):
             return
         self.chosen_folder = str(self.path().parent)
         super().accept()
+
+
+class ExportActions:
+    """Export… and Open grid sidecar… (mixed into the panel)."""
+
+    def default_export_path(self) -> Path:
+        folder = self.folders.start(EXPORT_SLOT) or str(self.services.project.workspace.kind_dir("grids"))
+        shape = "x".join(str(n) for n in self.shown_job.spec.shape) if self.shown_job else "grid"
+        return Path(folder) / f"grid_{shape}.mp4"
+
+    def export_clicked(self) -> bool:
+        """The Export dialog, then (asking before replacing any file) the export job."""
+        if not self.export_button.isEnabled():
+            self.set_status(self.export_button.toolTip(), "warning")
+            return False
+        start = self.default_export_path()
+        if not start.parent.exists():
+            start.parent.mkdir(parents=True, exist_ok=True)  # the workspace's grids/ folder, made on demand
+        dialog = ExportDialog(
+            str(start),
+            layout=self.layout_combo.currentData(),
+            frame=self.player.frame_index,
+            frames=max(1, self.player.frame_count),
+            parent=self,
+        )
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        out, options = dialog.path(), dialog.options()
+        self.folders.remember(EXPORT_SLOT, out.parent)
+        existing = existing_outputs(out, options)
+        overwrite = False
+        if existing:
+            names = "\n".join(str(p) for p in existing)
+            answer = QMessageBox.question(
+                self, "Replace files?", f"These files exist already:\n{names}\n\nReplace them?"
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                self.set_status("Export cancelled: nothing was written", "info")
+                return False
+            overwrite = True
+        return self.export_grid(out, options, overwrite=overwrite) is not None
+
+    def open_sidecar_clicked(self) -> bool:
+        start = self.folders.start(SIDECAR_SLOT) or str(self.services.project.workspace.kind_dir("grids"))
+        path, _ = QFileDialog.getOpenFileName(self, "Open a grid sidecar", start, SIDECAR_FILTER)
+        if not path:
+            return False
+        self.folders.remember(SIDECAR_SLOT, Path(path).parent)
+        return self.load_sidecar(path)
+
+    def load_sidecar(self, path: str | Path) -> bool:
+        """Put a sidecar's grid in the form (backend, base request, stack, target, axes)."""
+        from difflora_gui.compare.sidecar import read_sidecar
+        from difflora_gui.qt.preview.lora_stack import StackItem
+        from difflora_gui.qt.preview.render_form import DEFAULTS
+
+        try:
+            job = read_sidecar(path)
+        except UserError as exc:
+            self.set_status(f"Cannot open the sidecar: {exc}", "error")
+            return False
+        spec = job.spec
+        form = {k: v for k, v in spec.base.to_json().items() if k in DEFAULTS}
+        options = {k: v for k, v in job.options.items() if k != "device"}
+        self._restoring = True
+        try:
+            self.render_form.set_values(
+                {**DEFAULTS, **form, "backend": job.backend, "options": {job.backend: options}}
+            )
+            self.stack.set_items([StackItem(entry) for entry in spec.base.loras], selected=spec.target)
+            self.axes_form.set_axes(spec.axes)
+            self.layout_combo.setCurrentIndex(max(0, self.layout_combo.findData(job.export.layout)))
+        finally:
+            self._restoring = False
+        self._on_model_changed()
+        self._inputs_changed()
+        missing = [e.file for e in spec.base.loras if not Path(e.file).is_file()]
+        if missing:
+            self.set_status(
+                f"Loaded {Path(path).name}, but {Path(missing[0]).name} is missing: put it back", "warning"
+            )
+        else:
+            self.set_status(f"Loaded {Path(path).name}: Render grid replays its cached cells", "ok")
+        return True

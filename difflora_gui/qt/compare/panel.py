@@ -22,17 +22,15 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -42,24 +40,21 @@ from difflora_gui.errors import UserError
 from difflora_gui.merge.input_folders import LastFolders
 from difflora_gui.preview.request import PreviewRequest
 from difflora_gui.qt.compare.axes_form import AxesForm
-from difflora_gui.qt.compare.export_dialog import ExportDialog, existing_outputs
+from difflora_gui.qt.compare.export_dialog import ExportActions
 from difflora_gui.qt.compare.grid_jobs import GridJobs
 from difflora_gui.qt.compare.grid_player import GridPlayer
 from difflora_gui.qt.merge.run_bar import STATUS_COLORS, StatusLine
 from difflora_gui.qt.preview.backend_options import request_problem
-from difflora_gui.qt.preview.lora_stack import LoraStack, StackItem, items_from_json, items_to_json
+from difflora_gui.qt.preview.lora_stack import LoraStack, items_from_json, items_to_json
 from difflora_gui.qt.preview.render_form import DEFAULTS, RenderForm
 from difflora_gui.qt.theme import section_card
 
 SECTION = "compare"
 LORA_SLOT = "compare-lora"
-EXPORT_SLOT = "compare-export"
-SIDECAR_SLOT = "compare-sidecar"
 RENDER_KEYS = "Ctrl+Return"
 RENDER_TIP = f"Render every cell (cached cells replay at once; {RENDER_KEYS})"
 STALE_TEXT = "stale: inputs changed — Render grid to update"
 NOT_RENDERED = "No grid yet: set the axes, then Render grid"
-SIDECAR_FILTER = "Grid sidecars (*.json);;All files (*)"
 LAYOUT_TITLES = {"horizontal": "Horizontal", "vertical": "Vertical"}
 
 
@@ -88,7 +83,7 @@ def job_signature(job) -> str:
     return json.dumps([job.spec.to_json(), job.backend, dict(job.options)], sort_keys=True, default=str)
 
 
-class ComparePanel(GridJobs, QWidget):
+class ComparePanel(ExportActions, GridJobs, QWidget):
     """The Compare section's panel (``PanelSpec.widget``); takes dropped ``.safetensors`` files."""
 
     def __init__(self, services, parent: QWidget | None = None):
@@ -113,9 +108,20 @@ class ComparePanel(GridJobs, QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         frame = _scroll_area("comparePanelScroll")  # smaller than the panel: it scrolls, never clips
         outer.addWidget(frame)
+        holder = QWidget()
+        main = QVBoxLayout(holder)
+        main.setContentsMargins(0, 0, 0, 0)
+        main.setSpacing(6)
+        frame.setWidget(holder)
+        # wide: the inputs beside the grid; narrow (a 1280×720 window with its docks): two tabs
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
-        frame.setWidget(self.splitter)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("compareTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.hide()
+        main.addWidget(self.splitter, 1)
+        main.addWidget(self.tabs, 1)
         scroll = _scroll_area("compareInputsScroll")
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QWidget()
@@ -172,11 +178,41 @@ class ComparePanel(GridJobs, QWidget):
         right_layout.addLayout(tools)
         self.player = GridPlayer()
         right_layout.addWidget(self.player, 1)
-        right_layout.addWidget(self._build_bar())
-        right.setMinimumWidth(420)
+        self.grid_box = right
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
+        main.addWidget(self._build_bar())
+        self._narrow = False
+
+    def _arrange(self, *, narrow: bool) -> None:
+        """The inputs beside the grid, or (``narrow``) the inputs and the grid as two tabs."""
+        if narrow == self._narrow:
+            return
+        self._narrow = narrow
+        current = self.tabs.currentIndex()
+        while self.tabs.count():
+            self.tabs.removeTab(0)
+        if narrow:
+            self.tabs.addTab(self.inputs_scroll, "Settings")
+            self.tabs.addTab(self.grid_box, "Grid")
+            self.tabs.setCurrentIndex(max(0, current))
+        else:
+            self.splitter.insertWidget(0, self.inputs_scroll)
+            self.splitter.insertWidget(1, self.grid_box)
+            for widget in (self.inputs_scroll, self.grid_box):
+                widget.show()  # the tab widget left the one not on show hidden
+        self.splitter.setVisible(not narrow)
+        self.tabs.setVisible(narrow)
+        self.update_tab_order()
+
+    def narrow_width(self) -> int:
+        """Below this width the inputs and the grid do not fit side by side."""
+        return self.inputs_scroll.minimumWidth() + self.grid_box.minimumSizeHint().width() + 16
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._arrange(narrow=self.width() < self.narrow_width())
 
     def _build_bar(self) -> QWidget:
         bar = QFrame()
@@ -238,6 +274,8 @@ class ComparePanel(GridJobs, QWidget):
         from difflora_gui.qt.merge.shortcuts import apply_tab_order
 
         parts = [self.render_form, self.stack_card, self.axes_form, self.layout_combo, self.open_button]
+        if getattr(self, "_narrow", False):
+            parts.insert(0, self.tabs.tabBar())
         return apply_tab_order(
             [*parts, self.export_button, self.player, self.render_button, self.cancel_button]
         )
@@ -412,6 +450,8 @@ class ComparePanel(GridJobs, QWidget):
 
     def show_grid(self, job, result) -> None:
         self.shown_job, self.shown_result = job, result
+        if self._narrow:
+            self.tabs.setCurrentWidget(self.grid_box)
         self.details_line.set_message("Click a cell for its labels and request", STATUS_COLORS["info"])
         self.player.set_grid(job.spec, result, self.layout_combo.currentData())
         self._update_buttons()
@@ -439,86 +479,6 @@ class ComparePanel(GridJobs, QWidget):
         )
         self.details_line.set_message(text, STATUS_COLORS["info"])
         self.details_line.setToolTip(json.dumps(cell.request, indent=1, ensure_ascii=False))
-
-    # --- export and sidecars -----------------------------------------------------------------
-
-    def default_export_path(self) -> Path:
-        folder = self.folders.start(EXPORT_SLOT) or str(self.services.project.workspace.kind_dir("grids"))
-        shape = "x".join(str(n) for n in self.shown_job.spec.shape) if self.shown_job else "grid"
-        return Path(folder) / f"grid_{shape}.mp4"
-
-    def export_clicked(self) -> bool:
-        """The Export dialog, then (asking before replacing any file) the export job."""
-        if not self.export_button.isEnabled():
-            self.set_status(self.export_button.toolTip(), "warning")
-            return False
-        start = self.default_export_path()
-        if not start.parent.exists():
-            start.parent.mkdir(parents=True, exist_ok=True)  # the workspace's grids/ folder, made on demand
-        dialog = ExportDialog(
-            str(start),
-            layout=self.layout_combo.currentData(),
-            frame=self.player.frame_index,
-            frames=max(1, self.player.frame_count),
-            parent=self,
-        )
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return False
-        out, options = dialog.path(), dialog.options()
-        self.folders.remember(EXPORT_SLOT, out.parent)
-        existing = existing_outputs(out, options)
-        overwrite = False
-        if existing:
-            names = "\n".join(str(p) for p in existing)
-            answer = QMessageBox.question(
-                self, "Replace files?", f"These files exist already:\n{names}\n\nReplace them?"
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                self.set_status("Export cancelled: nothing was written", "info")
-                return False
-            overwrite = True
-        return self.export_grid(out, options, overwrite=overwrite) is not None
-
-    def open_sidecar_clicked(self) -> bool:
-        start = self.folders.start(SIDECAR_SLOT) or str(self.services.project.workspace.kind_dir("grids"))
-        path, _ = QFileDialog.getOpenFileName(self, "Open a grid sidecar", start, SIDECAR_FILTER)
-        if not path:
-            return False
-        self.folders.remember(SIDECAR_SLOT, Path(path).parent)
-        return self.load_sidecar(path)
-
-    def load_sidecar(self, path: str | Path) -> bool:
-        """Put a sidecar's grid in the form (backend, base request, stack, target, axes)."""
-        from difflora_gui.compare.sidecar import read_sidecar
-
-        try:
-            job = read_sidecar(path)
-        except UserError as exc:
-            self.set_status(f"Cannot open the sidecar: {exc}", "error")
-            return False
-        spec = job.spec
-        form = {k: v for k, v in spec.base.to_json().items() if k in DEFAULTS}
-        options = {k: v for k, v in job.options.items() if k != "device"}
-        self._restoring = True
-        try:
-            self.render_form.set_values(
-                {**DEFAULTS, **form, "backend": job.backend, "options": {job.backend: options}}
-            )
-            self.stack.set_items([StackItem(entry) for entry in spec.base.loras], selected=spec.target)
-            self.axes_form.set_axes(spec.axes)
-            self.layout_combo.setCurrentIndex(max(0, self.layout_combo.findData(job.export.layout)))
-        finally:
-            self._restoring = False
-        self._on_model_changed()
-        self._inputs_changed()
-        missing = [e.file for e in spec.base.loras if not Path(e.file).is_file()]
-        if missing:
-            self.set_status(
-                f"Loaded {Path(path).name}, but {Path(missing[0]).name} is missing: put it back", "warning"
-            )
-        else:
-            self.set_status(f"Loaded {Path(path).name}: Render grid replays its cached cells", "ok")
-        return True
 
     # --- project state -----------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ def test_axes_count_cells_and_a_bad_value_disables_render(window):
     assert error.isVisibleTo(panel) and "not a number" in error.text()
     assert not panel.render_button.isEnabled()
     assert "not a number" in panel.render_button.toolTip()
+    assert "Render grid is off: Columns: " in panel.stale_line.text()
     window.set_axis(0, "strength", "-1,1")
     assert panel.render_button.isEnabled()
     assert not error.isVisibleTo(panel)

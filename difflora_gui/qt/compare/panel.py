@@ -410,9 +410,14 @@ class ComparePanel(ExportActions, GridJobs, QWidget):
         return now != job_signature(self.shown_job)
 
     def _update_stale(self) -> None:
-        if self.shown_job is None:
+        # why Render grid is off comes first: the Grid tab does not show the axes' own messages
+        problem = getattr(self, "_problem", "") or getattr(self, "_model_problem", "")
+        stale = "stale · " if self.is_stale() else ""
+        if problem:
+            self.stale_line.set_message(f"{stale}Render grid is off: {problem}", STATUS_COLORS["error"])
+        elif self.shown_job is None:
             self.stale_line.set_message(NOT_RENDERED, STATUS_COLORS["info"])
-        elif self.is_stale():
+        elif stale:
             self.stale_line.set_message(STALE_TEXT, STATUS_COLORS["warning"])
         else:
             self.stale_line.set_message("", STATUS_COLORS["info"])

@@ -162,13 +162,16 @@ def run_grid(job: GridJob | Mapping[str, Any], ctx, *, scheduler=None, host=None
             )
     missing = [n for n in range(total) if n not in results]
     if missing:
+        ctx.status(f"rendering {len(missing)} of {total} cells…")
         _render_missing(job, spec, cells, previews, missing, results, ctx, scheduler, JobRequest)
     ordered = tuple(results[n] for n in range(total))
     rendered = sum(1 for c in ordered if c.rendered)
-    ctx.log(f"{total} cells: {rendered} rendered, {total - rendered} from the cache")
+    summary = f"{total} cells: {rendered} rendered, {total - rendered} from the cache"
+    ctx.log(summary)
     result = GridResult(ordered, rendered=rendered, cached=total - rendered)
     if job.out:
         result = _export(job, result, ctx)
+    ctx.status(summary if not job.out else f"{summary}; exported {Path(result.out).name}")
     return result
 
 

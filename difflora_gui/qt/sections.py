@@ -78,7 +78,7 @@ SECTION_INFO: dict[str, SectionInfo] = {
             "Renders of a LoRA stack with the model kept loaded: a strength or block change reloads nothing.",
             "A frame-exact player and an A/B swipe against the same seed at strength 0.",
             "Export of the strength and blocks you chose, baked into a new LoRA file.",
-            "Strength sweeps and a synchronised video grid of several clips (planned).",
+            "Strength sweeps as a synchronised video grid are in the Compare section.",
         ),
     ),
     "compare": SectionInfo(

@@ -93,6 +93,20 @@ def number_label(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def short_label(text: str) -> str:
+    """A label without its axis names, for a band too narrow for the whole label:
+    ``"strength -1"`` → ``"-1"``, ``"first third · seed 2"`` → ``"first third · 2"``."""
+    titles = sorted(AXIS_TITLES.values(), key=len, reverse=True)
+    parts = []
+    for part in text.split(" · "):
+        for title in titles:
+            if part.startswith(title + " "):
+                part = part[len(title) + 1 :]
+                break
+        parts.append(part)
+    return " · ".join(parts)
+
+
 @dataclass(frozen=True)
 class Axis:
     """One axis: its kind and its values (numbers, seeds, files, selectors or prompts)."""

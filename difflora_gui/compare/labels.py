@@ -14,6 +14,7 @@ import unicodedata
 import numpy as np
 
 from difflora_gui.compare.grid_canvas import BACKGROUND_RGB, LABEL_RGB, GridGeometry
+from difflora_gui.compare.grid_spec import short_label
 
 #: characters with a readable ASCII stand-in (NFKD leaves them alone)
 _ASCII = {"·": "-", "•": "-", "×": "x", "…": "...", "–": "-", "—": "-", "−": "-", "±": "+/-", "µ": "u"}
@@ -73,6 +74,8 @@ def draw_label(canvas: np.ndarray, rect: tuple[int, int, int, int], text: str, *
     if not text or w < 4 or h < 4:
         return
     shown, size, thickness = fit_label(text, w, h, max_scale=scale)
+    if shown != ascii_label(text):  # elided: the values alone may fit ("-1", not "stre...")
+        shown, size, thickness = fit_label(short_label(text), w, h, max_scale=scale)
     if not shown:
         return
     (tw, th), _baseline = cv2.getTextSize(shown, _font(), size, thickness)

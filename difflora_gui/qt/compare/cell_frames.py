@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter
 
 from difflora_gui.compare.grid_canvas import BACKGROUND_RGB, LABEL_RGB, GridGeometry
+from difflora_gui.compare.grid_spec import short_label
 from difflora_gui.errors import UserError
 from difflora_gui.qt.preview.frame_view import rgb_qimage
 
@@ -263,6 +264,8 @@ def label_background(geometry: GridGeometry) -> np.ndarray:
     if geometry.left:
         boxes += [(geometry.row_label_rect(r), t) for r, t in enumerate(geometry.row_labels)]
     for (x, y, w, h), text in boxes:
+        if metrics.horizontalAdvance(text) > w - 8:
+            text = short_label(text)  # "-1" reads better than "stre…h -1"; the hover has it all
         shown = metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, max(0, w - 8))
         painter.drawText(QRect(x + 4, y, w - 8, h), Qt.AlignmentFlag.AlignCenter, shown)
     painter.end()

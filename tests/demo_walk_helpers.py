@@ -37,6 +37,7 @@ class DemoWalk:
         self.times: dict[str, float] = {}
         self.window = self.dialogs = None
         self.merge_status = ""  # the Merge status line once the merge is over
+        self.steps_before_preset = None  # the training form's steps as the demo opened it
 
     @contextmanager
     def timed(self, step: str):
@@ -82,12 +83,18 @@ class DemoWalk:
         return dict(dataset.scores)
 
     def train_pair(self, config: Mapping[str, Any] | None = None) -> list:
-        """Train: the demo's form (built-in trainer, quick test), ``config`` over it, Train; the runs."""
+        """Train: the demo's form (built-in trainer), the quick-test preset's Apply, ``config`` over it,
+        Train; the runs."""
         from difflora_gui.project.records import RunRecord
 
         self.window.show_section("train")
         train = panel(self.window, "train-runs")
         with self.timed("pair run"):
+            self.wait(lambda: not train.checks.pending, 10_000)
+            # the demo's form names the quick-test preset; its Apply fills the config with it
+            self.steps_before_preset = train.config_box.form.values()["max_train_steps"]
+            assert train.config_box.preset_combo.currentData() == "quick-test"
+            train.config_box.apply_preset_button.click()
             self.wait(lambda: not train.checks.pending, 10_000)
             if config:
                 train.config_box.form.set_values(dict(config))
@@ -138,6 +145,8 @@ class DemoWalk:
                 view.render_button.click()
                 self.wait(lambda: not any(queue.running() for queue in view.views.values()))
                 self.wait(lambda: not view.player.is_loading() and not view.ab_view.is_decoding(), 60_000)
+                shown = [r for r in view.history if r.request.loras[0].strength == strength]
+                assert shown, view.status_line.text()
         return list(view.history)
 
     def grid(self, lora: Path, out: Path, form: Mapping[str, Any] | None = None):

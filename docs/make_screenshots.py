@@ -1,21 +1,24 @@
-"""Render README screenshots of the real main window, offscreen.
+"""Render the README's walk-through screenshots from the demo project, one per section, offscreen.
 
-    python docs/make_screenshots.py            # writes docs/images/main-window.png and merge-workbench.png
-    python docs/make_screenshots.py --out DIR
-    python docs/make_screenshots.py --only merge-workbench
+    python docs/make_screenshots.py                       # docs/screenshots/{dataset,train,merge,preview,compare}.png
+    python docs/make_screenshots.py --out DIR --size 1280x720 --sections dataset,merge
+    python docs/make_screenshots.py --demo DIR            # build (or complete) the demo in DIR and keep it
 
-The window is built exactly as ``python main.py`` builds it (same plugins, theme and docks), in
-throw-away settings folders so your own settings and window layout are neither used nor changed.
-Both pictures use a synthetic pair of component LoRAs shaped like Wan2.1 1.3B (Musubi Tuner key
-format and metadata) whose difference, the "concept", lives in the cross-attention of blocks 8-19
-(``difflora_gui.merge.demo_pair``); LoRA B's metadata records another learning rate, so the input
-check has something to say.
+The window is the real one (``python main.py``'s plugins, dark theme and docks) in throw-away settings
+folders, walked through the demo with each section's own controls, exactly as
+``tests/test_qt_demo_walk.py`` walks it (``tests/demo_walk_helpers.py``):
 
-* ``main-window.png``: the Merge section with both inputs read and analysed, and the job system at
-  work: three small example jobs run through the real JobController, one finished, one running
-  (held at 40 % until the picture is taken) and one queued behind it in the same device lane.
-* ``merge-workbench.png``: the Merge workbench after a real merge of the cross-attention of blocks
-  8-19 at rank 8 with auto alpha: input cards, targets, and the analysis plots of that merge.
+* ``dataset``: the demo's 24 pairs after Check pairs (the shifted and the colour-cast pair flagged);
+* ``train``: the pair run (A and B with identical settings) finished, on the built-in trainer;
+* ``merge``: Merge these (B subtracted from A, exact SVD on the attention) finished, with its plots;
+* ``preview``: the differential LoRA rendered at strength 1 with block weights;
+* ``compare``: a strengths -2:2:1 × seeds 1,2 grid rendered and exported as H.264.
+
+A section needs the steps before it (Compare needs the merge, which needs the pair run): those run,
+only the chosen sections are saved. The PNGs it writes replace any of the same name in ``--out``
+(it is this script's output folder); nothing else there is touched. ``--fast`` trains 2 steps and
+renders 32×32 instead of 64×64 clips (5 frames, 2 steps: the tiny demo model renders noise-like
+clips at any size).
 """
 
 from __future__ import annotations
@@ -25,165 +28,180 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ("main-window", "merge-workbench")
+SECTIONS = ("dataset", "train", "merge", "preview", "compare")
+PROMPT = "a hatched scene"
+#: Preview's block weights: the first blocks at full weight, block 1 halved
+BLOCK_WEIGHTS = {0: 1.0, 1: 0.5}
+GRID_STRENGTHS, GRID_SEEDS = "-2:2:1", "1,2"
+FAST_TRAINING = {"max_train_steps": 2, "save_every_n_steps": 0, "resolution": "32"}
+#: renders small enough for a CPU in seconds; ``--fast`` halves the size again
+RENDER = {"width": 64, "height": 64, "frames": 5, "steps": 2, "fps": 8}
+FAST_RENDER = {**RENDER, "width": 32, "height": 32}
 
 
-def _count(params, ctx):
-    """Example job: counts to ``params['total']``, reporting progress; waits at ``hold_at``."""
-    total = params["total"]
-    for step in range(1, total + 1):
-        ctx.raise_if_cancelled()
-        if step == params.get("hold_at"):
-            ctx.log(f"holding at step {step} of {total}")
-            while not params["release"].wait(0.02):
-                ctx.raise_if_cancelled()
-        ctx.progress(step, total, f"step {step}")
-        time.sleep(params.get("delay", 0.0))
-    return total
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, height = (int(v) for v in text.lower().split("x"))
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT, e.g. 1280x720, not {text!r}") from None
+    if width < 320 or height < 240:
+        raise argparse.ArgumentTypeError(f"the window needs at least 320x240, not {text}")
     return width, height
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
-    parser.add_argument("--size", default="1680x1050", help="main-window size WIDTHxHEIGHT")
-    parser.add_argument("--merge-size", default="1720x1160", help="merge-workbench window size WIDTHxHEIGHT")
-    parser.add_argument("--only", choices=SHOTS, action="append", help="make only this picture (repeatable)")
-    args = parser.parse_args(argv)
-    shots = args.only or list(SHOTS)
+def parse_sections(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"sections are {', '.join(SECTIONS)}; not {', '.join(unknown)}")
+    return names
 
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="PNG folder")
+    parser.add_argument("--size", type=parse_size, default=(1280, 720), help="window size WIDTHxHEIGHT")
+    parser.add_argument("--sections", type=parse_sections, default=list(SECTIONS), help="comma-separated")
+    parser.add_argument("--demo", type=Path, help="build (or complete) the demo here and keep it")
+    parser.add_argument("--fast", action="store_true", help="2 training steps, 32×32 renders (tests)")
+    parser.add_argument("--threads", type=int, default=4, help="torch threads")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="difflora-screens-"))
     os.environ["DIFFLORA_CONFIG_DIR"] = str(scratch / "config")
     os.environ["DIFFLORA_DATA_DIR"] = str(scratch / "data")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
-
-    from PySide6.QtCore import QCoreApplication, QElapsedTimer
-
-    from difflora_gui.merge.demo_pair import make_demo_pair
-    from difflora_gui.qt.app import create_application
-    from difflora_gui.qt.main_window import MainWindow
-
-    app = create_application()
-
-    def process(ms: int) -> None:
-        timer = QElapsedTimer()
-        timer.start()
-        while timer.elapsed() < ms:
-            QCoreApplication.processEvents()
-            time.sleep(0.005)
-
-    def wait(condition, what: str, timeout_ms: int = 120_000) -> None:
-        timer = QElapsedTimer()
-        timer.start()
-        while not condition():
-            if timer.elapsed() > timeout_ms:
-                raise RuntimeError(f"timed out waiting for {what}")
-            process(20)
-
-    loras = scratch / "component LoRAs"
-    loras.mkdir()
-    lora_a, lora_b = make_demo_pair(
-        loras / "dense scenes.safetensors",
-        loras / "sparse scenes.safetensors",
-        variant="1.3B",
-        rank=16,
-        select="all",
-        concept_blocks=range(8, 20),
-        format="musubi",
-        metadata_b={"ss_learning_rate": "1e-4"},
-    )
-    output_dir = scratch / "Anime Denser"
-    output_dir.mkdir()
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    def open_window(size: tuple[int, int]):
-        window = MainWindow()
-        window.resize(*size)
-        window.show()
-        window.show_section("merge")
-        window.project.name = "Anime Denser"
-        window.project.output_dir = str(output_dir)
-        panel = window.panels["merge-workbench"].widget
-        window.route_files([lora_a, lora_b])
-        wait(lambda: panel.summaries["a"] is not None and panel.summaries["b"] is not None, "the input cards")
-        return window, panel
-
-    def run(panel, button) -> None:
-        button.click()
-        wait(
-            lambda: panel.job is None and panel.analysis_view is not None and panel.analysis_view.is_filled,
-            "the job and its plots",
-        )
-
-    def close(window) -> None:
-        window.jobs.shutdown(10)
-        window.project.save(scratch / "screenshots.difflora")  # nothing unsaved: no question on close
-        window.close()
-        app.processEvents()
-
-    if "main-window" in shots:
-        from difflora_gui.jobs import JobRequest
-
-        window, panel = open_window(_size(args.size))
-        run(panel, panel.analyze_button)
-        release = threading.Event()
-        done = window.jobs.submit(
-            JobRequest("Example job: count to 50", _count, {"total": 50, "release": release, "delay": 0.02})
-        )
-        wait(lambda: done.is_finished, "the first example job")
-        window.jobs.submit(
-            JobRequest(
-                "Example job: count to 200",
-                _count,
-                {"total": 200, "hold_at": 80, "release": release, "delay": 0.02},
-            )
-        )
-        window.jobs.submit(
-            JobRequest("Example job: queued behind it", _count, {"total": 10, "release": release})
-        )
-        window.log(
-            "Screenshot: three example jobs in the cpu device lane (one done, one running, one queued)"
-        )
-        process(2500)  # 80 steps of 20 ms, then it holds: a real ETA is on screen
-        window.stack.setFocus()
-        target = args.out / "main-window.png"
-        window.grab().save(str(target))
-        print(f"wrote {target}")
-        release.set()
-        close(window)
-
-    if "merge-workbench" in shots:
-        window, panel = open_window(_size(args.merge_size))
-        window.jobs_dock.hide()  # the picture is of the panel: give it the window's width
-        panel.targets.set_text("cross_attn blocks=8-19")
-        panel.rank_form.set_values({"rank": 8})
-        panel.strength_form.set_values({"auto_alpha": True})
-        run(panel, panel.merge_button)
-        window.log_dock.hide()
-        process(500)
-        panel.analysis_view.select_module("blocks.12.cross_attn.k")
-        # the settings column shows the inputs' check and the target grid
-        from PySide6.QtWidgets import QScrollArea
-
-        scroll = panel.findChild(QScrollArea, "mergeSettingsScroll")
-        scroll.ensureWidgetVisible(panel.targets, 0, 40)
-        process(500)
-        target = args.out / "merge-workbench.png"
-        window.pages["merge"].grab().save(str(target))
-        print(f"wrote {target}")
-        close(window)
-    shutil.rmtree(scratch, ignore_errors=True)  # the demo LoRAs are large (about 90 MB each)
+    try:
+        write_screenshots(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def write_screenshots(args, scratch: Path) -> list[Path]:
+    import pytest
+    import torch
+    from PySide6.QtWidgets import QApplication
+
+    from difflora_gui.qt.theme import apply_dark_theme
+    from tests import demo_walk_helpers
+    from tests.demo_walk_helpers import DemoWalk
+
+    torch.set_num_threads(args.threads)
+    app = QApplication.instance() or QApplication([])
+    apply_dark_theme(app)
+    demo_walk_helpers.GRID_STRENGTHS, demo_walk_helpers.GRID_SEEDS = GRID_STRENGTHS, GRID_SEEDS
+    wanted = set(args.sections)
+    last = max(SECTIONS.index(name) for name in wanted)
+    render = {"prompt": PROMPT, **(FAST_RENDER if args.fast else RENDER)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        bot = EventLoopBot(app)
+        walk = DemoWalk(bot, monkeypatch, args.demo or scratch / "demo")
+
+        def shoot(name: str) -> None:
+            if name not in wanted:
+                return
+            walk.window.resize(*args.size)
+            bot.waitUntil(lambda: True)
+            settle(app)
+            target = args.out / f"{name}.png"
+            partial = target.with_name(f".{name}.partial.png")
+            if not walk.window.grab().save(str(partial)):
+                raise RuntimeError(f"could not write {partial}")
+            partial.replace(target)
+            written.append(target)
+            print(f"wrote {target}")
+
+        try:
+            walk.start_and_build_demo()
+            # the pictures are of the sections: the Jobs and Log docks would take half of a 1280×720 window
+            walk.window.jobs_dock.hide()
+            walk.window.log_dock.hide()
+            walk.window.resize(*args.size)
+            walk.check_pairs()
+            show_flagged_pairs(walk.window.panels["dataset-pairs"].widget)
+            shoot("dataset")
+            if last >= SECTIONS.index("train"):
+                walk.train_pair(FAST_TRAINING if args.fast else None)
+                shoot("train")
+            if last >= SECTIONS.index("merge"):
+                merged = walk.merge_pair()
+                shoot("merge")
+            if last >= SECTIONS.index("preview"):
+                walk.preview(merged, (1.0,), BLOCK_WEIGHTS, render)
+                show_block_weights(walk.window.panels["preview-player"].widget)
+                shoot("preview")
+            if last >= SECTIONS.index("compare"):
+                walk.grid(merged, scratch / "demo grid.mp4", render)
+                shoot("compare")
+        finally:
+            walk.close()
+            app.processEvents()
+    return written
+
+
+def show_flagged_pairs(dataset) -> None:
+    """The grid filtered to the flagged pairs, the shifted one open beside its scores."""
+    from difflora_gui.demo import dataset as demo_dataset
+    from difflora_gui.qt.dataset.pair_grid import FLAGGED
+
+    dataset.grid.bar.set_flag_filter(FLAGGED)
+    dataset.grid.select_pair(demo_dataset.pair_id(demo_dataset.SHIFTED_PAIR))
+
+
+def show_block_weights(preview) -> None:
+    """The settings column scrolled to the block weights (the render form is above them)."""
+    from PySide6.QtWidgets import QScrollArea
+
+    scroll = preview.findChild(QScrollArea, "previewInputsScroll")
+    if scroll is not None:
+        scroll.ensureWidgetVisible(preview.blocks, 0, 20)
+
+
+class EventLoopBot:
+    """The parts of pytest-qt's ``qtbot`` the walk uses, on a plain event loop."""
+
+    def __init__(self, app):
+        self.app = app
+        self.widgets: list = []
+
+    def addWidget(self, widget, before_close_func=None):  # noqa: N802 - qtbot's name
+        self.widgets.append(widget)
+
+    def waitExposed(self, widget, timeout: int = 5000):  # noqa: N802 - qtbot's name
+        self.waitUntil(widget.isVisible, timeout=timeout)
+
+    def waitUntil(self, predicate, timeout: int = 5000):  # noqa: N802 - qtbot's name
+        import time
+
+        deadline = time.monotonic() + timeout / 1000
+        while True:
+            self.app.processEvents()
+            if predicate():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout} ms for {predicate}")
+            time.sleep(0.01)
+
+
+def settle(app, seconds: float = 0.4) -> None:
+    """Let layouts, plots and decoded frames reach the screen before the grab."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
 
 
 if __name__ == "__main__":

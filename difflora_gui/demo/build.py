@@ -133,17 +133,47 @@ def _write_project(paths: dict[str, Path], count: int) -> bool:
         return True
     project.set_section("dataset", {"dataset_id": record.id, "rule": pair_set.rule})
     project.set_section("train", {"form": train_form(paths)})
+    project.set_section("preview", {"form": render_form()})
+    project.set_section("compare", {"form": render_form(), "axes": grid_axes()})
     project.save(project_path)
     return True
 
 
+#: what the demo renders: small and short, so a preview takes seconds on a CPU (the tiny model
+#: renders noise-like clips at any size)
+DEMO_RENDER = {
+    "prompt": "a room full of small objects and textures",
+    "width": 128,
+    "height": 80,
+    "frames": 17,
+    "steps": 10,
+    "fps": 16,
+}
+
+
+def render_form() -> dict[str, Any]:
+    """The Preview and Compare sections' render settings for the demo."""
+    return dict(DEMO_RENDER)
+
+
+def grid_axes() -> dict[str, Any]:
+    """The Compare section's axes for the demo: strengths −2…2 along the columns, two seeds down."""
+    return {
+        "0": {"kind": "strength", "texts": {"strength": "-2:2:1"}},
+        "1": {"kind": "seed", "texts": {"seed": "1,2"}},
+    }
+
+
 def train_form(paths: Mapping[str, Path]) -> dict[str, Any]:
-    """The Train section's state for the demo: the built-in trainer's quick test on the tiny model."""
+    """The Train section's state for the demo: the built-in trainer's quick test on the tiny model
+    (its whole config: a named preset with an empty config would train the backend's defaults)."""
+    from difflora_gui.train.presets import preset_values
+
     dataset = paths["dataset"]
     return {
         "backend": "builtin",
         "preset": "quick-test",
-        "config": {},
+        "config": preset_values("quick-test"),
         "backend_settings": {"builtin": {"model": str(paths["model"]), "device": "cpu"}},
         "a_dir": str(dataset / "a"),
         "b_dir": str(dataset / "b"),

@@ -51,7 +51,8 @@ TRANSFORMER_CONFIG = {
     "num_layers": 2,
     "cross_attn_norm": True,
     "qk_norm": "rms_norm_across_heads",
-    "rope_max_seq_len": 32,
+    # Wan's own table size: a smaller one fails at sides over 512 px (832 / 8 / 2 = 52 tokens)
+    "rope_max_seq_len": 1024,
 }
 VAE_CONFIG = {
     "base_dim": 16,

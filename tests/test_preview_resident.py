@@ -321,3 +321,22 @@ def test_settings_round_trip_and_fingerprint_follows_the_files(base, tmp_path):
     assert ModelSettings(model_dir=str(copy), dtype="bf16").fingerprint() != first
     os.utime(copy / "vae" / "config.json", ns=(5, 5))
     assert settings(copy).fingerprint() != first
+
+
+def test_each_device_keeps_its_own_pipeline(base):
+    """A grid spread over two devices keeps a model loaded on each (no reload per cell); a
+    change of options on one device releases only that device's."""
+    from difflora_gui.preview import resident as module
+
+    model_dir = base / "wan"
+    release_resident()
+    on_cpu = get_resident(ModelSettings(model_dir=str(model_dir), device="cpu", dtype="fp32"))
+    other = ModelSettings(model_dir=str(model_dir), device="cuda:7", dtype="fp32")
+    # a second device without a GPU here: stand its pipeline in without loading it anywhere
+    module._residents["cuda:7"] = placeholder = ResidentPipeline.__new__(ResidentPipeline)
+    placeholder.pipe, placeholder.settings, placeholder.fingerprint = object(), other, other.fingerprint()
+    assert get_resident(other) is placeholder
+    assert get_resident(ModelSettings(model_dir=str(model_dir), device="cpu", dtype="fp32")) is on_cpu
+    module._residents.pop("cuda:7")
+    release_resident()
+    assert not module._residents

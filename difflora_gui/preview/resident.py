@@ -1,7 +1,9 @@
 """The Wan pipeline kept loaded between preview renders, with its LoRA stack as PEFT adapters.
 
-:func:`get_resident` hands out one process-wide :class:`ResidentPipeline`: the same model options
-(and unchanged files) reuse it, anything else releases it first and loads the new one. A render
+:func:`get_resident` hands out one process-wide :class:`ResidentPipeline` per device: the same
+model options (and unchanged files) reuse it, anything else releases that device's first and loads
+the new one (a grid spread over two GPUs keeps a model loaded on each; a device lane runs one job
+at a time, so a pipeline is never released while a render uses it). A render
 (:meth:`ResidentPipeline.generate`) applies the request's LoRA stack through
 :class:`~difflora_gui.preview.adapters.AdapterStack` — a new strength or block weight rewrites
 per-module scales, a new file loads only that adapter — then runs diffusers' ``WanPipeline`` with a
@@ -32,7 +34,8 @@ from difflora_gui.preview.samplers import scheduler_for
 
 _TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 _lock = threading.Lock()
-_resident: ResidentPipeline | None = None
+#: device → its loaded pipeline
+_residents: dict[str, ResidentPipeline] = {}
 
 
 def compute_dtype(name: str, device: str) -> tuple[str, str]:
@@ -270,13 +273,14 @@ def _log_of(ctx) -> Callable[[str], None] | None:
 
 
 def get_resident(settings: ModelSettings, ctx=None) -> ResidentPipeline:
-    """The process-wide pipeline for ``settings``: reused when the options and the files' sizes
-    and times are unchanged, else the old one is released and the new one loaded."""
-    global _resident
+    """The process-wide pipeline for ``settings`` on its device: reused when the options and the
+    files' sizes and times are unchanged, else that device's old one is released and the new one
+    loaded."""
     settings = ModelSettings.from_json(settings)
     log = _log_of(ctx)
+    device = str(settings.device)
     with _lock:
-        current = _resident
+        current = _residents.get(device)
         if (
             current is not None
             and current.pipe is not None
@@ -286,12 +290,12 @@ def get_resident(settings: ModelSettings, ctx=None) -> ResidentPipeline:
             if log is not None:
                 current.log = log
             return current
-        _release_locked()
+        _release_locked(device)
         status = getattr(ctx, "status", None) if ctx is not None else None
         if status is not None:
             status("loading the Wan model")
-        _resident = ResidentPipeline(settings, log=log)
-        return _resident
+        _residents[device] = ResidentPipeline(settings, log=log)
+        return _residents[device]
 
 
 def _free_device_memory() -> None:
@@ -302,17 +306,21 @@ def _free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _release_locked() -> None:
-    global _resident
-    current, _resident = _resident, None
-    if current is None:
-        return
-    current.release()
-    del current
-    _free_device_memory()
+def _release_locked(device: str | None = None) -> None:
+    """Release ``device``'s pipeline (None: every device's)."""
+    devices = list(_residents) if device is None else [device]
+    released = False
+    for name in devices:
+        current = _residents.pop(name, None)
+        if current is not None:
+            current.release()
+            del current
+            released = True
+    if released:
+        _free_device_memory()
 
 
 def release_resident() -> None:
-    """Drop the loaded pipeline and free its memory (the next render loads again)."""
+    """Drop the loaded pipelines and free their memory (the next render loads again)."""
     with _lock:
         _release_locked()

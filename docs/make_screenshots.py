@@ -16,7 +16,8 @@ folders, walked through the demo with each section's own controls, exactly as
 
 A section needs the steps before it (Compare needs the merge, which needs the pair run): those run,
 only the chosen sections are saved. The PNGs it writes replace any of the same name in ``--out``
-(it is this script's output folder); nothing else there is touched. ``--fast`` trains 2 steps and
+(it is this script's output folder); nothing else there is touched. ``--only main-window`` or
+``--only merge-workbench`` makes the README's header pictures in docs/images instead (readme_images.py). ``--fast`` trains 2 steps and
 renders 32×32 instead of 64×64 clips (5 frames, 2 steps: the tiny demo model renders noise-like
 clips at any size).
 """
@@ -32,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("dataset", "train", "merge", "preview", "compare")
+#: the README's header pictures, made by readme_images.py
+HEADER_PICTURES = ("main-window", "merge-workbench")
 PROMPT = "a hatched scene"
 #: Preview's block weights: the first blocks at full weight, block 1 halved
 BLOCK_WEIGHTS = {0: 1.0, 1: 0.5}
@@ -68,11 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", type=Path, help="build (or complete) the demo here and keep it")
     parser.add_argument("--fast", action="store_true", help="2 training steps, 32×32 renders (tests)")
     parser.add_argument("--threads", type=int, default=4, help="torch threads")
+    parser.add_argument(
+        "--only",
+        choices=HEADER_PICTURES,
+        action="append",
+        help="instead: the README's header picture (docs/images, readme_images.py; repeatable)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.only:
+        sys.path.insert(0, str(ROOT / "docs"))
+        import readme_images
+
+        out = args.out if "--out" in (sys.argv[1:] if argv is None else argv) else ROOT / "docs" / "images"
+        return readme_images.main([f"--only={name}" for name in args.only] + [f"--out={out}"])
     scratch = Path(tempfile.mkdtemp(prefix="difflora-screens-"))
     os.environ["DIFFLORA_CONFIG_DIR"] = str(scratch / "config")
     os.environ["DIFFLORA_DATA_DIR"] = str(scratch / "data")

@@ -3,8 +3,8 @@ grid on a 2-core machine).
 
 The same walk as ``tests/test_qt_demo_walk.py`` (``tests/demo_walk_helpers.py``), clicking the
 sections' own controls, but with the settings a user would leave as they are: the demo's training
-form (the built-in trainer's quick-test preset on the tiny model), the Preview's and Compare's
-default frames and steps, and their "Tiny 64×64" size (see FORM); a prompt is typed. Steps: first start + Build the demo,
+form (the built-in trainer's quick-test preset on the tiny model) and the render settings the demo
+project opens with in Preview and Compare (128×80, 17 frames, 10 steps). Steps: first start + Build the demo,
 Dataset check, the pair run, Merge these (exact SVD, attention targets), Preview at strengths
 0.5, 1 and 1.5 with block 1 at weight 0.5, Compare's 3 strengths × 2 seeds grid exported to .mp4.
 
@@ -24,10 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PROMPT = "a hatched scene"
-#: the render forms' "Tiny 64×64 (quick check)" size: their default 832×480 fails on the demo's
-#: tiny model ("shape '[1, 1, 52, -1]' is invalid for input of size 128"), so a user picks this one
-FORM = {"prompt": PROMPT, "width": 64, "height": 64}
+#: None: the demo project's own render settings, as a user finds them
+FORM = None
 STRENGTHS = (0.5, 1.0, 1.5)
 BLOCK_WEIGHTS = {1: 0.5}
 

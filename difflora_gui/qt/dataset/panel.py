@@ -4,7 +4,8 @@ Top, the import row (:mod:`~.import_bar`: two folders paired by a rule, or one f
 folders and files dropped on the panel do the same) and the tools bar (:mod:`~.tools_bar`: one
 button per registered dataset tool). Left, the grid (:mod:`~.pair_grid`: virtualised, sortable and
 filterable by any score or flag; thumbnails from :mod:`~.thumb_loader`, cached in the dataset's
-``thumbs/``) over the import results. Right, the pair view of the selected pair and the checks
+``thumbs/``) over the import results and "Train on these pairs…" (the Train section with this set as
+its set A and set B: the demo's next step). Right, the pair view of the selected pair and the checks
 (:mod:`~.checks_box`). Edits (:mod:`~.panel_edits`) are steps of :attr:`DatasetPanel.undo_stack`
 (Edit ▸ Undo).
 
@@ -19,7 +20,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from difflora_gui.dataset import store
 from difflora_gui.dataset.model import media_kind
@@ -38,6 +48,8 @@ from difflora_gui.qt.undo import UndoStack
 SAVE_DELAY_MS = 400
 #: how long the selection must rest before the pair view loads the pair
 VIEW_DELAY_MS = 60
+#: the Train section's panel (``PanelSpec.name``), which "Train on these pairs…" fills in
+TRAIN_PANEL = "train-runs"
 STATUS_COLOURS = {"info": "#b8bbc2", "ok": "#7fc97f", "warning": "#e0a030", "error": "#e06060"}
 
 
@@ -132,7 +144,15 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
         self.grid = PairGrid(self.loader)
         self.import_results = ImportResults()
         left_layout.addWidget(self.grid, 1)
-        left_layout.addWidget(self.import_results)
+        # the next step beside the pair count (the tools row is full): the Train section with these pairs
+        self.train_button = QPushButton("Train on these pairs…")
+        self.train_button.setObjectName("trainOnDataset")
+        self._refresh_train_button()
+        results_row = QHBoxLayout()
+        results_row.setSpacing(6)
+        results_row.addWidget(self.import_results, 1)
+        results_row.addWidget(self.train_button, 0, Qt.AlignmentFlag.AlignTop)
+        left_layout.addLayout(results_row)
         left.setMinimumWidth(280)
         self.splitter.addWidget(left)
         # right: the pair view over the checks (a splitter: either can be given more room)
@@ -184,6 +204,7 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
         if self.checks.form is not None:
             self.checks.form.changed.connect(self._on_thresholds)
         self.tools_bar.run_requested.connect(self.run_tool)
+        self.train_button.clicked.connect(self.train_on_dataset)
         self.grid.current_changed.connect(self._on_current_pair)
         self.services.project_replaced.connect(self._on_project_replaced)
         self._install_edit_keys()
@@ -224,6 +245,7 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
         self.grid.set_pairs(pair_set, self.scores)
         self.import_results.show_set(pair_set)
         self.checks.show_summary(self.make_summary(self.scores) if self.scores else None)
+        self._refresh_train_button()
         if pair_set.pairs:
             self.grid.select_pair(self.grid.model.pair_at(0).id)
 
@@ -242,6 +264,7 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
             self.pair_view.set_editor(None)
             self.pair_view.clear()
             self._shown = (None, None, 0)
+        self._refresh_train_button()
 
     def restore_from_project(self) -> None:
         """Show the project's dataset (its ``dataset_id``), with its cached scores."""
@@ -290,6 +313,7 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
     def _on_edited(self, ids: list) -> None:
         self.grid.model.pairs_changed(ids)
         self.refresh_pair_view()
+        self._refresh_train_button()
         self._save_timer.start()
 
     # --- scores ------------------------------------------------------------------------------
@@ -411,6 +435,37 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
         if paths:
             event.acceptProposedAction()
             self.accept_files(paths)
+
+    # --- the next step: Train --------------------------------------------------------------
+
+    def _refresh_train_button(self) -> None:
+        count = len(self.pair_set.pairs) if self.pair_set is not None and self.record is not None else 0
+        self.train_button.setEnabled(count > 0)
+        self.train_button.setToolTip(
+            f"Open the Train section with these {count} pairs as the pair run's set A and set B "
+            "(exported as plain A/ and B/ folders into the project);\n"
+            "the other Train settings stay as they are"
+            if count
+            else "Import pairs first: this opens the Train section with them as the pair run's "
+            "set A and set B"
+        )
+
+    def train_on_dataset(self) -> bool:
+        """Show the Train section with this set as its A and B folders (the Train panel exports it)."""
+        window = self.services.window
+        entry = getattr(window, "panels", {}).get(TRAIN_PANEL) if window is not None else None
+        if entry is None or not entry.ok or not hasattr(entry.widget, "use_project_dataset"):
+            self.set_status("The Train section's panel is not installed (Tools ▸ Plugins)", "error")
+            return False
+        self.save_now()  # the export reads the saved set: edits still waiting for the timer would be missed
+        window.show_section("train")
+        if not entry.widget.use_project_dataset():
+            return False  # the Train section's status line, now shown, says why
+        count = len(self.pair_set.pairs) if self.pair_set is not None else 0
+        self.services.show_status(
+            f"Train: exporting the dataset's {count} pairs; set A and set B are filled in when it ends"
+        )
+        return True
 
     # --- messages ----------------------------------------------------------------------------
 

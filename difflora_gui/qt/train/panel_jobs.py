@@ -360,6 +360,38 @@ class PanelJobs:
         self.set_status(f"Exporting the dataset's pairs into {out}…", "info")
         return True
 
+    def use_project_dataset(self) -> bool:
+        """The Dataset section's "Train on these pairs…": export its pairs and fill in set A and set B.
+
+        The rest of the form stays as the user left it (an empty Name is filled from the folder, as
+        for any chosen folder); the window's status bar says what changed once the export has ended."""
+        before = self.datasets.state()
+        if not self.export_project_dataset():
+            return False
+        self.export_job.succeeded.connect(
+            lambda result, p=self.services.project, b=before: self._announce_project_dataset(p, b, result)
+        )
+        return True
+
+    def _announce_project_dataset(self, project, before: dict, result) -> None:
+        after = self.datasets.state()
+        if project is not self.services.project or not ((result or {}).get("folders") or {}).get("a"):
+            return  # another project now, or an export without folders (its status line says so)
+        pairs = (result or {}).get("pairs", 0)
+        sides = ("a_dir", "b_dir")
+        if all(after[key] == before[key] for key in sides):  # the same export folders, written again
+            self.services.show_status(
+                f"Train: set A and set B hold the dataset's {pairs} pairs (exported again)"
+            )
+            return
+        was = " and ".join(Path(before[key]).name for key in sides if before[key]) or "empty"
+        named = f"; Name: {after['name']}" if after["name"] != before["name"] else ""
+        self.services.show_status(
+            f"Train: set A and set B hold the dataset's {pairs} pairs now (were {was}){named}; "
+            "nothing else changed",
+            12_000,
+        )
+
     def _on_exported(self, project, result) -> None:
         if project is not self.services.project:
             return

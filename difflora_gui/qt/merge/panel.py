@@ -39,6 +39,7 @@ from difflora_gui.qt.merge.run_bar import RunBar
 from difflora_gui.qt.merge.shortcuts import apply_tab_order, install_shortcuts
 from difflora_gui.qt.merge.strategy import StrategyChooser
 from difflora_gui.qt.merge.targets import TargetSelector
+from difflora_gui.qt.merge.to_preview import PreviewLink
 from difflora_gui.qt.param_form import ParamForm
 from difflora_gui.qt.theme import section_card
 from difflora_gui.qt.undo import UndoStack
@@ -193,6 +194,9 @@ class MergePanel(PanelRecipe, PanelJobs, QWidget):
         self.copy_button, self.rerun_button = bar.copy_button, bar.rerun_button
         self.reason_label, self.status_label = bar.reason_label, bar.status_label
         self.open_folder_button = bar.open_folder_button
+        self.preview_link = PreviewLink(self.services)  # Merge → Preview: "Preview it"
+        bar.attach_preview_link(self.preview_link)
+        self.preview_button = self.preview_link.button
         return bar
 
     def _build_analysis_side(self) -> QWidget:

@@ -53,6 +53,7 @@ class PanelJobs:
         )
         self.copy_button.setEnabled(self.paths["a"] is not None and self.paths["b"] is not None)
         self.rerun_button.setEnabled(not running and self.stored_recipe() is not None)
+        self.preview_link.refresh()  # its file may have gone since
         sync_shortcuts(self, getattr(self, "shortcuts", []))
 
     def analyze(self) -> None:
@@ -175,6 +176,7 @@ class PanelJobs:
         outputs = written_files(result)
         self._set_status(status_text(result, outputs), "ok")
         self.run_bar.set_output_folder(Path(outputs[0]).parent if outputs else None)
+        self.preview_link.set_result(result)
         if result.analysis is not None:
             names = " + ".join(Path(path).name for path in outputs) or "?"
             self.show_analysis(result.analysis, f"Merge → {names}")

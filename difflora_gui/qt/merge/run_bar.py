@@ -4,7 +4,7 @@ The buttons never move: the two status lines under them (why Merge is disabled, 
 ended) live in an area of fixed height, each one line elided to the width with the whole text in
 its tooltip, so a long or multi-line message cannot push a button away from under the pointer
 (a missed Cancel click once let a merge finish). After a merge, "Open output folder" shows the
-folder the files were written to.
+folder the files were written to, and "Preview it" (:mod:`.to_preview`) opens the file in Preview.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class RunBar(QFrame):
         super().__init__(parent)
         self.setObjectName("sectionCard")
         self.output_folder: Path | None = None
+        self.preview_link = None  # "Preview it" (attach_preview_link): cleared with the merge's status
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
         layout.setSpacing(5)
@@ -146,12 +147,23 @@ class RunBar(QFrame):
         self.open_folder_button.clicked.connect(self.open_output_folder)
         status_row.addWidget(self.status_label, 1)
         status_row.addWidget(self.open_folder_button)
+        self.status_row = status_row
         status_layout.addWidget(self.reason_label)
         status_layout.addLayout(status_row)
-        line = self.fontMetrics().height()
-        button_height = self.open_folder_button.sizeHint().height()
-        self.status_area.setFixedHeight(line + 2 + max(line, button_height))
+        self._fix_status_height()
         layout.addWidget(self.status_area)
+
+    def _fix_status_height(self) -> None:
+        line = self.fontMetrics().height()
+        buttons = [self.open_folder_button] + ([self.preview_link.button] if self.preview_link else [])
+        button_height = max(button.sizeHint().height() for button in buttons)
+        self.status_area.setFixedHeight(line + 2 + max(line, button_height))
+
+    def attach_preview_link(self, link) -> None:
+        """Put ``link``'s "Preview it" after "Open output folder"; every new status line clears it."""
+        self.preview_link = link
+        self.status_row.addWidget(link.button)
+        self._fix_status_height()
 
     def set_problems(self, *, merge: str, analyze: str, running: bool) -> None:
         """Enable what can run; say why Merge cannot."""
@@ -169,10 +181,14 @@ class RunBar(QFrame):
         self.status_label.set_message(text, STATUS_COLORS.get(level, STATUS_COLORS["info"]))
         if level != "ok":
             self.set_output_folder(None)
+        if self.preview_link is not None:  # the merge sets its result again after its own line
+            self.preview_link.clear()
 
     def clear_status(self) -> None:
         self.status_label.clear()
         self.set_output_folder(None)
+        if self.preview_link is not None:
+            self.preview_link.clear()
 
     def set_output_folder(self, folder: str | Path | None) -> None:
         """Offer "Open output folder" for ``folder`` (None hides it)."""

@@ -105,3 +105,26 @@ def test_an_empty_train_form_gets_the_folders_and_says_the_name_it_took(window, 
     assert dataset.train_on_dataset()
     qtbot.waitUntil(lambda: train.export_job is None, timeout=JOB_TIMEOUT_MS)
     assert "(exported again)" in window.statusBar().currentMessage()
+
+
+def test_the_demo_project_goes_from_its_dataset_to_train_in_one_click(window, qtbot, tmp_path):
+    from difflora_gui.demo.build import build_demo
+    from difflora_gui.jobs.recording import RecordingContext
+
+    built = build_demo({"folder": str(tmp_path / "démo")}, RecordingContext())
+    assert window.open_project(built["project"])
+    dataset, train = _panels(window)
+    qtbot.waitUntil(
+        lambda: dataset.pair_set is not None and len(dataset.pair_set.pairs) == 24, timeout=10_000
+    )
+    backend_before = train.config_box.state()
+    assert dataset.train_button.isEnabled()
+    dataset.train_button.click()
+    assert window.current_section() == "train"
+    qtbot.waitUntil(lambda: train.export_job is None, timeout=JOB_TIMEOUT_MS)
+    new_a, new_b = map(Path, train.datasets.folders())
+    media = [sorted(p.stem for p in side.iterdir() if p.suffix != ".txt") for side in (new_a, new_b)]
+    assert len(media[0]) == 24 and media[0] == media[1]  # every pair, its captions beside
+    message = window.statusBar().currentMessage()
+    assert "24 pairs now (were a and b)" in message and "Name" not in message
+    assert train.config_box.state() == backend_before  # the demo's quick-test config stays

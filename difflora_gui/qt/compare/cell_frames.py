@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QObject, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter
 
@@ -32,6 +31,8 @@ from difflora_gui.errors import UserError
 from difflora_gui.qt.preview.frame_view import rgb_qimage
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from difflora_gui.compare.grid_spec import GridSpec
     from difflora_gui.compare.grid_types import CellResult
 
@@ -68,6 +69,7 @@ def display_cell_size(
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(F, H, W, 3) uint8 frames at ``size`` (w, h); the array itself when it already is that size."""
     import cv2
+    import numpy as np
 
     width, height = size
     if frames.shape[1:3] == (height, width):
@@ -225,6 +227,8 @@ def _qcolor(rgb: tuple[int, int, int]) -> QColor:
 
 def message_tile(width: int, height: int, text: str) -> np.ndarray:
     """A cell-sized RGB image saying ``text`` (word-wrapped, centred): a missing video, decoding …"""
+    import numpy as np
+
     tile = np.empty((height, width, 3), np.uint8)
     tile[:] = TILE_RGB
     image = rgb_qimage(tile)  # painting the wrapper paints the array
@@ -245,6 +249,8 @@ def message_tile(width: int, height: int, text: str) -> np.ndarray:
 
 def label_background(geometry: GridGeometry) -> np.ndarray:
     """The canvas without cells: background and the axis labels (Qt text: any script, elided to fit)."""
+    import numpy as np
+
     canvas = np.empty((geometry.height, geometry.width, 3), np.uint8)
     canvas[:] = BACKGROUND_RGB
     if not (geometry.top or geometry.left):

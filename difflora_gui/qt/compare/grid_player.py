@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QSignalBlocker, Qt, Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QToolTip, QVBoxLayout, QWidget
 
@@ -39,6 +38,8 @@ from difflora_gui.qt.theme import COLORS
 
 if TYPE_CHECKING:
     import threading
+
+    import numpy as np
 
     from difflora_gui.compare.grid_types import CellResult, GridResult
     from difflora_gui.qt.compare.cell_dialog import CellPlayerDialog

@@ -485,6 +485,17 @@ class ComparePanel(ExportActions, GridJobs, QWidget):
         self.details_line.set_message(text, STATUS_COLORS["info"])
         self.details_line.setToolTip(json.dumps(cell.request, indent=1, ensure_ascii=False))
 
+    def take_settings(self, stack_items, selected: int, form: dict[str, Any]) -> bool:
+        """The Preview's stack, selected entry and render form in the inputs, the default axes
+        (strengths -2:2:1 × its seed and the next) if none is set: one project change. Returns
+        whether the axes were kept."""
+        from difflora_gui.qt.compare.from_preview import state_from_preview
+
+        kept = any(row.kind() for row in self.axes_form.rows)
+        self._apply_state(state_from_preview(self.state(), not kept, stack_items, selected, form))
+        self.services.project.update_section(SECTION, **self.state())
+        return kept
+
     # --- project state -----------------------------------------------------------------------
 
     def restore_from_project(self, *_project) -> None:

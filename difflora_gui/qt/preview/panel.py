@@ -8,7 +8,8 @@ layer filter (:class:`~.blocks.BlockWeightsPanel`, one cell per block of the det
 Export… (bake it into a new LoRA file). Right, the player (:class:`~.player.VideoPlayer`) and the
 A/B view (:class:`~.swipe.SwipeCompare`: the render beside the same request at strength 0 for the
 selected entry, or beside any render of this session), over the render bar: Render, Auto-render,
-Cancel, the progress with its ETA, and a line saying what changed since the render on show.
+Cancel, Strength grid… (:mod:`.to_compare`: this stack and these settings in Compare), the progress
+with its ETA, and a line saying what changed since the render on show.
 Jobs are :mod:`.panel_jobs`' (newest request first per view).
 
 State: the project's ``preview`` section keeps the form, the stack (by index, so its files are
@@ -45,6 +46,7 @@ from difflora_gui.qt.preview.panel_jobs import MAIN, SECTION, PanelJobs
 from difflora_gui.qt.preview.player import VideoPlayer
 from difflora_gui.qt.preview.render_form import DEFAULTS, RENDER_KEYS, RenderBar, RenderForm, difference_text
 from difflora_gui.qt.preview.strength import StrengthControl
+from difflora_gui.qt.preview.to_compare import add_grid_button
 from difflora_gui.qt.theme import section_card
 from difflora_gui.qt.undo import UndoStack
 
@@ -150,6 +152,7 @@ class PreviewPanel(PanelJobs, QWidget):
         self.render_bar = RenderBar()
         for name in ("render_button", "auto_check", "cancel_button", "progress", "stale_line", "status_line"):
             setattr(self, name, getattr(self.render_bar, name))
+        self.grid_button = add_grid_button(self)  # Preview → Compare: "Strength grid…"
         right_layout.addWidget(self.render_bar)
         right.setMinimumWidth(400)
         self.splitter.addWidget(right)

@@ -8,8 +8,8 @@ layer filter (:class:`~.blocks.BlockWeightsPanel`, one cell per block of the det
 Export… (bake it into a new LoRA file). Right, the player (:class:`~.player.VideoPlayer`) and the
 A/B view (:class:`~.swipe.SwipeCompare`: the render beside the same request at strength 0 for the
 selected entry, or beside any render of this session), over the render bar: Render, Auto-render,
-Cancel, Strength grid… (:mod:`.to_compare`: this stack and these settings in Compare), the progress
-with its ETA, and a line saying what changed since the render on show.
+Cancel, the progress with its ETA, and a line saying what changed since the render on show;
+beside the tabs, Strength grid… (:mod:`.to_compare`: this stack and these settings in Compare).
 Jobs are :mod:`.panel_jobs`' (newest request first per view).
 
 State: the project's ``preview`` section keeps the form, the stack (by index, so its files are
@@ -148,11 +148,11 @@ class PreviewPanel(PanelJobs, QWidget):
         self.tabs.addTab(self.player, "Player")
         self.ab_view = ABView()
         self.tabs.addTab(self.ab_view, "A/B")
+        self.grid_button = add_grid_button(self)  # Preview → Compare: "Strength grid…"
         right_layout.addWidget(self.tabs, 1)
         self.render_bar = RenderBar()
         for name in ("render_button", "auto_check", "cancel_button", "progress", "stale_line", "status_line"):
             setattr(self, name, getattr(self.render_bar, name))
-        self.grid_button = add_grid_button(self)  # Preview → Compare: "Strength grid…"
         right_layout.addWidget(self.render_bar)
         right.setMinimumWidth(400)
         self.splitter.addWidget(right)

@@ -1,9 +1,10 @@
-"""Preview → Compare in one click (issue 16's demo path): "Strength grid…" in the render bar opens
-the Compare section with the Preview's LoRA stack, selected entry and render settings, and (if its
-axes are empty) strengths -2…2 × the Preview's seed and the next."""
+"""Preview → Compare in one click (issue 16's demo path): "Strength grid…", beside the Player and
+A/B tabs, opens the Compare section with the Preview's LoRA stack, selected entry and render
+settings, and (if its axes are empty) strengths -2…2 × the Preview's seed and the next."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 
 COMPARE_PANEL = "compare-grid"
@@ -11,12 +12,12 @@ GRID_TIP = "Open Compare with this stack and these settings: strengths -2…2 ×
 
 
 def add_grid_button(panel) -> QPushButton:
-    """Put "Strength grid…" in ``panel``'s render bar, after Cancel (the progress bar gives way)."""
+    """Put "Strength grid…" in the corner of ``panel``'s Player/A/B tabs: room the render bar,
+    already full at 1280×720 with the docks open, does not have."""
     button = QPushButton("Strength grid…")
     button.setObjectName("previewStrengthGrid")
     button.setToolTip(GRID_TIP)
-    row = panel.render_bar.layout().itemAt(0).layout()
-    row.insertWidget(row.indexOf(panel.cancel_button) + 1, button)
+    panel.tabs.setCornerWidget(button, Qt.Corner.TopRightCorner)
     button.clicked.connect(lambda: open_compare(panel))
     return button
 

@@ -113,13 +113,15 @@ def write_screenshots(args, scratch: Path) -> list[Path]:
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication([])
     apply_dark_theme(app)
-    demo_walk_helpers.GRID_STRENGTHS, demo_walk_helpers.GRID_SEEDS = GRID_STRENGTHS, GRID_SEEDS
     wanted = set(args.sections)
     last = max(SECTIONS.index(name) for name in wanted)
     render = {"prompt": PROMPT, **(FAST_RENDER if args.fast else RENDER)}
     args.out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with pytest.MonkeyPatch.context() as monkeypatch:
+        # the grid's axes for the pictures, undone afterwards (tests run this in their own process too)
+        monkeypatch.setattr(demo_walk_helpers, "GRID_STRENGTHS", GRID_STRENGTHS)
+        monkeypatch.setattr(demo_walk_helpers, "GRID_SEEDS", GRID_SEEDS)
         bot = EventLoopBot(app)
         walk = DemoWalk(bot, monkeypatch, args.demo or scratch / "demo")
 

@@ -44,6 +44,7 @@ QT_FREE_ON_PURPOSE = {
     "heap.py": "the window's garbage-collector tuning after the Qt and plot imports",
     "merge/plotting.py": "loads pyqtgraph on a background thread for the workbench's plots",
     "merge/input_placement.py": "a mixin of the InputsBox widget: where it places a file among its cards",
+    "preview/lora_drops.py": "a mixin of the Preview and Compare panels: LoRA files dropped on them",
     "merge/input_reads.py": "a mixin of the InputsBox widget: its read jobs and the file watch on its cards",
     "merge/input_undo.py": "a mixin of the InputsBox widget: its edits as steps on the panel's undo stack",
     "undo_actions.py": "binds the window's Edit ▸ Undo/Redo actions to the current panel's Qt undo stack",

@@ -45,6 +45,7 @@ from difflora_gui.qt.compare.grid_jobs import GridJobs
 from difflora_gui.qt.compare.grid_player import GridPlayer
 from difflora_gui.qt.merge.run_bar import STATUS_COLORS, StatusLine
 from difflora_gui.qt.preview.backend_options import request_problem
+from difflora_gui.qt.preview.lora_drops import LoraDrops
 from difflora_gui.qt.preview.lora_stack import LoraStack, items_from_json, items_to_json
 from difflora_gui.qt.preview.render_form import DEFAULTS, RenderForm
 from difflora_gui.qt.theme import section_card
@@ -83,7 +84,7 @@ def job_signature(job) -> str:
     return json.dumps([job.spec.to_json(), job.backend, dict(job.options)], sort_keys=True, default=str)
 
 
-class ComparePanel(ExportActions, GridJobs, QWidget):
+class ComparePanel(LoraDrops, ExportActions, GridJobs, QWidget):
     """The Compare section's panel (``PanelSpec.widget``); takes dropped ``.safetensors`` files."""
 
     def __init__(self, services, parent: QWidget | None = None):
@@ -513,27 +514,6 @@ class ComparePanel(ExportActions, GridJobs, QWidget):
             self._restoring = False
         self._apply_state(dict(data))
         self.update_tab_order()
-
-    # --- drops -------------------------------------------------------------------------------
-
-    def accept_files(self, paths) -> None:
-        refused = self.stack.add_files(paths)
-        if refused:
-            self.set_status("Not added: " + "; ".join(refused), "warning")
-
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if any(url.toLocalFile().lower().endswith(".safetensors") for url in event.mimeData().urls()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    dragMoveEvent = dragEnterEvent  # noqa: N815 - Qt override
-
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.accept_files(paths)
 
     def set_status(self, text: str, level: str = "info") -> None:
         self.status_line.set_message(text, STATUS_COLORS.get(level, STATUS_COLORS["info"]))

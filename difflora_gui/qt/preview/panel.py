@@ -41,6 +41,7 @@ from difflora_gui.merge.input_folders import LastFolders
 from difflora_gui.qt.merge.run_bar import STATUS_COLORS
 from difflora_gui.qt.preview.ab_view import ABView
 from difflora_gui.qt.preview.blocks import BlockWeightsPanel
+from difflora_gui.qt.preview.lora_drops import LoraDrops
 from difflora_gui.qt.preview.lora_stack import ExpertStrengths, LoraStack, items_from_json, items_to_json
 from difflora_gui.qt.preview.panel_jobs import MAIN, SECTION, PanelJobs
 from difflora_gui.qt.preview.player import VideoPlayer
@@ -65,7 +66,7 @@ def _scroll_area(name: str) -> QScrollArea:
     return area
 
 
-class PreviewPanel(PanelJobs, QWidget):
+class PreviewPanel(LoraDrops, PanelJobs, QWidget):
     """The Preview section's panel (``PanelSpec.widget``); takes dropped ``.safetensors`` files."""
 
     def __init__(self, services, parent: QWidget | None = None):
@@ -465,27 +466,6 @@ class PreviewPanel(PanelJobs, QWidget):
         self.ab_view.swipe.clear()
         self._apply_state({"auto": False, **data}, save=False)
         self.undo_stack.clear()  # steps of another project cannot apply to this one
-
-    # --- drops -------------------------------------------------------------------------------
-
-    def accept_files(self, paths) -> None:
-        refused = self.stack.add_files(paths)
-        if refused:
-            self.set_status("Not added: " + "; ".join(refused), "warning")
-
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if any(url.toLocalFile().lower().endswith(".safetensors") for url in event.mimeData().urls()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    dragMoveEvent = dragEnterEvent  # noqa: N815 - Qt override
-
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.accept_files(paths)
 
     # --- messages and teardown ---------------------------------------------------------------
 

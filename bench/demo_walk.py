@@ -19,7 +19,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,30 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 FORM = None
 STRENGTHS = (0.5, 1.0, 1.5)
 BLOCK_WEIGHTS = {1: 0.5}
-
-
-class EventLoopBot:
-    """The parts of pytest-qt's ``qtbot`` the walk uses, on a plain event loop."""
-
-    def __init__(self, app):
-        self.app = app
-        self.widgets: list = []
-
-    def addWidget(self, widget, before_close_func=None):  # noqa: N802 - qtbot's name
-        self.widgets.append(widget)
-
-    def waitExposed(self, widget, timeout: int = 5000):  # noqa: N802 - qtbot's name
-        self.waitUntil(widget.isVisible, timeout=timeout)
-
-    def waitUntil(self, predicate, timeout: int = 5000):  # noqa: N802 - qtbot's name
-        deadline = time.monotonic() + timeout / 1000
-        while True:
-            self.app.processEvents()
-            if predicate():
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout} ms for {predicate}")
-            time.sleep(0.01)
 
 
 def load() -> str:
@@ -74,7 +49,7 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from difflora_gui.compare.grid_canvas import grid_geometry
-    from tests.demo_walk_helpers import DemoWalk
+    from tests.demo_walk_helpers import DemoWalk, EventLoopBot
     from tests.e2e_helpers import probe_video
 
     torch.set_num_threads(args.threads)

@@ -108,7 +108,7 @@ def write_screenshots(args, scratch: Path) -> list[Path]:
 
     from difflora_gui.qt.theme import apply_dark_theme
     from tests import demo_walk_helpers
-    from tests.demo_walk_helpers import DemoWalk
+    from tests.demo_walk_helpers import DemoWalk, EventLoopBot
 
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication([])
@@ -183,32 +183,6 @@ def show_block_weights(preview) -> None:
     scroll = preview.findChild(QScrollArea, "previewInputsScroll")
     if scroll is not None:
         scroll.ensureWidgetVisible(preview.blocks, 0, 20)
-
-
-class EventLoopBot:
-    """The parts of pytest-qt's ``qtbot`` the walk uses, on a plain event loop."""
-
-    def __init__(self, app):
-        self.app = app
-        self.widgets: list = []
-
-    def addWidget(self, widget, before_close_func=None):  # noqa: N802 - qtbot's name
-        self.widgets.append(widget)
-
-    def waitExposed(self, widget, timeout: int = 5000):  # noqa: N802 - qtbot's name
-        self.waitUntil(widget.isVisible, timeout=timeout)
-
-    def waitUntil(self, predicate, timeout: int = 5000):  # noqa: N802 - qtbot's name
-        import time
-
-        deadline = time.monotonic() + timeout / 1000
-        while True:
-            self.app.processEvents()
-            if predicate():
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout} ms for {predicate}")
-            time.sleep(0.01)
 
 
 def settle(app, seconds: float = 0.4) -> None:

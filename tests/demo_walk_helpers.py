@@ -29,6 +29,31 @@ def panel(window, name: str):
     return entry.widget
 
 
+class EventLoopBot:
+    """The parts of pytest-qt's ``qtbot`` the walk uses, on a plain event loop (the bench and
+    docs/make_screenshots.py walk without pytest)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.widgets: list = []
+
+    def addWidget(self, widget, before_close_func=None):  # noqa: N802 - qtbot's name
+        self.widgets.append(widget)
+
+    def waitExposed(self, widget, timeout: int = 5000):  # noqa: N802 - qtbot's name
+        self.waitUntil(widget.isVisible, timeout=timeout)
+
+    def waitUntil(self, predicate, timeout: int = 5000):  # noqa: N802 - qtbot's name
+        deadline = time.monotonic() + timeout / 1000
+        while True:
+            self.app.processEvents()
+            if predicate():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout} ms for {predicate}")
+            time.sleep(0.01)
+
+
 class DemoWalk:
     """One window walked through the demo; ``qtbot`` may be pytest-qt's or the bench's stand-in."""
 

@@ -323,20 +323,39 @@ def test_settings_round_trip_and_fingerprint_follows_the_files(base, tmp_path):
     assert settings(copy).fingerprint() != first
 
 
-def test_each_device_keeps_its_own_pipeline(base):
-    """A grid spread over two devices keeps a model loaded on each (no reload per cell); a
-    change of options on one device releases only that device's."""
+class _LoadRecorder:
+    """Stands in for loading a Wan pipeline (no second device here): records what was loaded on
+    which device and when it was released."""
+
+    loads: list = []
+    released: list = []
+
+    def __init__(self, settings, log=None):
+        self.settings, self.pipe = settings, object()
+        self.fingerprint = settings.fingerprint()
+        _LoadRecorder.loads.append(settings.device)
+
+    def release(self):
+        _LoadRecorder.released.append(self.settings.device)
+
+
+def test_each_device_keeps_its_own_pipeline(base, monkeypatch):
+    """A grid spread over two devices keeps a model loaded on each (no reload per cell); a change
+    of options on one device releases only that device's pipeline."""
     from difflora_gui.preview import resident as module
 
-    model_dir = base / "wan"
     release_resident()
-    on_cpu = get_resident(ModelSettings(model_dir=str(model_dir), device="cpu", dtype="fp32"))
-    other = ModelSettings(model_dir=str(model_dir), device="cuda:7", dtype="fp32")
-    # a second device without a GPU here: stand its pipeline in without loading it anywhere
-    module._residents["cuda:7"] = placeholder = ResidentPipeline.__new__(ResidentPipeline)
-    placeholder.pipe, placeholder.settings, placeholder.fingerprint = object(), other, other.fingerprint()
-    assert get_resident(other) is placeholder
-    assert get_resident(ModelSettings(model_dir=str(model_dir), device="cpu", dtype="fp32")) is on_cpu
-    module._residents.pop("cuda:7")
+    monkeypatch.setattr(module, "ResidentPipeline", _LoadRecorder)
+    monkeypatch.setattr(module, "_free_device_memory", lambda: None)
+    _LoadRecorder.loads, _LoadRecorder.released = [], []
+    folder = str(base / "wan")
+    on = {d: ModelSettings(model_dir=folder, device=d, dtype="fp32") for d in ("cuda:0", "cuda:1")}
+    first = {d: get_resident(on[d]) for d in on}
+    for _cell in range(3):  # cells alternate between the devices
+        assert all(get_resident(on[d]) is first[d] for d in on)
+    assert _LoadRecorder.loads == ["cuda:0", "cuda:1"] and _LoadRecorder.released == []
+    other = ModelSettings(model_dir=folder, device="cuda:1", dtype="bf16")
+    assert get_resident(other) is not first["cuda:1"]
+    assert _LoadRecorder.released == ["cuda:1"] and get_resident(on["cuda:0"]) is first["cuda:0"]
     release_resident()
-    assert not module._residents
+    assert sorted(_LoadRecorder.released) == ["cuda:0", "cuda:1", "cuda:1"] and not module._residents

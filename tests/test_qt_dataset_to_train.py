@@ -92,6 +92,23 @@ def test_the_button_is_shown_whole_at_1280_by_720(window, qtbot, tmp_path):
     assert corner.x() < window.width() and corner.y() < window.height()
 
 
+def test_the_tools_flow_onto_a_second_line_at_1280_by_720_instead_of_scrolling_sideways(window, qtbot):
+    from PySide6.QtWidgets import QScrollArea
+
+    dataset, _train = _panels(window)
+    qtbot.wait(50)
+    frame = dataset.findChild(QScrollArea, "datasetPanelScroll")
+    assert frame.horizontalScrollBar().maximum() == 0 and frame.verticalScrollBar().maximum() == 0
+    buttons = list(dataset.tools_bar.buttons.values())
+    assert len(buttons) >= 5
+    for button in buttons:  # "Export for…" at the end of the row was cut off before
+        assert button.visibleRegion().boundingRect() == button.rect(), button.text()
+    assert len({button.y() for button in buttons}) >= 2
+    assert dataset.tools_bar.height() == dataset.tools_bar.minimumHeight()  # no empty band under them
+    window.resize(1920, 1080)
+    qtbot.waitUntil(lambda: len({b.y() for b in buttons}) == 1)  # one row where there is room
+
+
 def test_an_empty_train_form_gets_the_folders_and_says_the_name_it_took(window, qtbot, tmp_path):
     dataset, train = _panels(window)
     a_dir, b_dir = make_pair_folders(tmp_path / "pairs", 2)

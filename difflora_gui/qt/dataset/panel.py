@@ -162,7 +162,7 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
         view_class = _pair_view_class()
         self.pair_view = view_class() if view_class is not None else None
         if self.pair_view is not None:
-            self.pair_view.setMinimumHeight(220)
+            self.pair_view.setMinimumHeight(160)
             right.addWidget(self.pair_view)
         else:
             right.addWidget(QLabel("The pair view is not installed."))

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -24,6 +23,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from superqt import QFlowLayout
 
 from difflora_gui.errors import UserError
 from difflora_gui.qt.param_form import ParamForm
@@ -152,16 +153,20 @@ class ToolDialog(QDialog):
 
 
 class ToolsBar(QWidget):
-    """A button per dataset tool; ``run_requested(spec, values)`` after its dialog's Run."""
+    """A button per dataset tool; ``run_requested(spec, values)`` after its dialog's Run.
+
+    The buttons flow onto a second line when the section is narrow (1280×720 with the docks open,
+    or plugins adding tools) instead of widening the panel past the window."""
 
     run_requested = Signal(object, dict)
 
     def __init__(self, specs: Mapping[str, Any], context, parent=None):
         super().__init__(parent)
         self._context = context  # a callable: the open set's prefill context
-        layout = QHBoxLayout(self)
+        layout = QFlowLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
+        layout.setHorizontalSpacing(6)
+        layout.setVerticalSpacing(4)
         title = QLabel("Tools")
         title.setObjectName("cardHeading")
         layout.addWidget(title)
@@ -177,8 +182,22 @@ class ToolsBar(QWidget):
             note = QLabel("No dataset tools are installed (they come from plugins).")
             note.setObjectName("mutedLabel")
             layout.addWidget(note)
-        layout.addStretch(1)
         self.dialog: ToolDialog | None = None
+
+    # A height-for-width child makes the panel's scroll area size the whole body by size hints
+    # (a scroll bar at any size); the bar asks for the lines it needs at its width instead.
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+    def sizeHint(self) -> QSize:
+        widest = self.layout().minimumSize()
+        return QSize(widest.width(), max(widest.height(), self.minimumHeight()))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        needed = self.layout().heightForWidth(event.size().width())
+        if needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
 
     def open_tool(self, spec) -> bool:
         """Show the tool's form; True when the user pressed Run (the panel then runs it)."""

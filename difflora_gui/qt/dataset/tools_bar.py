@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
 from superqt import QFlowLayout
 
 from difflora_gui.errors import UserError

@@ -127,3 +127,20 @@ def section_card(title: str):
     heading.setObjectName("cardHeading")
     layout.addWidget(heading)
     return frame, layout
+
+
+def snug(*buttons):
+    """Push buttons as wide as their text needs instead of the style's 80 px floor, so a row of short
+    ones (All / None / Invert, Add / Remove / Up / Down) fits a column at 1280×720."""
+    for button in buttons:
+        text = button.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
+        button.setMinimumWidth(button.fontMetrics().horizontalAdvance(text) + 24)
+    return buttons
+
+
+def narrow_combo(combo, characters: int = 12):
+    """A combo box whose long items do not widen its column: it shows ``characters`` and elides the
+    rest, while its open list shows every item whole."""
+    combo.setSizeAdjustPolicy(combo.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
+    return combo

@@ -182,7 +182,8 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
         right.addWidget(scroll)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 2)
-        right.setMinimumWidth(340)
+        # as wide as the checks' widest row (Check pairs, Thresholds): the scroll there is vertical only
+        right.setMinimumWidth(max(340, holder.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()))
         self.side_splitter = right
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 3)

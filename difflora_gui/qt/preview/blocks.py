@@ -41,7 +41,7 @@ from difflora_gui.lora.block_weights import preset_weights, selector_with_weight
 from difflora_gui.lora.selector import Selector, parse_selector
 from difflora_gui.lora.wan_layout import LAYER_GROUPS
 from difflora_gui.qt.merge.block_grid import GRID_STYLE, BlockGrid, PresetMenu, out_of_range_text
-from difflora_gui.qt.theme import COLORS
+from difflora_gui.qt.theme import COLORS, snug
 
 __all__ = ["FILTER_GROUPS", "OFF_SELECTOR", "BlockWeightsPanel"]
 
@@ -113,6 +113,7 @@ class BlockWeightsPanel(QWidget):
         self.all_button.clicked.connect(lambda: self._user(lambda: self._fill(1.0), "every block on"))
         self.none_button.clicked.connect(lambda: self._user(lambda: self._fill(0.0), "every block off"))
         self.invert_button.clicked.connect(lambda: self._user(self.invert, "invert the blocks"))
+        snug(self.all_button, self.none_button, self.invert_button)
         self.preset_combo = PresetMenu()
         self.preset_combo.activated.connect(self._on_preset_chosen)
         for button in (self.all_button, self.none_button, self.invert_button):

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from difflora_gui.errors import UserError
 from difflora_gui.preview.request import EXPERT_CHOICES, LoraEntry
+from difflora_gui.qt.theme import snug
 
 #: the project keeps at most this many entries (its path keys are declared per index)
 MAX_ENTRIES = 32
@@ -142,7 +143,7 @@ class LoraStack(QWidget):
         self.down_button = QPushButton("Down")
         self.down_button.setObjectName("previewStackDown")
         self.down_button.clicked.connect(lambda: self.move_selected(1))
-        for button in (self.add_button, self.remove_button, self.up_button, self.down_button):
+        for button in snug(self.add_button, self.remove_button, self.up_button, self.down_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addLayout(buttons)

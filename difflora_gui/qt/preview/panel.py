@@ -121,7 +121,7 @@ class PreviewPanel(LoraDrops, PanelJobs, QWidget):
         self.inputs_column = column
         scroll.setWidget(body)
         scroll.setMinimumWidth(
-            max(380, body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+            max(340, body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         )
         self.inputs_scroll = scroll
         self.splitter.addWidget(scroll)
@@ -155,7 +155,7 @@ class PreviewPanel(LoraDrops, PanelJobs, QWidget):
         for name in ("render_button", "auto_check", "cancel_button", "progress", "stale_line", "status_line"):
             setattr(self, name, getattr(self.render_bar, name))
         right_layout.addWidget(self.render_bar)
-        right.setMinimumWidth(400)
+        right.setMinimumWidth(410)  # the transport and render bars whole; with the inputs: 1280×720 with the docks
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 0)

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 from difflora_gui.preview.request import ACCELERATOR_PRESET, SAMPLERS, LoraEntry, PreviewRequest
 from difflora_gui.qt.merge.run_bar import StatusLine
 from difflora_gui.qt.preview.backend_options import BackendOptions
-from difflora_gui.qt.theme import section_card
+from difflora_gui.qt.theme import narrow_combo, section_card, snug
 
 #: ``(label, width, height)``; the tiny one is for a quick look (and the test model)
 SIZE_PRESETS = (
@@ -242,6 +242,7 @@ class RenderForm(QWidget):
         times = QLabel("×")
         self.size_combo = QComboBox()
         self.size_combo.setObjectName("previewSizePreset")
+        narrow_combo(self.size_combo, 8)
         self.size_combo.addItem("Preset…", None)
         for label, width, height in SIZE_PRESETS:
             self.size_combo.addItem(label, (width, height))
@@ -486,6 +487,8 @@ class RenderBar(QFrame):
         self.progress.setValue(0)
         self.progress.setFormat("idle")
         self.progress.setTextVisible(True)
+        self.progress.setMinimumWidth(60)
+        snug(self.cancel_button)
         row.addWidget(self.render_button)
         row.addWidget(self.auto_check)
         row.addWidget(self.cancel_button)

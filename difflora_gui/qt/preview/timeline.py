@@ -96,7 +96,7 @@ class TransportBar(QWidget):
         self.slider.setObjectName("scrubSlider")
         self.slider.setToolTip("Scrub through the clip (Home / End: first / last frame)")
         self.slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.slider.setMinimumWidth(60)
+        self.slider.setMinimumWidth(36)
         self.counter = QLabel()
         self.counter.setObjectName("frameCounter")
         self.counter.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -116,7 +116,7 @@ class TransportBar(QWidget):
         self.zoom_combo.setVisible(zoom)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
+        layout.setSpacing(3)
         for widget in (self.play_button, self.back_button, self.forward_button):
             layout.addWidget(widget)
         layout.addWidget(self.slider, 1)
@@ -130,6 +130,8 @@ class TransportBar(QWidget):
         button.setObjectName(name)
         if icon is not None:
             button.setIcon(icon)
+            # roomy where there is room, narrower when a 1280×720 column is short of it
+            button.setMinimumWidth(button.iconSize().width() + 12)
         button.setToolTip(tip)
         button.setAutoRaise(False)
         # a click leaves the keyboard focus on the player, so Space keeps meaning play/pause

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from difflora_gui.errors import UserError
 from difflora_gui.qt.param_form import ParamForm
-from difflora_gui.qt.theme import section_card
+from difflora_gui.qt.theme import narrow_combo, section_card
 from difflora_gui.train.backend import backend_values, trainer_backends
 from difflora_gui.train.config import TRAIN_CONFIG
 from difflora_gui.train.presets import PRESETS, preset_values
@@ -120,6 +120,7 @@ class ConfigBox(QWidget):
         row.setSpacing(6)
         self.preset_combo = QComboBox()
         self.preset_combo.setObjectName("presetCombo")
+        narrow_combo(self.preset_combo, 18)  # long preset titles must not widen the form past 1280×720
         for item in PRESETS:
             self.preset_combo.addItem(item.title, item.name)
             self.preset_combo.setItemData(

@@ -140,7 +140,7 @@ class TrainPanel(PanelJobs, QWidget):
         self._tall: bool | None = None
         right_layout.addWidget(self.lower, 1)
         self._arrange(tall=False)
-        right.setMinimumWidth(420)
+        right.setMinimumWidth(380)  # with the config column: 1280×720 with the Jobs dock open
         self.side = right
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)

@@ -1,8 +1,9 @@
 """The demo walk through the window, step by step, with each section's own controls (issue 16).
 
-First start → the banner's Build the demo → Dataset: Check pairs → Train: the built-in trainer's
-pair run → Merge these (exact SVD, attention targets) → Preview at several strengths with block
-weights → Compare: a strength × seed grid exported as H.264. Used by ``tests/test_qt_demo_walk.py``
+First start → the banner's Build the demo → Dataset: Check pairs → Train on these pairs… → Train:
+the built-in trainer's pair run → Merge these (exact SVD, attention targets) → Preview it: several
+strengths with block weights → Strength grid…: a strength × seed grid exported as H.264. Each
+section is reached with the previous section's hand-off button, as a user moves on. Used by ``tests/test_qt_demo_walk.py``
 (the smallest settings the panels take) and ``bench/demo_walk.py`` (the defaults a user would click,
 timed). Each step returns what it made and keeps its wall time in ``times``."""
 
@@ -108,13 +109,20 @@ class DemoWalk:
         return dict(dataset.scores)
 
     def train_pair(self, config: Mapping[str, Any] | None = None) -> list:
-        """Train: the demo's form (built-in trainer), the quick-test preset's Apply, ``config`` over it,
-        Train; the runs."""
+        """Dataset's Train on these pairs… → Train: the demo's form (built-in trainer), the quick-test
+        preset's Apply, ``config`` over it, Train; the runs."""
         from difflora_gui.project.records import RunRecord
 
-        self.window.show_section("train")
+        dataset = panel(self.window, "dataset-pairs")
         train = panel(self.window, "train-runs")
         with self.timed("pair run"):
+            assert dataset.train_button.isEnabled(), dataset.train_button.toolTip()
+            dataset.train_button.click()
+            assert self.window.current_section() == "train"
+            self.wait(lambda: train.export_job is None, 60_000)
+            folders = [Path(folder) for folder in train.datasets.folders()]
+            assert [f.name for f in folders] == ["A", "B"], folders  # the dataset as exported just now
+            assert all(len(list(f.iterdir())) >= len(dataset.pair_set.pairs) for f in folders)
             self.wait(lambda: not train.checks.pending, 10_000)
             # the demo's form names the quick-test preset; its Apply fills the config with it
             self.steps_before_preset = train.config_box.form.values()["max_train_steps"]
@@ -131,7 +139,8 @@ class DemoWalk:
         return self.window.project.records(RunRecord)
 
     def merge_pair(self) -> Path:
-        """Train's Merge these → Merge with attention targets and the exact SVD → Merge; the output."""
+        """Train's Merge these → Merge with attention targets and the exact SVD → Merge; the output
+        (the merge's plots shown)."""
         train = panel(self.window, "train-runs")
         merge = panel(self.window, "merge-workbench")
         with self.timed("merge"):
@@ -149,18 +158,20 @@ class DemoWalk:
             merge.merge_button.click()
             self.wait(lambda: merge.job is None)
             self.merge_status = merge.status_label.text()
-            if merge.analysis_view is None or not merge.analysis_view.is_filled:
-                merge.analyze_button.click()  # the plots of what was merged
-                self.wait(lambda: merge.job is None and merge.analysis_view is not None)
-                self.wait(lambda: merge.analysis_view.is_filled)
+            # the merge shows the plots of what it merged (built a plot per event-loop pass)
+            self.wait(lambda: merge.analysis_view is not None and merge.analysis_view.is_filled, 60_000)
         return output
 
     def preview(self, lora: Path, strengths, weights, form: Mapping[str, Any] | None = None) -> list:
-        """Preview: the LoRA added, block ``weights`` set, Render at each strength; the results."""
+        """Merge's Preview it → Preview: the merged LoRA in the stack, block ``weights`` set, Render at
+        each strength; the results."""
+        merge = panel(self.window, "merge-workbench")
         view = panel(self.window, "preview-player")
-        self.window.show_section("preview")
         with self.timed("preview"):
-            view.accept_files([str(lora)])
+            assert merge.preview_button.isEnabled(), merge.preview_button.toolTip()
+            merge.preview_button.click()
+            assert self.window.current_section() == "preview"
+            assert [Path(item.entry.file) for item in view.stack.items()] == [lora]
             if form:
                 view.render_form.set_values(dict(form), quiet=False)
             view.blocks.set_weights(weights)
@@ -175,16 +186,18 @@ class DemoWalk:
         return list(view.history)
 
     def grid(self, lora: Path, out: Path, form: Mapping[str, Any] | None = None):
-        """Compare: the LoRA, strengths × seeds, Render grid, Export to ``out``; the shown grid."""
+        """Preview's Strength grid… → Compare: the Preview's stack and settings, strengths × seeds,
+        Render grid, Export to ``out``; the shown grid."""
         from PySide6.QtWidgets import QFileDialog
 
         from difflora_gui.qt.compare.export_dialog import ExportDialog
 
+        view = panel(self.window, "preview-player")
         compare = panel(self.window, "compare-grid")
-        self.window.show_section("compare")
         with self.timed("grid + export"):
-            if not any(Path(e.file) == lora for e in compare.stack.entries()):
-                compare.stack.add_files([lora])
+            view.grid_button.click()
+            assert self.window.current_section() == "compare"
+            assert [Path(e.file) for e in compare.stack.entries()] == [lora]  # handed over, not added
             if form:
                 compare.render_form.set_values(dict(form), quiet=False)
             for number, (kind, text) in enumerate((("strength", GRID_STRENGTHS), ("seed", GRID_SEEDS))):

@@ -15,6 +15,7 @@ from difflora_gui.preview.render_cache import (
     VIDEO_NAME,
     RenderCache,
     cache_dir_for,
+    cached_results,
 )
 from difflora_gui.preview.request import PreviewRequest
 from difflora_gui.preview.video_io import VideoReader
@@ -120,3 +121,29 @@ def test_the_cache_lives_in_the_projects_workspace(tmp_path):
     assert cache_dir_for(project) == expected
     assert cache_dir_for(tmp_path / "demo.difflora") == expected
     assert cache_dir_for(project.workspace) == expected
+
+
+def test_cached_results_are_the_newest_readable_entries_and_looking_does_not_mark_them_used(tmp_path):
+    import dataclasses
+    import time
+
+    cache = RenderCache(tmp_path / "cache", limit_mb=64)
+    for n in range(4):
+        cache.put(_key(n), _frames(n), 8, dataclasses.replace(REQUEST, seed=n))
+        time.sleep(0.01)  # distinct modification times
+    meta = tmp_path / "cache" / _key(2) / META_NAME
+    data = json.loads(meta.read_text(encoding="utf-8"))
+    data["request"] = {"prompt": "x", "frames": 6}  # not 4N+1: this version cannot read it
+    stamp = meta.stat().st_mtime_ns
+    meta.write_text(json.dumps(data), encoding="utf-8")
+    os.utime(meta, ns=(stamp, stamp))
+    used_before = {n: (tmp_path / "cache" / _key(n) / META_NAME).stat().st_mtime_ns for n in range(4)}
+
+    found = cached_results(tmp_path / "cache", limit=2, skip={_key(3)})
+    assert [r.key for r in found] == [_key(1), _key(0)]  # newest first, 3 skipped, 2 unreadable
+    assert [r.request.seed for r in found] == [1, 0] and all(r.cache_hit for r in found)
+    assert (found[0].frames, found[0].width, found[0].height) == (5, 48, 32)
+    assert found[0].video == str(tmp_path / "cache" / _key(1) / VIDEO_NAME)
+    after = {n: (tmp_path / "cache" / _key(n) / META_NAME).stat().st_mtime_ns for n in range(4)}
+    assert after == used_before
+    assert cached_results(tmp_path / "no cache yet") == []

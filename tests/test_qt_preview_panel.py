@@ -203,6 +203,37 @@ def test_the_ab_view_gets_the_render_at_strength_0(make_window, model_and_loras,
     assert "strength 2" in panel.ab_view.note.text()
 
 
+def test_the_ab_view_offers_renders_of_an_earlier_session_from_the_cache(make_window, model_and_loras, qtbot):
+    window = make_window()
+    panel = window.panel
+    panel.accept_files([str(model_and_loras[1][0])])
+    window.quick_form()
+    panel.strength.set_value(-1.5)
+    panel.render()
+    window.wait_idle()
+    earlier = panel._shown["main"]
+    panel.restore_from_project()  # a new session of the project: its renders are only in the cache
+    assert panel.history == [] and panel.cached_refs == []
+    panel.strength.set_value(1.0)
+    panel.render()
+    window.wait_idle()
+    panel.tabs.setCurrentWidget(panel.ab_view)
+    window.wait_idle()
+    combo = panel.ab_view.reference_combo
+    labels = [combo.itemText(i) for i in range(combo.count())]
+    assert labels[1].startswith("Render 1: strength 1")  # this session's first, then the cache's
+    index = next(i for i, text in enumerate(labels) if text.startswith("Cached: strength -1.5"))
+    assert combo.itemData(index) == earlier.key and "64×64" in labels[index]
+    assert not any(text.startswith("Cached: strength 1,") for text in labels)  # not twice
+    submitted = panel.submitted
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+    window.wait_idle()
+    assert panel.submitted == submitted  # shown from the cache, not rendered again
+    left, right = panel.ab_view.swipe.frames_at(0)
+    assert (left != right).any() and "strength -1.5" in panel.ab_view.note.text()
+
+
 def test_export_bakes_the_selected_entry_into_a_loadable_file(
     make_window, model_and_loras, monkeypatch, tmp_path
 ):

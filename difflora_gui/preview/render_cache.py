@@ -271,3 +271,46 @@ def cache_dir_for(project) -> Path:
         is_file = path.suffix == ".difflora" or path.is_file()
         workspace = Workspace(workspace_root_for(path) if is_file else path)
     return workspace.kind_dir("renders") / "cache"
+
+
+def cached_results(folder: str | Path, *, limit: int = 20, skip=()) -> list:
+    """The cache's renders, most recently used first, as
+    :class:`~difflora_gui.preview.backend.PreviewResult` s the A/B view can offer as a reference
+    (earlier sessions' renders and grid cells too). Entries whose request this version cannot
+    read are left out; none is marked as used (looking is not using)."""
+    from difflora_gui.preview.backend import PreviewResult
+    from difflora_gui.preview.request import PreviewRequest
+
+    cache = RenderCache(folder, 0)
+    skipped = set(skip)
+    found = []
+    with _LOCK:
+        # newest first by meta.json's time alone: only the entries shown are read
+        dated = []
+        for path in cache.folder.iterdir() if cache.folder.is_dir() else ():
+            if _KEY_RE.match(path.name) and path.name not in skipped:
+                with contextlib.suppress(OSError):
+                    dated.append(((path / META_NAME).stat().st_mtime_ns, path.name))
+        for _used, key in sorted(dated, reverse=True):
+            entry = cache._load(key)
+            if entry is None:
+                continue
+            try:
+                request = PreviewRequest.from_json(entry.meta.get("request") or {})
+            except (UserError, TypeError, ValueError, KeyError):
+                continue
+            found.append(
+                PreviewResult(
+                    video=str(entry.video),
+                    first_frame=str(entry.first_frame),
+                    key=key,
+                    cache_hit=True,
+                    frames=entry.frames,
+                    width=entry.width,
+                    height=entry.height,
+                    request=request,
+                )
+            )
+            if len(found) >= limit:
+                break
+    return found

@@ -69,8 +69,9 @@ class ABView(QWidget):
     def choice(self) -> str:
         return self.reference_combo.currentData() or ZERO_CHOICE
 
-    def set_history(self, history) -> None:
-        """The renders of this session (newest first) as references; the choice is kept."""
+    def set_history(self, history, cached=()) -> None:
+        """The renders of this session (newest first), then ``cached`` ones from the project's
+        render cache (earlier sessions, grid cells), as references; the choice is kept."""
         combo = self.reference_combo
         chosen = combo.currentData()
         combo.blockSignals(True)
@@ -81,6 +82,14 @@ class ABView(QWidget):
             combo.addItem(
                 f"Render {number}: strength {strengths_text(request)}, seed {request.seed}", result.key
             )
+        for result in cached:
+            request = result.request
+            combo.addItem(
+                f"Cached: strength {strengths_text(request)}, seed {request.seed}, "
+                f"{result.width}×{result.height}, {result.frames} frames",
+                result.key,
+            )
+            combo.setItemData(combo.count() - 1, request.prompt or "(no prompt)", Qt.ItemDataRole.ToolTipRole)
         combo.setCurrentIndex(max(combo.findData(chosen), 0))
         combo.blockSignals(False)
 

@@ -221,7 +221,7 @@ class PreviewPanel(LoraDrops, PanelJobs, QWidget):
         self.blocks.changed.connect(self._on_blocks_changed)
         self.blocks.edited.connect(self._on_blocks_edited)
         self.auto_check.toggled.connect(self._on_auto_toggled)
-        self.tabs.currentChanged.connect(lambda _i: self._refresh_ab())
+        self.tabs.currentChanged.connect(lambda _i: (self.refresh_references(), self._refresh_ab()))
         self.ab_view.reference_changed.connect(self._refresh_ab)
         self.ab_view.failed.connect(lambda message: self.set_status(f"A/B: {message}", "error"))
         # bound methods, not lambdas: Qt drops them with the panel (a plugin toggled rebuilds it)
@@ -425,7 +425,7 @@ class PreviewPanel(LoraDrops, PanelJobs, QWidget):
                 else ("from the cache" if result.cache_hit else "rendered")
             )
             self.set_status(f"{result.frames} frames at {result.width}×{result.height}, {how}", "ok")
-            self.ab_view.set_history(self.history)
+            self.refresh_references()
             self._update_stale()
         self._refresh_ab()
 
@@ -457,7 +457,7 @@ class PreviewPanel(LoraDrops, PanelJobs, QWidget):
         finally:
             self._restoring = False
         # renders of the project before are not this one's to show
-        self._shown, self.history, self._zero_asked = {}, [], None
+        self._shown, self.history, self.cached_refs, self._zero_asked = {}, [], [], None
         self._workspace = self.services.project.workspace_root
         for queue in self.views.values():
             queue.shown = queue.latest = None

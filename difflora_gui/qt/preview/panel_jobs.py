@@ -45,6 +45,8 @@ EXPORT_SLOT = "preview-export"
 LORA_FILTER = "LoRA files (*.safetensors);;All files (*)"
 #: renders of this session remembered for the history and replay (the backend's cache keeps more)
 HISTORY = 12
+#: renders from the project's render cache offered as A/B references (earlier sessions, grid cells)
+CACHED_REFERENCES = 20
 #: results of this session remembered for an instant replay
 KEEP_RESULTS = 256
 
@@ -121,6 +123,8 @@ class PanelJobs:
         self.results: dict[str, PreviewResult] = {}
         #: this session's renders, newest first (the A/B view's history)
         self.history: list[PreviewResult] = []
+        #: the project's cached renders in the A/B view's list (read while the A/B tab is on show)
+        self.cached_refs: list[PreviewResult] = []
         #: how many render jobs this panel submitted (tests)
         self.submitted = 0
         self.export_job = None
@@ -328,6 +332,24 @@ class PanelJobs:
 
     # --- A/B ---------------------------------------------------------------------------------
 
+    def refresh_references(self) -> None:
+        """The A/B view's reference list: this session's renders, then the project's cached ones
+        (read only while the A/B tab is on show: a large cache is many small files)."""
+        from difflora_gui.preview.render_cache import cache_dir_for, cached_results
+
+        cached = []
+        if self.tabs.currentWidget() is self.ab_view:
+            try:
+                cached = cached_results(
+                    cache_dir_for(self.services.project),
+                    limit=CACHED_REFERENCES,
+                    skip={result.key for result in self.history},
+                )
+            except OSError:  # the workspace's drive went away: this session's renders still show
+                cached = []
+        self.cached_refs = cached
+        self.ab_view.set_history(self.history, cached)
+
     def _refresh_ab(self) -> None:
         """The A/B view on show: the reference (left) beside the render on show (right)."""
         main = self._shown.get(MAIN)
@@ -346,7 +368,7 @@ class PanelJobs:
                 return
             label = "strength 0"
         else:
-            reference = next((r for r in self.history if r.key == choice), None)
+            reference = next((r for r in self.history + self.cached_refs if r.key == choice), None)
             if reference is None:
                 return
             label = f"strength {strengths_text(reference.request)}"

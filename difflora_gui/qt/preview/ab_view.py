@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from difflora_gui.errors import UserError
 from difflora_gui.qt.preview.swipe import SwipeCompare
+from difflora_gui.qt.theme import narrow_combo
 
 #: the reference list's first choice: the render at strength 0 for the selected LoRA
 ZERO_CHOICE = "zero"
@@ -45,6 +46,7 @@ class ABView(QWidget):
         label = QLabel("&Compare with")
         self.reference_combo = QComboBox()
         self.reference_combo.setObjectName("previewReference")
+        narrow_combo(self.reference_combo, 24)  # long reference names must not widen the player's column
         self.reference_combo.setToolTip("The left clip: the same render at strength 0, or an earlier render")
         self.reference_combo.activated.connect(lambda _i: self.reference_changed.emit())
         label.setBuddy(self.reference_combo)

@@ -21,6 +21,7 @@ from difflora_gui.comfy.preview_backend import (
     run_comfy_preview,
     settings_defaults,
 )
+from difflora_gui.comfy.workflows import lora_format_problem
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.events import Artifact, Frame
 from difflora_gui.jobs.recording import RecordingContext, run_sync
@@ -393,3 +394,84 @@ def test_a_server_named_by_url_renders_without_settings_and_says_when_it_has_no_
     with_lora = plain.replace(loras=(LoraEntry(str(lora)),))
     outcome = run_sync(run_comfy_preview, PreviewJob(with_lora, options), RecordingContext())
     assert outcome.status == "failed" and "has no LoRA folder set" in str(outcome.error)
+
+
+def test_the_command_line_refuses_a_kohya_lora_for_block_edit_and_the_converted_file_goes_through(
+    tmp_path, servers
+):
+    """WanVideoWrapper's block edit drops ``lora_unet_`` keys without a word, so ``preview`` and
+    ``grid --backend comfyui`` refuse such a file before the server is asked, naming it and the
+    command that converts it; the converted file is then placed on the server."""
+    import json
+
+    from tests.app_process import run_main
+
+    box = servers("box")
+    musubi = tmp_path / "kohya slider.safetensors"
+    make_wan_lora("tiny", path=musubi, rank=4, seed=5, format="musubi")
+    before = musubi.read_bytes()
+    table = {"box": {"url": box.url, "lora_dir": str(box.base / "models/loras")}}
+    common = ["--backend", "comfyui", "--backend-param", f"servers={json.dumps(table)}", "--server", "box",
+              "--backend-param", "template=wanvideo_t2v", "--prompt", "a cat", "--frames", "5",
+              "--size", "64x64", "--steps", "2", "--cache", tmp_path / "cache"]  # fmt: skip
+    for argv in (
+        ["preview", *common, "--lora", f"{musubi}:0.5", "--out", tmp_path / "p.mp4"],
+        ["grid", *common, "--lora", musubi, "--strengths", "0.5,1", "--out", tmp_path / "g.mp4", "--quiet"],
+    ):
+        done = run_main(*argv)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert str(musubi) in lines[0] and "lora_unet_" in lines[0] and "block edit drops" in lines[0]
+        assert "python main.py convert" in lines[0] and "--format comfy" in lines[0]
+        assert box.posted == [] and not list((box.base / "models/loras").glob("*"))
+        assert not (tmp_path / "p.mp4").exists() and not (tmp_path / "g.mp4").exists()
+    assert musubi.read_bytes() == before
+
+    # the command the message gives writes a comfy-format copy beside the file
+    converted = tmp_path / "kohya slider-comfy.safetensors"
+    done = run_main("convert", musubi, converted, "--format", "comfy")
+    assert done.returncode == 0, done.stderr
+    assert lora_format_problem(converted, block_edit=True) == ""
+    models = {"unet": "wan2.1_t2v_1.3B_fp16.safetensors", "clip": "umt5_xxl_fp8.safetensors",
+              "vae": "wan_2.1_vae.safetensors"}  # fmt: skip
+    for (option, name), folder in zip(models.items(), ("diffusion_models", "text_encoders", "vae"), strict=True):
+        (box.base / "models" / folder).mkdir(parents=True, exist_ok=True)
+        (box.base / "models" / folder / name).write_bytes(b"placeholder")
+        common += ["--backend-param", f"{option}={name}"]
+    done = run_main("preview", *common, "--lora", f"{converted}:0.5", "--out", tmp_path / "p.mp4")
+    # (64×64: WanVideoWrapper's smallest size) the stand-in cannot run WanVideoWrapper's model: the
+    # prompt is sent and its loader fails
+    assert done.returncode == 2 and "ComfyUI at" in done.stderr, done.stderr
+    name = unique_lora_name(converted)
+    assert (box.base / "models/loras" / name).read_bytes() == converted.read_bytes()
+    sent = box.posted[-1]["prompt"]
+    chain = [n["inputs"] for n in sent.values() if n["class_type"] == "WanVideoLoraSelect"]
+    assert [(c["lora"], c["strength"]) for c in chain] == [(name, 0.5)]
+    assert musubi.read_bytes() == before
+
+
+def test_a_diffusers_keyed_lora_is_refused_on_every_template_and_a_kohya_one_only_for_block_edit(
+    tmp_path, servers, lora
+):
+    box = servers("box")
+    diffusers = tmp_path / "diffusers.safetensors"
+    make_wan_lora("tiny", path=diffusers, rank=4, seed=5, format="diffusers")
+    musubi = tmp_path / "musubi.safetensors"
+    make_wan_lora("tiny", path=musubi, rank=4, seed=5, format="musubi")
+
+    def outcome(path, **changes):
+        preview = job(tmp_path, [box], lora, **changes)
+        preview = PreviewJob(preview.request.replace(loras=(LoraEntry(str(path)),)), preview.options,
+                             cache_dir=preview.cache_dir)  # fmt: skip
+        return run_sync(run_comfy_preview, preview, RecordingContext())
+
+    refused = outcome(diffusers)
+    assert refused.status == "failed" and isinstance(refused.error, UserError)
+    assert f"{diffusers}: diffusers key names" in str(refused.error) and box.posted == []
+    # ComfyUI's own loaders read lora_unet_ keys: the tiny workflow (no block edit) renders it
+    assert outcome(musubi).status == "done" and len(box.posted) == 1
+    # a LoRA at strength 0 is not sent, so its keys do not matter
+    off = job(tmp_path, [box], lora, template="wanvideo_t2v")
+    off = PreviewJob(off.request.replace(loras=(LoraEntry(str(musubi), strength=0.0),)), off.options,
+                     cache_dir=off.cache_dir)  # fmt: skip
+    assert run_sync(run_comfy_preview, off, RecordingContext()).status == "done"

@@ -222,6 +222,38 @@ def _check_template(opts: ComfyOptions) -> None:
         raise UserError(f"unknown ComfyUI preview template {opts.template!r}; shipped: {', '.join(shipped)}")
 
 
+#: the template whose LoRAs go through WanVideoWrapper's block edit, which drops lora_unet_ keys
+BLOCK_EDIT_TEMPLATE = "wanvideo_t2v"
+
+
+def _check_lora_formats(opts: ComfyOptions, request) -> None:
+    """Refuse, before any server is asked, a LoRA whose key names ComfyUI would not apply: the
+    server would render without it and say nothing (the Preview panel's Render gate, same rule)."""
+    import shlex
+
+    from difflora_gui.comfy.workflows import lora_format_problem
+    from difflora_gui.preview.request import effective_loras
+
+    block_edit = not opts.workflow_file and opts.template == BLOCK_EDIT_TEMPLATE
+    problems = []
+    for entry in effective_loras(request.loras):
+        problem = lora_format_problem(entry.file, block_edit=block_edit)
+        if not problem:
+            continue
+        # the check names the file only; the user needs the path to find it
+        problem = problem.removeprefix(f"{Path(entry.file).name}: ")
+        if "comfy format" in problem:
+            source = Path(entry.file)
+            target = source.with_name(f"{source.stem}-comfy.safetensors")
+            command = f"python main.py convert {shlex.quote(str(source))} {shlex.quote(str(target))}"
+            problem += f" ({command} --format comfy)"
+        problems.append(f"{entry.file}: {problem}")
+    if problems:
+        label = Path(opts.workflow_file).name if opts.workflow_file else opts.template
+        shown = "; ".join(problems)
+        raise UserError(f"the {label} workflow cannot use this LoRA, nothing was sent: {shown}")
+
+
 def _builder(opts: ComfyOptions) -> Callable[..., dict]:
     from difflora_gui.specs import resolve_callable
 
@@ -399,6 +431,7 @@ def run_comfy_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult
     job = job if isinstance(job, PreviewJob) else PreviewJob.from_json(job)
     opts = ComfyOptions.from_json(job.options)
     _check_template(opts)
+    _check_lora_formats(opts, job.request)
     check_outputs(job)
     request = with_hashes(job.request, hash_lora)
     pool = _pool_for(opts)

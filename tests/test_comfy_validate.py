@@ -184,6 +184,16 @@ def test_an_empty_model_folder_is_named():
     ]
 
 
+def test_an_empty_vae_folder_is_named_though_the_server_lists_pixel_space():
+    # ComfyUI 0.8.0's VAELoader lists "pixel_space" with no VAE file in models/vae (a real server)
+    info = copy.deepcopy(INFO)
+    info["VAELoader"]["input"]["required"]["vae_name"] = [["pixel_space"]]
+    workflow = {"1": {"class_type": "VAELoader", "inputs": {"vae_name": ""}}}
+    assert validate_workflow(workflow, info)[0] == (
+        "node 1 (VAELoader): vae_name '': the server offers no choices (no files in its model folder?)"
+    )
+
+
 def test_wrapper_block_keys_without_the_dot_and_a_misspelt_input():
     def change(w):
         w["1"]["inputs"] = {f"blocks.{i}": True for i in range(40)}

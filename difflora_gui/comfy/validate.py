@@ -214,13 +214,18 @@ def _check_range(spec: InputSpec, value) -> str:
     return ""
 
 
+#: choices a real server lists whatever its model folders hold (ComfyUI 0.8.0's VAELoader)
+_BUILT_IN_CHOICES = frozenset({"pixel_space"})
+
+
 def _check_choice(spec: InputSpec, value) -> str:
     choices = list(spec.choices or ())
     values = value if (spec.extra or {}).get("multiselect") and isinstance(value, list) else [value]
     for item in values:
         if item in choices:
             continue
-        if not choices:
+        if not [c for c in choices if c not in _BUILT_IN_CHOICES]:
+            # VAELoader always lists its built-in "pixel_space": only files say a folder is filled
             return f"{spec.name} {_short(item)}: the server offers no choices (no files in its model folder?)"
         shown = ", ".join(_short(c) for c in choices[:_MAX_CHOICES_SHOWN])
         more = f" and {len(choices) - _MAX_CHOICES_SHOWN} more" if len(choices) > _MAX_CHOICES_SHOWN else ""

@@ -153,11 +153,16 @@ class AppSettings:
     #: a diffusers-format Wan folder (model_index.json, transformer[_2], vae, text_encoder) for the
     #: built-in trainer and the preview
     wan_model_dir: str = ""
-    #: the preview's compute dtype, its memory savers (model or group CPU offload, VAE tiling for
-    #: 14B on 24 GB) and the size limit of its render cache in the project workspace
+    #: diffusers component folders (config.json + *.safetensors) used instead of the diffusers
+    #: folder's vae/ and text_encoder/ by the preview and the built-in trainer; empty: the folder's own
+    wan_vae_dir: str = ""
+    wan_text_encoder_dir: str = ""
+    #: the preview's compute dtype, its memory savers (model or group CPU offload, VAE tiling and
+    #: slicing for 14B on 24 GB) and the size limit of its render cache in the project workspace
     preview_dtype: str = field(default="bf16", metadata={"check": _one_of("bf16", "fp16", "fp32")})
     preview_offload: str = field(default="none", metadata={"check": _one_of("none", "model", "group")})
     preview_vae_tiling: bool = False
+    preview_vae_slicing: bool = False
     preview_cache_mb: int = field(default=2048, metadata=_bounded(16, 1_000_000))
     #: a diffusers-format FLUX.1 Kontext [dev] folder (model_index.json, transformer, vae, text
     #: encoders, tokenizers) for counterpart generation; checked by the Settings dialog

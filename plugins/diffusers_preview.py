@@ -39,6 +39,24 @@ PARAMS = (
         title="High-noise DiT file",
     ),
     Param(
+        "vae_dir",
+        "path",
+        "",
+        "a diffusers VAE folder (config.json, *.safetensors) used instead of the model folder's vae/; "
+        "default: Settings ▸ Wan VAE folder",
+        title="VAE folder",
+        advanced=True,
+    ),
+    Param(
+        "text_encoder_dir",
+        "path",
+        "",
+        "a diffusers UMT5 text encoder folder (its tokenizer, else the model folder's tokenizer/) used "
+        "instead of the model folder's text_encoder/; default: Settings ▸ Wan text encoder folder",
+        title="Text encoder folder",
+        advanced=True,
+    ),
+    Param(
         "dtype",
         "choice",
         "bf16",
@@ -61,6 +79,14 @@ PARAMS = (
         False,
         "decode the video in tiles (less memory)",
         title="VAE tiling",
+        advanced=True,
+    ),
+    Param(
+        "vae_slicing",
+        "bool",
+        False,
+        "decode a batch's clips one at a time (less memory with several; a single clip is left as it is)",
+        title="VAE slicing",
         advanced=True,
     ),
     Param(

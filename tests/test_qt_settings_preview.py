@@ -1,4 +1,4 @@
-"""Settings ▸ Preview: dtype, memory savers, VAE tiling and render cache size persist; bad values are refused."""
+"""Settings ▸ Preview: dtype, memory savers, VAE tiling and slicing and render cache size persist; bad values are refused."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def test_preview_settings_are_saved_and_reopened(qtbot, monkeypatch):
         "preview_dtype": "fp16",
         "preview_offload": "group",
         "preview_vae_tiling": True,
+        "preview_vae_slicing": True,
         "preview_cache_mb": 512,
     }
 
@@ -29,6 +30,7 @@ def test_preview_settings_are_saved_and_reopened(qtbot, monkeypatch):
         group.dtype.setCurrentIndex(group.dtype.findData("fp16"))
         group.offload.setCurrentIndex(group.offload.findData("group"))
         group.vae_tiling.setChecked(True)
+        group.vae_slicing.setChecked(True)
         group.cache_mb.setValue(512)
         dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
         return dialog.result()
@@ -138,6 +140,38 @@ def test_the_group_names_the_model_the_training_paths_give(qtbot, tmp_path):
     assert "low.safetensors" in label.text()
     # the paths are edited once, under Training: the Preview group has no copy of them
     assert not set(dialog.preview.values()) & set(dialog.training.values())
+
+
+def test_the_model_line_names_separate_vae_and_text_encoder_folders(qtbot, tmp_path):
+    folder = str(tmp_path / "Wan2.1-T2V-14B-Diffusers")
+    vae = str(tmp_path / "shared" / "vae")
+    encoder = str(tmp_path / "shared" / "umt5-xxl")
+    assert model_summary(folder, "", "", vae, "") == (
+        "Renders with the diffusers folder Wan2.1-T2V-14B-Diffusers (its transformer and text encoder); "
+        "the VAE from shared/vae."
+    )
+    assert model_summary(folder, str(tmp_path / "low.safetensors"), "", vae, encoder) == (
+        "Renders with the DiT file low.safetensors; the VAE from shared/vae; the text encoder from "
+        "shared/umt5-xxl; the configs from the diffusers folder Wan2.1-T2V-14B-Diffusers."
+    )
+    assert model_summary(folder, "", "") == (
+        "Renders with the diffusers folder Wan2.1-T2V-14B-Diffusers (its transformer, VAE and text encoder)."
+    )
+    dialog = SettingsDialog(AppSettings(wan_model_dir=folder), ["cpu"])
+    qtbot.addWidget(dialog)
+    dialog.training.fields["wan_text_encoder_dir"].edit.setText(encoder)  # as typed
+    assert dialog.preview.model_label.text() == model_summary(folder, "", "", "", encoder)
+    assert "the text encoder from shared/umt5-xxl" in dialog.preview.model_label.text()
+
+
+def test_the_slicing_box_says_what_it_saves(qtbot):
+    dialog = SettingsDialog(AppSettings(preview_vae_slicing=True), ["cpu"])
+    qtbot.addWidget(dialog)
+    box = dialog.preview.vae_slicing
+    assert box.isChecked() and dialog.values().preview_vae_slicing
+    assert "one clip at a time" in box.toolTip() and "single clip" in box.toolTip()
+    box.setChecked(False)
+    assert dialog.values().preview_vae_slicing is False
 
 
 def test_the_wheel_over_a_preview_input_does_not_change_it(qtbot):

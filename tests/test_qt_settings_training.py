@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QDialog, QFileDialog, QScrollArea
+from PySide6.QtWidgets import QDialog, QFileDialog, QLabel, QScrollArea
 from safetensors.numpy import save_file
 
 from difflora_gui.qt.settings_dialog import SettingsDialog, validate_settings
@@ -23,6 +23,8 @@ TRAINING = (
     "wan_t5",
     "wan_clip",
     "wan_model_dir",
+    "wan_vae_dir",
+    "wan_text_encoder_dir",
 )
 
 
@@ -54,7 +56,15 @@ def files(tmp_path):
     (wan / "transformer").mkdir(parents=True)
     (wan / "transformer" / "config.json").write_text("{}", encoding="utf-8")
     (wan / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}), encoding="utf-8")
-    return dict(zip(TRAINING, (str(p) for p in (musubi, python, dit, high, vae, t5, clip, wan)), strict=True))
+    components = []
+    for name in ("Wan VAE ü", "UMT5 encoder 模型"):
+        component = root / "shared components" / name
+        component.mkdir(parents=True)
+        (component / "config.json").write_text("{}", encoding="utf-8")
+        save_file({"w": np.zeros((2, 2), np.float16)}, str(component / "model.safetensors"))
+        components.append(component)
+    paths = (musubi, python, dit, high, vae, t5, clip, wan, *components)
+    return dict(zip(TRAINING, (str(p) for p in paths), strict=True))
 
 
 def test_training_paths_load_save_and_reopen(qtbot, monkeypatch, files):
@@ -199,6 +209,37 @@ def test_browse_starts_at_the_value_or_the_last_chosen_folder(qtbot, monkeypatch
     assert dialog.training.fields["wan_vae"].text() == files["wan_vae"]
 
 
+def test_the_component_folders_follow_the_diffusers_folder_with_hints(qtbot, tmp_path, files):
+    from PySide6.QtWidgets import QFormLayout
+
+    dialog = SettingsDialog(AppSettings(), ["cpu"])
+    qtbot.addWidget(dialog)
+    training = dialog.training
+    assert list(training.fields)[-3:] == ["wan_model_dir", "wan_vae_dir", "wan_text_encoder_dir"]
+    form = training.layout()
+    labels = {}
+    for row in range(form.rowCount()):
+        label = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+        field = form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+        if label is not None and field is not None:
+            labels[field.widget()] = label.widget().text()
+    assert labels[training.fields["wan_vae_dir"]] == "Wan VAE folder"
+    assert labels[training.fields["wan_text_encoder_dir"]] == "Wan text encoder folder"
+    hints = [w.text() for w in training.findChildren(QLabel) if w.objectName() == "mutedLabel"]
+    assert any(h.startswith("Empty: the diffusers folder's vae/") for h in hints)
+    assert any(h.startswith("Empty: the diffusers folder's text_encoder/") for h in hints)
+    vae = training.fields["wan_vae_dir"]
+    vae.setText(files["wan_vae"])  # a Musubi .pth file is not a component folder
+    assert vae.problem().startswith("the Wan VAE folder is a file")
+    vae.setText(str(tmp_path / "nowhere"))
+    assert vae.problem() == f"Wan VAE folder not found: {tmp_path / 'nowhere'}"
+    vae.setText(files["wan_vae_dir"])
+    assert vae.problem() == ""
+    # the Preview group names where its VAE comes from
+    training.fields["wan_model_dir"].setText(files["wan_model_dir"])
+    assert "the VAE from shared components/Wan VAE ü" in dialog.preview.model_label.text()
+
+
 def test_the_training_group_fits_and_scrolls_on_a_1280x720_screen(qtbot, tmp_path):
     wrong = str(tmp_path / "nowhere")
     dialog = SettingsDialog(AppSettings(model_folders=[str(tmp_path)]), ["cpu"])
@@ -212,7 +253,7 @@ def test_the_training_group_fits_and_scrolls_on_a_1280x720_screen(qtbot, tmp_pat
     assert hint.width() <= 1280 and hint.height() <= 720 - 60
     assert dialog.width() <= 1280 and dialog.height() <= 720 - 60
     scroll = dialog.findChild(QScrollArea)
-    last = dialog.training.fields["wan_model_dir"]
+    last = dialog.training.fields["wan_text_encoder_dir"]
     scroll.ensureWidgetVisible(last.problem_label)
     qtbot.waitUntil(lambda: not last.problem_label.visibleRegion().isEmpty(), timeout=2000)
     assert dialog.buttons.isVisible()

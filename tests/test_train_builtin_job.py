@@ -39,7 +39,15 @@ def _errors(issues):
 def test_the_plugin_registers_the_backend_and_stays_import_light(spec):
     assert spec.title == "Built-in (diffusers + PEFT)"
     assert spec.pair_modes == ("synchronised", "independent", "slider") and spec.resumable
-    assert [p.name for p in spec.params.params] == ["model", "device", "dtype", "latent_cache", "num_threads"]
+    assert [p.name for p in spec.params.params] == [
+        "model",
+        "vae_dir",
+        "text_encoder_dir",
+        "device",
+        "dtype",
+        "latent_cache",
+        "num_threads",
+    ]
     values = backend_values(spec, {"device": "cpu"}, AppSettings(wan_model_dir="/models/wan 1.3B"))
     assert values["model"] == "/models/wan 1.3B" and values["device"] == "cpu"
     code = (

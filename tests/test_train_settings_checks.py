@@ -14,6 +14,7 @@ from difflora_gui.settings import AppSettings
 from difflora_gui.train.settings_checks import (
     TRAINING_FIELDS,
     SettingProblem,
+    component_folder_problem,
     dit_file_problem,
     field_problem,
     is_absent,
@@ -56,6 +57,8 @@ def test_every_training_setting_is_checked():
         "wan_t5",
         "wan_clip",
         "wan_model_dir",
+        "wan_vae_dir",
+        "wan_text_encoder_dir",
     }
     assert all(hasattr(AppSettings(), name) for name in names)
     assert all(field_problem(name, "") == "" for name in names)  # empty = not set, allowed
@@ -166,6 +169,34 @@ def test_wan_folder_problems(root):
     assert wan_folder_problem(root) == ""
     assert wan_folder_problem(root / "model_index.json").startswith("the Wan diffusers folder is a file")
     assert wan_folder_problem(root / "gone") == f"Wan diffusers folder not found: {root / 'gone'}"
+
+
+def test_component_folders(root):
+    from tests.wan_tiny import save_tiny_wan
+
+    folder = save_tiny_wan(root / "Wan tiny")
+    assert field_problem("wan_vae_dir", "") == "" and field_problem("wan_text_encoder_dir", "") == ""
+    assert field_problem("wan_vae_dir", str(folder / "vae")) == ""
+    assert field_problem("wan_text_encoder_dir", str(folder / "text_encoder")) == ""
+    weights = folder / "vae" / "diffusion_pytorch_model.safetensors"
+    assert field_problem("wan_vae_dir", str(weights)) == (
+        f"the Wan VAE folder is a file; choose the folder that holds config.json and *.safetensors: {weights}"
+    )
+    gone = root / "gone"
+    assert field_problem("wan_text_encoder_dir", str(gone)) == f"Wan text encoder folder not found: {gone}"
+    assert (
+        field_problem("wan_vae_dir", "vae")
+        == "the Wan VAE folder needs a full path (from the drive or /), not vae"
+    )
+    empty = root / "empty"
+    empty.mkdir()
+    assert "has no config.json" in component_folder_problem(empty, "Wan VAE folder")
+    (empty / "config.json").write_text("{}", encoding="utf-8")
+    assert component_folder_problem(empty, "Wan VAE folder") == (
+        f"the Wan VAE folder has no weights (*.safetensors): {empty}"
+    )
+    problems = training_problems(AppSettings(wan_vae_dir=str(empty), wan_text_encoder_dir=str(gone)))
+    assert [(p.field, p.absent) for p in problems] == [("wan_vae_dir", False), ("wan_text_encoder_dir", True)]
 
 
 def test_a_relative_path_is_refused(root, monkeypatch):

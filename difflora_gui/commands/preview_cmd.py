@@ -39,7 +39,7 @@ strength per expert.
 
 --accelerator: the preset for lightx2v-style accelerator LoRAs (4 steps, guidance 1, shift 5,
 euler); flags given explicitly win. Model files and precision default to Settings (Wan diffusers
-folder, DiT files, preview dtype and memory savers); --backend-param KEY=VALUE sets any option
+folder, DiT files, VAE and text encoder folders, preview dtype and memory savers); --backend-param KEY=VALUE sets any option
 of the backend.
 
 prints the written video's path (--json: the result as JSON).
@@ -51,9 +51,12 @@ MODEL_FLAGS = {
     "model": "model_dir",
     "dit": "dit_file",
     "dit_high": "dit_high_file",
+    "vae_dir": "vae_dir",
+    "text_encoder_dir": "text_encoder_dir",
     "dtype": "dtype",
     "offload": "offload",
     "vae_tiling": "vae_tiling",
+    "vae_slicing": "vae_slicing",
     "device": "device",
     "server": "server",
 }
@@ -93,6 +96,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--dit-high", dest="dit_high", metavar="FILE", help="the single-file high-noise DiT (A14B)"
     )
+    model.add_argument(
+        "--vae-dir",
+        dest="vae_dir",
+        metavar="DIR",
+        help="a diffusers VAE folder (config.json, *.safetensors) instead of the model folder's vae/",
+    )
+    model.add_argument(
+        "--text-encoder-dir",
+        dest="text_encoder_dir",
+        metavar="DIR",
+        help="a diffusers UMT5 folder (its tokenizer, else the model folder's) instead of text_encoder/",
+    )
     model.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="compute precision")
     model.add_argument("--offload", choices=("none", "model", "group"), help="CPU offload to fit small GPUs")
     model.add_argument(
@@ -101,6 +116,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="VAE tiling",
+    )
+    model.add_argument(
+        "--vae-slicing",
+        dest="vae_slicing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="VAE slicing (a batch's clips decoded one at a time)",
     )
     model.add_argument(
         "--device", metavar="DEVICE", help="auto (default: a CUDA GPU when present), cpu, cuda, cuda:N"

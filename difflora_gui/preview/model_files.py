@@ -3,7 +3,10 @@
 :class:`ModelSettings` is the backend's options (``PreviewJob.options``): a diffusers-format Wan
 folder (Wan2.1 T2V 1.3B/14B, Wan2.2 A14B with ``transformer_2``, TI2V-5B) and optionally
 single-file DiTs that replace its transformer(s) (``from_single_file``; ``dit_file`` is the
-low-noise expert of A14B, as in the Settings), the compute dtype and the memory savers.
+low-noise expert of A14B, as in the Settings), optionally VAE and text encoder folders that replace
+its ``vae/`` and ``text_encoder/`` (diffusers component folders: config.json and *.safetensors; the
+tokenizer comes from the text encoder folder when it holds one, else the model folder's
+``tokenizer/``), the compute dtype and the memory savers.
 :func:`model_facts` says what the model is (blocks, experts, size) from configs and safetensors
 headers alone, so the block panel can show one control per block before anything is loaded;
 :func:`check_model` names every missing file. Nothing here imports torch.
@@ -23,7 +26,14 @@ from typing import Any
 from difflora_gui.errors import UserError
 from difflora_gui.lora import wan_layout
 from difflora_gui.preview.backend import ModelFacts
-from difflora_gui.train.builtin.model_loading import has_two_experts, read_model_index
+from difflora_gui.train.builtin.model_loading import (
+    TOKENIZER_MARKER,
+    component_dir,
+    has_two_experts,
+    override_problem,
+    read_model_index,
+    tokenizer_dir,
+)
 
 DTYPES = ("bf16", "fp16", "fp32")
 OFFLOADS = ("none", "model", "group")
@@ -39,9 +49,12 @@ class ModelSettings:
     model_dir: str = ""
     dit_file: str = ""
     dit_high_file: str = ""
+    vae_dir: str = ""
+    text_encoder_dir: str = ""
     dtype: str = "bf16"
     offload: str = "none"
     vae_tiling: bool = False
+    vae_slicing: bool = False
     device: str = "cpu"
 
     def __post_init__(self):
@@ -72,9 +85,12 @@ class ModelSettings:
             model_dir=settings.wan_model_dir,
             dit_file=settings.wan_dit,
             dit_high_file=settings.wan_dit_high_noise,
+            vae_dir=settings.wan_vae_dir,
+            text_encoder_dir=settings.wan_text_encoder_dir,
             dtype=settings.preview_dtype,
             offload=settings.preview_offload,
             vae_tiling=bool(settings.preview_vae_tiling),
+            vae_slicing=bool(settings.preview_vae_slicing),
             device=device,
         )
 
@@ -82,10 +98,27 @@ class ModelSettings:
     def folder(self) -> Path:
         return Path(self.model_dir).expanduser()
 
+    @property
+    def vae_folder(self) -> Path:
+        """Where the VAE is read from: :attr:`vae_dir`, else the model folder's ``vae/``."""
+        return component_dir(self.folder, "vae", self.vae_dir)
+
+    @property
+    def text_encoder_folder(self) -> Path:
+        """Where the text encoder is read from: :attr:`text_encoder_dir`, else ``text_encoder/``."""
+        return component_dir(self.folder, "text_encoder", self.text_encoder_dir)
+
+    @property
+    def tokenizer_folder(self) -> Path:
+        """The text encoder folder when it holds a tokenizer, else the model folder's ``tokenizer/``."""
+        return tokenizer_dir(self.folder, self.text_encoder_dir)
+
     def fingerprint(self) -> str:
         """A hex key of the files used (path, size, modification time of every config and weight
-        file, no hashing) and of the settings that change the pixels (dtype, VAE tiling); offload
-        and device move weights around but compute the same thing, so they are left out."""
+        file, no hashing, wherever they are read from) and of the settings that change the pixels
+        (dtype, VAE tiling); offload and device move weights around but compute the same thing,
+        and VAE slicing only splits a batch of clips, while a render decodes one clip (diffusers
+        skips slicing for a batch of one), so they are left out."""
         files = []
         for path in sorted(set(used_files(self))):
             try:
@@ -126,13 +159,19 @@ def used_files(options: Mapping[str, Any] | ModelSettings) -> list[Path]:
     out: list[Path] = []
     folder = settings.folder
     index = _index_or_none(folder) if settings.model_dir else None
+    # the component folders read instead of the model folder's own subfolders
+    elsewhere = {
+        "vae": settings.vae_folder,
+        "text_encoder": settings.text_encoder_folder,
+        "tokenizer": settings.tokenizer_folder,
+    }
     if index is not None:
         out.append(folder / "model_index.json")
         replaced = _replaced_subfolders(settings, has_two_experts(index))
         for name, entry in sorted(index.items()):
             if name.startswith("_") or not (isinstance(entry, list) and entry and entry[0] is not None):
                 continue
-            sub = folder / name
+            sub = elsewhere.get(name, folder / name)
             if name in replaced:
                 # from_single_file still reads the folder's transformer config
                 out.append(sub / "config.json")
@@ -259,9 +298,21 @@ def model_problems(options: Mapping[str, Any] | ModelSettings) -> list[str]:
             problems.append(
                 f"{sub}: no weights (*.safetensors); or set a single-file DiT in Settings ▸ Training ▸ Wan DiT"
             )
+    overrides = {"vae": settings.vae_dir, "text_encoder": settings.text_encoder_dir}
     for name in _TEXT_COMPONENTS:
+        if str(overrides.get(name) or "").strip():
+            if problem := override_problem(name, overrides[name]):
+                problems.append(problem)
+            continue
+        if name == "tokenizer" and settings.tokenizer_folder != folder / "tokenizer":
+            continue  # the text encoder folder brings its own
         sub = folder / name
-        if not sub.is_dir():
+        if not sub.is_dir() and name == "tokenizer" and settings.text_encoder_dir:
+            problems.append(
+                f"{folder}: no tokenizer/ folder, and the Wan text encoder folder "
+                f"{settings.text_encoder_folder} holds no tokenizer ({TOKENIZER_MARKER})"
+            )
+        elif not sub.is_dir():
             problems.append(f"{folder}: no {name}/ folder")
         elif name in ("vae", "text_encoder") and not _has_weights(sub):
             problems.append(f"{sub}: no weights (*.safetensors)")

@@ -95,6 +95,50 @@ def _load_dit(path: str, folder: Path, subfolder: str, dtype):
         raise UserError(f"{path}: cannot load it as the Wan {subfolder} ({first})") from exc
 
 
+def _load_component(what: str, folder: Path, load):
+    try:
+        return load()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{folder}: cannot load it as the Wan {what} ({first})") from exc
+
+
+def _component_overrides(settings: ModelSettings, dtype) -> dict:
+    """The VAE (float32, as the folder's own would be) and the text encoder (with its tokenizer
+    when the folder holds one) from the folders set instead of the model folder's subfolders."""
+    import torch
+
+    extra = {}
+    if settings.vae_dir:
+        from diffusers import AutoencoderKLWan
+
+        folder = settings.vae_folder
+        extra["vae"] = _load_component(
+            "VAE",
+            folder,
+            lambda: AutoencoderKLWan.from_pretrained(
+                str(folder), torch_dtype=torch.float32, local_files_only=True
+            ),
+        )
+    if settings.text_encoder_dir:
+        from transformers import UMT5EncoderModel
+
+        from difflora_gui.train.builtin.model_loading import load_tokenizer
+
+        folder = settings.text_encoder_folder
+        extra["text_encoder"] = _load_component(
+            "text encoder (UMT5)",
+            folder,
+            lambda: UMT5EncoderModel.from_pretrained(str(folder), torch_dtype=dtype, local_files_only=True),
+        )
+        tokens = settings.tokenizer_folder
+        if tokens == folder:
+            extra["tokenizer"] = _load_component(
+                "tokenizer", tokens, lambda: load_tokenizer(settings.folder, tokens)
+            )
+    return extra
+
+
 class ResidentPipeline:
     """A loaded ``WanPipeline`` and its adapters; one render at a time (:attr:`lock`)."""
 
@@ -136,6 +180,7 @@ class ResidentPipeline:
             extra[sub] = _load_dit(settings.dit_file, folder, sub, dtype)
         if settings.dit_high_file:
             extra["transformer"] = _load_dit(settings.dit_high_file, folder, "transformer", dtype)
+        extra.update(_component_overrides(settings, dtype))
         try:
             with _quiet_progress_bars():
                 pipe = WanPipeline.from_pretrained(
@@ -174,6 +219,8 @@ class ResidentPipeline:
             ) from None
         if settings.vae_tiling:
             pipe.vae.enable_tiling()
+        if settings.vae_slicing:
+            pipe.vae.enable_slicing()
         ResidentPipeline.loads += 1
         self.log(
             f"{self.facts.label}: loaded in {time.perf_counter() - started:.1f} s ({dtype_name} on {device})"

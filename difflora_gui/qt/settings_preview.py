@@ -1,8 +1,8 @@
-"""Settings ▸ Preview: the preview's compute dtype, memory savers, VAE tiling and render cache size.
+"""Settings ▸ Preview: compute dtype, memory savers, VAE tiling and slicing, render cache size.
 
-The model it renders with is the Training group's Wan diffusers folder and DiT files (one set of
-paths for training and preview, edited there); this group names the model those paths give, live,
-so a user sees what the preview will load without a second copy of the fields — and, when that is
+The model it renders with is the Training group's Wan diffusers folder, DiT files and VAE and text
+encoder folders (one set of paths for training and preview, edited there); this group names the
+model those paths give, live, so a user sees what the preview will load without a second copy of the fields — and, when that is
 the demo's tiny random model, that its renders are noise-like clips.
 """
 
@@ -18,7 +18,15 @@ from difflora_gui.qt.settings_training import FittedLabel
 from difflora_gui.settings import AppSettings, setting_bounds
 
 #: the AppSettings fields this group edits
-PREVIEW_FIELDS = ("preview_dtype", "preview_offload", "preview_vae_tiling", "preview_cache_mb")
+PREVIEW_FIELDS = (
+    "preview_dtype",
+    "preview_offload",
+    "preview_vae_tiling",
+    "preview_vae_slicing",
+    "preview_cache_mb",
+)
+#: the Training group's paths the model line names
+MODEL_PATH_FIELDS = ("wan_model_dir", "wan_dit", "wan_dit_high_noise", "wan_vae_dir", "wan_text_encoder_dir")
 
 DTYPES = {
     "bf16": (
@@ -81,17 +89,34 @@ def preview_problems(values: AppSettings) -> list[str]:
     return problems
 
 
-def model_summary(model_dir: str, dit: str, dit_high: str) -> str:
+def _short(path: str) -> str:
+    """A component folder by its last two parts: its own name is often just vae or text_encoder."""
+    parts = Path(path).parts
+    return str(Path(*parts[-2:])) if len(parts) >= 2 else path
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def model_summary(
+    model_dir: str, dit: str, dit_high: str, vae_dir: str = "", text_encoder_dir: str = ""
+) -> str:
     """One line naming the model the preview loads from the Training group's paths."""
     folder = Path(model_dir).name if model_dir else ""
+    separate = {"VAE": vae_dir, "text encoder": text_encoder_dir}
+    own = [name for name, path in separate.items() if not path]
+    elsewhere = "".join(f"; the {name} from {_short(path)}" for name, path in separate.items() if path)
     if dit:
         text = f"the DiT file {Path(dit).name}"
         if dit_high:
             text += f" with the high-noise DiT {Path(dit_high).name}"
         where = f"the diffusers folder {folder}" if folder else "no diffusers folder yet (set one above)"
-        return f"Renders with {text}; VAE and text encoder from {where}."
+        if own:
+            return f"Renders with {text}; {_and(own)} from {where}{elsewhere}."
+        return f"Renders with {text}{elsewhere}; the configs from {where}."
     if folder:
-        return f"Renders with the diffusers folder {folder} (its transformer, VAE and text encoder)."
+        return f"Renders with the diffusers folder {folder} (its {_and(['transformer', *own])}){elsewhere}."
     return "No model yet: set the Wan diffusers folder under Training above (it serves the preview too)."
 
 
@@ -119,6 +144,12 @@ class PreviewSettings(QWidget):
         self.vae_tiling.setToolTip(
             "The VAE decodes the clip tile by tile: far less VRAM at 480p/720p, a few seconds slower"
         )
+        self.vae_slicing = QCheckBox("Decode the clips of a batch one at a time")
+        self.vae_slicing.setToolTip(
+            "VAE slicing: a batch of several clips is decoded one clip at a time, so the decode's peak "
+            "VRAM is that of one clip. A preview render decodes a single clip, which slicing leaves "
+            "exactly as it is (no memory saved, no pixel changed); for one clip, tiling is the saver"
+        )
         self.cache_mb = QSpinBox()
         low, high = setting_bounds("preview_cache_mb")
         self.cache_mb.setRange(int(low), int(high))
@@ -139,6 +170,7 @@ class PreviewSettings(QWidget):
         form.addRow("Memory savers", self.offload)
         form.addRow("", self.offload_hint)
         form.addRow("VAE tiling", self.vae_tiling)
+        form.addRow("VAE slicing", self.vae_slicing)
         form.addRow("Render cache", self.cache_mb)
         form.addRow(
             "",
@@ -154,11 +186,12 @@ class PreviewSettings(QWidget):
             self.dtype.currentIndexChanged,
             self.offload.currentIndexChanged,
             self.vae_tiling.toggled,
+            self.vae_slicing.toggled,
             self.cache_mb.valueChanged,
         ):
             signal.connect(self.changed)
         if training is not None:
-            for name in ("wan_model_dir", "wan_dit", "wan_dit_high_noise"):
+            for name in MODEL_PATH_FIELDS:
                 training.fields[name].changed.connect(self.refresh_model)
             training.demo_model_changed.connect(self.refresh_model)
         self._update_hints()
@@ -187,9 +220,7 @@ class PreviewSettings(QWidget):
             self.model_label.setText("The model comes from the Training settings (Wan diffusers folder).")
             return
         paths = self._training.fields
-        summary = model_summary(
-            paths["wan_model_dir"].text(), paths["wan_dit"].text(), paths["wan_dit_high_noise"].text()
-        )
+        summary = model_summary(*(paths[name].text() for name in MODEL_PATH_FIELDS))
         if self._training.demo_model and not paths["wan_dit"].text():
             summary += " " + DEMO_MODEL_SUMMARY
         self.model_label.setText(summary)
@@ -203,6 +234,7 @@ class PreviewSettings(QWidget):
         self._select(self.dtype, settings.preview_dtype)
         self._select(self.offload, settings.preview_offload)
         self.vae_tiling.setChecked(settings.preview_vae_tiling)
+        self.vae_slicing.setChecked(settings.preview_vae_slicing)
         self.cache_mb.setValue(settings.preview_cache_mb)
         self.refresh_model()
 
@@ -211,5 +243,6 @@ class PreviewSettings(QWidget):
             "preview_dtype": self.dtype.currentData(),
             "preview_offload": self.offload.currentData(),
             "preview_vae_tiling": self.vae_tiling.isChecked(),
+            "preview_vae_slicing": self.vae_slicing.isChecked(),
             "preview_cache_mb": self.cache_mb.value(),
         }

@@ -6,7 +6,8 @@ absent now (a drive or share that is away) is shown as a note and does not stop 
 keeps the path for when the drive is back.
 
 Each of the three things a new user has to fetch has a hint saying what to point it at: the Musubi
-Tuner clone and its venv's Python, and the Wan diffusers folders one downloads. When the diffusers
+Tuner clone and its venv's Python, and the Wan diffusers folders one downloads (whose VAE and text
+encoder may also sit in folders of their own). When the diffusers
 folder is the demo's tiny random model, a note says so (its renders are noise-like clips) and
 where real weights go.
 """
@@ -59,6 +60,16 @@ WAN_FOLDER_HINT = (
     "For the built-in trainer and the preview: a Wan diffusers folder downloaded from Hugging Face — "
     "Wan-AI/Wan2.1-T2V-1.3B-Diffusers (the one to start with), Wan-AI/Wan2.1-T2V-14B-Diffusers, "
     "Wan-AI/Wan2.2-T2V-A14B-Diffusers (two experts) or Wan-AI/Wan2.2-TI2V-5B-Diffusers (preview only)."
+)
+
+VAE_FOLDER_HINT = (
+    "Empty: the diffusers folder's vae/. Or a VAE folder of its own (config.json and *.safetensors, "
+    "like a download's vae/ kept elsewhere), for the preview and the built-in trainer."
+)
+TEXT_ENCODER_FOLDER_HINT = (
+    "Empty: the diffusers folder's text_encoder/. Or a UMT5 folder of its own (config.json and "
+    "*.safetensors); its tokenizer comes from it when it holds one, else from the diffusers folder's "
+    "tokenizer/."
 )
 
 
@@ -257,6 +268,10 @@ class TrainingSettings(QWidget):
         self.model_dir = field(
             "wan_model_dir", "diffusers folder (model_index.json, transformer/, vae/, …)", folder=True
         )
+        self.vae_dir = field("wan_vae_dir", "empty: the diffusers folder's vae/", folder=True)
+        self.text_encoder_dir = field(
+            "wan_text_encoder_dir", "empty: the diffusers folder's text_encoder/", folder=True
+        )
         self.fields: dict[str, CheckedPathField] = {
             f.name: f
             for f in (
@@ -268,6 +283,8 @@ class TrainingSettings(QWidget):
                 self.t5,
                 self.clip,
                 self.model_dir,
+                self.vae_dir,
+                self.text_encoder_dir,
             )
         }
 
@@ -299,6 +316,10 @@ class TrainingSettings(QWidget):
             if name == "wan_model_dir":
                 form.addRow("", self.demo_note)
                 form.addRow("", self._hint(WAN_FOLDER_HINT))
+            if name == "wan_vae_dir":
+                form.addRow("", self._hint(VAE_FOLDER_HINT))
+            if name == "wan_text_encoder_dir":
+                form.addRow("", self._hint(TEXT_ENCODER_FOLDER_HINT))
         # the folder is looked at (its README) once typing pauses, as the fields' own checks are
         self._demo_timer = QTimer(self)
         self._demo_timer.setSingleShot(True)

@@ -37,7 +37,7 @@ class TrainingField:
 
     name: str
     label: str
-    kind: str  # "musubi", "python", "dit", "model", "wan_folder"
+    kind: str  # "musubi", "python", "dit", "model", "wan_folder", "component_folder"
     what: str  # how a message names it
 
 
@@ -50,6 +50,10 @@ TRAINING_FIELDS = (
     TrainingField("wan_t5", "T5", "model", "T5 text encoder"),
     TrainingField("wan_clip", "CLIP", "model", "CLIP image encoder"),
     TrainingField("wan_model_dir", "Wan diffusers folder", "wan_folder", "Wan diffusers folder"),
+    TrainingField("wan_vae_dir", "Wan VAE folder", "component_folder", "Wan VAE folder"),
+    TrainingField(
+        "wan_text_encoder_dir", "Wan text encoder folder", "component_folder", "Wan text encoder folder"
+    ),
 )
 FIELDS_BY_NAME = {f.name: f for f in TRAINING_FIELDS}
 
@@ -168,12 +172,32 @@ def wan_folder_problem(folder: str | Path) -> str:
     return ""
 
 
+def component_folder_problem(folder: str | Path, what: str = "component folder") -> str:
+    """Why ``folder`` is not a diffusers component folder (a ``vae`` or ``text_encoder`` folder:
+    config.json and *.safetensors) ('' if it is or is empty); reads no weights."""
+    if not str(folder):
+        return ""
+    path = Path(folder)
+    if path.is_file():
+        return f"the {what} is a file; choose the folder that holds config.json and *.safetensors: {folder}"
+    if not path.is_dir():
+        return f"{what} not found: {folder}"
+    if not (path / "config.json").is_file():
+        return (
+            f"the {what} has no config.json (a diffusers component folder, like a download's vae/): {folder}"
+        )
+    if not any(path.glob("*.safetensors")):
+        return f"the {what} has no weights (*.safetensors): {folder}"
+    return ""
+
+
 _CHECKS = {
     "musubi": lambda value, what: musubi_dir_problem(value),
     "python": lambda value, what: python_problem(value),
     "dit": dit_file_problem,
     "model": model_file_problem,
     "wan_folder": lambda value, what: wan_folder_problem(value),
+    "component_folder": component_folder_problem,
 }
 
 

@@ -85,14 +85,15 @@ def encode_latents(
     cache: TensorCache,
     check_cancel: Callable[[], None],
     report: Callable[[int, int], None],
+    vae_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """``{clip key path: latent (16, F', H', W') float32 on the CPU}``, each clip encoded once."""
+    """``{clip key path: latent (16, F', H', W') float32 on the CPU}``, each clip encoded once;
+    the VAE is ``vae_dir`` when set, else the model folder's ``vae/``."""
     import torch
 
-    from difflora_gui.train.builtin.model_loading import load_vae
+    from difflora_gui.train.builtin.model_loading import component_dir, load_vae
 
-    vae_dir = model_dir / "vae"
-    vae_key = _component_key(vae_dir)
+    vae_key = _component_key(component_dir(model_dir, "vae", vae_dir))
     out: dict[str, Any] = {}
     todo = []
     for clip in clips:
@@ -106,7 +107,7 @@ def encode_latents(
             todo.append((clip, key))
     if not todo:
         return out
-    vae = load_vae(model_dir).to(device)
+    vae = load_vae(model_dir, vae_dir).to(device)
     mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32).view(-1, 1, 1, 1)
     std = torch.tensor(vae.config.latents_std, dtype=torch.float32).view(-1, 1, 1, 1)
     try:
@@ -137,13 +138,16 @@ def encode_captions(
     device: str,
     cache: TensorCache,
     check_cancel: Callable[[], None],
+    text_encoder_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """``{caption: embedding (length, dim) float32 on the CPU}``, each distinct caption once."""
+    """``{caption: embedding (length, dim) float32 on the CPU}``, each distinct caption once; the
+    text encoder is ``text_encoder_dir`` when set, else the model folder's ``text_encoder/``."""
     import torch
 
-    from difflora_gui.train.builtin.model_loading import load_text_encoder
+    from difflora_gui.train.builtin.model_loading import component_dir, load_text_encoder
 
-    te_key = _component_key(model_dir / "text_encoder")
+    # keyed on the files actually read: another text encoder folder must not reuse these embeddings
+    te_key = _component_key(component_dir(model_dir, "text_encoder", text_encoder_dir))
     out: dict[str, Any] = {}
     todo = []
     for caption in dict.fromkeys(captions):
@@ -158,7 +162,7 @@ def encode_captions(
     from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 
     dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    tokenizer, encoder = load_text_encoder(model_dir, dtype=dtype)
+    tokenizer, encoder = load_text_encoder(model_dir, dtype=dtype, text_encoder_dir=text_encoder_dir)
     encoder = encoder.to(device)
     try:
         for caption, key in todo:

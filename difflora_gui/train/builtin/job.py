@@ -58,7 +58,13 @@ def _target_issues(run: TrainRun, model_dir: Path) -> tuple[list[TrainIssue], in
 
 def validate_builtin(run) -> list[TrainIssue]:
     from difflora_gui.train.builtin import data, model_loading, optimizers
-    from difflora_gui.train.builtin.settings import backend_settings, resolve_device, resolve_precision
+    from difflora_gui.train.builtin.settings import (
+        backend_settings,
+        component_dirs,
+        problem_field,
+        resolve_device,
+        resolve_precision,
+    )
     from difflora_gui.train.config import is_two_expert
 
     run = _as_run(run)
@@ -78,8 +84,8 @@ def validate_builtin(run) -> list[TrainIssue]:
                 "expert_mode",
             )
         )
-    problems = model_loading.layout_problems(model_dir, run.expert)
-    issues += [TrainIssue(ERROR, text, "model") for text in problems]
+    problems = model_loading.layout_problems(model_dir, run.expert, **component_dirs(values))
+    issues += [TrainIssue(ERROR, text, problem_field(text, values)) for text in problems]
     if not problems:
         config = model_loading.transformer_config(model_dir, run.expert)
         if task.startswith("i2v") or int(config.get("in_channels", 16)) != 16:
@@ -242,7 +248,12 @@ def describe_builtin(run) -> TrainDescription:
     from difflora_gui.train.builtin import data, model_loading
     from difflora_gui.train.builtin.outputs import RunFiles
     from difflora_gui.train.builtin.prepare import make_schedule
-    from difflora_gui.train.builtin.settings import backend_settings, resolve_device, resolve_precision
+    from difflora_gui.train.builtin.settings import (
+        backend_settings,
+        component_dirs,
+        resolve_device,
+        resolve_precision,
+    )
 
     run = _as_run(run)
     values = backend_settings(run.backend_config)
@@ -268,7 +279,12 @@ def describe_builtin(run) -> TrainDescription:
         plan["noise_stream"] = "shared by A and B" if schedule.stream == 0 else f"own ({run.side})"
     except UserError as exc:
         plan["items"] = {"error": str(exc)}
-    if not model_loading.layout_problems(model_dir, run.expert):
+    dirs = component_dirs(values)
+    plan["vae"] = str(model_loading.component_dir(model_dir, "vae", dirs["vae_dir"]))
+    plan["text_encoder"] = str(
+        model_loading.component_dir(model_dir, "text_encoder", dirs["text_encoder_dir"])
+    )
+    if not model_loading.layout_problems(model_dir, run.expert, **dirs):
         issues, count = _target_issues(run, model_dir)
         plan["target_modules"] = count if not issues else {"error": issues[0].text}
     plan["targets"] = run.config.get("targets")

@@ -4,8 +4,11 @@ The folder is what ``WanPipeline.save_pretrained`` writes (``Wan-AI/Wan2.1-T2V-1
 ``model_index.json``, ``transformer/``, ``vae/``, ``text_encoder/``, ``tokenizer/``. Wan2.2 A14B
 folders add ``transformer_2/`` and ``boundary_ratio``: in diffusers' convention ``transformer`` is
 the high-noise expert (it denoises while t ≥ boundary) and ``transformer_2`` the low-noise one, so a
-per-expert run loads the subfolder of its expert. Components load with the same ``from_pretrained``
-calls a user's own script would make.
+per-expert run loads the subfolder of its expert. The VAE and the text encoder may come from
+folders of their own instead (Settings ▸ Training ▸ Wan VAE folder / Wan text encoder folder: a
+download's ``vae/`` or ``text_encoder/`` kept elsewhere, shared by several models); the tokenizer
+is then the one inside the text encoder folder when it holds one, else the model folder's
+``tokenizer/``. Components load with the same ``from_pretrained`` calls a user's own script would make.
 """
 
 from __future__ import annotations
@@ -20,6 +23,40 @@ from difflora_gui.errors import UserError
 EXPERT_SUBFOLDERS = {None: "transformer", "high": "transformer", "low": "transformer_2"}
 #: what a component subfolder must hold (a config, and weights in one of these forms)
 _WEIGHT_GLOBS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json")
+#: a tokenizer saved with save_pretrained always writes this one
+TOKENIZER_MARKER = "tokenizer_config.json"
+#: how a message names a component folder set in the Settings
+_OVERRIDE_LABELS = {"vae": "Wan VAE folder", "text_encoder": "Wan text encoder folder"}
+
+
+def component_dir(folder: str | Path, name: str, override: str | Path | None = None) -> Path:
+    """Where component ``name`` (vae, text_encoder) is read from: ``override`` when set, else the
+    model folder's subfolder."""
+    if override and str(override).strip():
+        return Path(str(override).strip()).expanduser()
+    return Path(folder) / name
+
+
+def tokenizer_dir(folder: str | Path, text_encoder_dir: str | Path | None = None) -> Path:
+    """The text encoder folder when it holds a tokenizer, else the model folder's ``tokenizer/``."""
+    if text_encoder_dir and str(text_encoder_dir).strip():
+        own = Path(str(text_encoder_dir).strip()).expanduser()
+        if (own / TOKENIZER_MARKER).is_file():
+            return own
+    return Path(folder) / "tokenizer"
+
+
+def override_problem(name: str, override: str | Path) -> str | None:
+    """One line when the folder set for component ``name`` cannot serve as it (None: it can)."""
+    sub = Path(str(override).strip()).expanduser()
+    label = _OVERRIDE_LABELS.get(name, name)
+    if not sub.is_dir():
+        return f"{sub}: the {label} does not exist (Settings ▸ Training ▸ {label})"
+    if not (sub / "config.json").is_file():
+        return f"{sub}: the {label} has no config.json (Settings ▸ Training ▸ {label})"
+    if not any(any(sub.glob(pattern)) for pattern in _WEIGHT_GLOBS):
+        return f"{sub}: the {label} has no weights (*.safetensors)"
+    return None
 
 
 def transformer_subfolder(expert: str | None) -> str:
@@ -63,8 +100,16 @@ def _component_problem(folder: Path, name: str, *, weights: bool = True) -> str 
     return None
 
 
-def layout_problems(folder: str | Path, expert: str | None, *, need_text: bool = True) -> list[str]:
-    """One sentence per thing the folder lacks for a run of ``expert`` (empty: it can train)."""
+def layout_problems(
+    folder: str | Path,
+    expert: str | None,
+    *,
+    need_text: bool = True,
+    vae_dir: str | Path | None = None,
+    text_encoder_dir: str | Path | None = None,
+) -> list[str]:
+    """One sentence per thing the folder (and the VAE and text encoder folders set instead of its
+    own) lacks for a run of ``expert`` (empty: it can train)."""
     folder = Path(folder)
     try:
         index = read_model_index(folder)
@@ -77,16 +122,32 @@ def layout_problems(folder: str | Path, expert: str | None, *, need_text: bool =
             f"{folder}: a Wan2.2 A14B per-expert run needs transformer_2 (the low-noise expert) and "
             "boundary_ratio in model_index.json; this folder has one transformer (a Wan2.1 model?)"
         )
+    overrides = {"vae": vae_dir, "text_encoder": text_encoder_dir}
     components = [subfolder, "vae"] + (["text_encoder", "tokenizer"] if need_text else [])
     for name in components:
-        problem = _component_problem(folder, name, weights=name != "tokenizer")
+        override = overrides.get(name)
+        if override and str(override).strip():
+            problem = override_problem(name, override)
+        elif name == "tokenizer" and tokenizer_dir(folder, text_encoder_dir) != folder / "tokenizer":
+            problem = None  # the text encoder folder brings its own
+        else:
+            problem = _component_problem(folder, name, weights=name != "tokenizer")
         if problem:
             problems.append(problem)
     return problems
 
 
-def check_layout(folder: str | Path, expert: str | None, *, need_text: bool = True) -> None:
-    problems = layout_problems(folder, expert, need_text=need_text)
+def check_layout(
+    folder: str | Path,
+    expert: str | None,
+    *,
+    need_text: bool = True,
+    vae_dir: str | Path | None = None,
+    text_encoder_dir: str | Path | None = None,
+) -> None:
+    problems = layout_problems(
+        folder, expert, need_text=need_text, vae_dir=vae_dir, text_encoder_dir=text_encoder_dir
+    )
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UserError(problems[0] + more)
@@ -127,33 +188,50 @@ def load_transformer(folder: str | Path, expert: str | None, *, dtype: str = "fl
     return model
 
 
-def load_vae(folder: str | Path):
-    """``AutoencoderKLWan`` in float32 (encoding runs once, before training)."""
+def load_vae(folder: str | Path, vae_dir: str | Path | None = None):
+    """``AutoencoderKLWan`` in float32 (encoding runs once, before training), from ``vae_dir``
+    when set, else the folder's ``vae/``."""
     import torch
     from diffusers import AutoencoderKLWan
 
-    folder = Path(folder)
+    source = component_dir(folder, "vae", vae_dir)
     vae = _loading(
         "VAE",
-        folder,
-        lambda: AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32),
+        source,
+        lambda: AutoencoderKLWan.from_pretrained(source, torch_dtype=torch.float32, local_files_only=True),
     )
     return vae.eval().requires_grad_(False)
 
 
-def load_text_encoder(folder: str | Path, *, dtype: str = "float32"):
-    """(tokenizer, UMT5 encoder in ``dtype``) from ``tokenizer/`` and ``text_encoder/``.
+def load_tokenizer(folder: str | Path, tokens: str | Path):
+    """The tokenizer in ``tokens``, of the class the model folder's model_index.json names (as
+    ``WanPipeline.from_pretrained`` loads it): ``AutoTokenizer`` would follow the UMT5 config.json
+    beside a tokenizer kept in the text encoder folder and pick a tokenizer class of its own."""
+    import transformers
+
+    entry = read_model_index(folder).get("tokenizer")
+    name = entry[1] if isinstance(entry, list) and len(entry) == 2 and entry[0] == "transformers" else None
+    cls = getattr(transformers, str(name), None) if name else None
+    return (cls or transformers.AutoTokenizer).from_pretrained(str(tokens))
+
+
+def load_text_encoder(
+    folder: str | Path, *, dtype: str = "float32", text_encoder_dir: str | Path | None = None
+):
+    """(tokenizer, UMT5 encoder in ``dtype``) from ``text_encoder/`` (or ``text_encoder_dir``) and
+    the tokenizer :func:`tokenizer_dir` names.
 
     The real UMT5-XXL has 5.7B parameters: load it in bfloat16 for a GPU (11 GB, not 23).
     """
     import torch
-    from transformers import AutoTokenizer, UMT5EncoderModel
+    from transformers import UMT5EncoderModel
 
-    folder = Path(folder)
-    tokenizer = _loading("tokenizer", folder, lambda: AutoTokenizer.from_pretrained(folder / "tokenizer"))
+    source = component_dir(folder, "text_encoder", text_encoder_dir)
+    tokens = tokenizer_dir(folder, text_encoder_dir)
+    tokenizer = _loading("tokenizer", tokens, lambda: load_tokenizer(folder, tokens))
     encoder = _loading(
         "text encoder (UMT5)",
-        folder,
-        lambda: UMT5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=getattr(torch, dtype)),
+        source,
+        lambda: UMT5EncoderModel.from_pretrained(source, torch_dtype=getattr(torch, dtype)),
     )
     return tokenizer, encoder.eval().requires_grad_(False)

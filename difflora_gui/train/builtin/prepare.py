@@ -17,7 +17,7 @@ from difflora_gui.errors import UserError
 from difflora_gui.train.builtin import data, encode, lora_setup, model_loading, optimizers, state
 from difflora_gui.train.builtin.outputs import RunFiles
 from difflora_gui.train.builtin.schedule import STREAMS, Schedule
-from difflora_gui.train.builtin.settings import Precision, resolve_device, resolve_precision
+from difflora_gui.train.builtin.settings import Precision, component_dirs, resolve_device, resolve_precision
 from difflora_gui.train.config import is_two_expert
 
 
@@ -63,14 +63,14 @@ def make_schedule(run, item_count: int) -> Schedule:
     )
 
 
-def check_model_for_run(run, model_dir: Path) -> None:
+def check_model_for_run(run, model_dir: Path, values: dict[str, Any] | None = None) -> None:
     task = run.config["task"]
     if is_two_expert(task) and run.expert is None:
         raise UserError(
             f"{task}: the built-in trainer trains Wan2.2 A14B per expert (expert_mode per_expert); "
             "the joint mode is Musubi's"
         )
-    model_loading.check_layout(model_dir, run.expert)
+    model_loading.check_layout(model_dir, run.expert, **component_dirs(values or {}))
     in_channels = int(model_loading.transformer_config(model_dir, run.expert).get("in_channels", 16))
     if task.startswith("i2v") or in_channels != 16:
         raise UserError(
@@ -79,10 +79,11 @@ def check_model_for_run(run, model_dir: Path) -> None:
         )
 
 
-def _encode_all(run, ctx, model_dir: Path, slots, precision, latent_cache: bool):
+def _encode_all(run, ctx, model_dir: Path, slots, precision, values: dict[str, Any]):
     resolution = data.parse_training_resolution(run.config["resolution"])
     clips = list({encode.clip_id(c): c for slot in slots for c in slot}.values())
-    cache = encode.TensorCache(Path(run.output_dir) / encode.CACHE_DIR if latent_cache else None)
+    cache = encode.TensorCache(Path(run.output_dir) / encode.CACHE_DIR if values["latent_cache"] else None)
+    dirs = component_dirs(values)
     ctx.status("caching latents")
     latents = encode.encode_latents(
         model_dir,
@@ -92,6 +93,7 @@ def _encode_all(run, ctx, model_dir: Path, slots, precision, latent_cache: bool)
         cache=cache,
         check_cancel=ctx.raise_if_cancelled,
         report=lambda done, total: ctx.progress(done, total, f"encoding {done}/{total}"),
+        vae_dir=dirs["vae_dir"],
     )
     use_files = run.config.get("captions") == "files"
     captions = {c.key: (c.item.caption() if use_files else "") for c in clips}
@@ -102,6 +104,7 @@ def _encode_all(run, ctx, model_dir: Path, slots, precision, latent_cache: bool)
         device=precision.device,
         cache=cache,
         check_cancel=ctx.raise_if_cancelled,
+        text_encoder_dir=dirs["text_encoder_dir"],
     )
     return latents, captions, embeddings
 
@@ -111,7 +114,7 @@ def prepare(run, ctx, values: dict[str, Any]) -> Prepared:
 
     config = run.config
     model_dir = Path(values["model"])
-    check_model_for_run(run, model_dir)
+    check_model_for_run(run, model_dir, values)
     precision = resolve_precision(
         resolve_device(values["device"], run.device), values["dtype"], config.get("mixed_precision", "bf16")
     )
@@ -128,9 +131,7 @@ def prepare(run, ctx, values: dict[str, Any]) -> Prepared:
     every = int(config.get("save_every_n_steps") or 0)
     RunFiles(run.output_dir, run.name).check_free(start, run.total_steps, every, resuming=bool(run.resume))
     slots = data.run_clips(run, config.get("target_frames", [1]))
-    latents, captions, embeddings = _encode_all(
-        run, ctx, model_dir, slots, precision, bool(values["latent_cache"])
-    )
+    latents, captions, embeddings = _encode_all(run, ctx, model_dir, slots, precision, values)
     ctx.raise_if_cancelled()
 
     ctx.status("loading the transformer")

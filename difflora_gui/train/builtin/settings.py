@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from difflora_gui.errors import UserError
@@ -24,6 +25,25 @@ BUILTIN_PARAMS = (
         "a diffusers-format Wan folder (model_index.json, transformer[ and transformer_2], vae, "
         "text_encoder, tokenizer); default: Settings ▸ Wan diffusers folder",
         title="Wan model folder",
+    ),
+    Param(
+        "vae_dir",
+        "path",
+        "",
+        "a diffusers VAE folder (config.json, *.safetensors) used instead of the model folder's vae/; "
+        "default: Settings ▸ Wan VAE folder",
+        title="VAE folder",
+        advanced=True,
+    ),
+    Param(
+        "text_encoder_dir",
+        "path",
+        "",
+        "a diffusers UMT5 text encoder folder (config.json, *.safetensors; its tokenizer, else the model "
+        "folder's tokenizer/) used instead of the model folder's text_encoder/; default: Settings ▸ Wan "
+        "text encoder folder",
+        title="Text encoder folder",
+        advanced=True,
     ),
     Param(
         "device",
@@ -59,10 +79,23 @@ BUILTIN_PARAMS = (
 )
 
 
+#: AppSettings field -> param
+_FROM_SETTINGS = {
+    "wan_model_dir": "model",
+    "wan_vae_dir": "vae_dir",
+    "wan_text_encoder_dir": "text_encoder_dir",
+}
+
+
 def settings_defaults(settings) -> dict[str, Any]:
-    """The app's Settings as defaults of :data:`BUILTIN_PARAMS` (the model folder)."""
-    folder = getattr(settings, "wan_model_dir", "") or ""
-    return {"model": folder} if folder else {}
+    """The app's Settings as defaults of :data:`BUILTIN_PARAMS` (the model, VAE and text encoder
+    folders; only those that are set)."""
+    values = {}
+    for field, param in _FROM_SETTINGS.items():
+        value = str(getattr(settings, field, "") or "").strip()
+        if value:
+            values[param] = value
+    return values
 
 
 def backend_settings(given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -75,6 +108,23 @@ def backend_settings(given: Mapping[str, Any] | None) -> dict[str, Any]:
             "the built-in trainer needs a diffusers Wan folder: set Settings ▸ Wan diffusers folder or pass --model"
         )
     return values
+
+
+def component_dirs(values: Mapping[str, Any]) -> dict[str, str]:
+    """The VAE and text encoder folders set instead of the model folder's own ('' for its own)."""
+    return {
+        "vae_dir": str(values.get("vae_dir") or "").strip(),
+        "text_encoder_dir": str(values.get("text_encoder_dir") or "").strip(),
+    }
+
+
+def problem_field(text: str, values: Mapping[str, Any]) -> str:
+    """The param a layout problem is about: a VAE or text encoder folder set here, else the model."""
+    for name in ("vae_dir", "text_encoder_dir"):
+        folder = str(values.get(name) or "").strip()
+        if folder and text.startswith(str(Path(folder).expanduser())):
+            return name
+    return "model"
 
 
 @dataclass(frozen=True)

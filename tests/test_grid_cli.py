@@ -118,6 +118,19 @@ def test_the_target_entry_per_expert_strengths_and_blocks(tiny, tmp_path):
     assert cell.request.loras[0] == spec.base.loras[0]  # the other entry never changes
 
 
+def test_the_vae_and_text_encoder_folders_and_vae_slicing_reach_the_backend(tiny, tmp_path):
+    wan, (slider, *_rest) = tiny
+    job = _job(
+        tiny,
+        tmp_path,
+        *("--lora", slider, "--strengths", "0,1", "--vae-slicing"),
+        *("--vae-dir", wan / "vae", "--text-encoder-dir", wan / "text_encoder"),
+    )
+    assert job.options["vae_slicing"] is True
+    assert Path(job.options["vae_dir"]) == wan / "vae"
+    assert Path(job.options["text_encoder_dir"]) == wan / "text_encoder"
+
+
 def test_export_options_lane_and_cache(tiny, tmp_path):
     _wan, (slider, *_rest) = tiny
     cache = tmp_path / "cache ü"

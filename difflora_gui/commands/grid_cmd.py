@@ -115,7 +115,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="compute precision")
     model.add_argument("--offload", choices=("none", "model", "group"), help="CPU offload to fit small GPUs")
     model.add_argument(
+        "--vae-dir", dest="vae_dir", metavar="DIR", help="a diffusers VAE folder instead of vae/"
+    )
+    model.add_argument(
+        "--text-encoder-dir",
+        dest="text_encoder_dir",
+        metavar="DIR",
+        help="a diffusers UMT5 folder instead of text_encoder/",
+    )
+    model.add_argument(
         "--vae-tiling", dest="vae_tiling", action=argparse.BooleanOptionalAction, help="VAE tiling"
+    )
+    model.add_argument(
+        "--vae-slicing", dest="vae_slicing", action=argparse.BooleanOptionalAction, help="VAE slicing"
     )
     model.add_argument("--device", metavar="DEVICE", help="auto (a CUDA GPU when present), cpu, cuda, cuda:N")
     model.add_argument("--backend", metavar="NAME", help="the preview backend (default diffusers)")

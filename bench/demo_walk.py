@@ -6,7 +6,8 @@ sections' own controls, but with the settings a user would leave as they are: th
 form (the built-in trainer's quick-test preset on the tiny model) and the render settings the demo
 project opens with in Preview and Compare (128×80, 17 frames, 10 steps). Steps: first start + Build the demo,
 Dataset check, the pair run, Merge these (exact SVD, attention targets), Preview at strengths
-0.5, 1 and 1.5 with block 1 at weight 0.5, Compare's 3 strengths × 2 seeds grid exported to .mp4.
+0.5, 1 and 1.5 with block 1 at weight 0.5, Strength grid…: the demo's grid (strengths -2…2 × seeds
+1, 2) exported to .mp4.
 
 Prints each step's seconds, the total, the exported video's codec, frames and size, and the load
 average before and after. Run with ``QT_QPA_PLATFORM=offscreen python bench/demo_walk.py``;
@@ -73,13 +74,14 @@ def main(argv=None) -> int:
             request = previews[0].request
             print(f"previews: {len(previews)} at {request.width}×{request.height}, {request.frames} frames")
             out = root / "demo grid.mp4"
-            grid = walk.grid(merged, out, FORM)
+            grid = walk.grid(merged, out, FORM, keep_axes=True)
             cell = grid.cells[0]
             spec = walk.window.panels["compare-grid"].widget.grid_spec()
             canvas = grid_geometry(spec, cell.width, cell.height)
             probe = probe_video(out)
+            axes = " × ".join(f"{axis.kind} {len(axis.values)}" for axis in spec.axes)
             print(
-                f"grid: {len(grid.cells)} cells of {cell.width}×{cell.height}; {out.name}: {probe.codec}, "
+                f"grid ({axes}): {len(grid.cells)} cells of {cell.width}×{cell.height}; {out.name}: {probe.codec}, "
                 f"{probe.frames} frames, {probe.width}×{probe.height} (canvas {canvas.width}×{canvas.height})"
             )
         finally:

@@ -185,8 +185,9 @@ class DemoWalk:
                 assert shown, view.status_line.text()
         return list(view.history)
 
-    def grid(self, lora: Path, out: Path, form: Mapping[str, Any] | None = None):
-        """Preview's Strength grid… → Compare: the Preview's stack and settings, strengths × seeds,
+    def grid(self, lora: Path, out: Path, form: Mapping[str, Any] | None = None, *, keep_axes: bool = False):
+        """Preview's Strength grid… → Compare: the Preview's stack and settings, strengths × seeds
+        (:data:`GRID_STRENGTHS` × :data:`GRID_SEEDS`, or ``keep_axes``: the axes the project has),
         Render grid, Export to ``out``; the shown grid."""
         from PySide6.QtWidgets import QFileDialog
 
@@ -200,7 +201,8 @@ class DemoWalk:
             assert [Path(e.file) for e in compare.stack.entries()] == [lora]  # handed over, not added
             if form:
                 compare.render_form.set_values(dict(form), quiet=False)
-            for number, (kind, text) in enumerate((("strength", GRID_STRENGTHS), ("seed", GRID_SEEDS))):
+            axes = () if keep_axes else (("strength", GRID_STRENGTHS), ("seed", GRID_SEEDS))
+            for number, (kind, text) in enumerate(axes):
                 row = compare.axes_form.rows[number]
                 row.kind_combo.setCurrentIndex(row.kind_combo.findData(kind))
                 row.values_edit.setText(text)

@@ -41,6 +41,7 @@ from difflora_gui.merge.input_folders import LastFolders
 from difflora_gui.qt.merge.run_bar import STATUS_COLORS
 from difflora_gui.qt.preview.ab_view import ABView
 from difflora_gui.qt.preview.blocks import BlockWeightsPanel
+from difflora_gui.qt.preview.export_jobs import PanelExport
 from difflora_gui.qt.preview.lora_drops import LoraDrops
 from difflora_gui.qt.preview.lora_stack import ExpertStrengths, LoraStack, items_from_json, items_to_json
 from difflora_gui.qt.preview.panel_jobs import MAIN, SECTION, PanelJobs
@@ -66,7 +67,7 @@ def _scroll_area(name: str) -> QScrollArea:
     return area
 
 
-class PreviewPanel(LoraDrops, PanelJobs, QWidget):
+class PreviewPanel(LoraDrops, PanelJobs, PanelExport, QWidget):
     """The Preview section's panel (``PanelSpec.widget``); takes dropped ``.safetensors`` files."""
 
     def __init__(self, services, parent: QWidget | None = None):

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent
-from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.context import format_duration
@@ -35,14 +34,11 @@ from difflora_gui.qt.jobs import QUEUED
 from difflora_gui.qt.preview.ab_view import ZERO_CHOICE, strengths_text
 from difflora_gui.qt.preview.backend_options import gate_render, render_lane, request_problem
 from difflora_gui.qt.preview.lora_stack import items_from_json
-from difflora_gui.qt.preview.render_form import RENDER_KEYS, entry_text
+from difflora_gui.qt.preview.render_form import RENDER_KEYS
 from difflora_gui.specs import resolve_callable
 
 SECTION = "preview"
 MAIN, ZERO = "main", "zero"
-BAKE_TASK = "difflora_gui.preview.bake:run_bake"
-EXPORT_SLOT = "preview-export"
-LORA_FILTER = "LoRA files (*.safetensors);;All files (*)"
 #: renders of this session remembered for the history and replay (the backend's cache keeps more)
 HISTORY = 12
 #: renders from the project's render cache offered as A/B references (earlier sessions, grid cells)
@@ -373,85 +369,6 @@ class PanelJobs:
                 return
             label = f"strength {strengths_text(reference.request)}"
         self.ab_view.show_pair(reference, main, label)
-
-    # --- export and Save As ------------------------------------------------------------------------------
-
-    # --- export ------------------------------------------------------------------------------
-
-    def export_clicked(self) -> bool:
-        from difflora_gui.lora.experts import expert_output_path
-
-        entry = self.stack.selected_entry()
-        if entry is None:
-            self.set_status("Select the LoRA to export in the stack first", "warning")
-            return False
-        start = self.folders.start(EXPORT_SLOT, current=None) or str(Path(entry.file).parent)
-        name = f"{Path(entry.file).stem}_baked_{entry.strength:g}.safetensors"
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export the baked LoRA",
-            str(Path(start) / name),
-            LORA_FILTER,
-            options=QFileDialog.Option.DontConfirmOverwrite,
-        )
-        if not path:
-            return False
-        out = Path(path)
-        self.folders.remember(EXPORT_SLOT, out.parent)
-        existing = [
-            p for p in (out, expert_output_path(out, "high"), expert_output_path(out, "low")) if p.exists()
-        ]
-        overwrite = False
-        if existing:
-            names = "\n".join(str(p) for p in existing)
-            answer = QMessageBox.question(
-                self, "Replace files?", f"These files exist already:\n{names}\n\nReplace them?"
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                self.set_status("Export cancelled: nothing was written", "info")
-                return False
-            overwrite = True
-        return self.export_entry(out, overwrite=overwrite) is not None
-
-    def export_entry(self, out: str | Path, *, overwrite: bool = False):
-        """Bake the selected entry into ``out`` (two expert files for a two-expert model)."""
-        entry = self.stack.selected_entry()
-        if entry is None:
-            self.set_status("Select the LoRA to export in the stack first", "warning")
-            return None
-        if self.export_job is not None:
-            self.set_status("An export is running; wait for it to end", "warning")
-            return None
-        try:
-            facts = self.model_facts()
-        except UserError:
-            facts = None  # the bake needs no model: the block count only checks the selector
-        params = {
-            "entry": entry.to_json(),
-            "out": str(out),
-            "two_experts": bool(facts.two_experts) if facts is not None else False,
-            "num_blocks": facts.num_blocks if facts is not None else None,
-            "overwrite": overwrite,
-        }
-        handle = self.services.submit(
-            JobRequest(f"Export {Path(out).name}", BAKE_TASK, params=params, lane="light")
-        )
-        self.export_job = handle
-        self._connections += [
-            handle.succeeded.connect(self._on_exported),
-            handle.failed.connect(lambda message, _tb: self.set_status(f"Export failed: {message}", "error")),
-            handle.finished.connect(self._on_export_finished),
-        ]
-        self.set_status(f"Exporting {Path(entry.file).name} ({entry_text(entry)}) to {out}…", "info")
-        return handle
-
-    def _on_exported(self, result) -> None:
-        files = result.get("files") if isinstance(result, Mapping) else None
-        written = ", ".join(str(f) for f in files) if files else str(result)
-        self.set_status(f"Exported: {written}", "ok")
-
-    def _on_export_finished(self, _state: str) -> None:
-        self.export_job = None
 
     def _on_dirty_changed(self, dirty: bool) -> None:
         """Saved: Save As may have moved the workspace (the render cache, LoRA files in it) beside

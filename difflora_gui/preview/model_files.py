@@ -9,7 +9,8 @@ tokenizer comes from the text encoder folder when it holds one, else the model f
 ``tokenizer/``), the compute dtype and the memory savers.
 :func:`model_facts` says what the model is (blocks, experts, size) from configs and safetensors
 headers alone, so the block panel can show one control per block before anything is loaded;
-:func:`check_model` names every missing file. Nothing here imports torch.
+:func:`check_model` names every missing file, :func:`check_size` a width or height the model cannot
+render (TI2V-5B's VAE downsamples 16×, so it renders multiples of 32, not 16). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ OFFLOADS = ("none", "model", "group")
 #: what the text side of the pipeline needs from the folder (a single-file DiT replaces only a transformer)
 _TEXT_COMPONENTS = ("vae", "text_encoder", "tokenizer", "scheduler")
 _VARIANT_TITLES = {"1.3B": "Wan2.1 T2V 1.3B", "14B": "Wan 14B", "5B": "Wan2.2 TI2V-5B"}
+#: the Wan2.2 VAE's latent channels (TI2V-5B); Wan2.1's VAE, which A14B uses too, has 16
+TI2V_LATENT_CHANNELS = 48
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,16 @@ def _variant_of(dim: int | None) -> str:
     return "unknown"
 
 
+def _read_config(path: Path, what: str) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read the {what} config ({exc})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path}: the {what} config is not a JSON object")
+    return config
+
+
 def _config_facts(path: Path) -> tuple[int, int | None]:
     """(num_blocks, dim) from a transformer config.json."""
     try:
@@ -207,6 +220,19 @@ def _config_facts(path: Path) -> tuple[int, int | None]:
     heads, head_dim = config.get("num_attention_heads"), config.get("attention_head_dim")
     dim = int(heads) * int(head_dim) if heads and head_dim else None
     return blocks, dim
+
+
+def _is_ti2v(index: Mapping[str, Any], folder: Path) -> bool:
+    """Whether the folder is the Wan2.2 TI2V family: 48 latent channels (the Wan2.2 VAE) or
+    ``expand_timesteps`` (a timestep per latent token) in model_index.json. Dim alone cannot tell:
+    a test model of any width has this layout too."""
+    if index.get("expand_timesteps") is True:
+        return True
+    try:
+        config = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
+        return int(config.get("in_channels") or 0) == TI2V_LATENT_CHANNELS
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
 
 
 def dit_file_facts(path: str | Path) -> tuple[int, int | None]:
@@ -248,12 +274,79 @@ def model_facts(options: Mapping[str, Any] | ModelSettings) -> ModelFacts:
     if two:
         title = "Wan2.2 A14B" if variant == "14B" else f"Wan-like two experts (dim {dim})"
         label = f"{title}: high- and low-noise experts, {blocks} blocks (switch at {boundary:g})"
+    elif settings.model_dir and variant in ("unknown", "5B") and _is_ti2v(index, settings.folder):
+        # the 48-channel latent and per-token timesteps make it a TI2V-5B, whatever its width
+        full = variant == "5B"
+        variant = "5B"
+        title = _VARIANT_TITLES["5B"] if full else f"{_VARIANT_TITLES['5B']} layout (dim {dim})"
+        label = f"{title}, {blocks} blocks"
     else:
         title = _VARIANT_TITLES.get(variant) or f"Wan-like (dim {dim})"
         label = f"{title}, {blocks} blocks"
     return ModelFacts(
         num_blocks=blocks, two_experts=two, variant=variant, boundary_ratio=boundary, label=label
     )
+
+
+# --- the sizes a model renders -------------------------------------------------------------------
+
+
+def _size_factors(settings: ModelSettings) -> tuple[int, int]:
+    """(the VAE's spatial factor, the transformer's spatial patch) from their configs."""
+    try:
+        vae = _read_config(settings.vae_folder / "config.json", "VAE")
+        transformer = _read_config(settings.folder / "transformer" / "config.json", "transformer")
+        patch = transformer.get("patch_size") or (1, 2, 2)
+        return int(vae.get("scale_factor_spatial") or 8), max(int(patch[1]), int(patch[2]))
+    except (UserError, ValueError, TypeError, IndexError):
+        return 8, 2
+
+
+def size_multiple(options: Mapping[str, Any] | ModelSettings) -> int:
+    """The multiple of pixels the model's width and height must be: the VAE's spatial factor
+    (``scale_factor_spatial``: 8 for Wan2.1's VAE, 16 for Wan2.2's) times the transformer's
+    spatial patch (2), so 16 for Wan2.1 and A14B, 32 for TI2V-5B. diffusers crops any other size
+    down with only a log warning, so the clip would come out smaller than asked. Unreadable
+    configs give 16 (the request's own rule): :func:`check_model` reports the missing file."""
+    factor, patch = _size_factors(_settings(options))
+    return factor * patch
+
+
+def size_problem(width: int, height: int, options: Mapping[str, Any] | ModelSettings) -> str | None:
+    """One line when ``width``×``height`` is not a size the model renders (None: it is)."""
+    settings = _settings(options)
+    factor, patch = _size_factors(settings)
+    multiple = factor * patch
+    if width % multiple == 0 and height % multiple == 0:
+        return None
+    try:
+        name = model_facts(settings).label.split(",")[0]
+    except UserError:
+        name = "this model"
+
+    def down(value: int) -> int:
+        return value // multiple * multiple
+
+    def near(value: int) -> int:
+        return max(multiple, round(value / multiple) * multiple)
+
+    cropped = (
+        f"diffusers would crop it to {down(width)}x{down(height)}"
+        if down(width) and down(height)
+        else "diffusers cannot render it"
+    )
+    return (
+        f"size {width}x{height}: {name} renders widths and heights in multiples of {multiple} "
+        f"(its VAE shrinks a frame {factor}× and the transformer patches {patch}×{patch}); "
+        f"{cropped}: use {near(width)}x{near(height)}"
+    )
+
+
+def check_size(width: int, height: int, options: Mapping[str, Any] | ModelSettings) -> None:
+    """Raise a :class:`UserError` when the model cannot render ``width``×``height``."""
+    problem = size_problem(width, height, options)
+    if problem:
+        raise UserError(problem)
 
 
 # --- checks --------------------------------------------------------------------------------------

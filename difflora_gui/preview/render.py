@@ -124,13 +124,14 @@ def _render(job: PreviewJob, settings, ctx):
 
 def run_preview(job: PreviewJob | Mapping[str, Any], ctx) -> PreviewResult:
     """Render (or replay from the cache) one preview; see the module docstring."""
-    from difflora_gui.preview.model_files import check_model
+    from difflora_gui.preview.model_files import check_model, check_size
     from difflora_gui.preview.render_cache import RenderCache
     from difflora_gui.preview.request import with_hashes
 
     job = job if isinstance(job, PreviewJob) else PreviewJob.from_json(job)
     settings = _model_settings(job.options)
     check_model(settings)
+    check_size(job.request.width, job.request.height, settings)
     check_outputs(job)
     request = with_hashes(job.request, hash_lora)
     key = request.cache_key(settings.fingerprint())

@@ -65,7 +65,9 @@ class LoraEntry:
 class PreviewRequest:
     """A render: prompt and sampling settings, size and length, and the LoRA stack.
 
-    ``frames`` is of the form 4N+1 (Wan's VAE); ``width``/``height`` multiples of 16.
+    ``frames`` is of the form 4N+1 (Wan's VAE); ``width``/``height`` multiples of 16, the rule
+    of every Wan model; a model may need more (TI2V-5B: 32), which is checked against the model
+    before a render (:func:`~difflora_gui.preview.model_files.check_size`).
     ``model`` names the model (its folder or files) and is part of the cache key.
     """
 

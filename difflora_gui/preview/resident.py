@@ -28,7 +28,7 @@ from pathlib import Path
 
 from difflora_gui.errors import UserError
 from difflora_gui.preview.adapters import AdapterStack, describe_stack
-from difflora_gui.preview.model_files import ModelSettings, check_model, model_facts
+from difflora_gui.preview.model_files import ModelSettings, check_model, model_facts, size_problem
 from difflora_gui.preview.request import LoraEntry, PreviewRequest
 from difflora_gui.preview.samplers import scheduler_for
 
@@ -153,6 +153,7 @@ class ResidentPipeline:
         check_model(settings)
         self.facts = model_facts(settings)
         self.fingerprint = settings.fingerprint()
+        self._sizes_checked: dict[tuple[int, int], str | None] = {}
         self._prompt_cache: tuple[tuple, tuple] | None = None
         self.pipe = self._load()
         self.adapters = AdapterStack(
@@ -256,12 +257,18 @@ class ResidentPipeline:
 
         ``on_step(step, total, latents)`` runs after each denoising step (step counts from 1); it
         may raise :class:`~difflora_gui.errors.JobCancelled`, which ends the render and leaves the
-        pipeline ready for the next one.
+        pipeline ready for the next one. A size the model cannot render (TI2V-5B: not a multiple of
+        32) is a :class:`UserError` before anything runs, where diffusers would crop it silently.
         """
         import numpy as np
         import torch
 
         with self.lock:
+            size = (int(request.width), int(request.height))
+            if size not in self._sizes_checked:
+                self._sizes_checked[size] = size_problem(*size, self.settings)
+            if self._sizes_checked[size]:
+                raise UserError(self._sizes_checked[size])
             self.apply_loras(request.loras)
             pipe = self.pipe
             pipe.scheduler = scheduler_for(pipe, request)

@@ -190,3 +190,20 @@ def test_the_block_panel_shows_one_control_per_block_of_the_5b(ti2v, qtbot, monk
         assert panel.render_button.isEnabled()
     finally:
         window.close()
+
+
+def test_the_preview_panel_turns_render_off_for_a_size_the_5b_cannot_render(qtbot, monkeypatch, tmp_path):
+    from tests.preview_panel_helpers import PreviewWindow
+
+    folder = save_tiny_ti2v(tmp_path / "ti2v 5b")
+    window = PreviewWindow(qtbot, monkeypatch, folder)
+    try:
+        panel = window.panel
+        window.quick_form(width=48, height=32)
+        qtbot.waitUntil(lambda: not panel.render_button.isEnabled(), timeout=5_000)
+        tip = panel.render_button.toolTip()
+        assert "multiples of 32" in tip and "use 64x32" in tip
+        window.quick_form(width=64, height=32)
+        qtbot.waitUntil(panel.render_button.isEnabled, timeout=5_000)
+    finally:
+        window.close()

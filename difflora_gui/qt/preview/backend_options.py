@@ -29,6 +29,8 @@ from difflora_gui.errors import UserError
 from difflora_gui.qt.param_form import ParamForm
 
 COMFY_BACKEND = "comfyui"
+#: the in-process backend (difflora_gui.preview.backend.DEFAULT_BACKEND)
+DIFFUSERS_BACKEND = "diffusers"
 BLOCK_EDIT_TEMPLATE = "wanvideo_t2v"
 IN_APP_LANE = "device"
 
@@ -190,8 +192,12 @@ class BackendOptions(QWidget):
 def request_problem(spec, options: Mapping[str, Any], request) -> str:
     """Why ``spec``'s backend cannot render ``request`` as asked ('' when it can), in one line
     saying what to do instead."""
-    if spec is None or spec.name != COMFY_BACKEND:
-        return ""  # the diffusers backend renders every request the form can make
+    if spec is None:
+        return ""
+    if spec.name == DIFFUSERS_BACKEND:
+        return _size_problem(options, request)
+    if spec.name != COMFY_BACKEND:
+        return ""
     from difflora_gui.comfy.preview_backend import model_facts
     from difflora_gui.comfy.workflows import lora_format_problem, request_problems
 
@@ -217,6 +223,16 @@ def request_problem(spec, options: Mapping[str, Any], request) -> str:
         return ""
     more = f" (and {len(problems) - 2} more)" if len(problems) > 2 else ""
     return f"The {template} workflow cannot render this: " + "; ".join(problems[:2]) + more
+
+
+def _size_problem(options: Mapping[str, Any], request) -> str:
+    """The diffusers backend's one model-dependent rule: the size (TI2V-5B: multiples of 32)."""
+    from difflora_gui.preview.model_files import size_problem
+
+    try:
+        return size_problem(request.width, request.height, options) or ""
+    except (UserError, TypeError, ValueError):  # options the model check names on its own
+        return ""
 
 
 def render_lane(spec, options: Mapping[str, Any]) -> str:

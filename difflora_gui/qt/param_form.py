@@ -154,6 +154,7 @@ class ParamForm(QWidget):
             layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
             outer.addLayout(layout)
             sections[key] = layout
+        self._form_layouts = [*sections.values(), *([advanced_layout] if advanced_layout is not None else [])]
         for param in self.schema:
             layout = (
                 advanced_layout if param.advanced and advanced_layout is not None else sections[param.group]
@@ -208,6 +209,12 @@ class ParamForm(QWidget):
 
     def value(self, name: str) -> Any:
         return self.editors[name].value()
+
+    def wrap_long_rows(self) -> None:
+        """Put a field under its label where the form is too narrow for both on one line (a form
+        in a side column), so the form never sets its column's minimum width by its widest row."""
+        for layout in self._form_layouts:
+            layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
 
     def set_values(self, values: Mapping[str, Any]) -> list[str]:
         """Show these values; returns the names the schema does not know (they are ignored)."""

@@ -80,8 +80,10 @@ class ChecksBox(QWidget):
         layout.setSpacing(4)
         row = QHBoxLayout()
         row.setSpacing(6)
-        row.addWidget(QLabel("Training resolution"))
+        resolution_label = QLabel("Resolution")
+        row.addWidget(resolution_label)
         self.resolution_combo = QComboBox()
+        resolution_label.setBuddy(self.resolution_combo)
         self.resolution_combo.setObjectName("checkResolution")
         self.resolution_combo.setEditable(True)
         self.resolution_combo.setValidator(QIntValidator(32, 4096, self))
@@ -89,7 +91,7 @@ class ChecksBox(QWidget):
             self.resolution_combo.addItem(str(value), value)
         self.resolution_combo.setCurrentText("256")
         self.resolution_combo.setToolTip(
-            "Both images of a pair are brought to this short side before they are compared, "
+            "The training resolution: both images of a pair are brought to this short side before they are compared, "
             "so the scores say what the trainer will see"
         )
         self.check_button = QPushButton("Check pairs")
@@ -135,6 +137,7 @@ class ChecksBox(QWidget):
         if config is not None:
             self.form = ParamForm(config)
             self.form.setObjectName("thresholdsForm")
+            self.form.wrap_long_rows()  # the checks column stays narrow at 1280×720
             if "resolution" in self.form.editors:
                 self.form.set_row_visible("resolution", False)  # the combo above sets it
                 heading = self.form.group_headings.get("resolution")

@@ -212,9 +212,20 @@ class ImportResults(QWidget):
         sources = " · ".join(
             f"{side.upper()}: {Path(path).name}" for side, path in sorted(pair_set.sources.items())
         )
+        # only the counts that are not 0: the line stays short beside "Train on these pairs…"
+        parts = [
+            text
+            for count, text in zip(
+                counts,
+                (f"{counts[0]} unpaired in A", f"{counts[1]} unpaired in B", f"{counts[2]} skipped"),
+                strict=True,
+            )
+            if count
+        ]
+        left_out = " · ".join(parts) if parts else "none left out"
         self.summary.setText(
-            f"<b>{len(pair_set.pairs)} pairs</b> · {counts[0]} unpaired in A · {counts[1]} unpaired in B · "
-            f"{counts[2]} skipped" + (f" <span style='color:#8a8d93'>({sources})</span>" if sources else "")
+            f"<b>{len(pair_set.pairs)} pairs</b> · {left_out}"
+            + (f" <span style='color:#8a8d93'>({sources})</span>" if sources else "")
         )
         self.summary.setToolTip(
             "\n".join(f"{side.upper()}: {path}" for side, path in sorted(pair_set.sources.items()))

@@ -156,7 +156,8 @@ class PreviewPanel(LoraDrops, PanelJobs, PanelExport, QWidget):
         for name in ("render_button", "auto_check", "cancel_button", "progress", "stale_line", "status_line"):
             setattr(self, name, getattr(self.render_bar, name))
         right_layout.addWidget(self.render_bar)
-        right.setMinimumWidth(410)  # the transport and render bars whole; with the inputs: 1280×720 with the docks
+        # the transport and render bars whole (with the inputs column: 1280×720 with the docks open)
+        right.setMinimumWidth(max(400, right.minimumSizeHint().width()))
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 0)

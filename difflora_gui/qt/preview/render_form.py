@@ -200,6 +200,7 @@ class RenderForm(QWidget):
         form.setSpacing(6)
         self.backend_combo = QComboBox()
         self.backend_combo.setObjectName("previewBackendCombo")
+        narrow_combo(self.backend_combo, 16)  # a plugin's long backend title must not widen the form
         for name, spec in self.backends.items():
             self.backend_combo.addItem(spec.title, name)
             self.backend_combo.setItemData(
@@ -242,7 +243,7 @@ class RenderForm(QWidget):
         times = QLabel("×")
         self.size_combo = QComboBox()
         self.size_combo.setObjectName("previewSizePreset")
-        narrow_combo(self.size_combo, 8)
+        narrow_combo(self.size_combo, 6)
         self.size_combo.addItem("Preset…", None)
         for label, width, height in SIZE_PRESETS:
             self.size_combo.addItem(label, (width, height))

@@ -32,6 +32,30 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _gc_on_the_gui_thread(request):
+    """Qt tests collect garbage as the app does: on the GUI thread only (qt/main_thread_gc.py).
+
+    Python's collector otherwise runs on whichever thread allocates, and a job or loader thread
+    that frees a cycle holding a Qt object destroys it off the GUI thread (a hang or a crash, seen
+    once in a full run). Other tests keep Python's own collector."""
+    if "qtbot" not in request.fixturenames and "qapp" not in request.fixturenames:
+        yield
+        return
+    import gc
+
+    from difflora_gui.qt.main_thread_gc import install_main_thread_gc
+
+    collector = install_main_thread_gc(request.getfixturevalue("qapp"))
+    yield
+    if collector is not None:
+        collector.timer.stop()
+        collector.setParent(None)
+        collector.deleteLater()
+    gc.enable()
+    gc.collect()  # here, on the GUI thread, what the test left
+
+
+@pytest.fixture(autouse=True)
 def _no_dangling_qthreads(request, monkeypatch):
     """Fail a Qt test that leaves a QThread (or a pooled worker) running after it ends."""
     if "qtbot" not in request.fixturenames and "qapp" not in request.fixturenames:

@@ -33,7 +33,8 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _gc_on_the_gui_thread(request):
-    """Qt tests collect garbage as the app does: on the GUI thread only (qt/main_thread_gc.py).
+    """Qt tests run in the app's theme and collect garbage as the app does: on the GUI thread
+    only (qt/main_thread_gc.py).
 
     Python's collector otherwise runs on whichever thread allocates, and a job or loader thread
     that frees a cycle holding a Qt object destroys it off the GUI thread (a hang or a crash, seen
@@ -44,8 +45,15 @@ def _gc_on_the_gui_thread(request):
     import gc
 
     from difflora_gui.qt.main_thread_gc import install_main_thread_gc
+    from difflora_gui.qt.theme import apply_dark_theme
 
-    collector = install_main_thread_gc(request.getfixturevalue("qapp"))
+    app = request.getfixturevalue("qapp")
+    if not app.property("difflora_themed"):
+        # the app's own look (Fusion, the dark palette, style.qss): sizes and layouts are measured
+        # as users see them, whichever test runs first
+        apply_dark_theme(app)
+        app.setProperty("difflora_themed", True)
+    collector = install_main_thread_gc(app)
     yield
     if collector is not None:
         collector.timer.stop()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFrame,
+    QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QScrollArea,
@@ -179,11 +180,15 @@ class SectionPage(QWidget):
         subtitle = QLabel(info.subtitle)
         subtitle.setObjectName("sectionSubtitle")
         self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(22, 16, 22, 16)
+        self._layout.setContentsMargins(22, 12, 22, 16)
         self._layout.setSpacing(4)
-        self._layout.addWidget(title)
-        self._layout.addWidget(subtitle)
-        self._layout.addSpacing(10)
+        # the subtitle beside the title: one line of height more for the panel (a 720p screen)
+        heading = QHBoxLayout()
+        heading.setSpacing(14)
+        heading.addWidget(title, 0, Qt.AlignmentFlag.AlignBaseline)
+        heading.addWidget(subtitle, 1, Qt.AlignmentFlag.AlignBaseline)
+        self._layout.addLayout(heading)
+        self._layout.addSpacing(6)
         self._body: QWidget | None = None
         self.set_panels([])
 

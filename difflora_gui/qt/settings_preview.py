@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
-from difflora_gui.qt.settings_training import FittedLabel
+from difflora_gui.qt.fitted_label import FittedLabel
 from difflora_gui.settings import AppSettings, setting_bounds
 
 #: the AppSettings fields this group edits

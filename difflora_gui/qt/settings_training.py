@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSize, QTimer, Signal, Slot
+from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from difflora_gui.demo import tiny_model
+from difflora_gui.qt.fitted_label import FittedLabel
 from difflora_gui.qt.theme import COLORS
 from difflora_gui.train.settings_checks import FIELDS_BY_NAME, field_problem, is_absent
 
@@ -87,30 +88,6 @@ def is_demo_model_dir(folder: str | Path) -> bool:
             return readme.read(len(label)) == label
     except OSError:
         return False
-
-
-class FittedLabel(QLabel):
-    """A word-wrapped label exactly as tall as its text at its own width.
-
-    A plain QLabel's size hint guesses a narrow width for wrapped text, so in a wide form a two-line
-    hint gets the height of four lines and sits in a gap; this one asks for the height its actual
-    width needs, and asks again when its width changes.
-    """
-
-    def __init__(self, text: str = "", parent: QWidget | None = None):
-        super().__init__(text, parent)
-        self.setWordWrap(True)
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        hint = super().sizeHint()
-        if self.wordWrap() and self.width() > 0:
-            hint.setHeight(self.heightForWidth(self.width()))
-        return hint
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        super().resizeEvent(event)
-        if event.size().width() != event.oldSize().width():
-            self.updateGeometry()  # the height the new width needs
 
 
 class BrowseMemory:

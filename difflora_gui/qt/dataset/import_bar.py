@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from difflora_gui.qt.dataset.progress import show_progress
+from difflora_gui.qt.fitted_label import FittedLabel
 from difflora_gui.qt.param_form import AdvancedSection
 
 #: the pairing rules offered: (title, kind, placeholder of its text, tooltip)
@@ -185,9 +186,9 @@ class ImportResults(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        self.summary = QLabel("No pairs yet: import two folders, or drop them here.")
+        # as tall as its lines at its width (a plain wrapped QLabel asks for twice that)
+        self.summary = FittedLabel("No pairs yet: import two folders, or drop them here.")
         self.summary.setObjectName("importSummary")
-        self.summary.setWordWrap(True)
         self.details = AdvancedSection("Unpaired and skipped files")
         self.details.setObjectName("importDetails")
         self.details.toggleButton().setToolTip("Show or hide the files the import left out, with the reasons")

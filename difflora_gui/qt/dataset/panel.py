@@ -130,7 +130,7 @@ class DatasetPanel(PanelJobs, PanelEdits, QWidget):
         frame.setWidget(body)
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
+        layout.setSpacing(4)
         self.import_bar = ImportBar()
         self.tools_bar = ToolsBar(self.services.host.dataset_tools(), self.tool_context)
         layout.addWidget(self.import_bar)

@@ -165,7 +165,7 @@ class ToolsBar(QWidget):
         layout = QFlowLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setHorizontalSpacing(6)
-        layout.setVerticalSpacing(4)
+        layout.setVerticalSpacing(3)
         title = QLabel("Tools")
         title.setObjectName("cardHeading")
         layout.addWidget(title)

@@ -243,7 +243,7 @@ class RenderForm(QWidget):
         times = QLabel("×")
         self.size_combo = QComboBox()
         self.size_combo.setObjectName("previewSizePreset")
-        narrow_combo(self.size_combo, 6)
+        narrow_combo(self.size_combo, 4)
         self.size_combo.addItem("Preset…", None)
         for label, width, height in SIZE_PRESETS:
             self.size_combo.addItem(label, (width, height))

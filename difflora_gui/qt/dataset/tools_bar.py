@@ -16,6 +16,7 @@ from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -23,7 +24,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt import QFlowLayout
 
 from difflora_gui.errors import UserError
 from difflora_gui.qt.param_form import ParamForm
@@ -154,49 +154,83 @@ class ToolDialog(QDialog):
 class ToolsBar(QWidget):
     """A button per dataset tool; ``run_requested(spec, values)`` after its dialog's Run.
 
-    The buttons flow onto a second line when the section is narrow (1280×720 with the docks open,
-    or plugins adding tools) instead of widening the panel past the window."""
+    The buttons go onto a second line when the section is narrow (1280×720 with the docks open,
+    or plugins adding tools) instead of widening the panel past the window: rows of plain
+    QHBoxLayouts, rebuilt when the width changes how many fit. (superqt's QFlowLayout keeps its
+    items in a Python list and frees them in ``__del__``, which crashed the app's event loop.)"""
 
     run_requested = Signal(object, dict)
+
+    SPACING = 6
 
     def __init__(self, specs: Mapping[str, Any], context, parent=None):
         super().__init__(parent)
         self._context = context  # a callable: the open set's prefill context
-        layout = QFlowLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setHorizontalSpacing(6)
-        layout.setVerticalSpacing(3)
+        self._column = QVBoxLayout(self)
+        self._column.setContentsMargins(0, 0, 0, 0)
+        self._column.setSpacing(3)
         title = QLabel("Tools")
         title.setObjectName("cardHeading")
-        layout.addWidget(title)
+        self._items: list[QWidget] = [title]
         self.buttons: dict[str, QPushButton] = {}
         for name, spec in specs.items():
             button = QPushButton(spec.title + "…")
             button.setObjectName(f"tool-{name}")
             button.setToolTip(spec.description + f"\n(runs on the {spec.lane} lane)")
             button.clicked.connect(lambda _checked=False, s=spec: self.open_tool(s))
-            layout.addWidget(button)
+            self._items.append(button)
             self.buttons[name] = button
         if not specs:
             note = QLabel("No dataset tools are installed (they come from plugins).")
             note.setObjectName("mutedLabel")
-            layout.addWidget(note)
+            self._items.append(note)
+        self._rows: tuple[int, ...] = ()
+        self._arrange(10**6)  # one row until the bar knows its width
         self.dialog: ToolDialog | None = None
 
-    # A height-for-width child makes the panel's scroll area size the whole body by size hints
-    # (a scroll bar at any size); the bar asks for the lines it needs at its width instead.
-    def hasHeightForWidth(self) -> bool:
-        return False
+    def _row_lengths(self, width: int) -> tuple[int, ...]:
+        """How many items go on each row at ``width`` (at least one per row)."""
+        rows, used = [0], 0
+        for item in self._items:
+            need = item.sizeHint().width()
+            if rows[-1] and used + self.SPACING + need > width:
+                rows.append(0)
+                used = 0
+            used += (self.SPACING if rows[-1] else 0) + need
+            rows[-1] += 1
+        return tuple(rows)
 
-    def sizeHint(self) -> QSize:
-        widest = self.layout().minimumSize()
-        return QSize(widest.width(), max(widest.height(), self.minimumHeight()))
+    def _arrange(self, width: int) -> None:
+        rows = self._row_lengths(width)
+        if rows == self._rows:
+            return
+        self._rows = rows
+        while self._column.count():
+            row = self._column.takeAt(0).layout()
+            if row is not None:
+                while row.count():
+                    row.takeAt(0)
+                row.deleteLater()
+        items = iter(self._items)
+        for length in rows:
+            row = QHBoxLayout()
+            row.setSpacing(self.SPACING)
+            for _ in range(length):
+                row.addWidget(next(items))
+            row.addStretch(1)
+            self._column.addLayout(row)
 
-    def resizeEvent(self, event) -> None:
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        # as narrow as its widest item: the rows, not the bar, set how wide the panel must be
+        hint = super().minimumSizeHint()
+        return QSize(max(item.sizeHint().width() for item in self._items), hint.height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(self.minimumSizeHint().width(), super().sizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
-        needed = self.layout().heightForWidth(event.size().width())
-        if needed != self.minimumHeight():
-            self.setMinimumHeight(needed)
+        self._arrange(event.size().width())
 
     def open_tool(self, spec) -> bool:
         """Show the tool's form; True when the user pressed Run (the panel then runs it)."""

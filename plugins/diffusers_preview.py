@@ -11,6 +11,7 @@ from __future__ import annotations
 from difflora_gui import hookimpl
 from difflora_gui.params import Param
 from difflora_gui.specs import PreviewBackendSpec
+from difflora_gui.train.settings_checks import COMPONENT_FOLDER_PARAMS
 
 _RENDER = "difflora_gui.preview.render"
 
@@ -38,24 +39,7 @@ PARAMS = (
         "the single-file high-noise DiT of Wan2.2 A14B",
         title="High-noise DiT file",
     ),
-    Param(
-        "vae_dir",
-        "path",
-        "",
-        "a diffusers VAE folder (config.json, *.safetensors) used instead of the model folder's vae/; "
-        "default: Settings ▸ Wan VAE folder",
-        title="VAE folder",
-        advanced=True,
-    ),
-    Param(
-        "text_encoder_dir",
-        "path",
-        "",
-        "a diffusers UMT5 text encoder folder (its tokenizer, else the model folder's tokenizer/) used "
-        "instead of the model folder's text_encoder/; default: Settings ▸ Wan text encoder folder",
-        title="Text encoder folder",
-        advanced=True,
-    ),
+    *COMPONENT_FOLDER_PARAMS,
     Param(
         "dtype",
         "choice",

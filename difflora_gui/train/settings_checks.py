@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from difflora_gui.fileio import read_model_index
+from difflora_gui.params import Param
 
 #: the script whose presence marks a Musubi Tuner checkout (the backend runs it from there)
 MUSUBI_TRAIN_SCRIPT = "src/musubi_tuner/wan_train_network.py"
@@ -56,6 +57,28 @@ TRAINING_FIELDS = (
     ),
 )
 FIELDS_BY_NAME = {f.name: f for f in TRAINING_FIELDS}
+#: the backends' options for those two folders (the preview's and the built-in trainer's), declared once
+COMPONENT_FOLDER_PARAMS = (
+    Param(
+        "vae_dir",
+        "path",
+        "",
+        "a diffusers VAE folder (config.json, *.safetensors) used instead of the model folder's vae/; "
+        "default: Settings ▸ Wan VAE folder",
+        title="VAE folder",
+        advanced=True,
+    ),
+    Param(
+        "text_encoder_dir",
+        "path",
+        "",
+        "a diffusers UMT5 text encoder folder (config.json, *.safetensors; its tokenizer, else the model "
+        "folder's tokenizer/) used instead of the model folder's text_encoder/; default: Settings ▸ Wan "
+        "text encoder folder",
+        title="Text encoder folder",
+        advanced=True,
+    ),
+)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from difflora_gui.errors import UserError
 from difflora_gui.params import Param
+from difflora_gui.train.settings_checks import COMPONENT_FOLDER_PARAMS
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -26,25 +27,7 @@ BUILTIN_PARAMS = (
         "text_encoder, tokenizer); default: Settings ▸ Wan diffusers folder",
         title="Wan model folder",
     ),
-    Param(
-        "vae_dir",
-        "path",
-        "",
-        "a diffusers VAE folder (config.json, *.safetensors) used instead of the model folder's vae/; "
-        "default: Settings ▸ Wan VAE folder",
-        title="VAE folder",
-        advanced=True,
-    ),
-    Param(
-        "text_encoder_dir",
-        "path",
-        "",
-        "a diffusers UMT5 text encoder folder (config.json, *.safetensors; its tokenizer, else the model "
-        "folder's tokenizer/) used instead of the model folder's text_encoder/; default: Settings ▸ Wan "
-        "text encoder folder",
-        title="Text encoder folder",
-        advanced=True,
-    ),
+    *COMPONENT_FOLDER_PARAMS,
     Param(
         "device",
         "str",

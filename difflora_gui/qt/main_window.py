@@ -70,6 +70,12 @@ def window_settings() -> QSettings:
     return QSettings(ORGANIZATION, APP_NAME)
 
 
+def jobs_dock_width(window_width: int) -> int:
+    """The Jobs dock's first width: a fifth of the window, 240 to 380 px, so a 1280 px window
+    leaves the sections about 800 px (Preview's inputs and player side by side)."""
+    return max(240, min(380, window_width // 5))
+
+
 def project_is_empty(project: Project) -> bool:
     """No records and nothing in any section: a new project nobody has worked on yet."""
     return not project.records() and not any(project.section(key) for key in project.section_keys())
@@ -201,7 +207,7 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.jobs_dock)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
-        self.resizeDocks([self.jobs_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.jobs_dock], [jobs_dock_width(self.width())], Qt.Orientation.Horizontal)
         self.resizeDocks([self.log_dock], [190], Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
@@ -539,7 +545,7 @@ class MainWindow(QMainWindow):
             dock.show()
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.jobs_dock)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
-        self.resizeDocks([self.jobs_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.jobs_dock], [jobs_dock_width(self.width())], Qt.Orientation.Horizontal)
         self.resizeDocks([self.log_dock], [190], Qt.Orientation.Vertical)
 
     # --- title, show, close ------------------------------------------------------------------

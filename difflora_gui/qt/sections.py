@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QElidingLabel
 
 from difflora_gui.specs import SECTIONS, PanelSpec, resolve_callable
 
@@ -177,8 +178,10 @@ class SectionPage(QWidget):
         self.entries: list[PanelEntry] = []
         title = QLabel(info.title)
         title.setObjectName("sectionTitle")
-        subtitle = QLabel(info.subtitle)
+        # elided when the window is narrow: the heading row never sets the window's minimum width
+        subtitle = QElidingLabel(info.subtitle)
         subtitle.setObjectName("sectionSubtitle")
+        subtitle.setToolTip(info.subtitle)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(22, 12, 22, 16)
         self._layout.setSpacing(4)

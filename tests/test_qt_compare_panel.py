@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
 from difflora_gui.qt.compare.export_dialog import ExportDialog
+from difflora_gui.qt.replace_question import REPLACE_TITLE
 from tests.compare_panel_helpers import CompareWindow, make_model_and_loras
 
 
@@ -123,9 +124,9 @@ def test_render_replay_stale_and_export(window, monkeypatch, tmp_path):
     assert out.with_name("strength grid.sheet.png").is_file()
     # again over the same file: asked, and No leaves it untouched
     before = out.stat().st_mtime_ns, out.read_bytes()
-    window.dialogs.answers["Replace files?"] = QMessageBox.StandardButton.No
+    window.dialogs.answers[REPLACE_TITLE] = QMessageBox.StandardButton.No
     assert not panel.export_clicked()
-    assert window.dialogs.titles("question") == ["Replace files?"]
+    assert window.dialogs.titles("question") == [REPLACE_TITLE]
     assert (out.stat().st_mtime_ns, out.read_bytes()) == before
     assert "nothing was written" in panel.status_line.text()
 

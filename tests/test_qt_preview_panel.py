@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from difflora_gui.jobs.job import JobRequest
 from difflora_gui.qt.jobs import CANCELLED, DONE, RUNNING
+from difflora_gui.qt.replace_question import REPLACE_TITLE
 from tests.preview_panel_helpers import PreviewWindow, make_model_and_loras
 
 
@@ -256,11 +257,11 @@ def test_export_bakes_the_selected_entry_into_a_loadable_file(
     assert names and all(".1." not in name for name in names)
     assert "Exported" in panel.status_line.text()
     # a second export to the same file asks first; No writes nothing
-    window.dialogs.answers["Replace files?"] = QMessageBox.StandardButton.No
+    window.dialogs.answers[REPLACE_TITLE] = QMessageBox.StandardButton.No
     before = out.stat().st_mtime_ns
     assert not panel.export_clicked()
     assert out.stat().st_mtime_ns == before
-    assert "Replace files?" in window.dialogs.titles("question")
+    assert REPLACE_TITLE in window.dialogs.titles("question")
 
 
 def test_the_state_survives_a_project_save_and_reload(make_window, model_and_loras, tmp_path):

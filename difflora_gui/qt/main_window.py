@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from difflora_gui import APP_NAME, __version__
 from difflora_gui.plugin_host import PluginHost, get_plugin_host
 from difflora_gui.project import Project
-from difflora_gui.qt import autosave, gui_hookspecs
+from difflora_gui.qt import autosave, gui_hookspecs, window_layout
 from difflora_gui.qt.actions import install_actions, shortcut_rows
 from difflora_gui.qt.comfy_health import ComfyStatusLabel
 from difflora_gui.qt.demo_offer import DemoLauncher, install_demo_action
@@ -68,12 +68,6 @@ def window_settings() -> QSettings:
     if override:
         return QSettings(str(Path(override) / "window.ini"), QSettings.Format.IniFormat)
     return QSettings(ORGANIZATION, APP_NAME)
-
-
-def jobs_dock_width(window_width: int) -> int:
-    """The Jobs dock's first width: a fifth of the window, 240 to 380 px, so a 1280 px window
-    leaves the sections about 800 px (Preview's inputs and player side by side)."""
-    return max(240, min(380, window_width // 5))
 
 
 def project_is_empty(project: Project) -> bool:
@@ -207,7 +201,7 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.jobs_dock)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
-        self.resizeDocks([self.jobs_dock], [jobs_dock_width(self.width())], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.jobs_dock], [window_layout.jobs_dock_width(self.width())], Qt.Orientation.Horizontal)
         self.resizeDocks([self.log_dock], [190], Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
@@ -545,7 +539,7 @@ class MainWindow(QMainWindow):
             dock.show()
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.jobs_dock)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
-        self.resizeDocks([self.jobs_dock], [jobs_dock_width(self.width())], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.jobs_dock], [window_layout.jobs_dock_width(self.width())], Qt.Orientation.Horizontal)
         self.resizeDocks([self.log_dock], [190], Qt.Orientation.Vertical)
 
     # --- title, show, close ------------------------------------------------------------------

@@ -15,6 +15,12 @@ from PySide6.QtWidgets import QMainWindow, QWidget
 COMPACT_SCREEN = QSize(1500, 880)
 
 
+def jobs_dock_width(window_width: int) -> int:
+    """The Jobs dock's first width: a fifth of the window, 240 to 380 px, so a 1280 px window
+    leaves the sections about 800 px (Preview's inputs and player side by side)."""
+    return max(240, min(380, window_width // 5))
+
+
 def compact_screen() -> bool:
     """The primary screen is small: the docks start closed.
 

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -36,6 +35,7 @@ from difflora_gui.compare.grid_spec import LAYOUTS
 from difflora_gui.compare.grid_types import EXPORT_SUFFIXES, ExportOptions
 from difflora_gui.errors import UserError
 from difflora_gui.qt.merge.run_bar import STATUS_COLORS
+from difflora_gui.qt.replace_question import ask_replace
 
 EXPORT_FILTER = (
     "H.264 video (*.mp4);;WebM video (*.webm);;Animated WebP, short clips (*.webp);;GIF, short clips (*.gif)"
@@ -227,16 +227,10 @@ class ExportActions:
         out, options = dialog.path(), dialog.options()
         self.folders.remember(EXPORT_SLOT, out.parent)
         existing = existing_outputs(out, options)
-        overwrite = False
-        if existing:
-            names = "\n".join(str(p) for p in existing)
-            answer = QMessageBox.question(
-                self, "Replace files?", f"These files exist already:\n{names}\n\nReplace them?"
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                self.set_status("Export cancelled: nothing was written", "info")
-                return False
-            overwrite = True
+        overwrite = bool(existing)
+        if existing and not ask_replace(self, existing, "the exported grid"):
+            self.set_status("Export cancelled: nothing was written", "info")
+            return False
         return self.export_grid(out, options, overwrite=overwrite) is not None
 
     def open_sidecar_clicked(self) -> bool:

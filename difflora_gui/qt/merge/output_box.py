@@ -4,7 +4,7 @@ The name follows the inputs (``<A>-minus-<B>.safetensors`` in the project's outp
 user types or browses one; a later pair of inputs renames it again while it is automatic. An
 automatic name is numbered ComfyUI-style (``…_00002.safetensors``) when the file, or any file of a
 two-expert merge or its analysis files, exists, so a merge never lands on an earlier one. A name the
-user chose that exists is only replaced after :func:`ask_replace` said yes. After a merge the name
+user chose that exists is only replaced after :func:`~difflora_gui.qt.replace_question.ask_replace` said yes. After a merge the name
 still shows the file just written (Copy command reproduces it); the next Merge with an automatic
 name takes the next free number. Overwrite is never stored (the panel keeps it out of the project)
 and is unticked after each merge.
@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -34,7 +33,6 @@ from difflora_gui.merge.config import OUTPUT_PARAMS
 from difflora_gui.merge.result import analysis_paths
 from difflora_gui.qt.param_form import ParamForm
 
-REPLACE_TITLE = "Replace existing file?"
 OUTPUT_TIP = (
     "Where the differential LoRA is written. The name follows the inputs until you edit it; it is "
     "numbered (…_00002) when the file exists. Choosing an existing file asks before it is replaced."
@@ -95,27 +93,6 @@ def numbered_free(output: Path, experts: Iterable[str | None] = (None,)) -> Path
         if not taken(candidate):
             return candidate
     return output
-
-
-def ask_replace(parent: QWidget, files: list[Path], what: str) -> bool:
-    """Ask before replacing ``files`` with ``what``; the question says what each file is."""
-    from difflora_gui.merge.existing_output import describe_file
-
-    lines = "\n".join(f"• {describe_file(path)}" for path in files)
-    folder = files[0].parent if files else ""
-    text = (
-        f"{'This file exists' if len(files) == 1 else 'These files exist'} in {folder}:\n\n{lines}\n\n"
-        f"Replace {'it' if len(files) == 1 else 'them'} with {what}? Choose No to keep "
-        f"{'it' if len(files) == 1 else 'them'}: nothing is written."
-    )
-    answer = QMessageBox.question(
-        parent,
-        REPLACE_TITLE,
-        text,
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No,
-    )
-    return answer == QMessageBox.StandardButton.Yes
 
 
 class OutputBox(QFrame):

@@ -16,8 +16,8 @@ from difflora_gui.merge.history import record_merge, status_text, unwrap, writte
 from difflora_gui.merge.params import MergeParams
 from difflora_gui.project import new_record_id
 from difflora_gui.qt.merge.inputs import short_name
-from difflora_gui.qt.merge.output_box import ask_replace
 from difflora_gui.qt.merge.shortcuts import sync_shortcuts
+from difflora_gui.qt.replace_question import ask_replace
 
 SECTION = "merge"
 TASKS = "difflora_gui.merge.workbench_jobs"

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog
 
 from difflora_gui.errors import UserError
 from difflora_gui.jobs.job import JobRequest
 from difflora_gui.qt.preview.lora_stack import LORA_FILTER
 from difflora_gui.qt.preview.render_form import entry_text
+from difflora_gui.qt.replace_question import ask_replace
 
 BAKE_TASK = "difflora_gui.preview.bake:run_bake"
 EXPORT_SLOT = "preview-export"
@@ -47,16 +48,10 @@ class PanelExport:
         existing = [
             p for p in (out, expert_output_path(out, "high"), expert_output_path(out, "low")) if p.exists()
         ]
-        overwrite = False
-        if existing:
-            names = "\n".join(str(p) for p in existing)
-            answer = QMessageBox.question(
-                self, "Replace files?", f"These files exist already:\n{names}\n\nReplace them?"
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                self.set_status("Export cancelled: nothing was written", "info")
-                return False
-            overwrite = True
+        overwrite = bool(existing)
+        if existing and not ask_replace(self, existing, "the baked LoRA"):
+            self.set_status("Export cancelled: nothing was written", "info")
+            return False
         return self.export_entry(out, overwrite=overwrite) is not None
 
     def export_entry(self, out: str | Path, *, overwrite: bool = False):

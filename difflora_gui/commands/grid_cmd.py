@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from difflora_gui.commands.preview_cmd import _EntryOption, _LoraAction
+from difflora_gui.commands.preview_cmd import _EntryOption, _LoraAction, add_model_flags
 from difflora_gui.specs import CliCommandSpec
 
 DESCRIPTION = """\
@@ -108,38 +108,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     # a value such as "-3:3:1" or "-1,0,1" is a value, not an unknown option (argparse only lets
     # plain negative numbers through); `--strengths=-3:3:1` works on every Python regardless
     parser._negative_number_matcher = re.compile(r"^-\.?\d")
-    model = parser.add_argument_group("model (defaults: Settings)")
-    model.add_argument("--model", metavar="DIR", help="a diffusers-format Wan folder (model_index.json)")
-    model.add_argument("--dit", metavar="FILE", help="a single-file DiT (the low-noise expert of A14B)")
-    model.add_argument("--dit-high", dest="dit_high", metavar="FILE", help="the single-file high-noise DiT")
-    model.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="compute precision")
-    model.add_argument("--offload", choices=("none", "model", "group"), help="CPU offload to fit small GPUs")
-    model.add_argument(
-        "--vae-dir", dest="vae_dir", metavar="DIR", help="a diffusers VAE folder instead of vae/"
-    )
-    model.add_argument(
-        "--text-encoder-dir",
-        dest="text_encoder_dir",
-        metavar="DIR",
-        help="a diffusers UMT5 folder instead of text_encoder/",
-    )
-    model.add_argument(
-        "--vae-tiling", dest="vae_tiling", action=argparse.BooleanOptionalAction, help="VAE tiling"
-    )
-    model.add_argument(
-        "--vae-slicing", dest="vae_slicing", action=argparse.BooleanOptionalAction, help="VAE slicing"
-    )
-    model.add_argument("--device", metavar="DEVICE", help="auto (a CUDA GPU when present), cpu, cuda, cuda:N")
-    model.add_argument("--backend", metavar="NAME", help="the preview backend (default diffusers)")
-    model.add_argument("--server", metavar="NAME|URL", help="--backend comfyui: the ComfyUI server")
-    model.add_argument(
-        "--backend-param",
-        dest="backend_param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="one option of the backend (repeatable)",
-    )
+    add_model_flags(parser, backend_default=None)
     stack = parser.add_argument_group("LoRA stack")
     stack.add_argument("--lora", action=_LoraAction, metavar="FILE[:STRENGTH]", help="a LoRA (repeatable)")
     stack.add_argument(

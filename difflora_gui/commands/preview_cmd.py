@@ -83,11 +83,10 @@ class _EntryOption(argparse.Action):
             namespace.lora_defaults = {**(getattr(namespace, "lora_defaults", None) or {}), self.dest: values}
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = DESCRIPTION
-    parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.set_defaults(lora_specs=None, lora_defaults=None)
+def add_model_flags(parser: argparse.ArgumentParser, *, backend_default: str | None) -> None:
+    """The model and backend flags (:data:`MODEL_FLAGS`, ``--backend``, ``--server``,
+    ``--backend-param``), shared by ``preview`` and ``grid`` (whose ``--backend`` has no default:
+    a sidecar's backend stands unless the flag is given)."""
     model = parser.add_argument_group("model (defaults: Settings)")
     model.add_argument("--model", metavar="DIR", help="a diffusers-format Wan folder (model_index.json)")
     model.add_argument(
@@ -128,7 +127,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--device", metavar="DEVICE", help="auto (default: a CUDA GPU when present), cpu, cuda, cuda:N"
     )
     model.add_argument(
-        "--backend", default=DEFAULT_BACKEND, metavar="NAME", help="the preview backend (default diffusers)"
+        "--backend", default=backend_default, metavar="NAME", help="the preview backend (default diffusers)"
     )
     model.add_argument(
         "--server",
@@ -143,6 +142,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="one option of the backend (repeatable)",
     )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.set_defaults(lora_specs=None, lora_defaults=None)
+    add_model_flags(parser, backend_default=DEFAULT_BACKEND)
     stack = parser.add_argument_group("LoRA stack")
     stack.add_argument("--lora", action=_LoraAction, metavar="FILE[:STRENGTH]", help="a LoRA (repeatable)")
     stack.add_argument(

@@ -69,8 +69,8 @@ def server(tmp_path):
     box = StandinComfy(tmp_path / "box").start()
     for folder, name in MODELS.items():
         (box.base / "models" / folder).mkdir(parents=True, exist_ok=True)
-        (box.base / "models" / folder / name).write_bytes(b"placeholder")
-    (box.base / "models/loras/old.safetensors").write_bytes(b"placeholder")
+        (box.base / "models" / folder / name).write_bytes(b"a model file name the stand-in lists")
+    (box.base / "models/loras/old.safetensors").write_bytes(b"a model file name the stand-in lists")
     yield box
     box.stop()
 

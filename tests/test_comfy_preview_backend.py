@@ -356,7 +356,7 @@ def test_a_shipped_template_names_the_placed_lora_and_the_node_error_is_the_job_
         ("vae", "wan_2.1_vae.safetensors"),
     ):
         (server.base / "models" / folder).mkdir(parents=True, exist_ok=True)
-        (server.base / "models" / folder / name).write_bytes(b"placeholder")
+        (server.base / "models" / folder / name).write_bytes(b"a model file name the stand-in lists")
     models = {"unet": "wan2.1_t2v_1.3B_fp16.safetensors", "clip": "umt5_xxl_fp8.safetensors",
               "vae": "wan_2.1_vae.safetensors"}  # fmt: skip
     wrong = job(
@@ -436,7 +436,7 @@ def test_the_command_line_refuses_a_kohya_lora_for_block_edit_and_the_converted_
               "vae": "wan_2.1_vae.safetensors"}  # fmt: skip
     for (option, name), folder in zip(models.items(), ("diffusion_models", "text_encoders", "vae"), strict=True):
         (box.base / "models" / folder).mkdir(parents=True, exist_ok=True)
-        (box.base / "models" / folder / name).write_bytes(b"placeholder")
+        (box.base / "models" / folder / name).write_bytes(b"a model file name the stand-in lists")
         common += ["--backend-param", f"{option}={name}"]
     done = run_main("preview", *common, "--lora", f"{converted}:0.5", "--out", tmp_path / "p.mp4")
     # (64×64: WanVideoWrapper's smallest size) the stand-in cannot run WanVideoWrapper's model: the

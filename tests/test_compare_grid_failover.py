@@ -14,14 +14,11 @@ import pytest
 from difflora_gui.comfy.pool import DOWN, shared_pool
 from difflora_gui.compare.grid_canvas import grid_geometry
 from difflora_gui.compare.grid_job import run_grid
-from difflora_gui.compare.grid_spec import Axis, GridSpec
-from difflora_gui.compare.grid_types import GridJob
 from difflora_gui.jobs.recording import RecordingContext
 from difflora_gui.jobs.scheduler import Scheduler
-from difflora_gui.lora.synthetic import make_wan_lora
-from difflora_gui.preview.request import LoraEntry, PreviewRequest
 from difflora_gui.preview.video_io import read_video
-from tests.test_comfy_preview_backend import BUILDER, COLOR
+from tests.test_comfy_preview_backend import COLOR
+from tests.test_compare_grid_job import two_server_grid_job
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_comfy_pools")]
 
@@ -30,19 +27,9 @@ def test_a_server_killed_mid_grid_has_its_cells_finish_on_the_other(tmp_path, st
     # "slow" adds the stand-in's ImageBlur, which takes node_delay_s: 'one' is certain to be
     # in the middle of its first cell when it is killed, 'two' renders at once
     one, two = standins("one", node_delay_s=30.0), standins("two")
-    lora = tmp_path / "slider.safetensors"
-    make_wan_lora("tiny", path=lora, rank=4, seed=3)
-    servers = [
-        {"name": name, "url": s.url, "lora_dir": str(s.base / "models/loras")}
-        for name, s in (("one", one), ("two", two))
-    ]
-    request = PreviewRequest(
-        "a cat", width=48, height=32, frames=5, fps=8, steps=4, loras=(LoraEntry(str(lora)),)
-    )
-    spec = GridSpec(request, (Axis.parse("strength", "-1,0.5,1"), Axis.parse("seed", "1,2")))
-    options = {"template": "slow", "servers": servers, "builder": BUILDER}
     out = tmp_path / "grid.mp4"
-    job = GridJob(spec, backend="comfyui", options=options, cache_dir=str(tmp_path / "cache"), out=str(out))
+    job = two_server_grid_job(tmp_path, one, two, strengths="-1,0.5,1", template="slow", out=out)
+    spec = job.spec
 
     killed = threading.Event()
 
@@ -72,7 +59,7 @@ def test_a_server_killed_mid_grid_has_its_cells_finish_on_the_other(tmp_path, st
         assert frames.shape == (5, 32, 48, 3)
         assert np.abs(frames.astype(float).mean(axis=(0, 1, 2)) - COLOR).max() < 8
     assert any("ComfyUI server one failed" in line and "trying another server" in line for line in ctx.logs)
-    pool = shared_pool(servers)
+    pool = shared_pool(job.options["servers"])
     assert pool.health("one").state == DOWN and pool.healthy_names() == ["two"]
 
     # the exported grid: every cell on one canvas

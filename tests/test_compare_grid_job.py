@@ -176,13 +176,10 @@ def test_a_device_pattern_lane_sets_each_cells_device(files, tmp_path, monkeypat
     assert all(c.request["loras"][0]["strength"] in (1.0, 2.0) for c in result.cells)
 
 
-@pytest.mark.usefixtures("fresh_comfy_pools")
-def test_cells_spread_over_two_comfyui_servers(tmp_path, standins):
+def two_server_grid_job(tmp_path, one, two, *, strengths: str, template: str, out=None) -> GridJob:
+    """A strengths × seeds 1,2 grid of a tiny LoRA over the stand-ins ``one`` and ``two``."""
     from tests.test_comfy_preview_backend import BUILDER
 
-    one, two = standins("one"), standins("two")
-    for server in (one, two):
-        server.sampler_step_s = 0.05
     lora = tmp_path / "slider.safetensors"
     make_wan_lora("tiny", path=lora, rank=4, seed=3)
     servers = [
@@ -192,9 +189,19 @@ def test_cells_spread_over_two_comfyui_servers(tmp_path, standins):
     request = PreviewRequest(
         "a cat", width=48, height=32, frames=5, fps=8, steps=4, loras=(LoraEntry(str(lora)),)
     )
-    spec = GridSpec(request, (Axis.parse("strength", "-1:1:0.5"), Axis.parse("seed", "1,2")))
-    options = {"template": "tiny", "servers": servers, "builder": BUILDER}
-    job = GridJob(spec, backend="comfyui", options=options, cache_dir=str(tmp_path / "cache"))
+    spec = GridSpec(request, (Axis.parse("strength", strengths), Axis.parse("seed", "1,2")))
+    options = {"template": template, "servers": servers, "builder": BUILDER}
+    return GridJob(
+        spec, backend="comfyui", options=options, cache_dir=str(tmp_path / "cache"), out=str(out) if out else ""
+    )
+
+
+@pytest.mark.usefixtures("fresh_comfy_pools")
+def test_cells_spread_over_two_comfyui_servers(tmp_path, standins):
+    one, two = standins("one"), standins("two")
+    for server in (one, two):
+        server.sampler_step_s = 0.05
+    job = two_server_grid_job(tmp_path, one, two, strengths="-1:1:0.5", template="tiny")
     lanes = Scheduler(thread_prefix="grid-test")
     try:
         result = run_grid(job, RecordingContext(), scheduler=lanes)
